@@ -1,0 +1,27 @@
+# The two entry points of the README, plus the pieces they are made of.
+.PHONY: setup search test lint bench fixtures
+
+CARGO ?= cargo
+
+# Creates (once per user) the torch 2.11.0 virtual environment that provides libtorch, and links it as .libtorch.
+setup:
+	@./scripts/setup-libtorch.sh >/dev/null
+
+# A real AGNAS search in the NAS-Bench-201 space on the CIFAR-10 subset embedded in agnas (about 10 min, 2 cores).
+search: setup
+	$(CARGO) run --release -p agnas-cli -- search --space nb201
+
+test: setup
+	$(CARGO) test --release --workspace
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Train-step time of the NB201 supernet against the PyTorch reference, same machine, same run.
+bench: setup
+	$(CARGO) build --release -p agnas-cli
+	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/bench_compare.py --binary target/release/agnas
+
+fixtures: setup
+	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/make_fixtures.py

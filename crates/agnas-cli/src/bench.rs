@@ -1,0 +1,98 @@
+//! `agnas bench`: time the supernet train step on random data.
+use agnas::config::{DeviceChoice, SearchConfig};
+use agnas::search::{space_of, train_step};
+use agnas::space::SpaceName;
+use agnas::train::Sgd;
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use std::time::Instant;
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Median time of one full train step (forward, loss, backward, clip, SGD) after warm-up; one JSON line.
+    Step(StepArgs),
+}
+
+#[derive(Args)]
+pub struct StepArgs {
+    #[arg(long, default_value = "nb201")]
+    space: SpaceName,
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    #[arg(long, default_value_t = 64)]
+    batch_size: i64,
+    /// CPU threads for libtorch (0 = its default).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    #[arg(long, default_value = "auto")]
+    device: DeviceChoice,
+    /// Supernet channels C (default: the paper's).
+    #[arg(long)]
+    channels: Option<i64>,
+    /// NB201 cells per stage N (default: the paper's).
+    #[arg(long)]
+    cells_per_stage: Option<i64>,
+}
+
+/// Peak resident memory of this process in MiB (VmHWM).
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+pub fn run(cmd: BenchCommand) -> Result<()> {
+    let BenchCommand::Step(a) = cmd;
+    if a.threads > 0 {
+        tch::set_num_threads(a.threads as i32);
+    }
+    let mut cfg = SearchConfig { space: a.space, ..SearchConfig::default() };
+    cfg.nb201.channels = a.channels.unwrap_or(cfg.nb201.channels);
+    cfg.nb201.cells_per_stage = a.cells_per_stage.unwrap_or(cfg.nb201.cells_per_stage);
+    cfg.validate()?;
+    let device = a.device.resolve()?;
+    tch::manual_seed(0);
+    let vs = VarStore::new(device);
+    let supernet = space_of(&cfg).build(&vs.root(), 10);
+    let mut opt = Sgd::new(&vs, cfg.train.momentum, cfg.train.weight_decay, cfg.train.nesterov);
+    let x = Tensor::randn([a.batch_size, 3, 32, 32], (Kind::Float, device));
+    let y = Tensor::randint(10, [a.batch_size], (Kind::Int64, device));
+    let mut times = Vec::with_capacity(a.steps);
+    for i in 0..a.warmup + a.steps {
+        sync(device);
+        let t = Instant::now();
+        let _ = train_step(supernet.as_ref(), &mut opt, &x, &y, cfg.train.lr, cfg.train.grad_clip);
+        sync(device);
+        if i >= a.warmup {
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times.get(times.len() / 2).copied().unwrap_or(f64::NAN);
+    let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
+    let line = serde_json::json!({
+        "impl": "agnas",
+        "space": cfg.space,
+        "device": format!("{device:?}"),
+        "batch_size": a.batch_size,
+        "threads": tch::get_num_threads(),
+        "channels": cfg.nb201.channels,
+        "cells_per_stage": cfg.nb201.cells_per_stage,
+        "steps": a.steps,
+        "median_ms": median,
+        "mean_ms": mean,
+        "peak_rss_mb": peak_rss_mb(),
+    });
+    println!("{line}");
+    Ok(())
+}

@@ -1,0 +1,236 @@
+//! `agnas`: the command line. It parses, calls the library and reports; the library decides.
+mod bench;
+
+use agnas::config::{DataFormat, DeviceChoice, Preset, SearchConfig};
+use agnas::report::progress::ProgressMode;
+use agnas::search::{self, SearchRun};
+use agnas::space::nb201::{bench as nb201_bench, Aggregation};
+use agnas::space::SpaceName;
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "agnas", version, about = "Attention-guided neural architecture search (AGNAS, ICML 2022)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Search an architecture: train the attention supernet, accumulate attention on held-out data, derive.
+    Search(Box<SearchArgs>),
+    /// The NAS-Bench-201 table embedded in agnas.
+    #[command(subcommand)]
+    Bench201(Bench201Command),
+    /// Speed measurements.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum Bench201Command {
+    /// Print the benchmark record of an architecture string or index as JSON.
+    Query {
+        /// `|op~0|+|op~0|op~1|+|op~0|op~1|op~2|` or an index 0..15624.
+        arch: String,
+    },
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    /// Search space.
+    #[arg(long, default_value = "nb201")]
+    space: SpaceName,
+    /// Training images: CIFAR-10/100 binary folder, class folders (or a .tar.gz of them), or IDX files.
+    /// Without it, the CIFAR-10 subset embedded in agnas is used with the `embedded` preset.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Format of --data (default: guessed).
+    #[arg(long, value_parser = parse_format)]
+    format: Option<DataFormat>,
+    /// Starting configuration: paper, embedded or smoke (default: paper with --data, embedded without).
+    #[arg(long)]
+    preset: Option<Preset>,
+    /// TOML file laid over the preset (same keys as the run folder's config.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Run folder (default: runs/<space>-seed<seed>-<time>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in this folder after an interruption, with its own config.
+    #[arg(long, conflicts_with_all = ["data", "preset", "config", "out"])]
+    resume: Option<PathBuf>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// auto, cpu or cuda.
+    #[arg(long)]
+    device: Option<DeviceChoice>,
+    /// CPU threads for libtorch.
+    #[arg(long)]
+    threads: Option<usize>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long)]
+    lr_min: Option<f64>,
+    #[arg(long)]
+    momentum: Option<f64>,
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// Nesterov momentum (the AutoDL NB201 recipe uses it with weight decay 5e-4).
+    #[arg(long)]
+    nesterov: bool,
+    /// Global gradient-norm clip (0 = off).
+    #[arg(long)]
+    grad_clip: Option<f64>,
+    /// Cutout length for training images (0 = off).
+    #[arg(long)]
+    cutout: Option<usize>,
+    /// Supernet channels C.
+    #[arg(long)]
+    channels: Option<i64>,
+    /// NB201 search cells per stage N.
+    #[arg(long)]
+    cells_per_stage: Option<i64>,
+    /// SE reduction ratio of the attention modules.
+    #[arg(long)]
+    attention_ratio: Option<i64>,
+    /// Images per class to use (balanced subset; 0 = all).
+    #[arg(long)]
+    per_class: Option<usize>,
+    /// Share of the images that trains the supernet (the rest is held out for the importances).
+    #[arg(long)]
+    split: Option<f64>,
+    /// Data loading threads.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Steps between mid-epoch checkpoints (0 = per epoch only).
+    #[arg(long)]
+    checkpoint_every: Option<usize>,
+    /// Step the LR schedule at epoch start, as the official code does.
+    #[arg(long)]
+    official_lr_schedule: bool,
+    /// Augment the held-out images during the importance pass, as the official code does.
+    #[arg(long)]
+    augment_heldout: bool,
+    /// Run the held-out importance pass after every epoch (default: after the last only).
+    #[arg(long)]
+    heldout_every_epoch: bool,
+    /// Never let `none` win an edge.
+    #[arg(long)]
+    no_none: bool,
+    /// How cells' importances combine: all-cells or first-stage.
+    #[arg(long, value_parser = parse_aggregation)]
+    aggregation: Option<Aggregation>,
+    /// Stop after this many training steps, as if killed (to test --resume).
+    #[arg(long, hide = true)]
+    stop_after_steps: Option<u64>,
+}
+
+fn parse_format(s: &str) -> Result<DataFormat> {
+    serde_json::from_value(serde_json::Value::String(s.to_string()))
+        .with_context(|| format!("unknown format `{s}` (auto, cifar10, cifar100, folder, idx)"))
+}
+
+fn parse_aggregation(s: &str) -> Result<Aggregation> {
+    serde_json::from_value(serde_json::Value::String(s.replace('-', "_")))
+        .with_context(|| format!("unknown aggregation `{s}` (all-cells, first-stage)"))
+}
+
+impl SearchArgs {
+    /// Preset ← file ← flags.
+    fn config(&self) -> Result<SearchConfig> {
+        let preset = self.preset.unwrap_or(if self.data.is_some() { Preset::Paper } else { Preset::Embedded });
+        let mut c = SearchConfig::from_preset_and_file(preset, self.config.as_deref())?;
+        c.space = self.space;
+        macro_rules! set {
+            ($($flag:ident => $($field:ident).+),* $(,)?) => {
+                $(if let Some(v) = self.$flag.clone() { c.$($field).+ = v; })*
+            };
+        }
+        set!(seed => seed, device => device, threads => threads, epochs => train.epochs,
+             batch_size => train.batch_size, lr => train.lr, lr_min => train.lr_min, momentum => train.momentum,
+             weight_decay => train.weight_decay, grad_clip => train.grad_clip, cutout => train.augment.cutout,
+             channels => nb201.channels, cells_per_stage => nb201.cells_per_stage,
+             attention_ratio => nb201.attention_ratio, per_class => data.per_class, split => data.split,
+             workers => data.workers, checkpoint_every => train.checkpoint_every, format => data.format,
+             aggregation => derive.aggregation);
+        if self.data.is_some() {
+            c.data.path = self.data.clone();
+        }
+        c.train.nesterov |= self.nesterov;
+        c.train.lr_step_at_epoch_start |= self.official_lr_schedule;
+        c.importance.augment |= self.augment_heldout;
+        c.importance.every_epoch |= self.heldout_every_epoch;
+        c.derive.allow_none &= !self.no_none;
+        Ok(c)
+    }
+}
+
+fn search(args: &SearchArgs) -> Result<()> {
+    let (config, out, resume) = match &args.resume {
+        Some(dir) => (SearchConfig::default(), dir.clone(), true),
+        None => {
+            let config = args.config()?;
+            let out = args.out.clone().unwrap_or_else(|| {
+                let secs =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                PathBuf::from(format!("runs/{}-seed{}-{secs}", args.space_name(), config.seed))
+            });
+            (config, out, false)
+        }
+    };
+    let result = search::run(SearchRun {
+        config,
+        out: out.clone(),
+        resume,
+        progress: ProgressMode::Auto,
+        stop_after_steps: args.stop_after_steps,
+    })?;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    eprintln!("run folder: {}", out.display());
+    Ok(())
+}
+
+impl SearchArgs {
+    fn space_name(&self) -> &'static str {
+        match self.space {
+            SpaceName::Nb201 => "nb201",
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Search(args) => search(&args),
+        Command::Bench201(Bench201Command::Query { arch }) => {
+            let record = nb201_bench::query(&arch)?;
+            println!("{}", serde_json::to_string_pretty(record)?);
+            Ok(())
+        }
+        Command::Bench(cmd) => bench::run(cmd),
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

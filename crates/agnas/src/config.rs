@@ -1,0 +1,328 @@
+//! The search configuration: preset defaults ← TOML file ← command-line flags, written back into the run folder.
+use crate::data::augment::Augment;
+use crate::space::nb201::{DeriveConfig, Nb201Config};
+use crate::space::SpaceName;
+use anyhow::{bail, ensure, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Where the tensors live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceChoice {
+    /// CUDA when a GPU is visible, else the CPU.
+    #[default]
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+impl DeviceChoice {
+    pub fn resolve(self) -> Result<tch::Device> {
+        match self {
+            DeviceChoice::Auto => Ok(tch::Device::cuda_if_available()),
+            DeviceChoice::Cpu => Ok(tch::Device::Cpu),
+            DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(tch::Device::Cuda(0)),
+            DeviceChoice::Cuda => bail!("device = \"cuda\" but no CUDA device is visible"),
+        }
+    }
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(DeviceChoice::Auto),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" | "gpu" => Ok(DeviceChoice::Cuda),
+            _ => bail!("unknown device `{s}` (auto, cpu, cuda)"),
+        }
+    }
+}
+
+/// The file format of `data.path`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DataFormat {
+    /// Guessed from what is at the path.
+    #[default]
+    Auto,
+    /// CIFAR-10 binary batches (`cifar-10-batches-bin`).
+    Cifar10,
+    /// CIFAR-100 binary (`cifar-100-binary`).
+    Cifar100,
+    /// Class folders of JPEG/PNG images, or a .tar/.tar.gz of them.
+    Folder,
+    /// IDX files (MNIST, Fashion-MNIST).
+    Idx,
+}
+
+/// The data a search runs on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Training images; absent = the CIFAR-10 subset embedded in agnas.
+    pub path: Option<PathBuf>,
+    pub format: DataFormat,
+    /// Use only this many images per class (balanced, seeded); 0 = all.
+    pub per_class: usize,
+    /// Share of the training images that trains weights and attention; the rest is the held-out half.
+    pub split: f64,
+    /// Background threads decoding and augmenting batches.
+    pub workers: usize,
+    /// Batches prepared ahead of the training step.
+    pub prefetch: usize,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig { path: None, format: DataFormat::Auto, per_class: 0, split: 0.5, workers: 2, prefetch: 4 }
+    }
+}
+
+/// Weights-and-attention training on the training half.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub lr_min: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub nesterov: bool,
+    /// Global L2 norm the gradients are clipped to (0 = no clipping).
+    pub grad_clip: f64,
+    /// Reproduce the official code's LR schedule, stepped at the start of each epoch (epoch e runs at lr(e+1)).
+    pub lr_step_at_epoch_start: bool,
+    pub augment: Augment,
+    /// Steps between mid-epoch checkpoints (0 = only at the end of each epoch).
+    pub checkpoint_every: usize,
+    /// Steps between host reads of the loss (NaN check, progress).
+    pub sync_every: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 50,
+            batch_size: 64,
+            lr: 0.025,
+            lr_min: 0.001,
+            momentum: 0.9,
+            weight_decay: 3e-4,
+            nesterov: false,
+            grad_clip: 5.0,
+            lr_step_at_epoch_start: false,
+            augment: Augment { crop_padding: 4, hflip: true, cutout: 0 },
+            checkpoint_every: 200,
+            sync_every: 10,
+        }
+    }
+}
+
+/// The held-out pass that accumulates the importances the architecture is derived from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImportanceConfig {
+    /// Augment the held-out images as in training (the official code does; the paper forwards them as they are).
+    pub augment: bool,
+    /// Run the held-out pass after every epoch, not only after the last.
+    pub every_epoch: bool,
+    pub batch_size: usize,
+}
+
+impl Default for ImportanceConfig {
+    fn default() -> Self {
+        ImportanceConfig { augment: false, every_epoch: false, batch_size: 128 }
+    }
+}
+
+/// Everything a search needs; `agnas search` writes the resolved value to `config.toml` in the run folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    pub space: SpaceName,
+    pub seed: u64,
+    pub device: DeviceChoice,
+    /// CPU threads for libtorch (0 = libtorch's default).
+    pub threads: usize,
+    pub data: DataConfig,
+    pub train: TrainConfig,
+    pub importance: ImportanceConfig,
+    pub nb201: Nb201Config,
+    pub derive: DeriveConfig,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            space: SpaceName::Nb201,
+            seed: 0,
+            device: DeviceChoice::Auto,
+            threads: 0,
+            data: DataConfig::default(),
+            train: TrainConfig::default(),
+            importance: ImportanceConfig::default(),
+            nb201: Nb201Config::default(),
+            derive: DeriveConfig::default(),
+        }
+    }
+}
+
+/// Named starting points for a configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Preset {
+    /// The paper's recipe (50 epochs, batch 64, C=16, N=5).
+    Paper,
+    /// A real but small search that fits about 10 minutes on 2 CPU cores (the default without `--data`).
+    Embedded,
+    /// A check that the pipeline runs end to end, in well under a minute.
+    Smoke,
+}
+
+impl std::str::FromStr for Preset {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "paper" => Ok(Preset::Paper),
+            "embedded" => Ok(Preset::Embedded),
+            "smoke" => Ok(Preset::Smoke),
+            _ => bail!("unknown preset `{s}` (paper, embedded, smoke)"),
+        }
+    }
+}
+
+impl Preset {
+    pub fn config(self) -> SearchConfig {
+        let base = SearchConfig::default();
+        match self {
+            Preset::Paper => base,
+            Preset::Embedded => SearchConfig {
+                data: DataConfig { per_class: 300, ..base.data },
+                train: TrainConfig { epochs: 8, batch_size: 64, checkpoint_every: 50, ..base.train },
+                nb201: Nb201Config { channels: 8, cells_per_stage: 2, ..base.nb201 },
+                ..base
+            },
+            Preset::Smoke => SearchConfig {
+                data: DataConfig { per_class: 16, ..base.data },
+                train: TrainConfig { epochs: 2, batch_size: 16, checkpoint_every: 0, ..base.train },
+                importance: ImportanceConfig { batch_size: 32, ..base.importance },
+                nb201: Nb201Config { channels: 4, cells_per_stage: 1, ..base.nb201 },
+                ..base
+            },
+        }
+    }
+}
+
+/// Overlays the tables of `top` onto `base`, key by key.
+fn merge(base: &mut toml::Value, top: toml::Value) {
+    match (base, top) {
+        (toml::Value::Table(b), toml::Value::Table(t)) => {
+            for (k, v) in t {
+                match b.get_mut(&k) {
+                    Some(bv) => merge(bv, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, t) => *b = t,
+    }
+}
+
+impl SearchConfig {
+    /// `preset` with the TOML file at `path` laid over it; unknown keys are errors that name the file.
+    pub fn from_preset_and_file(preset: Preset, path: Option<&Path>) -> Result<Self> {
+        let mut value = toml::Value::try_from(preset.config())?;
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+            let top: toml::Value =
+                toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
+            merge(&mut value, top);
+        }
+        let cfg: SearchConfig = value
+            .try_into()
+            .with_context(|| format!("config {}", path.map_or("(preset)".into(), |p| p.display().to_string())))?;
+        Ok(cfg)
+    }
+
+    /// Reads a resolved configuration (a run folder's `config.toml`).
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    pub fn to_toml(&self) -> Result<String> {
+        Ok(toml::to_string_pretty(self)?)
+    }
+
+    /// Rejects impossible values, naming the field.
+    pub fn validate(&self) -> Result<()> {
+        let t = &self.train;
+        ensure!(t.epochs > 0, "train.epochs must be at least 1");
+        ensure!(t.batch_size > 0, "train.batch_size must be at least 1");
+        ensure!(t.lr.is_finite() && t.lr > 0.0, "train.lr must be a positive number (got {})", t.lr);
+        ensure!(
+            t.lr_min.is_finite() && (0.0..=t.lr).contains(&t.lr_min),
+            "train.lr_min must be in [0, train.lr] (got {})",
+            t.lr_min
+        );
+        ensure!((0.0..1.0).contains(&t.momentum), "train.momentum must be in [0, 1) (got {})", t.momentum);
+        ensure!(t.weight_decay >= 0.0, "train.weight_decay must be >= 0 (got {})", t.weight_decay);
+        ensure!(t.grad_clip >= 0.0, "train.grad_clip must be >= 0 (got {})", t.grad_clip);
+        ensure!(t.sync_every > 0, "train.sync_every must be at least 1");
+        ensure!(self.importance.batch_size > 0, "importance.batch_size must be at least 1");
+        let d = &self.data;
+        ensure!(d.split > 0.0 && d.split < 1.0, "data.split must be strictly between 0 and 1 (got {})", d.split);
+        ensure!(d.workers > 0, "data.workers must be at least 1");
+        ensure!(d.prefetch > 0, "data.prefetch must be at least 1");
+        let n = &self.nb201;
+        ensure!(n.channels >= 2, "nb201.channels must be at least 2 (got {})", n.channels);
+        ensure!(n.cells_per_stage >= 1, "nb201.cells_per_stage must be at least 1 (got {})", n.cells_per_stage);
+        ensure!(
+            n.attention_ratio >= 1 && n.attention_ratio <= 5 * n.channels,
+            "nb201.attention_ratio must be in 1..={} (got {})",
+            5 * n.channels,
+            n.attention_ratio
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_overrides_preset_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "seed = 3\n[train]\nepochs = 7\n[nb201]\nchannels = 12\n").unwrap();
+        let cfg = SearchConfig::from_preset_and_file(Preset::Smoke, Some(&path)).unwrap();
+        assert_eq!((cfg.seed, cfg.train.epochs, cfg.nb201.channels), (3, 7, 12));
+        assert_eq!(cfg.train.batch_size, Preset::Smoke.config().train.batch_size, "untouched keys keep the preset");
+        let back: SearchConfig = toml::from_str(&cfg.to_toml().unwrap()).unwrap();
+        assert_eq!(back, cfg);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[train]\nepochz = 7\n").unwrap();
+        let err = format!("{:#}", SearchConfig::from_preset_and_file(Preset::Paper, Some(&path)).unwrap_err());
+        assert!(err.contains("epochz") && err.contains("bad.toml"), "{err}");
+        let mut cfg = SearchConfig::default();
+        cfg.data.split = 1.0;
+        assert!(format!("{}", cfg.validate().unwrap_err()).contains("data.split"));
+        let mut cfg = SearchConfig::default();
+        cfg.train.lr = f64::NAN;
+        assert!(format!("{}", cfg.validate().unwrap_err()).contains("train.lr"));
+        for preset in [Preset::Paper, Preset::Embedded, Preset::Smoke] {
+            preset.config().validate().unwrap();
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! Batches of augmented, normalised images, prepared ahead on background threads.
+//!
+//! Everything random is a function of (seed, epoch) for the order and (seed, epoch, image index) for the
+//! augmentation, so a batch does not depend on the number of workers or on the batch an epoch was resumed at.
+use super::augment::Augment;
+use super::{rng_for, Dataset, Image, Normalization, Stream};
+use anyhow::{anyhow, ensure, Context, Result};
+use crossbeam_channel::{Receiver, Sender};
+use rand::seq::SliceRandom;
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use tch::Tensor;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoaderConfig {
+    pub batch_size: usize,
+    /// Visit the indices in a new seeded order every epoch, instead of as given.
+    pub shuffle: bool,
+    /// Leave out the last batch when it would be smaller than `batch_size`.
+    pub drop_last: bool,
+    pub augment: Augment,
+    pub normalization: Normalization,
+    /// Background threads decoding and augmenting (at least one is used).
+    pub workers: usize,
+    /// Batches prepared ahead of the consumer (at least one per worker, so that none idles).
+    pub prefetch: usize,
+    pub seed: u64,
+}
+
+/// Images as (B, C, H, W) f32 on the CPU, contiguous; labels as (B,) i64; the data set indices they came from.
+#[derive(Debug)]
+pub struct Batch {
+    pub x: Tensor,
+    pub y: Tensor,
+    pub indices: Vec<usize>,
+}
+
+/// Batches over a fixed list of indices into a data set.
+pub struct Loader {
+    dataset: Arc<dyn Dataset>,
+    indices: Vec<usize>,
+    config: LoaderConfig,
+}
+
+impl Loader {
+    pub fn new(dataset: Arc<dyn Dataset>, indices: Vec<usize>, config: LoaderConfig) -> Self {
+        Loader { dataset, indices, config }
+    }
+
+    /// Batches per epoch (0 when `batch_size` is 0: `epoch` then reports the error).
+    pub fn num_batches(&self) -> usize {
+        let (n, b) = (self.indices.len(), self.config.batch_size);
+        match b {
+            0 => 0,
+            _ if self.config.drop_last => n / b,
+            _ => n.div_ceil(b),
+        }
+    }
+
+    /// The batches of `epoch` from batch `start_batch` on, in order. A failed batch is yielded as an error and
+    /// ends the epoch; dropping the iterator stops the workers.
+    pub fn epoch(&self, epoch: u64, start_batch: usize) -> EpochIter {
+        let end = self.num_batches();
+        let mut iter = EpochIter {
+            next: start_batch,
+            end,
+            issued: start_batch,
+            jobs: None,
+            results: crossbeam_channel::never(),
+            ready: BTreeMap::new(),
+            workers: Vec::new(),
+            failure: None,
+        };
+        if self.config.batch_size == 0 {
+            iter.failure = Some(anyhow!("the loader's batch_size must be at least 1"));
+            return iter;
+        }
+        if start_batch > end {
+            iter.failure = Some(anyhow!("cannot start epoch {epoch} at batch {start_batch}: it has {end} batches"));
+            return iter;
+        }
+        if start_batch == end {
+            return iter;
+        }
+        let mut order = self.indices.clone();
+        if self.config.shuffle {
+            order.shuffle(&mut rng_for(self.config.seed, epoch, 0, Stream::Order));
+        }
+        let shared = Arc::new(Shared { dataset: Arc::clone(&self.dataset), order, config: self.config.clone(), epoch });
+        let (job_tx, job_rx) = crossbeam_channel::unbounded();
+        let (result_tx, result_rx) = crossbeam_channel::unbounded();
+        let workers = self.config.workers.max(1).min(end - start_batch);
+        for w in 0..workers {
+            let (shared, jobs, results) = (Arc::clone(&shared), job_rx.clone(), result_tx.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("agnas-data-{w}"))
+                .spawn(move || work(&shared, &jobs, &results));
+            match spawned {
+                Ok(handle) => iter.workers.push(handle),
+                Err(e) => {
+                    iter.failure = Some(anyhow!(e).context("starting a data loader thread"));
+                    break;
+                }
+            }
+        }
+        iter.jobs = Some((job_tx, job_rx));
+        iter.results = result_rx;
+        // Batches in flight are bounded by handing out tickets: one per batch consumed.
+        iter.issue(self.config.prefetch.max(workers));
+        iter
+    }
+}
+
+/// What every worker of one epoch reads.
+struct Shared {
+    dataset: Arc<dyn Dataset>,
+    order: Vec<usize>,
+    config: LoaderConfig,
+    epoch: u64,
+}
+
+fn work(shared: &Shared, jobs: &Receiver<usize>, results: &Sender<(usize, Result<Batch>)>) {
+    // Reused across batches: only the batch tensors are allocated per batch.
+    let mut image = Image::default();
+    let mut values = Vec::new();
+    while let Ok(k) = jobs.recv() {
+        let batch = catch_unwind(AssertUnwindSafe(|| shared.build(k, &mut image, &mut values)))
+            .unwrap_or_else(|_| Err(anyhow!("the data loader panicked while preparing batch {k}")));
+        if results.send((k, batch)).is_err() {
+            return;
+        }
+    }
+}
+
+impl Shared {
+    fn build(&self, k: usize, image: &mut Image, values: &mut Vec<f32>) -> Result<Batch> {
+        let cfg = &self.config;
+        let data = self.dataset.as_ref();
+        let indices = self.order[k * cfg.batch_size..((k + 1) * cfg.batch_size).min(self.order.len())].to_vec();
+        let mut labels = Vec::with_capacity(indices.len());
+        let mut shape = None;
+        values.clear();
+        for &i in &indices {
+            ensure!(i < data.len(), "{}: index {i} is out of range ({} images)", data.name(), data.len());
+            data.image_into(i, image)?;
+            let this = (image.channels, image.height, image.width);
+            let first = *shape.get_or_insert(this);
+            ensure!(
+                this == first,
+                "{}: image {i} is {}×{}×{} but the batch started with {}×{}×{} images",
+                data.name(),
+                this.1,
+                this.2,
+                this.0,
+                first.1,
+                first.2,
+                first.0
+            );
+            let start = values.len();
+            values.resize(start + this.0 * this.1 * this.2, 0.0);
+            let mut rng = rng_for(cfg.seed, self.epoch, i as u64, Stream::Augment);
+            cfg.augment
+                .apply(image, &cfg.normalization, &mut rng, &mut values[start..])
+                .with_context(|| format!("{}: image {i}", data.name()))?;
+            labels.push(data.label(i));
+        }
+        let (c, h, w) = shape.context("an empty batch")?;
+        let x = Tensor::from_slice(values).view([indices.len() as i64, c as i64, h as i64, w as i64]);
+        Ok(Batch { x, y: Tensor::from_slice(&labels), indices })
+    }
+}
+
+/// The batches of one epoch, in order.
+pub struct EpochIter {
+    next: usize,
+    end: usize,
+    /// Batches handed to the workers so far.
+    issued: usize,
+    /// The ticket queue; the receiver is kept to take back unstarted tickets when stopping.
+    jobs: Option<(Sender<usize>, Receiver<usize>)>,
+    results: Receiver<(usize, Result<Batch>)>,
+    /// Finished batches that overtook an earlier one.
+    ready: BTreeMap<usize, Result<Batch>>,
+    workers: Vec<JoinHandle<()>>,
+    /// An error found before any batch was built.
+    failure: Option<anyhow::Error>,
+}
+
+impl EpochIter {
+    fn issue(&mut self, count: usize) {
+        let Some((tx, _)) = &self.jobs else { return };
+        for _ in 0..count {
+            if self.issued >= self.end || tx.send(self.issued).is_err() {
+                return;
+            }
+            self.issued += 1;
+        }
+    }
+
+    fn stop(&mut self) {
+        self.end = self.next;
+        if let Some((tx, rx)) = self.jobs.take() {
+            drop(tx);
+            while rx.try_recv().is_ok() {}
+        }
+        for worker in self.workers.drain(..) {
+            // A worker that panicked has already reported it as a batch error.
+            let _ = worker.join();
+        }
+    }
+}
+
+impl Iterator for EpochIter {
+    type Item = Result<Batch>;
+
+    fn next(&mut self) -> Option<Result<Batch>> {
+        if let Some(e) = self.failure.take() {
+            self.stop();
+            return Some(Err(e));
+        }
+        if self.next >= self.end {
+            self.stop();
+            return None;
+        }
+        let result = loop {
+            if let Some(r) = self.ready.remove(&self.next) {
+                break r;
+            }
+            match self.results.recv() {
+                Ok((k, r)) => {
+                    self.ready.insert(k, r);
+                }
+                Err(_) => break Err(anyhow!("the data loader's threads stopped before batch {}", self.next)),
+            }
+        };
+        self.next += 1;
+        if result.is_ok() {
+            self.issue(1);
+        } else {
+            self.stop();
+        }
+        Some(result)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.end.saturating_sub(self.next) + usize::from(self.failure.is_some());
+        (left, Some(left))
+    }
+}
+
+impl Drop for EpochIter {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::ImageSet;
+    use rand::{Rng, SeedableRng};
+    use tch::Kind;
+
+    fn synthetic(n: usize) -> Arc<ImageSet> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let pixels = (0..n * 8 * 6 * 3).map(|_| rng.gen()).collect();
+        let labels = (0..n).map(|i| (i % 5) as i64).collect();
+        let names = (0..5).map(|c| format!("c{c}")).collect();
+        Arc::new(ImageSet::new("synthetic", (8, 6, 3), pixels, labels, names).unwrap())
+    }
+
+    fn config(workers: usize, prefetch: usize) -> LoaderConfig {
+        LoaderConfig {
+            batch_size: 8,
+            shuffle: true,
+            drop_last: false,
+            augment: Augment { crop_padding: 2, hflip: true, cutout: 4 },
+            normalization: Normalization::cifar10(),
+            workers,
+            prefetch,
+            seed: 3,
+        }
+    }
+
+    fn collect(loader: &Loader, epoch: u64, start: usize) -> Vec<Batch> {
+        loader.epoch(epoch, start).map(|b| b.unwrap()).collect()
+    }
+
+    fn same(a: &[Batch], b: &[Batch]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(p, q)| p.indices == q.indices && p.x.equal(&q.x) && p.y.equal(&q.y))
+    }
+
+    #[test]
+    fn batches_are_deterministic_and_resumable() {
+        let data = synthetic(50);
+        let indices: Vec<usize> = (3..50).collect();
+        let one = Loader::new(data.clone(), indices.clone(), config(1, 1));
+        let three = Loader::new(data.clone(), indices.clone(), config(3, 5));
+        assert_eq!(one.num_batches(), 6);
+        let e0 = collect(&one, 0, 0);
+        assert!(same(&e0, &collect(&three, 0, 0)), "1 and 3 workers disagree");
+        assert!(same(&e0[2..], &collect(&three, 0, 2)), "resuming at batch 2 changes the batches");
+        assert!(collect(&one, 0, 6).is_empty());
+
+        let sizes: Vec<usize> = e0.iter().map(|b| b.indices.len()).collect();
+        assert_eq!(sizes, [8, 8, 8, 8, 8, 7]);
+        let mut seen: Vec<usize> = e0.iter().flat_map(|b| b.indices.clone()).collect();
+        assert_ne!(seen, indices, "shuffled");
+        seen.sort_unstable();
+        assert_eq!(seen, indices, "every index exactly once");
+
+        let e1 = collect(&three, 1, 0);
+        assert_ne!(e0[0].indices, e1[0].indices, "epochs have different orders");
+
+        // Each sample is the augmentation seeded by its own index, wherever it lands.
+        let cfg = config(1, 1);
+        for (epoch, batch) in [(0, &e0[1]), (1, &e1[4])] {
+            assert_eq!(batch.x.size(), [8, 3, 8, 6]);
+            assert_eq!((batch.x.kind(), batch.y.kind()), (Kind::Float, Kind::Int64));
+            assert!(batch.x.is_contiguous());
+            for (row, &i) in batch.indices.iter().enumerate() {
+                let mut expect = vec![0f32; 3 * 8 * 6];
+                let mut rng = rng_for(cfg.seed, epoch, i as u64, Stream::Augment);
+                cfg.augment.apply(&data.image(i).unwrap(), &cfg.normalization, &mut rng, &mut expect).unwrap();
+                let got = Vec::<f32>::try_from(batch.x.get(row as i64).flatten(0, -1)).unwrap();
+                assert_eq!(got, expect, "epoch {epoch} index {i}");
+                assert_eq!(batch.y.int64_value(&[row as i64]), data.label(i));
+            }
+        }
+    }
+
+    #[test]
+    fn order_drop_last_and_early_drop() {
+        let data = synthetic(20);
+        let cfg = LoaderConfig { shuffle: false, drop_last: true, batch_size: 6, ..config(2, 2) };
+        let loader = Loader::new(data, (0..20).rev().collect(), cfg);
+        assert_eq!(loader.num_batches(), 3);
+        let batches = collect(&loader, 4, 0);
+        assert_eq!(batches.iter().map(|b| b.indices.len()).collect::<Vec<_>>(), [6, 6, 6]);
+        assert_eq!(batches[0].indices, [19, 18, 17, 16, 15, 14], "unshuffled batches keep the given order");
+        // Dropping after the first batch must stop the workers without hanging.
+        let mut it = loader.epoch(0, 0);
+        assert_eq!(it.size_hint(), (3, Some(3)));
+        it.next().unwrap().unwrap();
+        drop(it);
+        let err = loader.epoch(0, 4).next().unwrap().unwrap_err();
+        assert!(format!("{err}").contains("3 batches"), "{err}");
+    }
+
+    /// Wraps a set and fails on one index, as a corrupt file would.
+    struct Broken(Arc<ImageSet>, usize);
+
+    impl Dataset for Broken {
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn num_classes(&self) -> usize {
+            self.0.num_classes()
+        }
+        fn class_names(&self) -> &[String] {
+            self.0.class_names()
+        }
+        fn label(&self, i: usize) -> i64 {
+            self.0.label(i)
+        }
+        fn image(&self, i: usize) -> Result<Image> {
+            ensure!(i != self.1, "image {i} is corrupt");
+            self.0.image(i)
+        }
+    }
+
+    #[test]
+    fn errors_end_the_epoch() {
+        let cfg = LoaderConfig { shuffle: false, ..config(3, 2) };
+        let loader = Loader::new(Arc::new(Broken(synthetic(40), 17)), (0..40).collect(), cfg);
+        let results: Vec<Result<Batch>> = loader.epoch(0, 0).collect();
+        assert_eq!(results.len(), 3, "batches 0 and 1, then the error of batch 2");
+        assert!(results[..2].iter().all(|r| r.is_ok()));
+        let err = format!("{:#}", results[2].as_ref().unwrap_err());
+        assert!(err.contains("image 17 is corrupt"), "{err}");
+
+        let bad_norm =
+            LoaderConfig { normalization: Normalization { mean: vec![0.5], std: vec![0.5] }, ..config(1, 1) };
+        let loader = Loader::new(synthetic(4), vec![0, 1], bad_norm);
+        let err = format!("{:#}", loader.epoch(0, 0).next().unwrap().unwrap_err());
+        assert!(err.contains("synthetic: image") && err.contains("3-channel"), "{err}");
+    }
+}

@@ -1,0 +1,497 @@
+//! Image data sets: readers for the usual on-disk formats, the embedded CIFAR-10 subset, splits,
+//! augmentation and a deterministic multi-threaded batch loader.
+pub mod augment;
+pub mod cifar;
+pub mod embedded;
+pub mod folder;
+pub mod idx;
+pub mod loader;
+
+use crate::config::DataFormat;
+use anyhow::{bail, ensure, Context, Result};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// One image, rows × columns × channels, u8 (HWC).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Image {
+    pub height: usize,
+    pub width: usize,
+    pub channels: usize,
+    pub data: Vec<u8>,
+}
+
+/// Labelled images addressed by index; shared by the loader's threads.
+pub trait Dataset: Send + Sync {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn num_classes(&self) -> usize;
+    fn class_names(&self) -> &[String];
+    /// Label of image `i`; `i` must be below `len()`.
+    fn label(&self, i: usize) -> i64;
+    fn image(&self, i: usize) -> Result<Image>;
+    /// Like `image`, but reuses the buffer of `out`, so that the loader's threads do not allocate per sample.
+    fn image_into(&self, i: usize, out: &mut Image) -> Result<()> {
+        *out = self.image(i)?;
+        Ok(())
+    }
+    /// Short name ("cifar10", a folder name, ...) that errors and normalisation presets refer to.
+    fn name(&self) -> &str {
+        "dataset"
+    }
+    /// The decoded images when the whole set is in memory, for exact statistics.
+    fn in_memory(&self) -> Option<&ImageSet> {
+        None
+    }
+}
+
+/// Which half of a data set that ships a training and a test part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    Train,
+    Test,
+}
+
+/// Decoded images of one size in a single buffer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageSet {
+    name: String,
+    height: usize,
+    width: usize,
+    channels: usize,
+    pixels: Vec<u8>,
+    labels: Vec<i64>,
+    class_names: Vec<String>,
+}
+
+impl ImageSet {
+    /// `pixels` holds `labels.len()` HWC images back to back; every label must be a valid class index.
+    pub fn new(
+        name: impl Into<String>,
+        (height, width, channels): (usize, usize, usize),
+        pixels: Vec<u8>,
+        labels: Vec<i64>,
+        class_names: Vec<String>,
+    ) -> Result<Self> {
+        let name = name.into();
+        let per_image = height * width * channels;
+        ensure!(per_image > 0, "{name}: images of {height}×{width}×{channels} hold no pixels");
+        ensure!(
+            pixels.len() == per_image * labels.len(),
+            "{name}: {} pixel bytes do not make {} images of {height}×{width}×{channels}",
+            pixels.len(),
+            labels.len()
+        );
+        let classes = class_names.len() as i64;
+        if let Some((i, l)) = labels.iter().enumerate().find(|(_, &l)| l < 0 || l >= classes) {
+            bail!("{name}: image {i} has label {l}, outside the {classes} classes");
+        }
+        Ok(ImageSet { name, height, width, channels, pixels, labels, class_names })
+    }
+
+    /// (height, width, channels) of every image.
+    pub fn shape(&self) -> (usize, usize, usize) {
+        (self.height, self.width, self.channels)
+    }
+
+    pub fn pixels(&self) -> &[u8] {
+        &self.pixels
+    }
+
+    pub fn labels(&self) -> &[i64] {
+        &self.labels
+    }
+
+    /// HWC bytes of image `i`.
+    pub fn image_bytes(&self, i: usize) -> Result<&[u8]> {
+        let n = self.height * self.width * self.channels;
+        self.pixels
+            .get(i * n..(i + 1) * n)
+            .with_context(|| format!("{}: image {i} requested, but the set has {}", self.name, self.labels.len()))
+    }
+}
+
+impl Dataset for ImageSet {
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+    fn num_classes(&self) -> usize {
+        self.class_names.len()
+    }
+    fn class_names(&self) -> &[String] {
+        &self.class_names
+    }
+    fn label(&self, i: usize) -> i64 {
+        self.labels[i]
+    }
+    fn image(&self, i: usize) -> Result<Image> {
+        let mut out = Image::default();
+        self.image_into(i, &mut out)?;
+        Ok(out)
+    }
+    fn image_into(&self, i: usize, out: &mut Image) -> Result<()> {
+        let bytes = self.image_bytes(i)?;
+        out.height = self.height;
+        out.width = self.width;
+        out.channels = self.channels;
+        out.data.clear();
+        out.data.extend_from_slice(bytes);
+        Ok(())
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn in_memory(&self) -> Option<&ImageSet> {
+        Some(self)
+    }
+}
+
+/// Per-channel statistics of the pixel values scaled to [0, 1]: x ↦ (x/255 − mean) / std.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Normalization {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+pub const CIFAR10_MEAN: [f32; 3] = [0.491_399_68, 0.482_158_27, 0.446_531_24];
+pub const CIFAR10_STD: [f32; 3] = [0.247_032_33, 0.243_485_05, 0.261_587_68];
+pub const CIFAR100_MEAN: [f32; 3] = [0.5071, 0.4867, 0.4408];
+pub const CIFAR100_STD: [f32; 3] = [0.2675, 0.2565, 0.2761];
+
+/// Images a lazily decoded set contributes to its estimated statistics: enough for three decimals.
+const ESTIMATE_SAMPLES: usize = 2000;
+
+impl Normalization {
+    pub fn cifar10() -> Self {
+        Normalization { mean: CIFAR10_MEAN.to_vec(), std: CIFAR10_STD.to_vec() }
+    }
+
+    pub fn cifar100() -> Self {
+        Normalization { mean: CIFAR100_MEAN.to_vec(), std: CIFAR100_STD.to_vec() }
+    }
+
+    pub fn channels(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// Exact mean and (population) standard deviation of every channel over the whole set.
+    pub fn from_image_set(set: &ImageSet) -> Self {
+        let mut acc = Moments::new(set.channels);
+        acc.add(set.pixels());
+        acc.finish()
+    }
+
+    /// Statistics over at most `max_images` images spread evenly over the set.
+    pub fn estimate(set: &dyn Dataset, max_images: usize) -> Result<Self> {
+        ensure!(!set.is_empty() && max_images > 0, "{}: no images to compute the normalisation from", set.name());
+        let take = max_images.min(set.len());
+        let mut image = Image::default();
+        set.image_into(0, &mut image)?;
+        let mut acc = Moments::new(image.channels);
+        for k in 0..take {
+            let i = k * set.len() / take;
+            set.image_into(i, &mut image)?;
+            ensure!(
+                image.channels == acc.sum.len(),
+                "{}: image {i} has {} channels, image 0 has {}",
+                set.name(),
+                image.channels,
+                acc.sum.len()
+            );
+            acc.add(&image.data);
+        }
+        Ok(acc.finish())
+    }
+
+    /// The usual constants for CIFAR, else the statistics of the set itself (sampled when it is not in memory).
+    /// A set that cannot be read falls back to mean 0.5 / std 0.5; the loader then reports the unreadable image.
+    pub fn for_dataset(set: &dyn Dataset) -> Self {
+        match set.name() {
+            cifar::CIFAR10_NAME | embedded::SUBSET_NAME => return Normalization::cifar10(),
+            cifar::CIFAR100_NAME => return Normalization::cifar100(),
+            _ => {}
+        }
+        if let Some(images) = set.in_memory() {
+            return Normalization::from_image_set(images);
+        }
+        Normalization::estimate(set, ESTIMATE_SAMPLES).unwrap_or_else(|e| {
+            tracing::warn!("cannot compute the normalisation of {}: {e:#}; using mean 0.5, std 0.5", set.name());
+            Normalization { mean: vec![0.5; 3], std: vec![0.5; 3] }
+        })
+    }
+}
+
+/// Running per-channel sums of interleaved u8 pixels.
+struct Moments {
+    sum: Vec<u64>,
+    sum_sq: Vec<u64>,
+    count: u64,
+}
+
+impl Moments {
+    fn new(channels: usize) -> Self {
+        Moments { sum: vec![0; channels], sum_sq: vec![0; channels], count: 0 }
+    }
+
+    fn add(&mut self, hwc: &[u8]) {
+        let c = self.sum.len();
+        for px in hwc.chunks_exact(c) {
+            for (k, &v) in px.iter().enumerate() {
+                self.sum[k] += u64::from(v);
+                self.sum_sq[k] += u64::from(v) * u64::from(v);
+            }
+        }
+        self.count += (hwc.len() / c) as u64;
+    }
+
+    fn finish(self) -> Normalization {
+        let n = self.count.max(1) as f64;
+        let mut mean = Vec::with_capacity(self.sum.len());
+        let mut std = Vec::with_capacity(self.sum.len());
+        for (&s, &sq) in self.sum.iter().zip(&self.sum_sq) {
+            let m = s as f64 / n;
+            let var = (sq as f64 / n - m * m).max(0.0);
+            mean.push((m / 255.0) as f32);
+            // A constant channel would divide by zero; leaving it unscaled keeps the values finite.
+            let sd = var.sqrt() / 255.0;
+            std.push(if sd > 1e-8 { sd as f32 } else { 1.0 });
+        }
+        Normalization { mean, std }
+    }
+}
+
+/// Independent random streams, so that e.g. the split does not change when the augmentation draws more numbers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Stream {
+    Order = 1,
+    Augment = 2,
+    Split = 3,
+    Subset = 4,
+}
+
+/// A ChaCha generator keyed by the seed, two coordinates (epoch, image, class ...) and the stream.
+pub(crate) fn rng_for(seed: u64, a: u64, b: u64, stream: Stream) -> ChaCha8Rng {
+    let mut key = [0u8; 32];
+    for (chunk, v) in key.chunks_exact_mut(8).zip([seed, a, b, stream as u64]) {
+        chunk.copy_from_slice(&v.to_le_bytes());
+    }
+    ChaCha8Rng::from_seed(key)
+}
+
+/// Indices of each class, classes in ascending order, indices ascending.
+fn by_class(labels: &[i64]) -> BTreeMap<i64, Vec<usize>> {
+    let mut classes: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    for (i, &l) in labels.iter().enumerate() {
+        classes.entry(l).or_default().push(i);
+    }
+    classes
+}
+
+/// Splits the indices of `labels` in two: a seeded shuffle of each class puts `round(fraction·n_c)` of class c into
+/// the first part and the rest into the second. Both parts come back sorted.
+pub fn stratified_split(labels: &[i64], fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
+    ensure!(fraction > 0.0 && fraction < 1.0, "split fraction must be strictly between 0 and 1 (got {fraction})");
+    let mut first = Vec::new();
+    let mut second = Vec::new();
+    for (class, mut members) in by_class(labels) {
+        let mut rng = rng_for(seed, class as u64, 0, Stream::Split);
+        members.shuffle(&mut rng);
+        let k = (fraction * members.len() as f64).round() as usize;
+        first.extend_from_slice(&members[..k]);
+        second.extend_from_slice(&members[k..]);
+    }
+    ensure!(
+        !first.is_empty() && !second.is_empty(),
+        "splitting {} images with fraction {fraction} leaves one part empty",
+        labels.len()
+    );
+    first.sort_unstable();
+    second.sort_unstable();
+    Ok((first, second))
+}
+
+/// A balanced subset: `per_class` indices of every class, chosen by a seeded shuffle, sorted.
+pub fn subset_per_class(labels: &[i64], per_class: usize, seed: u64) -> Result<Vec<usize>> {
+    ensure!(per_class > 0, "per_class must be at least 1");
+    ensure!(!labels.is_empty(), "cannot take a subset of an empty data set");
+    let mut chosen = Vec::new();
+    for (class, mut members) in by_class(labels) {
+        ensure!(
+            members.len() >= per_class,
+            "class {class} has {} images, fewer than the {per_class} per class asked for",
+            members.len()
+        );
+        let mut rng = rng_for(seed, class as u64, 0, Stream::Subset);
+        members.shuffle(&mut rng);
+        chosen.extend_from_slice(&members[..per_class]);
+    }
+    chosen.sort_unstable();
+    Ok(chosen)
+}
+
+/// Folder sets above this many images are decoded on demand instead of up front.
+const IN_MEMORY_LIMIT: usize = 200_000;
+
+/// Opens the training images at `path` (the embedded CIFAR-10 subset when `None`), guessing the format when asked to.
+pub fn open(path: Option<&Path>, format: DataFormat) -> Result<Arc<dyn Dataset>> {
+    let Some(path) = path else {
+        ensure!(
+            matches!(format, DataFormat::Auto),
+            "data.format = {format:?} needs data.path (without a path the embedded CIFAR-10 subset is used)"
+        );
+        return Ok(Arc::new(embedded::cifar10_subset()?));
+    };
+    ensure!(path.exists(), "data path {} does not exist", path.display());
+    let format = match format {
+        DataFormat::Auto => guess_format(path),
+        f => f,
+    };
+    Ok(match format {
+        DataFormat::Cifar10 => Arc::new(cifar::load_cifar10(path, Split::Train)?),
+        DataFormat::Cifar100 => Arc::new(cifar::load_cifar100(path, Split::Train)?),
+        DataFormat::Idx => Arc::new(idx::load_idx(path, Split::Train)?),
+        DataFormat::Folder | DataFormat::Auto if folder::is_archive(path) => Arc::new(folder::load_in_memory(path)?),
+        DataFormat::Folder | DataFormat::Auto => {
+            let lazy = folder::FolderDataset::open(path, None)?;
+            if lazy.len() <= IN_MEMORY_LIMIT {
+                Arc::new(lazy.load_all()?)
+            } else {
+                tracing::info!("{}: {} images, decoded on demand", path.display(), lazy.len());
+                Arc::new(lazy)
+            }
+        }
+    })
+}
+
+fn guess_format(path: &Path) -> DataFormat {
+    if cifar::locate(path, cifar::CIFAR10_DIR, "data_batch_1.bin").is_some() {
+        DataFormat::Cifar10
+    } else if cifar::locate(path, cifar::CIFAR100_DIR, "train.bin").is_some() {
+        DataFormat::Cifar100
+    } else if idx::find(path, "train-images-idx3-ubyte").is_some() {
+        DataFormat::Idx
+    } else {
+        DataFormat::Folder
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toy_set() -> ImageSet {
+        // 2×1 RGB images; channel 0 is constant, channel 1 alternates 0/255, channel 2 counts.
+        let labels = vec![0, 1, 1, 0];
+        let mut pixels = Vec::new();
+        for i in 0..4u8 {
+            pixels.extend_from_slice(&[51, 0, i, 51, 255, i + 4]);
+        }
+        ImageSet::new("toy", (2, 1, 3), pixels, labels, vec!["a".into(), "b".into()]).unwrap()
+    }
+
+    #[test]
+    fn image_set_checks_and_accessors() {
+        let set = toy_set();
+        assert_eq!(set.len(), 4);
+        assert_eq!(set.image(2).unwrap().data, vec![51, 0, 2, 51, 255, 6]);
+        assert!(format!("{:#}", set.image(4).unwrap_err()).contains("toy"));
+        let bad = ImageSet::new("bad", (1, 1, 1), vec![0, 0], vec![0, 2], vec!["x".into(), "y".into()]);
+        assert!(format!("{:#}", bad.unwrap_err()).contains("image 1 has label 2"));
+        assert!(ImageSet::new("short", (1, 1, 3), vec![0; 5], vec![0, 0], vec!["x".into()]).is_err());
+    }
+
+    #[test]
+    fn normalization_statistics() {
+        let set = toy_set();
+        let n = Normalization::from_image_set(&set);
+        assert!((n.mean[0] - 0.2).abs() < 1e-6 && n.std[0] == 1.0, "constant channel: {n:?}");
+        assert!((n.mean[1] - 0.5).abs() < 1e-6 && (n.std[1] - 0.5).abs() < 1e-6, "{n:?}");
+        // Channel 2 holds 0..8 once each: mean 3.5, population variance 5.25.
+        assert!((n.mean[2] - 3.5 / 255.0).abs() < 1e-7);
+        assert!((n.std[2] - 5.25f32.sqrt() / 255.0).abs() < 1e-7);
+        assert_eq!(Normalization::estimate(&set, 100).unwrap(), n);
+        assert_eq!(Normalization::for_dataset(&set), n);
+        assert_eq!(Normalization::cifar10().mean, CIFAR10_MEAN.to_vec());
+        assert_eq!(Normalization::cifar100().std, CIFAR100_STD.to_vec());
+    }
+
+    #[test]
+    fn stratified_split_is_proportional_disjoint_and_seeded() {
+        let labels: Vec<i64> = (0..1000).map(|i| [0, 1, 1, 2, 2, 2, 2, 2, 2, 2][i % 10]).collect();
+        let (a, b) = stratified_split(&labels, 0.3, 7).unwrap();
+        assert_eq!(a.len() + b.len(), labels.len());
+        let mut all: Vec<usize> = a.iter().chain(&b).copied().collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), labels.len(), "the parts overlap or lose indices");
+        for (class, total) in [(0, 100), (1, 200), (2, 700)] {
+            let in_a = a.iter().filter(|&&i| labels[i] == class).count();
+            assert_eq!(in_a, (0.3f64 * total as f64).round() as usize, "class {class}");
+        }
+        assert_eq!(stratified_split(&labels, 0.3, 7).unwrap(), (a.clone(), b));
+        assert_ne!(stratified_split(&labels, 0.3, 8).unwrap().0, a);
+        for bad in [0.0, 1.0, -0.5, f64::NAN] {
+            assert!(stratified_split(&labels, bad, 0).is_err(), "fraction {bad}");
+        }
+        assert!(stratified_split(&[0, 0, 0], 0.1, 0).is_err(), "rounds to an empty first part");
+    }
+
+    #[test]
+    fn open_guesses_the_format() {
+        let embedded = open(None, DataFormat::Auto).unwrap();
+        assert_eq!((embedded.name(), embedded.len()), (embedded::SUBSET_NAME, 10_000));
+        assert_eq!(Normalization::for_dataset(embedded.as_ref()), Normalization::cifar10());
+        assert!(format!("{}", open(None, DataFormat::Cifar100).err().unwrap()).contains("data.path"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let c10 = dir.path().join("c10").join(cifar::CIFAR10_DIR);
+        std::fs::create_dir_all(&c10).unwrap();
+        for b in 1..=5 {
+            std::fs::write(c10.join(format!("data_batch_{b}.bin")), [vec![b as u8], vec![7; 3072]].concat()).unwrap();
+        }
+        let set = open(Some(&dir.path().join("c10")), DataFormat::Auto).unwrap();
+        assert_eq!((set.name(), set.len(), set.label(4)), (cifar::CIFAR10_NAME, 5, 5));
+        assert_eq!(Normalization::for_dataset(set.as_ref()), Normalization::cifar10());
+
+        let idx_dir = dir.path().join("digits");
+        std::fs::create_dir(&idx_dir).unwrap();
+        std::fs::write(idx_dir.join("train-images-idx3-ubyte"), [0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 9, 9])
+            .unwrap();
+        std::fs::write(idx_dir.join("train-labels-idx1-ubyte"), [0, 0, 8, 1, 0, 0, 0, 1, 4]).unwrap();
+        let set = open(Some(&idx_dir), DataFormat::Auto).unwrap();
+        assert_eq!((set.name(), set.len(), set.num_classes()), ("digits", 1, 5));
+        assert!(open(Some(&idx_dir), DataFormat::Cifar10).is_err(), "an explicit format is not second-guessed");
+
+        let classes = dir.path().join("shapes");
+        for (class, value) in [("round", 10u8), ("square", 200)] {
+            std::fs::create_dir_all(classes.join(class)).unwrap();
+            image::GrayImage::from_pixel(2, 2, image::Luma([value])).save(classes.join(class).join("1.png")).unwrap();
+        }
+        let set = open(Some(&classes), DataFormat::Auto).unwrap();
+        assert_eq!((set.name(), set.len(), set.label(1)), ("shapes", 2, 1));
+        let norm = Normalization::for_dataset(set.as_ref());
+        assert!((norm.mean[0] - 105.0 / 255.0).abs() < 1e-6, "statistics of the set itself: {norm:?}");
+        assert!(open(Some(&dir.path().join("missing")), DataFormat::Auto).is_err());
+    }
+
+    #[test]
+    fn subset_per_class_is_balanced() {
+        let labels: Vec<i64> = (0..300).map(|i| (i % 3) as i64).collect();
+        let s = subset_per_class(&labels, 40, 1).unwrap();
+        assert_eq!(s.len(), 120);
+        for c in 0..3 {
+            assert_eq!(s.iter().filter(|&&i| labels[i] == c).count(), 40);
+        }
+        assert!(s.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(subset_per_class(&labels, 40, 1).unwrap(), s);
+        assert_ne!(subset_per_class(&labels, 40, 2).unwrap(), s);
+        assert!(format!("{}", subset_per_class(&labels, 101, 1).unwrap_err()).contains("class 0"));
+    }
+}

@@ -1,0 +1,8 @@
+//! AGNAS: attention-guided micro and macro architecture search (Sun et al., ICML 2022) on libtorch.
+pub mod config;
+pub mod data;
+pub mod nn;
+pub mod report;
+pub mod search;
+pub mod space;
+pub mod train;

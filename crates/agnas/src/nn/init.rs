@@ -1,0 +1,78 @@
+//! Layer constructors with PyTorch's default initialisation.
+//!
+//! tch's defaults differ from PyTorch's (Kaiming-uniform with the ReLU gain for weights, U(0,1) for BN weights),
+//! and training dynamics depend on the initial scale, so every layer of this crate is made here.
+use tch::nn::{self, Init};
+
+/// `nn.Conv2d` hyper-parameters beyond the channel counts and kernel size.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvSpec {
+    pub stride: i64,
+    pub padding: i64,
+    pub dilation: i64,
+    pub groups: i64,
+    pub bias: bool,
+}
+
+impl Default for ConvSpec {
+    fn default() -> Self {
+        ConvSpec { stride: 1, padding: 0, dilation: 1, groups: 1, bias: false }
+    }
+}
+
+impl ConvSpec {
+    pub fn stride(stride: i64) -> Self {
+        ConvSpec { stride, ..Default::default() }
+    }
+    pub fn padding(mut self, padding: i64) -> Self {
+        self.padding = padding;
+        self
+    }
+    pub fn dilation(mut self, dilation: i64) -> Self {
+        self.dilation = dilation;
+        self
+    }
+    pub fn groups(mut self, groups: i64) -> Self {
+        self.groups = groups;
+        self
+    }
+    pub fn bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+}
+
+/// PyTorch's `kaiming_uniform_(a=sqrt(5))` and its bias rule both come down to U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+fn fan_in_uniform(fan_in: i64) -> Init {
+    let bound = 1.0 / (fan_in as f64).sqrt();
+    Init::Uniform { lo: -bound, up: bound }
+}
+
+/// `nn.Conv2d(c_in, c_out, k, ...)` with PyTorch's initialisation.
+pub fn conv2d(p: nn::Path, c_in: i64, c_out: i64, k: i64, spec: ConvSpec) -> nn::Conv2D {
+    let init = fan_in_uniform(c_in / spec.groups * k * k);
+    let cfg = nn::ConvConfig {
+        stride: spec.stride,
+        padding: spec.padding,
+        dilation: spec.dilation,
+        groups: spec.groups,
+        bias: spec.bias,
+        ws_init: init,
+        bs_init: init,
+        ..Default::default()
+    };
+    nn::conv2d(p, c_in, c_out, k, cfg)
+}
+
+/// `nn.Linear(c_in, c_out, bias)` with PyTorch's initialisation.
+pub fn linear(p: nn::Path, c_in: i64, c_out: i64, bias: bool) -> nn::Linear {
+    let init = fan_in_uniform(c_in);
+    nn::linear(p, c_in, c_out, nn::LinearConfig { ws_init: init, bs_init: Some(init), bias })
+}
+
+/// `nn.BatchNorm2d(c, affine=affine)`: weight 1, bias 0, running statistics 0/1, momentum 0.1.
+pub fn batch_norm2d(p: nn::Path, c: i64, affine: bool) -> nn::BatchNorm {
+    let cfg =
+        nn::BatchNormConfig { affine, ws_init: Init::Const(1.0), bs_init: Init::Const(0.0), ..Default::default() };
+    nn::batch_norm2d(p, c, cfg)
+}

@@ -1,0 +1,215 @@
+//! Candidate operations and fixed blocks of the cell-based search spaces (DARTS, NAS-Bench-201).
+//!
+//! Parameter paths follow the PyTorch modules of the field (`op.1.weight` for the conv inside a `ReLUConvBN`
+//! sequence, `conv_1`/`conv_2`/`bn` in `FactorizedReduce`, …) so weights exchange with PyTorch checkpoints by name.
+use super::init::{batch_norm2d, conv2d, ConvSpec};
+use tch::nn::{self, ModuleT};
+use tch::Tensor;
+
+/// Zeros of the (strided) input's shape: the `none` candidate. It stays in the autograd graph (a zero gradient),
+/// as `x.mul(0.)` does in PyTorch; a [`crate::nn::MixedOp`] skips it altogether.
+#[derive(Debug, Clone, Copy)]
+pub struct Zero {
+    pub stride: i64,
+}
+
+impl ModuleT for Zero {
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
+        if self.stride == 1 {
+            xs * 0.0
+        } else {
+            let s = self.stride;
+            xs.slice(2, 0, None::<i64>, s).slice(3, 0, None::<i64>, s) * 0.0
+        }
+    }
+}
+
+/// The identity (`skip_connect` at stride 1).
+#[derive(Debug, Clone, Copy)]
+pub struct Identity;
+
+impl ModuleT for Identity {
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
+        xs.shallow_clone()
+    }
+}
+
+/// Which pooling a [`Pool`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolKind {
+    /// Average over the valid (unpadded) positions only (`count_include_pad=False`).
+    Avg,
+    Max,
+}
+
+/// 3×3 pooling with padding 1, optionally followed by a BN (the DARTS supernet puts `BN(affine=False)` after pools).
+#[derive(Debug)]
+pub struct Pool {
+    kind: PoolKind,
+    stride: i64,
+    bn: Option<nn::BatchNorm>,
+}
+
+impl Pool {
+    /// A bare pool: its path holds no parameters.
+    pub fn new(kind: PoolKind, stride: i64) -> Self {
+        Pool { kind, stride, bn: None }
+    }
+
+    /// `Sequential(pool, BatchNorm2d(c, affine))`, the BN at `p/1`.
+    pub fn with_bn(p: nn::Path, kind: PoolKind, stride: i64, c: i64, affine: bool) -> Self {
+        Pool { kind, stride, bn: Some(batch_norm2d(p / "1", c, affine)) }
+    }
+}
+
+impl ModuleT for Pool {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let s = self.stride;
+        let ys = match self.kind {
+            PoolKind::Avg => xs.avg_pool2d([3, 3], [s, s], [1, 1], false, false, None::<i64>),
+            PoolKind::Max => xs.max_pool2d([3, 3], [s, s], [1, 1], [1, 1], false),
+        };
+        match &self.bn {
+            Some(bn) => ys.apply_t(bn, train),
+            None => ys,
+        }
+    }
+}
+
+/// `Sequential(ReLU, Conv k×k, BN)`; NAS-Bench-201's `nor_conv_k×k` and the DARTS cell preprocessing.
+#[derive(Debug)]
+pub struct ReLUConvBN {
+    conv: nn::Conv2D,
+    bn: nn::BatchNorm,
+}
+
+impl ReLUConvBN {
+    pub fn new(p: nn::Path, c_in: i64, c_out: i64, k: i64, spec: ConvSpec, affine: bool) -> Self {
+        let op = p / "op";
+        ReLUConvBN { conv: conv2d(&op / "1", c_in, c_out, k, spec), bn: batch_norm2d(&op / "2", c_out, affine) }
+    }
+}
+
+impl ModuleT for ReLUConvBN {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        xs.relu().apply(&self.conv).apply_t(&self.bn, train)
+    }
+}
+
+/// Dilated depthwise-separable conv: `Sequential(ReLU, dw k×k dilated, pw 1×1, BN)`.
+#[derive(Debug)]
+pub struct DilConv {
+    dw: nn::Conv2D,
+    pw: nn::Conv2D,
+    bn: nn::BatchNorm,
+}
+
+impl DilConv {
+    pub fn new(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, dilation: i64, affine: bool) -> Self {
+        let op = p / "op";
+        let padding = dilation * (k - 1) / 2;
+        let dw_spec = ConvSpec::stride(stride).padding(padding).dilation(dilation).groups(c_in);
+        DilConv {
+            dw: conv2d(&op / "1", c_in, c_in, k, dw_spec),
+            pw: conv2d(&op / "2", c_in, c_out, 1, ConvSpec::default()),
+            bn: batch_norm2d(&op / "3", c_out, affine),
+        }
+    }
+}
+
+impl ModuleT for DilConv {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        xs.relu().apply(&self.dw).apply(&self.pw).apply_t(&self.bn, train)
+    }
+}
+
+/// Separable conv applied twice (DARTS `sep_conv_k×k`); only the first depthwise conv is strided.
+#[derive(Debug)]
+pub struct SepConv {
+    first: DilConvParts,
+    second: DilConvParts,
+}
+
+/// One ReLU-dw-pw-BN half of a [`SepConv`], at the Sequential indices PyTorch gives it.
+#[derive(Debug)]
+struct DilConvParts {
+    dw: nn::Conv2D,
+    pw: nn::Conv2D,
+    bn: nn::BatchNorm,
+}
+
+impl SepConv {
+    pub fn new(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, affine: bool) -> Self {
+        let op = p / "op";
+        let padding = (k - 1) / 2;
+        let half = |first: usize, stride: i64, c_out: i64| DilConvParts {
+            dw: conv2d(&op / first, c_in, c_in, k, ConvSpec::stride(stride).padding(padding).groups(c_in)),
+            pw: conv2d(&op / (first + 1), c_in, c_out, 1, ConvSpec::default()),
+            bn: batch_norm2d(&op / (first + 2), c_out, affine),
+        };
+        SepConv { first: half(1, stride, c_in), second: half(5, 1, c_out) }
+    }
+}
+
+impl DilConvParts {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        xs.relu().apply(&self.dw).apply(&self.pw).apply_t(&self.bn, train)
+    }
+}
+
+impl ModuleT for SepConv {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.second.forward_t(&self.first.forward_t(xs, train), train)
+    }
+}
+
+/// Halves the resolution with two offset 1×1 stride-2 convs whose outputs are concatenated (DARTS).
+#[derive(Debug)]
+pub struct FactorizedReduce {
+    conv_1: nn::Conv2D,
+    conv_2: nn::Conv2D,
+    bn: nn::BatchNorm,
+}
+
+impl FactorizedReduce {
+    pub fn new(p: nn::Path, c_in: i64, c_out: i64, affine: bool) -> Self {
+        FactorizedReduce {
+            conv_1: conv2d(&p / "conv_1", c_in, c_out / 2, 1, ConvSpec::stride(2)),
+            conv_2: conv2d(&p / "conv_2", c_in, c_out / 2, 1, ConvSpec::stride(2)),
+            bn: batch_norm2d(&p / "bn", c_out, affine),
+        }
+    }
+}
+
+impl ModuleT for FactorizedReduce {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let r = xs.relu();
+        let shifted = r.narrow(2, 1, r.size()[2] - 1).narrow(3, 1, r.size()[3] - 1);
+        Tensor::cat(&[r.apply(&self.conv_1), shifted.apply(&self.conv_2)], 1).apply_t(&self.bn, train)
+    }
+}
+
+/// The NAS-Bench-201 reduction block: a ResNet basic block whose shortcut is AvgPool 2×2 + Conv 1×1.
+#[derive(Debug)]
+pub struct ResNetBasicBlock {
+    conv_a: ReLUConvBN,
+    conv_b: ReLUConvBN,
+    downsample: nn::Conv2D,
+}
+
+impl ResNetBasicBlock {
+    pub fn new(p: nn::Path, c_in: i64, c_out: i64, stride: i64) -> Self {
+        ResNetBasicBlock {
+            conv_a: ReLUConvBN::new(&p / "conv_a", c_in, c_out, 3, ConvSpec::stride(stride).padding(1), true),
+            conv_b: ReLUConvBN::new(&p / "conv_b", c_out, c_out, 3, ConvSpec::default().padding(1), true),
+            downsample: conv2d(&p / "downsample" / "1", c_in, c_out, 1, ConvSpec::default()),
+        }
+    }
+}
+
+impl ModuleT for ResNetBasicBlock {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let shortcut = xs.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>).apply(&self.downsample);
+        shortcut + self.conv_b.forward_t(&self.conv_a.forward_t(xs, train), train)
+    }
+}

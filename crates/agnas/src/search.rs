@@ -1,0 +1,410 @@
+//! The AGNAS search loop, the same for every space:
+//! train weights and attention on one half, accumulate attention on the other, derive the architecture.
+use crate::config::SearchConfig;
+use crate::data::loader::{Loader, LoaderConfig};
+use crate::data::{self, Dataset};
+use crate::report::{self, progress::ProgressMode, write_json, write_jsonl, Progress};
+use crate::space::{nb201::Nb201Space, SearchSpace, SpaceName, Supernet, SupernetOutput};
+use crate::train::checkpoint::Checkpoints;
+use crate::train::{CosineSchedule, Sgd};
+use anyhow::{bail, ensure, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub lr: f64,
+    pub train_loss: f64,
+    pub train_acc: f64,
+    pub heldout_loss: Option<f64>,
+    pub heldout_acc: Option<f64>,
+    pub seconds: f64,
+}
+
+/// The importances of one epoch: accumulated over the training steps, and over the held-out half if it ran.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EpochImportance {
+    pub epoch: usize,
+    pub train: serde_json::Value,
+    pub heldout: Option<serde_json::Value>,
+}
+
+/// The loop's position and history: what a checkpoint needs besides tensors.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+struct LoopState {
+    epoch: usize,
+    step: usize,
+    global_step: u64,
+    train_seconds: f64,
+    metrics: Vec<EpochMetrics>,
+    importances: Vec<EpochImportance>,
+}
+
+/// What a finished search returns (and writes to `result.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SearchResult {
+    pub space: String,
+    pub arch: String,
+    pub seed: u64,
+    pub heldout_acc: f64,
+    pub train_seconds: f64,
+    #[serde(flatten)]
+    pub extra: serde_json::Value,
+}
+
+/// How a search is started.
+pub struct SearchRun {
+    pub config: SearchConfig,
+    pub out: PathBuf,
+    pub resume: bool,
+    pub progress: ProgressMode,
+    /// Stop (as if killed) after this many training steps; for crash tests.
+    pub stop_after_steps: Option<u64>,
+}
+
+const CONFIG_FILE: &str = "config.toml";
+
+/// Sums over a pass, kept on the device so that the step never waits for the host.
+struct Accumulators {
+    loss: Tensor,
+    correct: Tensor,
+    seen: Tensor,
+    importance: Option<Tensor>,
+}
+
+impl Accumulators {
+    fn new(device: Device) -> Self {
+        let z = || Tensor::zeros([], (Kind::Double, device));
+        Accumulators { loss: z(), correct: z(), seen: z(), importance: None }
+    }
+
+    fn add(&mut self, logits: &Tensor, loss: &Tensor, y: &Tensor, importance: &Tensor) {
+        let n = y.size()[0] as f64;
+        let _ = self.loss.g_add_(&(loss.detach().to_kind(Kind::Double) * n));
+        let correct = logits.argmax(-1, false).eq_tensor(y).sum(Kind::Double);
+        let _ = self.correct.g_add_(&correct);
+        let _ = self.seen.g_add_scalar_(n);
+        let imp = importance.to_kind(Kind::Double);
+        match &mut self.importance {
+            Some(acc) => {
+                let _ = acc.g_add_(&imp);
+            }
+            None => self.importance = Some(imp),
+        }
+    }
+
+    fn named(&self) -> Vec<(&str, &Tensor)> {
+        let mut v = vec![("loss", &self.loss), ("correct", &self.correct), ("seen", &self.seen)];
+        if let Some(i) = &self.importance {
+            v.push(("importance", i));
+        }
+        v
+    }
+
+    fn restore(saved: Vec<(String, Tensor)>, device: Device) -> Result<Self> {
+        let mut acc = Accumulators::new(device);
+        for (name, t) in saved {
+            let t = t.to_device(device);
+            match name.as_str() {
+                "loss" => acc.loss = t,
+                "correct" => acc.correct = t,
+                "seen" => acc.seen = t,
+                "importance" => acc.importance = Some(t),
+                other => bail!("unknown accumulator `{other}` in checkpoint"),
+            }
+        }
+        Ok(acc)
+    }
+
+    /// (mean loss, accuracy) — one host read.
+    fn means(&self) -> (f64, f64) {
+        let seen = self.seen.double_value(&[]).max(1.0);
+        (self.loss.double_value(&[]) / seen, self.correct.double_value(&[]) / seen)
+    }
+}
+
+pub fn space_of(cfg: &SearchConfig) -> Box<dyn SearchSpace> {
+    match cfg.space {
+        SpaceName::Nb201 => Box::new(Nb201Space { supernet: cfg.nb201.clone(), derive: cfg.derive }),
+    }
+}
+
+/// A data set with the indices of its training half and its held-out half.
+type SplitData = (Arc<dyn Dataset>, Vec<usize>, Vec<usize>);
+
+/// Loads the configured data set and cuts it into the training half and the held-out half.
+fn load_data(cfg: &SearchConfig) -> Result<SplitData> {
+    let set = data::open(cfg.data.path.as_deref(), cfg.data.format)?;
+    let labels: Vec<i64> = (0..set.len()).map(|i| set.label(i)).collect();
+    let pool: Vec<usize> = if cfg.data.per_class > 0 {
+        data::subset_per_class(&labels, cfg.data.per_class, cfg.seed)?
+    } else {
+        (0..labels.len()).collect()
+    };
+    let pool_labels: Vec<i64> = pool.iter().map(|&i| labels[i]).collect();
+    let (a, b) = data::stratified_split(&pool_labels, cfg.data.split, cfg.seed)?;
+    let train = a.into_iter().map(|i| pool[i]).collect();
+    let heldout = b.into_iter().map(|i| pool[i]).collect();
+    Ok((set, train, heldout))
+}
+
+/// The whole search; returns the result also written to `<out>/result.json`.
+pub fn run(run: SearchRun) -> Result<SearchResult> {
+    let out = &run.out;
+    let cfg = if run.resume {
+        SearchConfig::load(&out.join(CONFIG_FILE)).context("resuming needs the run folder's config.toml")?
+    } else {
+        run.config.clone()
+    };
+    cfg.validate()?;
+    let checkpoints = Checkpoints::new(out.join("checkpoints"));
+    if !run.resume {
+        for existing in [CONFIG_FILE, "result.json", "checkpoints"] {
+            ensure!(
+                !out.join(existing).exists(),
+                "{} already holds a run ({existing} exists): use --resume {} or another --out",
+                out.display(),
+                out.display()
+            );
+        }
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        report::atomic_write(&out.join(CONFIG_FILE), cfg.to_toml()?.as_bytes())?;
+    }
+    if cfg.threads > 0 {
+        tch::set_num_threads(cfg.threads as i32);
+    }
+    let device = cfg.device.resolve()?;
+    let space = space_of(&cfg);
+    let (dataset, train_idx, heldout_idx) = load_data(&cfg)?;
+    let norm = data::Normalization::for_dataset(dataset.as_ref());
+    tracing::info!(
+        "{}: {} training / {} held-out images, {} classes, device {:?}",
+        space.name(),
+        train_idx.len(),
+        heldout_idx.len(),
+        dataset.num_classes(),
+        device
+    );
+
+    tch::manual_seed(cfg.seed as i64);
+    let mut vs = VarStore::new(device);
+    let supernet = space.build(&vs.root(), dataset.num_classes() as i64);
+    let mut opt = Sgd::new(&vs, cfg.train.momentum, cfg.train.weight_decay, cfg.train.nesterov);
+    let schedule = CosineSchedule {
+        lr: cfg.train.lr,
+        lr_min: cfg.train.lr_min,
+        epochs: cfg.train.epochs,
+        step_at_epoch_start: cfg.train.lr_step_at_epoch_start,
+    };
+
+    let (mut state, mut acc) = match checkpoints.latest()? {
+        Some(dir) if run.resume => {
+            let (saved, state): (_, LoopState) = Checkpoints::load(&dir, &mut vs, &mut opt)?;
+            tracing::info!("resuming from {} (epoch {}, step {})", dir.display(), state.epoch, state.step);
+            (state, Accumulators::restore(saved, device)?)
+        }
+        _ => (LoopState::default(), Accumulators::new(device)),
+    };
+
+    let loader_cfg = |batch_size: usize, augment: bool, shuffle: bool| LoaderConfig {
+        batch_size,
+        shuffle,
+        drop_last: false,
+        augment: if augment { cfg.train.augment } else { data::augment::Augment::none() },
+        normalization: norm.clone(),
+        workers: cfg.data.workers,
+        prefetch: cfg.data.prefetch,
+        seed: cfg.seed,
+    };
+    let train_loader = Loader::new(dataset.clone(), train_idx, loader_cfg(cfg.train.batch_size, true, true));
+    let heldout_loader =
+        Loader::new(dataset.clone(), heldout_idx, loader_cfg(cfg.importance.batch_size, cfg.importance.augment, false));
+    let steps = train_loader.num_batches();
+
+    while state.epoch < cfg.train.epochs {
+        let epoch = state.epoch;
+        let lr = schedule.lr_at(epoch);
+        let started = Instant::now();
+        let mut progress =
+            Progress::start(run.progress, format!("epoch {}/{}", epoch + 1, cfg.train.epochs), steps as u64);
+        for batch in train_loader.epoch(epoch as u64, state.step) {
+            let batch = batch?;
+            let (x, y) = (batch.x.to_device(device), batch.y.to_device(device));
+            let (output, loss) = train_step(supernet.as_ref(), &mut opt, &x, &y, lr, cfg.train.grad_clip);
+            acc.add(&output.logits, &loss, &y, &output.importance);
+            state.step += 1;
+            state.global_step += 1;
+            if state.step % cfg.train.sync_every == 0 || state.step == steps {
+                let (mean_loss, _) = acc.means();
+                ensure!(
+                    mean_loss.is_finite(),
+                    "training diverged: the loss is {mean_loss} at epoch {} step {} (lower train.lr?); \
+                     the last checkpoint in {} is kept",
+                    epoch + 1,
+                    state.step,
+                    checkpoints_dir(out).display()
+                );
+                progress.set(state.step as u64, || format!("loss {mean_loss:.3} lr {lr:.4}"));
+            }
+            if cfg.train.checkpoint_every > 0 && state.step % cfg.train.checkpoint_every == 0 && state.step < steps {
+                state.train_seconds += started.elapsed().as_secs_f64();
+                checkpoints.save(state.global_step, &vs, &opt, &acc.named(), &state)?;
+                state.train_seconds -= started.elapsed().as_secs_f64();
+            }
+            if run.stop_after_steps.is_some_and(|s| state.global_step >= s) {
+                bail!("stopped after {} steps as asked (--stop-after-steps)", state.global_step);
+            }
+        }
+        progress.finish();
+        let (train_loss, train_acc) = acc.means();
+        ensure!(train_loss.is_finite(), "training diverged: the epoch {} loss is {train_loss}", epoch + 1);
+        let train_importance = acc.importance.take().context("an epoch ran no step: is the training half empty?")?;
+
+        let last = epoch + 1 == cfg.train.epochs;
+        let heldout = if last || cfg.importance.every_epoch {
+            Some(heldout_pass(supernet.as_ref(), &heldout_loader, epoch, device, run.progress)?)
+        } else {
+            None
+        };
+        state.train_seconds += started.elapsed().as_secs_f64();
+        state.metrics.push(EpochMetrics {
+            epoch: epoch + 1,
+            lr,
+            train_loss,
+            train_acc,
+            heldout_loss: heldout.as_ref().map(|h| h.loss),
+            heldout_acc: heldout.as_ref().map(|h| h.acc),
+            seconds: started.elapsed().as_secs_f64(),
+        });
+        state.importances.push(EpochImportance {
+            epoch: epoch + 1,
+            train: space.describe_importance(&train_importance)?,
+            heldout: heldout.as_ref().map(|h| space.describe_importance(&h.importance)).transpose()?,
+        });
+        tracing::info!(
+            "epoch {}/{}: train loss {train_loss:.4} acc {:.2}%{}",
+            epoch + 1,
+            cfg.train.epochs,
+            100.0 * train_acc,
+            heldout.as_ref().map_or(String::new(), |h| format!(
+                ", held-out loss {:.4} acc {:.2}%",
+                h.loss,
+                100.0 * h.acc
+            ))
+        );
+        state.epoch += 1;
+        state.step = 0;
+        acc = Accumulators::new(device);
+        write_jsonl(&out.join("metrics.jsonl"), &state.metrics)?;
+        write_json(&out.join("importances.json"), &state.importances)?;
+        if last {
+            let heldout = heldout.expect("the last epoch runs the held-out pass");
+            let derived = space.derive(&heldout.importance)?;
+            let result = SearchResult {
+                space: space.name().to_string(),
+                arch: derived.name.clone(),
+                seed: cfg.seed,
+                heldout_acc: heldout.acc,
+                train_seconds: state.train_seconds,
+                extra: derived.result,
+            };
+            write_json(&out.join("genotype.json"), &derived.genotype)?;
+            write_json(&out.join("result.json"), &result)?;
+            report::atomic_write(&out.join("summary.md"), summary(&cfg, &state, &result)?.as_bytes())?;
+            checkpoints.save(state.global_step, &vs, &opt, &acc.named(), &state)?;
+            return Ok(result);
+        }
+        checkpoints.save(state.global_step, &vs, &opt, &acc.named(), &state)?;
+    }
+    // Resuming a finished run: its result is already on disk.
+    let text =
+        std::fs::read_to_string(out.join("result.json")).context("the run finished but result.json is missing")?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// One SGD step on weights and attention together; returns the forward's output and the loss.
+pub fn train_step(
+    supernet: &dyn Supernet,
+    opt: &mut Sgd,
+    x: &Tensor,
+    y: &Tensor,
+    lr: f64,
+    grad_clip: f64,
+) -> (SupernetOutput, Tensor) {
+    let output = supernet.forward_t(x, true);
+    let loss = output.logits.cross_entropy_for_logits(y);
+    opt.zero_grad();
+    loss.backward();
+    if grad_clip > 0.0 {
+        opt.clip_grad_norm(grad_clip);
+    }
+    opt.step(lr);
+    (output, loss)
+}
+
+fn checkpoints_dir(out: &Path) -> PathBuf {
+    out.join("checkpoints")
+}
+
+struct HeldOut {
+    loss: f64,
+    acc: f64,
+    importance: Tensor,
+}
+
+/// Forward of the whole held-out half in eval mode, accumulating importances on the device.
+fn heldout_pass(
+    supernet: &dyn Supernet,
+    loader: &Loader,
+    epoch: usize,
+    device: Device,
+    mode: ProgressMode,
+) -> Result<HeldOut> {
+    let mut acc = Accumulators::new(device);
+    let total = loader.num_batches() as u64;
+    let mut progress = Progress::start(mode, "held-out pass", total);
+    tch::no_grad(|| -> Result<()> {
+        for (i, batch) in loader.epoch(epoch as u64, 0).enumerate() {
+            let batch = batch?;
+            let (x, y) = (batch.x.to_device(device), batch.y.to_device(device));
+            let output = supernet.forward_t(&x, false);
+            let loss = output.logits.cross_entropy_for_logits(&y);
+            acc.add(&output.logits, &loss, &y, &output.importance);
+            progress.set(i as u64 + 1, String::new);
+        }
+        Ok(())
+    })?;
+    progress.finish();
+    let (loss, acc_mean) = acc.means();
+    let importance = acc.importance.context("the held-out half is empty")?;
+    Ok(HeldOut { loss, acc: acc_mean, importance })
+}
+
+fn summary(cfg: &SearchConfig, state: &LoopState, result: &SearchResult) -> Result<String> {
+    let mut s = format!("# AGNAS search: {}\n\nFound architecture: `{}`\n\n", result.space, result.arch);
+    if let Some(rec) = result.extra.get("bench201").filter(|r| !r.is_null()) {
+        s.push_str("| NAS-Bench-201 (200 epochs) | accuracy % |\n|---|---|\n");
+        for key in ["c10_test", "c10v_valid", "c100_test", "in16_test"] {
+            if let Some(v) = rec.get(key).and_then(|v| v.as_f64()) {
+                s.push_str(&format!("| {key} | {v:.2} |\n"));
+            }
+        }
+        s.push('\n');
+    }
+    s.push_str(&format!(
+        "Supernet held-out accuracy {:.2} %, {} epochs in {:.0} s, seed {}.\n\n| epoch | lr | train loss | train acc % |\n|---|---|---|---|\n",
+        100.0 * result.heldout_acc,
+        cfg.train.epochs,
+        state.train_seconds,
+        cfg.seed
+    ));
+    for m in &state.metrics {
+        s.push_str(&format!("| {} | {:.5} | {:.4} | {:.2} |\n", m.epoch, m.lr, m.train_loss, 100.0 * m.train_acc));
+    }
+    Ok(s)
+}

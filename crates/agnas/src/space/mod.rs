@@ -1,0 +1,76 @@
+//! Search spaces: each folder holds its supernet, genotype type, derivation rule (and evaluation network).
+pub mod nb201;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use tch::{nn, Tensor};
+
+/// Logits and the attention importances of one supernet forward.
+pub struct SupernetOutput {
+    pub logits: Tensor,
+    /// Σ over batch and channels of each candidate's gates, shape (decision points…, candidates), detached.
+    pub importance: Tensor,
+}
+
+/// A supernet whose every decision point carries an AGNAS attention module.
+pub trait Supernet {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> SupernetOutput;
+}
+
+/// What a search produced: the genotype (for `genotype.json`) and what it is worth (for `result.json`).
+pub struct Derived {
+    /// One line naming the architecture (the NB201 arch string, …).
+    pub name: String,
+    pub genotype: serde_json::Value,
+    /// Extra facts for the result, e.g. the benchmark record.
+    pub result: serde_json::Value,
+}
+
+/// A search space, as the generic search loop sees it.
+pub trait SearchSpace {
+    fn name(&self) -> &'static str;
+    fn build(&self, p: &nn::Path, num_classes: i64) -> Box<dyn Supernet>;
+    /// Accumulated importances with named axes, for `importances.json`.
+    fn describe_importance(&self, importance: &Tensor) -> Result<serde_json::Value>;
+    /// The architecture read off the held-out importances.
+    fn derive(&self, importance: &Tensor) -> Result<Derived>;
+}
+
+/// The spaces `agnas search --space` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SpaceName {
+    #[default]
+    Nb201,
+}
+
+impl std::str::FromStr for SpaceName {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "nb201" | "nas-bench-201" => Ok(SpaceName::Nb201),
+            "darts" | "proxyless" => {
+                anyhow::bail!("space `{s}` is not implemented yet (available: nb201)")
+            }
+            _ => anyhow::bail!("unknown space `{s}` (available: nb201)"),
+        }
+    }
+}
+
+/// Nested lists of a tensor's values, for JSON (importances are small).
+pub fn tensor_to_nested(t: &Tensor) -> Result<serde_json::Value> {
+    let t = t.to_kind(tch::Kind::Double).to_device(tch::Device::Cpu).contiguous();
+    let size = t.size();
+    let flat: Vec<f64> = Vec::try_from(t.flatten(0, -1))?;
+    fn nest(values: &[f64], size: &[i64]) -> serde_json::Value {
+        match size {
+            [] => serde_json::json!(values[0]),
+            [_] => serde_json::json!(values),
+            [n, rest @ ..] => {
+                let chunk = values.len() / *n as usize;
+                serde_json::Value::Array(values.chunks(chunk.max(1)).map(|c| nest(c, rest)).collect())
+            }
+        }
+    }
+    Ok(nest(&flat, &size))
+}

@@ -1,0 +1,178 @@
+//! Parity with PyTorch: every building block and one NB201 supernet forward+backward against fixtures written by
+//! `tools/make_fixtures.py` (inputs, weights, outputs, gradients, BN running statistics), within 1e-4 relative.
+use agnas::nn::init::{batch_norm2d, conv2d, ConvSpec};
+use agnas::nn::ops::{
+    DilConv, FactorizedReduce, Identity, Pool, PoolKind, ReLUConvBN, ResNetBasicBlock, SepConv, Zero,
+};
+use agnas::nn::SeAttention;
+use agnas::space::nb201::supernet::mixed_op;
+use agnas::space::nb201::{Nb201Config, Nb201Supernet};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use tch::nn::{self, ModuleT, VarStore};
+use tch::{Device, Kind, Tensor};
+
+const TOLERANCE: f64 = 1e-4;
+
+struct Fixture {
+    name: String,
+    tensors: HashMap<String, Tensor>,
+}
+
+impl Fixture {
+    fn load(case: &str) -> Fixture {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(format!("{case}.safetensors"));
+        let tensors = Tensor::read_safetensors(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Fixture { name: case.to_string(), tensors: tensors.into_iter().collect() }
+    }
+
+    fn get(&self, key: &str) -> &Tensor {
+        self.tensors.get(key).unwrap_or_else(|| panic!("{}: no `{key}` in fixture", self.name))
+    }
+
+    fn prefixed(&self, prefix: &str) -> Vec<(String, &Tensor)> {
+        let mut v: Vec<_> =
+            self.tensors.iter().filter_map(|(k, t)| k.strip_prefix(prefix).map(|n| (n.to_string(), t))).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Copies `p.*` into the store and checks that both sides have exactly the same names and shapes.
+    fn load_params(&self, vs: &VarStore) {
+        let vars = vs.variables();
+        let fixture = self.prefixed("p.");
+        let mut theirs: Vec<&str> = fixture.iter().map(|(n, _)| n.as_str()).collect();
+        let mut ours: Vec<&str> = vars.keys().map(|k| k.as_str()).collect();
+        theirs.sort();
+        ours.sort();
+        assert_eq!(ours, theirs, "{}: parameter names differ from PyTorch's", self.name);
+        tch::no_grad(|| {
+            for (name, t) in fixture {
+                let mut v = vars[&name].shallow_clone();
+                assert_eq!(v.size(), t.size(), "{}: shape of {name}", self.name);
+                v.copy_(t);
+            }
+        });
+    }
+}
+
+fn assert_close(case: &str, what: &str, got: &Tensor, want: &Tensor) {
+    assert_eq!(got.size(), want.size(), "{case}: shape of {what}");
+    let got = got.to_kind(Kind::Double);
+    let want = want.to_kind(Kind::Double);
+    let scale = want.abs().max().double_value(&[]).max(1e-6);
+    let diff = (&got - &want).abs().max().double_value(&[]);
+    assert!(diff / scale <= TOLERANCE, "{case}: {what} differs by {diff:e} (scale {scale:e})");
+}
+
+/// Forward in train mode, backward of `(y * gy).sum()`, running stats, then eval mode.
+fn check_module(case: &str, build: impl FnOnce(nn::Path) -> Box<dyn ModuleT>) {
+    let f = Fixture::load(case);
+    let vs = VarStore::new(Device::Cpu);
+    let module = build(vs.root());
+    f.load_params(&vs);
+    let x = f.get("x").set_requires_grad(true);
+    let y = module.forward_t(&x, true);
+    assert_close(case, "y", &y, f.get("y"));
+    (&y * f.get("gy")).sum(Kind::Float).backward();
+    assert_close(case, "gx", &x.grad(), f.get("gx"));
+    check_grads_and_stats(&f, &vs);
+    if let Some(want) = f.tensors.get("y_eval") {
+        let y_eval = tch::no_grad(|| module.forward_t(&x, false));
+        assert_close(case, "y_eval", &y_eval, want);
+    }
+}
+
+fn check_grads_and_stats(f: &Fixture, vs: &VarStore) {
+    let vars = vs.variables();
+    let grads = f.prefixed("g.");
+    let trainable = vars.values().filter(|v| v.requires_grad()).count();
+    assert_eq!(grads.len(), trainable, "{}: gradient count", f.name);
+    for (name, want) in grads {
+        assert_close(&f.name, &format!("grad of {name}"), &vars[&name].grad(), want);
+    }
+    for (name, want) in f.prefixed("rs.") {
+        assert_close(&f.name, &format!("running stat {name}"), &vars[&name], want);
+    }
+}
+
+macro_rules! module_cases {
+    ($($case:ident => $build:expr;)*) => {
+        $(
+            #[test]
+            fn $case() {
+                check_module(stringify!($case), $build);
+            }
+        )*
+    };
+}
+
+module_cases! {
+    conv_dw_dil => |p| Box::new(conv2d(p, 8, 8, 3, ConvSpec::default().padding(2).dilation(2).groups(8)));
+    conv_grouped_bias => |p| Box::new(conv2d(p, 8, 12, 3, ConvSpec::stride(2).padding(1).groups(4).bias(true)));
+    bn_affine => |p| Box::new(batch_norm2d(p, 6, true));
+    bn_noaffine => |p| Box::new(batch_norm2d(p, 6, false));
+    relu6 => |_| Box::new(nn::func(|x| x.relu6()));
+    avg_pool_s1 => |_| Box::new(Pool::new(PoolKind::Avg, 1));
+    avg_pool_s2 => |_| Box::new(Pool::new(PoolKind::Avg, 2));
+    max_pool_s1 => |_| Box::new(Pool::new(PoolKind::Max, 1));
+    max_pool_s2 => |_| Box::new(Pool::new(PoolKind::Max, 2));
+    zero_s1 => |_| Box::new(Zero { stride: 1 });
+    zero_s2 => |_| Box::new(Zero { stride: 2 });
+    identity => |_| Box::new(Identity);
+    factorized_reduce => |p| Box::new(FactorizedReduce::new(p, 8, 8, false));
+    relu_conv_bn_1x1 => |p| Box::new(ReLUConvBN::new(p, 8, 8, 1, ConvSpec::default(), false));
+    relu_conv_bn_3x3_affine => |p| Box::new(ReLUConvBN::new(p, 8, 8, 3, ConvSpec::default().padding(1), true));
+    sep_conv_3x3_s1 => |p| Box::new(SepConv::new(p, 8, 8, 3, 1, false));
+    sep_conv_3x3_s2 => |p| Box::new(SepConv::new(p, 8, 8, 3, 2, false));
+    sep_conv_5x5_s1 => |p| Box::new(SepConv::new(p, 8, 8, 5, 1, false));
+    dil_conv_3x3_s1 => |p| Box::new(DilConv::new(p, 8, 8, 3, 1, 2, false));
+    dil_conv_5x5_s2 => |p| Box::new(DilConv::new(p, 8, 8, 5, 2, 2, false));
+    resnet_block => |p| Box::new(ResNetBasicBlock::new(p, 8, 16, 2));
+}
+
+#[derive(Debug)]
+struct Gates(SeAttention);
+
+impl ModuleT for Gates {
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
+        self.0.gates(xs)
+    }
+}
+
+#[test]
+fn se_attention() {
+    check_module("se_attention", |p| Box::new(Gates(SeAttention::new(p, 40, 8))));
+}
+
+#[test]
+fn mixed_op_nb201() {
+    let f = Fixture::load("mixed_op_nb201");
+    let vs = VarStore::new(Device::Cpu);
+    let cfg = Nb201Config { channels: 8, cells_per_stage: 1, attention_ratio: 8, affine: false };
+    let op = mixed_op(vs.root(), 8, &cfg);
+    f.load_params(&vs);
+    let x = f.get("x").set_requires_grad(true);
+    let out = op.forward_t(&x, true);
+    assert_close(&f.name, "y", &out.out, f.get("y"));
+    assert_close(&f.name, "importance", &out.importance, f.get("importance"));
+    (&out.out * f.get("gy")).sum(Kind::Float).backward();
+    assert_close(&f.name, "gx", &x.grad(), f.get("gx"));
+    check_grads_and_stats(&f, &vs);
+}
+
+#[test]
+fn nb201_supernet_forward_backward() {
+    let f = Fixture::load("nb201_supernet");
+    let vs = VarStore::new(Device::Cpu);
+    let cfg = Nb201Config { channels: 8, cells_per_stage: 1, attention_ratio: 8, affine: false };
+    let net = Nb201Supernet::new(&vs.root(), &cfg, 10);
+    f.load_params(&vs);
+    let out = net.forward_t(f.get("x"), true);
+    assert_close(&f.name, "logits", &out.logits, f.get("y"));
+    assert_close(&f.name, "importance", &out.importance, f.get("importance"));
+    let loss = out.logits.cross_entropy_for_logits(f.get("labels"));
+    assert_close(&f.name, "loss", &loss.reshape([1]), f.get("loss"));
+    loss.backward();
+    check_grads_and_stats(&f, &vs);
+}

@@ -1,0 +1,23 @@
+//! Shared build script of the workspace crates: makes the binaries and test executables find libtorch at run
+//! time (rpath) and keeps libtorch_cuda linked even though no symbol of it is referenced directly, so that
+//! `Device::cuda_if_available` sees the GPU (tch-rs issue 980).
+use std::{env, path::PathBuf};
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=LIBTORCH");
+    println!("cargo:rerun-if-changed=../build-libtorch.rs");
+    let Some(root) = env::var_os("LIBTORCH") else {
+        println!("cargo:warning=LIBTORCH is not set: run scripts/setup-libtorch.sh (make setup) first");
+        return;
+    };
+    let root = PathBuf::from(root);
+    let root = root.canonicalize().unwrap_or(root);
+    let lib = root.join("lib");
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    if lib.join("libtorch_cuda.so").exists() {
+        println!("cargo:rustc-link-arg=-L{}", lib.display());
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+        println!("cargo:rustc-link-arg=-ltorch_cuda");
+        println!("cargo:rustc-link-arg=-Wl,--as-needed");
+    }
+}

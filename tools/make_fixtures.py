@@ -1,0 +1,291 @@
+#!/usr/bin/env python3
+"""Generate the numerical parity fixtures for the Rust AGNAS crate.
+
+Usage (from the repository root):
+
+    /root/.cache/agnas/torch-2.11.0/bin/python tools/make_fixtures.py [--out DIR] [--only CASE ...]
+
+Writes one ``<case>.safetensors`` per case into ``crates/agnas/tests/fixtures``
+(see the README written next to them for the key conventions).
+"""
+
+import argparse
+import json
+import os
+import sys
+import zlib
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import agnas_ref as R  # noqa: E402
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_OUT = os.path.join(REPO_ROOT, "crates", "agnas", "tests", "fixtures")
+
+
+def _randn(*shape, scale=1.0):
+    return torch.randn(*shape) * scale
+
+
+# Each case: name -> (builder, description, input shape, kind, input scale)
+#   kind "module": y = module(x), gy/gx stored
+#   kind "mixed_op": (y, importance) = module(x)
+#   kind "supernet": (logits, importance) = module(x); loss = CE(logits, labels)
+CASES = [
+    ("conv_dw_dil",
+     lambda: nn.Conv2d(8, 8, 3, stride=1, padding=2, dilation=2, groups=8, bias=False),
+     "nn.Conv2d(in_channels=8, out_channels=8, kernel_size=3, stride=1, padding=2, dilation=2, groups=8, bias=False)",
+     (2, 8, 9, 9), "module", 1.0),
+    ("conv_grouped_bias",
+     lambda: nn.Conv2d(8, 12, 3, stride=2, padding=1, groups=4, bias=True),
+     "nn.Conv2d(in_channels=8, out_channels=12, kernel_size=3, stride=2, padding=1, dilation=1, groups=4, bias=True)",
+     (2, 8, 9, 9), "module", 1.0),
+    ("bn_affine",
+     lambda: nn.BatchNorm2d(6),
+     "nn.BatchNorm2d(num_features=6, eps=1e-5, momentum=0.1, affine=True)",
+     (4, 6, 5, 5), "module", 1.0),
+    ("bn_noaffine",
+     lambda: nn.BatchNorm2d(6, affine=False),
+     "nn.BatchNorm2d(num_features=6, eps=1e-5, momentum=0.1, affine=False)",
+     (4, 6, 5, 5), "module", 1.0),
+    ("relu6",
+     lambda: nn.ReLU6(),
+     "nn.ReLU6(); x = 4*randn",
+     (2, 3, 4, 4), "module", 4.0),
+    ("avg_pool_s1",
+     lambda: R.avg_pool(1),
+     "nn.AvgPool2d(kernel_size=3, stride=1, padding=1, count_include_pad=False)",
+     (2, 4, 7, 7), "module", 1.0),
+    ("avg_pool_s2",
+     lambda: R.avg_pool(2),
+     "nn.AvgPool2d(kernel_size=3, stride=2, padding=1, count_include_pad=False)",
+     (2, 4, 7, 7), "module", 1.0),
+    ("max_pool_s1",
+     lambda: R.max_pool(1),
+     "nn.MaxPool2d(kernel_size=3, stride=1, padding=1)",
+     (2, 4, 7, 7), "module", 1.0),
+    ("max_pool_s2",
+     lambda: R.max_pool(2),
+     "nn.MaxPool2d(kernel_size=3, stride=2, padding=1)",
+     (2, 4, 7, 7), "module", 1.0),
+    ("zero_s1",
+     lambda: R.Zero(1),
+     "Zero(stride=1)",
+     (2, 4, 6, 6), "module", 1.0),
+    ("zero_s2",
+     lambda: R.Zero(2),
+     "Zero(stride=2)",
+     (2, 4, 6, 6), "module", 1.0),
+    ("identity",
+     lambda: R.Identity(),
+     "Identity()",
+     (2, 4, 6, 6), "module", 1.0),
+    ("factorized_reduce",
+     lambda: R.FactorizedReduce(8, 8, affine=False),
+     "FactorizedReduce(C_in=8, C_out=8, affine=False)",
+     (2, 8, 8, 8), "module", 1.0),
+    ("relu_conv_bn_1x1",
+     lambda: R.ReLUConvBN(8, 8, 1, 1, 0, affine=False),
+     "ReLUConvBN(C_in=8, C_out=8, kernel_size=1, stride=1, padding=0, dilation=1, affine=False)",
+     (2, 8, 8, 8), "module", 1.0),
+    ("relu_conv_bn_3x3_affine",
+     lambda: R.ReLUConvBN(8, 8, 3, 1, 1, affine=True),
+     "ReLUConvBN(C_in=8, C_out=8, kernel_size=3, stride=1, padding=1, dilation=1, affine=True)",
+     (2, 8, 8, 8), "module", 1.0),
+    ("sep_conv_3x3_s1",
+     lambda: R.SepConv(8, 8, 3, 1, 1, affine=False),
+     "SepConv(C_in=8, C_out=8, kernel_size=3, stride=1, padding=1, affine=False)",
+     (2, 8, 8, 8), "module", 1.0),
+    ("sep_conv_3x3_s2",
+     lambda: R.SepConv(8, 8, 3, 2, 1, affine=False),
+     "SepConv(C_in=8, C_out=8, kernel_size=3, stride=2, padding=1, affine=False)",
+     (2, 8, 8, 8), "module", 1.0),
+    ("sep_conv_5x5_s1",
+     lambda: R.SepConv(8, 8, 5, 1, 2, affine=False),
+     "SepConv(C_in=8, C_out=8, kernel_size=5, stride=1, padding=2, affine=False)",
+     (2, 8, 8, 8), "module", 1.0),
+    ("dil_conv_3x3_s1",
+     lambda: R.DilConv(8, 8, 3, 1, 2, 2, affine=False),
+     "DilConv(C_in=8, C_out=8, kernel_size=3, stride=1, padding=2, dilation=2, affine=False)",
+     (2, 8, 8, 8), "module", 1.0),
+    ("dil_conv_5x5_s2",
+     lambda: R.DilConv(8, 8, 5, 2, 4, 2, affine=False),
+     "DilConv(C_in=8, C_out=8, kernel_size=5, stride=2, padding=4, dilation=2, affine=False)",
+     (2, 8, 8, 8), "module", 1.0),
+    ("resnet_block",
+     lambda: R.ResNetBasicBlock(8, 16, 2),
+     "ResNetBasicBlock(inplanes=8, planes=16, stride=2)",
+     (2, 8, 8, 8), "module", 1.0),
+    ("se_attention",
+     lambda: R.SEAttention(40, 8),
+     "SEAttention(channels=40, ratio=8); y = gates (B, channels)",
+     (3, 40, 5, 5), "module", 1.0),
+    ("mixed_op_nb201",
+     lambda: R.MixedOp(8, 8),
+     "MixedOp(C=8, ratio=8) over NB201_OPS=" + ",".join(R.NB201_OPS),
+     (3, 8, 6, 6), "mixed_op", 1.0),
+    ("nb201_supernet",
+     lambda: R.NB201Supernet(C=8, N=1, num_classes=10, ratio=8),
+     "NB201Supernet(C=8, N=1, num_classes=10, ratio=8)",
+     (4, 3, 16, 16), "supernet", 1.0),
+]
+
+
+_DTYPES = {torch.float32: "F32", torch.int64: "I64"}
+
+
+def write_safetensors(path, tensors, metadata):
+    """Byte-deterministic safetensors writer (sorted keys, sorted metadata).
+
+    ``safetensors.torch.save_file`` serialises the metadata map in a random
+    order, which would make every regeneration show up as a change.
+    """
+    header = {"__metadata__": {k: metadata[k] for k in sorted(metadata)}}
+    blobs = []
+    offset = 0
+    for key in sorted(tensors):
+        v = tensors[key].detach().cpu().contiguous()
+        if v.dtype not in _DTYPES:
+            raise TypeError(f"{key}: unsupported dtype {v.dtype}")
+        data = v.numpy().astype(v.numpy().dtype.newbyteorder("<"), copy=False).tobytes()
+        header[key] = {"dtype": _DTYPES[v.dtype], "shape": list(v.shape),
+                       "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    hbytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    hbytes += b" " * ((8 - len(hbytes) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(len(hbytes).to_bytes(8, "little"))
+        f.write(hbytes)
+        for data in blobs:
+            f.write(data)
+    # round-trip check with the official reader
+    back = load_file(path)
+    assert back.keys() == tensors.keys()
+    for key, v in tensors.items():
+        assert torch.equal(back[key], v), key
+
+
+def case_seed(name):
+    return zlib.crc32(name.encode("utf-8")) & 0x7FFFFFFF
+
+
+def is_bn(m):
+    return isinstance(m, nn.modules.batchnorm._BatchNorm)
+
+
+def randomize_bn(model):
+    """Random affine params and running stats so that all of them are exercised."""
+    with torch.no_grad():
+        for m in model.modules():
+            if not is_bn(m):
+                continue
+            if m.affine:
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.copy_(torch.randn_like(m.bias) * 0.1)
+            if m.track_running_stats:
+                m.running_mean.copy_(torch.randn_like(m.running_mean) * 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+
+
+def t(v):
+    return v.detach().to(torch.float32).contiguous().clone() if v.is_floating_point() \
+        else v.detach().contiguous().clone()
+
+
+def build_case(name, builder, desc, shape, kind, scale):
+    torch.manual_seed(case_seed(name))
+    model = builder()
+    randomize_bn(model)
+    model.train()
+
+    out = {}
+    for k, v in model.state_dict().items():
+        if k.endswith("num_batches_tracked"):
+            continue
+        out["p." + k] = t(v)
+
+    x = _randn(*shape, scale=scale)
+    out["x"] = t(x)
+    has_bn = any(is_bn(m) for m in model.modules())
+
+    if kind == "supernet":
+        labels = torch.randint(0, 10, (shape[0],), dtype=torch.int64)
+        out["labels"] = labels.clone()
+        logits, importance = model(x)
+        loss = F.cross_entropy(logits, labels)
+        loss.backward()
+        out["y"] = t(logits)
+        out["loss"] = t(loss.reshape(1))
+        out["importance"] = t(importance)
+    else:
+        xg = x.clone().requires_grad_(True)
+        res = model(xg)
+        if kind == "mixed_op":
+            y, importance = res
+            out["importance"] = t(importance)
+        else:
+            y = res
+        gy = torch.randn_like(y)
+        (y * gy).sum().backward()
+        out["y"] = t(y)
+        out["gy"] = t(gy)
+        out["gx"] = t(xg.grad)
+
+    for k, p in model.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None, f"{name}: no gradient for {k}"
+            out["g." + k] = t(p.grad)
+
+    for mod_name, m in model.named_modules():
+        if is_bn(m) and m.track_running_stats:
+            prefix = mod_name + "." if mod_name else ""
+            out["rs." + prefix + "running_mean"] = t(m.running_mean)
+            out["rs." + prefix + "running_var"] = t(m.running_var)
+
+    if has_bn:
+        model.eval()
+        with torch.no_grad():
+            res = model(x)
+        y_eval = res[0] if isinstance(res, tuple) else res
+        out["y_eval"] = t(y_eval)
+
+    meta = {"case": name, "module": desc, "seed": str(case_seed(name)),
+            "torch": torch.__version__}
+    return out, meta
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=DEFAULT_OUT)
+    ap.add_argument("--only", nargs="*", default=None, help="case names to (re)generate")
+    args = ap.parse_args()
+
+    torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float32)
+    os.makedirs(args.out, exist_ok=True)
+
+    names = {c[0] for c in CASES}
+    if args.only:
+        unknown = [n for n in args.only if n not in names]
+        if unknown:
+            sys.exit(f"unknown case(s): {unknown}; known: {sorted(names)}")
+
+    for name, builder, desc, shape, kind, scale in CASES:
+        if args.only and name not in args.only:
+            continue
+        tensors, meta = build_case(name, builder, desc, shape, kind, scale)
+        path = os.path.join(args.out, name + ".safetensors")
+        write_safetensors(path, tensors, meta)
+        os.chmod(path, 0o644)
+        print(f"{name}: {len(tensors)} tensors, {os.path.getsize(path)} bytes -> "
+              f"{os.path.relpath(path, REPO_ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -200,8 +200,8 @@ impl Preset {
         match self {
             Preset::Paper => base,
             Preset::Embedded => SearchConfig {
-                data: DataConfig { per_class: 300, ..base.data },
-                train: TrainConfig { epochs: 8, batch_size: 64, checkpoint_every: 50, ..base.train },
+                data: DataConfig { per_class: 1000, ..base.data },
+                train: TrainConfig { epochs: 10, checkpoint_every: 50, ..base.train },
                 nb201: Nb201Config { channels: 8, cells_per_stage: 2, ..base.nb201 },
                 ..base
             },

@@ -8,10 +8,11 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The temporary sibling a file is written to before it is renamed over its final name.
+/// The temporary sibling a file is written to before it is renamed over its final name. The name keeps the
+/// extension, because some writers pick the format from it (`VarStore::save` and `.safetensors`).
 fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{}.tmp", std::process::id()));
+    let mut name = std::ffi::OsString::from(format!(".tmp-{}-", std::process::id()));
+    name.push(path.file_name().unwrap_or_default());
     path.with_file_name(name)
 }
 

@@ -1,0 +1,247 @@
+//! End-to-end tests of the `agnas` binary: tiny real searches, resume after a crash, clear errors.
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn agnas() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_agnas"));
+    cmd.env("RUST_LOG", "warn");
+    cmd
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("agnas runs");
+    assert!(out.status.success(), "agnas failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn run_err(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("agnas runs");
+    assert!(!out.status.success(), "agnas should have failed; stdout: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A small search on the embedded subset; `extra` flags on top of the smoke preset.
+fn smoke(out: &Path, extra: &[&str]) -> Command {
+    let mut cmd = agnas();
+    cmd.args(["search", "--space", "nb201", "--preset", "smoke", "--threads", "1", "--out"]).arg(out).args(extra);
+    cmd
+}
+
+#[test]
+fn smoke_search_writes_a_complete_run_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let stdout = run_ok(&mut smoke(&out, &[]));
+    let printed: Value = serde_json::from_slice(&stdout.stdout).expect("result JSON on stdout");
+
+    let result = json(&out.join("result.json"));
+    assert_eq!(printed, result);
+    let arch: agnas::space::nb201::Arch = result["arch"].as_str().unwrap().parse().expect("a valid NB201 arch");
+    let record = &result["bench201"];
+    assert_eq!(record["arch"], result["arch"]);
+    let expected = agnas::space::nb201::bench::table().by_arch(&arch).unwrap();
+    assert_eq!(record["c10_test"].as_f64().unwrap(), expected.c10_test);
+
+    let genotype = json(&out.join("genotype.json"));
+    assert_eq!(genotype["space"], "nb201");
+    assert_eq!(genotype["arch"], result["arch"]);
+
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let rows: Vec<Value> = metrics.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 2, "one line per epoch of the smoke preset");
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row["epoch"], i + 1);
+        assert!(row["train_loss"].as_f64().unwrap().is_finite());
+    }
+    assert!(rows[1]["heldout_acc"].as_f64().is_some(), "the last epoch runs the held-out pass");
+
+    let importances = json(&out.join("importances.json"));
+    let last = &importances.as_array().unwrap()[1]["heldout"]["values"];
+    let cells = last.as_array().unwrap();
+    assert_eq!(cells.len(), 3, "three search cells (N=1)");
+    for cell in cells {
+        assert_eq!(cell.as_array().unwrap().len(), 6);
+        for edge in cell.as_array().unwrap() {
+            let ops = edge.as_array().unwrap();
+            assert_eq!(ops.len(), 5);
+            // Every gate is in (0, 1): the sum over 80 held-out images × C channels is positive and bounded.
+            for v in ops {
+                let v = v.as_f64().unwrap();
+                assert!(v > 0.0 && v < 80.0 * 16.0, "importance {v}");
+            }
+        }
+    }
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(config.contains("epochs = 2"), "resolved config written:\n{config}");
+    assert!(std::fs::read_to_string(out.join("summary.md")).unwrap().contains(result["arch"].as_str().unwrap()));
+    assert!(out.join("checkpoints/latest").exists());
+}
+
+/// The held-out importances, the genotype and the per-epoch metrics of a finished run (timings left out).
+fn outcome(out: &Path) -> (Value, Value, Vec<Value>) {
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let metrics = metrics
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("seconds");
+            v
+        })
+        .collect();
+    (json(&out.join("importances.json")), json(&out.join("genotype.json")), metrics)
+}
+
+const RESUME_FLAGS: &[&str] = &["--epochs", "3", "--checkpoint-every", "2", "--per-class", "24"];
+
+#[test]
+fn resume_after_a_stop_mid_epoch_is_bit_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let straight = dir.path().join("straight");
+    run_ok(&mut smoke(&straight, RESUME_FLAGS));
+
+    // 8 steps per epoch (120 images / 16): stop in the middle of epoch 2, after the checkpoint at its step 2.
+    let crashed = dir.path().join("crashed");
+    let err = run_err(smoke(&crashed, RESUME_FLAGS).args(["--stop-after-steps", "11"]));
+    assert!(err.contains("stopped after 11 steps"), "{err}");
+    assert!(!crashed.join("result.json").exists());
+    run_ok(agnas().args(["search", "--resume"]).arg(&crashed));
+    assert_eq!(outcome(&crashed), outcome(&straight));
+}
+
+#[test]
+fn resume_after_kill_9_is_bit_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--epochs", "4", "--checkpoint-every", "3", "--per-class", "40", "--channels", "8"];
+    let straight = dir.path().join("straight");
+    run_ok(&mut smoke(&straight, &flags));
+
+    let killed = dir.path().join("killed");
+    let mut child = smoke(&killed, &flags).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let latest = killed.join("checkpoints/latest");
+    let started = Instant::now();
+    while !latest.exists() && started.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(latest.exists(), "a checkpoint was written before the kill");
+    run_ok(agnas().args(["search", "--resume"]).arg(&killed));
+    assert_eq!(outcome(&killed), outcome(&straight));
+}
+
+#[test]
+fn an_existing_run_is_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    run_ok(&mut smoke(&out, &["--epochs", "1"]));
+    let before = std::fs::read(out.join("result.json")).unwrap();
+    let err = run_err(&mut smoke(&out, &["--epochs", "1", "--seed", "5"]));
+    assert!(err.contains("already holds a run") && err.contains("--resume"), "{err}");
+    assert_eq!(std::fs::read(out.join("result.json")).unwrap(), before);
+}
+
+#[test]
+fn a_diverging_loss_stops_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let err = run_err(&mut smoke(&out, &["--lr", "1e12", "--grad-clip", "0", "--epochs", "3"]));
+    assert!(err.contains("training diverged"), "{err}");
+    assert!(!out.join("result.json").exists(), "no result from a diverged run");
+}
+
+#[test]
+fn bad_configuration_names_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = run_err(&mut smoke(&dir.path().join("a"), &["--split", "1.5"]));
+    assert!(err.contains("data.split"), "{err}");
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[train]\nbatch_size = \"big\"\n").unwrap();
+    let err = run_err(smoke(&dir.path().join("b"), &[]).arg("--config").arg(&cfg));
+    assert!(err.contains("bad.toml") && err.contains("batch_size"), "{err}");
+    assert!(!dir.path().join("b").exists(), "nothing written for a rejected config");
+}
+
+#[test]
+fn corrupt_or_missing_data_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("cifar-10-batches-bin");
+    std::fs::create_dir(&data).unwrap();
+    for i in 1..=5 {
+        std::fs::write(data.join(format!("data_batch_{i}.bin")), vec![0u8; 3073 * 4]).unwrap();
+    }
+    std::fs::write(data.join("test_batch.bin"), vec![0u8; 3073]).unwrap();
+    // A truncated batch: not a whole number of 3,073-byte records.
+    std::fs::write(data.join("data_batch_3.bin"), vec![0u8; 3073 * 2 + 100]).unwrap();
+    let err = run_err(smoke(&dir.path().join("r"), &["--format", "cifar10"]).arg("--data").arg(&data));
+    assert!(err.contains("data_batch_3.bin"), "{err}");
+
+    let missing = dir.path().join("nowhere");
+    let err = run_err(smoke(&dir.path().join("r2"), &[]).arg("--data").arg(&missing));
+    assert!(err.contains("nowhere"), "{err}");
+
+    let folder = dir.path().join("images/train/cat");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("broken.jpg"), b"not a jpeg").unwrap();
+    let err = run_err(smoke(&dir.path().join("r3"), &[]).arg("--data").arg(dir.path().join("images")));
+    assert!(err.contains("broken.jpg"), "{err}");
+}
+
+#[test]
+fn bench201_query_prints_the_record_and_rejects_bad_archs() {
+    let arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|";
+    let out = run_ok(agnas().args(["bench201", "query", arch]));
+    let record: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys: Vec<&str> = record.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "index",
+            "arch",
+            "c10_test",
+            "c10v_valid",
+            "c10v_test",
+            "c100_valid",
+            "c100_test",
+            "in16_valid",
+            "in16_test",
+            "params_mb"
+        ]
+    );
+    assert_eq!(record["arch"], arch);
+    let by_index = run_ok(agnas().args(["bench201", "query", &record["index"].to_string()]));
+    assert_eq!(serde_json::from_slice::<Value>(&by_index.stdout).unwrap(), record);
+
+    let err = run_err(agnas().args([
+        "bench201",
+        "query",
+        "|nor_conv_3x3~0|+|conv_9x9~0|nor_conv_3x3~1|+|none~0|none~1|none~2|",
+    ]));
+    assert!(err.contains("conv_9x9"), "{err}");
+    let err = run_err(agnas().args(["bench201", "query", "|none~0|+|none~0|none~1|"]));
+    assert!(err.contains("node"), "{err}");
+    let err = run_err(agnas().args(["bench201", "query", "15625"]));
+    assert!(err.contains("15624"), "{err}");
+}
+
+/// A search on the provided CIFAR-10 training images (class folders), when `AGNAS_CIFAR10_DIR` points at them.
+#[test]
+fn search_on_the_provided_cifar10_images() {
+    let Some(root) = std::env::var_os("AGNAS_CIFAR10_DIR").map(PathBuf::from) else {
+        eprintln!("skipped: AGNAS_CIFAR10_DIR is not set (the folder holding train/<class>/*.jpg)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    run_ok(smoke(&out, &["--per-class", "20"]).arg("--data").arg(&root));
+    let result = json(&out.join("result.json"));
+    assert!(result["arch"].as_str().unwrap().parse::<agnas::space::nb201::Arch>().is_ok());
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(config.contains(&*root.to_string_lossy()), "the data path is recorded:\n{config}");
+}

@@ -1,5 +1,6 @@
 //! `agnas bench`: time the supernet train step on random data.
 use agnas::config::{DeviceChoice, SearchConfig};
+use agnas::data::loader::{Loader, LoaderConfig};
 use agnas::search::{space_of, train_step};
 use agnas::space::SpaceName;
 use agnas::train::Sgd;
@@ -35,6 +36,13 @@ pub struct StepArgs {
     /// NB201 cells per stage N (default: the paper's).
     #[arg(long)]
     cells_per_stage: Option<i64>,
+    /// Channels-last memory format for activations and conv weights.
+    #[arg(long)]
+    channels_last: bool,
+    /// Feed augmented batches of the embedded CIFAR-10 subset through the data loader instead of one random
+    /// batch, so that loading (and real-data numerics) is part of the timed step.
+    #[arg(long)]
+    loader: bool,
 }
 
 /// Peak resident memory of this process in MiB (VmHWM).
@@ -51,6 +59,24 @@ fn sync(device: Device) {
     }
 }
 
+/// A training loader over the embedded subset, configured as a search would.
+fn embedded_batches(cfg: &SearchConfig, batch_size: usize) -> Result<Loader> {
+    let set = agnas::data::open(None, cfg.data.format)?;
+    let normalization = agnas::data::Normalization::for_dataset(set.as_ref());
+    let indices = (0..set.len()).collect();
+    let config = LoaderConfig {
+        batch_size,
+        shuffle: true,
+        drop_last: true,
+        augment: cfg.train.augment,
+        normalization,
+        workers: cfg.data.workers,
+        prefetch: cfg.data.prefetch,
+        seed: cfg.seed,
+    };
+    Ok(Loader::new(set, indices, config))
+}
+
 pub fn run(cmd: BenchCommand) -> Result<()> {
     let BenchCommand::Step(a) = cmd;
     if a.threads > 0 {
@@ -65,12 +91,26 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     let vs = VarStore::new(device);
     let supernet = space_of(&cfg).build(&vs.root(), 10);
     let mut opt = Sgd::new(&vs, cfg.train.momentum, cfg.train.weight_decay, cfg.train.nesterov);
-    let x = Tensor::randn([a.batch_size, 3, 32, 32], (Kind::Float, device));
+    let mut x = Tensor::randn([a.batch_size, 3, 32, 32], (Kind::Float, device));
+    if a.channels_last {
+        agnas::nn::vars_to_channels_last(&vs);
+        x = agnas::nn::to_channels_last(&x);
+    }
     let y = Tensor::randint(10, [a.batch_size], (Kind::Int64, device));
+    let batches = if a.loader { Some(embedded_batches(&cfg, a.batch_size as usize)?) } else { None };
+    let mut batches = batches.as_ref().map(|l| l.epoch(0, 0));
     let mut times = Vec::with_capacity(a.steps);
     for i in 0..a.warmup + a.steps {
         sync(device);
         let t = Instant::now();
+        let (x, y) = match batches.as_mut().and_then(|b| b.next()) {
+            Some(batch) => {
+                let batch = batch?;
+                let x = batch.x.to_device(device);
+                (if a.channels_last { agnas::nn::to_channels_last(&x) } else { x }, batch.y.to_device(device))
+            }
+            None => (x.shallow_clone(), y.shallow_clone()),
+        };
         let _ = train_step(supernet.as_ref(), &mut opt, &x, &y, cfg.train.lr, cfg.train.grad_clip);
         sync(device);
         if i >= a.warmup {
@@ -88,6 +128,8 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         "threads": tch::get_num_threads(),
         "channels": cfg.nb201.channels,
         "cells_per_stage": cfg.nb201.cells_per_stage,
+        "channels_last": a.channels_last,
+        "loader": a.loader,
         "steps": a.steps,
         "median_ms": median,
         "mean_ms": mean,

@@ -40,93 +40,94 @@ enum Bench201Command {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("config_flags").multiple(true)))]
 struct SearchArgs {
     /// Search space.
-    #[arg(long, default_value = "nb201")]
+    #[arg(long, group = "config_flags", default_value = "nb201")]
     space: SpaceName,
     /// Training images: CIFAR-10/100 binary folder, class folders (or a .tar.gz of them), or IDX files.
     /// Without it, the CIFAR-10 subset embedded in agnas is used with the `embedded` preset.
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     data: Option<PathBuf>,
     /// Format of --data (default: guessed).
-    #[arg(long, value_parser = parse_format)]
+    #[arg(long, group = "config_flags", value_parser = parse_format)]
     format: Option<DataFormat>,
     /// Starting configuration: paper, embedded or smoke (default: paper with --data, embedded without).
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     preset: Option<Preset>,
     /// TOML file laid over the preset (same keys as the run folder's config.toml).
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     config: Option<PathBuf>,
     /// Run folder (default: runs/<space>-seed<seed>-<time>).
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     out: Option<PathBuf>,
     /// Continue the run in this folder after an interruption, with its own config.
-    #[arg(long, conflicts_with_all = ["data", "preset", "config", "out"])]
+    #[arg(long, conflicts_with = "config_flags")]
     resume: Option<PathBuf>,
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     seed: Option<u64>,
     /// auto, cpu or cuda.
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     device: Option<DeviceChoice>,
     /// CPU threads for libtorch.
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     threads: Option<usize>,
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     epochs: Option<usize>,
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     batch_size: Option<usize>,
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     lr: Option<f64>,
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     lr_min: Option<f64>,
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     momentum: Option<f64>,
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     weight_decay: Option<f64>,
     /// Nesterov momentum (the AutoDL NB201 recipe uses it with weight decay 5e-4).
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     nesterov: bool,
     /// Global gradient-norm clip (0 = off).
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     grad_clip: Option<f64>,
     /// Cutout length for training images (0 = off).
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     cutout: Option<usize>,
     /// Supernet channels C.
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     channels: Option<i64>,
     /// NB201 search cells per stage N.
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     cells_per_stage: Option<i64>,
     /// SE reduction ratio of the attention modules.
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     attention_ratio: Option<i64>,
     /// Images per class to use (balanced subset; 0 = all).
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     per_class: Option<usize>,
     /// Share of the images that trains the supernet (the rest is held out for the importances).
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     split: Option<f64>,
     /// Data loading threads.
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     workers: Option<usize>,
     /// Steps between mid-epoch checkpoints (0 = per epoch only).
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     checkpoint_every: Option<usize>,
     /// Step the LR schedule at epoch start, as the official code does.
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     official_lr_schedule: bool,
     /// Augment the held-out images during the importance pass, as the official code does.
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     augment_heldout: bool,
     /// Run the held-out importance pass after every epoch (default: after the last only).
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     heldout_every_epoch: bool,
     /// Never let `none` win an edge.
-    #[arg(long)]
+    #[arg(long, group = "config_flags")]
     no_none: bool,
     /// How cells' importances combine: all-cells or first-stage.
-    #[arg(long, value_parser = parse_aggregation)]
+    #[arg(long, group = "config_flags", value_parser = parse_aggregation)]
     aggregation: Option<Aggregation>,
     /// Stop after this many training steps, as if killed (to test --resume).
     #[arg(long, hide = true)]
@@ -194,6 +195,16 @@ fn search(args: &SearchArgs) -> Result<()> {
         stop_after_steps: args.stop_after_steps,
     })?;
     println!("{}", serde_json::to_string_pretty(&result)?);
+    eprintln!("found {}", result.arch);
+    if let Some(record) = result.extra.get("bench201").filter(|r| !r.is_null()) {
+        let acc = |key: &str| record.get(key).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
+        eprintln!(
+            "NAS-Bench-201 (200 epochs): CIFAR-10 test {:.2} %, CIFAR-100 test {:.2} %, ImageNet16-120 test {:.2} %",
+            acc("c10_test"),
+            acc("c100_test"),
+            acc("in16_test")
+        );
+    }
     eprintln!("run folder: {}", out.display());
     Ok(())
 }

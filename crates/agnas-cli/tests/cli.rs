@@ -111,6 +111,9 @@ fn resume_after_a_stop_mid_epoch_is_bit_identical() {
     let err = run_err(smoke(&crashed, RESUME_FLAGS).args(["--stop-after-steps", "11"]));
     assert!(err.contains("stopped after 11 steps"), "{err}");
     assert!(!crashed.join("result.json").exists());
+    // A resumed run keeps its own configuration: changing it on the way is refused.
+    let err = run_err(agnas().args(["search", "--resume"]).arg(&crashed).args(["--epochs", "9"]));
+    assert!(err.contains("--epochs"), "{err}");
     run_ok(agnas().args(["search", "--resume"]).arg(&crashed));
     assert_eq!(outcome(&crashed), outcome(&straight));
 }

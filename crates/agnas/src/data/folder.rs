@@ -184,11 +184,6 @@ impl Dataset for FolderDataset {
     fn label(&self, i: usize) -> i64 {
         self.labels[i]
     }
-    fn image(&self, i: usize) -> Result<Image> {
-        let mut out = Image::default();
-        self.image_into(i, &mut out)?;
-        Ok(out)
-    }
     fn image_into(&self, i: usize, out: &mut Image) -> Result<()> {
         let img = self.decode(i)?;
         out.height = img.height() as usize;

@@ -365,9 +365,9 @@ mod tests {
         fn label(&self, i: usize) -> i64 {
             self.0.label(i)
         }
-        fn image(&self, i: usize) -> Result<Image> {
+        fn image_into(&self, i: usize, out: &mut Image) -> Result<()> {
             ensure!(i != self.1, "image {i} is corrupt");
-            self.0.image(i)
+            self.0.image_into(i, out)
         }
     }
 

@@ -36,11 +36,12 @@ pub trait Dataset: Send + Sync {
     fn class_names(&self) -> &[String];
     /// Label of image `i`; `i` must be below `len()`.
     fn label(&self, i: usize) -> i64;
-    fn image(&self, i: usize) -> Result<Image>;
-    /// Like `image`, but reuses the buffer of `out`, so that the loader's threads do not allocate per sample.
-    fn image_into(&self, i: usize, out: &mut Image) -> Result<()> {
-        *out = self.image(i)?;
-        Ok(())
+    /// Image `i` written into `out`, reusing its buffer, so that the loader's threads do not allocate per sample.
+    fn image_into(&self, i: usize, out: &mut Image) -> Result<()>;
+    fn image(&self, i: usize) -> Result<Image> {
+        let mut out = Image::default();
+        self.image_into(i, &mut out)?;
+        Ok(out)
     }
     /// Short name ("cifar10", a folder name, ...) that errors and normalisation presets refer to.
     fn name(&self) -> &str {
@@ -130,11 +131,6 @@ impl Dataset for ImageSet {
     }
     fn label(&self, i: usize) -> i64 {
         self.labels[i]
-    }
-    fn image(&self, i: usize) -> Result<Image> {
-        let mut out = Image::default();
-        self.image_into(i, &mut out)?;
-        Ok(out)
     }
     fn image_into(&self, i: usize, out: &mut Image) -> Result<()> {
         let bytes = self.image_bytes(i)?;

@@ -239,7 +239,10 @@ pub fn run(run: SearchRun) -> Result<SearchResult> {
             acc.add(&output.logits, &loss, &y, &output.importance);
             state.step += 1;
             state.global_step += 1;
-            if state.step % cfg.train.sync_every == 0 || state.step == steps {
+            // A checkpoint is only written after the loss it includes was seen to be finite.
+            let checkpoint_now =
+                cfg.train.checkpoint_every > 0 && state.step % cfg.train.checkpoint_every == 0 && state.step < steps;
+            if checkpoint_now || state.step % cfg.train.sync_every == 0 || state.step == steps {
                 let (mean_loss, _) = acc.means();
                 ensure!(
                     mean_loss.is_finite(),
@@ -251,10 +254,12 @@ pub fn run(run: SearchRun) -> Result<SearchResult> {
                 );
                 progress.set(state.step as u64, || format!("loss {mean_loss:.3} lr {lr:.4}"));
             }
-            if cfg.train.checkpoint_every > 0 && state.step % cfg.train.checkpoint_every == 0 && state.step < steps {
+            if checkpoint_now {
+                // The checkpoint records the time trained so far, so that a resumed run reports its whole duration.
+                let before = state.train_seconds;
                 state.train_seconds += started.elapsed().as_secs_f64();
                 checkpoints.save(state.global_step, &vs, &opt, &acc.named(), &state)?;
-                state.train_seconds -= started.elapsed().as_secs_f64();
+                state.train_seconds = before;
             }
             if run.stop_after_steps.is_some_and(|s| state.global_step >= s) {
                 bail!("stopped after {} steps as asked (--stop-after-steps)", state.global_step);

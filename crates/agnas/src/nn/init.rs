@@ -76,3 +76,35 @@ pub fn batch_norm2d(p: nn::Path, c: i64, affine: bool) -> nn::BatchNorm {
         nn::BatchNormConfig { affine, ws_init: Init::Const(1.0), bs_init: Init::Const(0.0), ..Default::default() };
     nn::batch_norm2d(p, c, cfg)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    /// Uniform on ±b: all values within b, and the standard deviation b/√3 (PyTorch's default scale).
+    fn assert_uniform(t: &tch::Tensor, bound: f64, what: &str) {
+        let max = t.abs().max().double_value(&[]);
+        let std = t.to_kind(Kind::Double).std(true).double_value(&[]);
+        assert!(max <= bound + 1e-7, "{what}: max {max} above bound {bound}");
+        let want = bound / 3f64.sqrt();
+        assert!((std - want).abs() < 0.05 * want, "{what}: std {std}, PyTorch's default gives {want}");
+    }
+
+    #[test]
+    fn layers_start_as_in_pytorch() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let root = vs.root();
+        // fan_in = 64/4 groups × 3×3 = 144.
+        let conv = conv2d(&root / "conv", 64, 128, 3, ConvSpec::default().groups(4).bias(true));
+        assert_uniform(&conv.ws, 1.0 / 144f64.sqrt(), "conv weight");
+        assert_uniform(conv.bs.as_ref().unwrap(), 1.0 / 144f64.sqrt(), "conv bias");
+        let fc = linear(&root / "fc", 400, 300, true);
+        assert_uniform(&fc.ws, 1.0 / 20.0, "linear weight");
+        assert_uniform(fc.bs.as_ref().unwrap(), 1.0 / 20.0, "linear bias");
+        let bn = batch_norm2d(&root / "bn", 8, true);
+        assert_eq!(bn.ws.as_ref().unwrap().mean(Kind::Float).double_value(&[]), 1.0);
+        assert_eq!(bn.bs.as_ref().unwrap().abs().sum(Kind::Float).double_value(&[]), 0.0);
+        assert!(batch_norm2d(&root / "bn2", 8, false).ws.is_none());
+    }
+}

@@ -89,7 +89,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     let device = a.device.resolve()?;
     tch::manual_seed(0);
     let vs = VarStore::new(device);
-    let supernet = space_of(&cfg).build(&vs.root(), 10);
+    let supernet = space_of(&cfg).build(&vs.root(), 3, 10);
     let mut opt = Sgd::new(&vs, cfg.train.momentum, cfg.train.weight_decay, cfg.train.nesterov);
     let mut x = Tensor::randn([a.batch_size, 3, 32, 32], (Kind::Float, device));
     if a.channels_last {

@@ -248,3 +248,30 @@ fn search_on_the_provided_cifar10_images() {
     let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
     assert!(config.contains(&*root.to_string_lossy()), "the data path is recorded:\n{config}");
 }
+
+/// Grayscale IDX files (the MNIST layout) through the same search: the supernet's stem follows the channels.
+#[test]
+fn search_on_one_channel_idx_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("fashion");
+    std::fs::create_dir(&data).unwrap();
+    let (n, side) = (60u32, 28u32);
+    let mut images = vec![0, 0, 8, 3];
+    for d in [n, side, side] {
+        images.extend_from_slice(&d.to_be_bytes());
+    }
+    let mut labels = vec![0, 0, 8, 1];
+    labels.extend_from_slice(&n.to_be_bytes());
+    for i in 0..n {
+        let class = (i % 3) as u8;
+        labels.push(class);
+        // Each class a different brightness, so the data is learnable and the pixels are real.
+        images.extend((0..side * side).map(|p| class * 80 + (p % 7) as u8));
+    }
+    std::fs::write(data.join("train-images-idx3-ubyte"), images).unwrap();
+    std::fs::write(data.join("train-labels-idx1-ubyte"), labels).unwrap();
+    let out = dir.path().join("run");
+    run_ok(smoke(&out, &["--per-class", "10"]).arg("--data").arg(&data));
+    let result = json(&out.join("result.json"));
+    assert!(result["arch"].as_str().unwrap().parse::<agnas::space::nb201::Arch>().is_ok());
+}

@@ -193,7 +193,8 @@ pub fn run(run: SearchRun) -> Result<SearchResult> {
 
     tch::manual_seed(cfg.seed as i64);
     let mut vs = VarStore::new(device);
-    let supernet = space.build(&vs.root(), dataset.num_classes() as i64);
+    let in_channels = dataset.image(0).context("reading the first image")?.channels as i64;
+    let supernet = space.build(&vs.root(), in_channels, dataset.num_classes() as i64);
     let mut opt = Sgd::new(&vs, cfg.train.momentum, cfg.train.weight_decay, cfg.train.nesterov);
     let schedule = CosineSchedule {
         lr: cfg.train.lr,

@@ -166,7 +166,7 @@ fn nb201_supernet_forward_backward() {
     let f = Fixture::load("nb201_supernet");
     let vs = VarStore::new(Device::Cpu);
     let cfg = Nb201Config { channels: 8, cells_per_stage: 1, attention_ratio: 8, affine: false };
-    let net = Nb201Supernet::new(&vs.root(), &cfg, 10);
+    let net = Nb201Supernet::new(&vs.root(), &cfg, 3, 10);
     f.load_params(&vs);
     let out = net.forward_t(f.get("x"), true);
     assert_close(&f.name, "logits", &out.logits, f.get("y"));

@@ -29,7 +29,8 @@ pub struct Derived {
 /// A search space, as the generic search loop sees it.
 pub trait SearchSpace {
     fn name(&self) -> &'static str;
-    fn build(&self, p: &nn::Path, num_classes: i64) -> Box<dyn Supernet>;
+    /// A supernet for images of `in_channels` channels and `num_classes` classes.
+    fn build(&self, p: &nn::Path, in_channels: i64, num_classes: i64) -> Box<dyn Supernet>;
     /// Accumulated importances with named axes, for `importances.json`.
     fn describe_importance(&self, importance: &Tensor) -> Result<serde_json::Value>;
     /// The architecture read off the held-out importances.

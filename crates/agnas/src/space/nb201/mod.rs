@@ -33,8 +33,8 @@ impl SearchSpace for Nb201Space {
         "nb201"
     }
 
-    fn build(&self, p: &nn::Path, num_classes: i64) -> Box<dyn Supernet> {
-        Box::new(Nb201Supernet::new(p, &self.supernet, num_classes))
+    fn build(&self, p: &nn::Path, in_channels: i64, num_classes: i64) -> Box<dyn Supernet> {
+        Box::new(Nb201Supernet::new(p, &self.supernet, in_channels, num_classes))
     }
 
     fn describe_importance(&self, importance: &Tensor) -> Result<serde_json::Value> {

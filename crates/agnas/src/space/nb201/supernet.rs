@@ -111,7 +111,7 @@ pub struct Nb201Supernet {
 }
 
 impl Nb201Supernet {
-    pub fn new(p: &nn::Path, cfg: &Nb201Config, num_classes: i64) -> Self {
+    pub fn new(p: &nn::Path, cfg: &Nb201Config, in_channels: i64, num_classes: i64) -> Self {
         let c = cfg.channels;
         let stem = p / "stem";
         let cells = p / "cells";
@@ -129,7 +129,7 @@ impl Nb201Supernet {
             c_prev = c_stage;
         }
         Nb201Supernet {
-            stem_conv: conv2d(&stem / "0", 3, c, 3, ConvSpec::default().padding(1)),
+            stem_conv: conv2d(&stem / "0", in_channels, c, 3, ConvSpec::default().padding(1)),
             stem_bn: batch_norm2d(&stem / "1", c, true),
             layers,
             last_bn: batch_norm2d(p / "lastact" / "0", c_prev, true),

@@ -13,6 +13,20 @@ use super::Sgd;
 
 const LATEST: &str = "latest";
 
+/// Writes named tensors as safetensors, in name order, from host copies: safetensors stores only contiguous CPU
+/// data, and weights may live on a GPU or in channels-last layout.
+pub fn write_tensors<'a, N: AsRef<str> + 'a>(
+    tensors: impl IntoIterator<Item = (N, &'a Tensor)>,
+    path: &Path,
+) -> Result<()> {
+    let mut host: Vec<(String, Tensor)> = tensors
+        .into_iter()
+        .map(|(n, t)| (n.as_ref().to_string(), t.to_device(tch::Device::Cpu).contiguous()))
+        .collect();
+    host.sort_by(|a, b| a.0.cmp(&b.0));
+    Tensor::write_safetensors(&host, path).with_context(|| format!("writing {}", path.display()))
+}
+
 /// The checkpoints folder of a run.
 pub struct Checkpoints {
     dir: PathBuf,
@@ -38,10 +52,10 @@ impl Checkpoints {
             fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
         }
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        atomic_write_with(&dir.join("weights.safetensors"), |tmp| Ok(vs.save(tmp)?))?;
+        atomic_write_with(&dir.join("weights.safetensors"), |tmp| write_tensors(&vs.variables(), tmp))?;
         atomic_write_with(&dir.join("optimizer.safetensors"), |tmp| opt.save(tmp))?;
         atomic_write_with(&dir.join("accumulators.safetensors"), |tmp| {
-            Ok(Tensor::write_safetensors(accumulators, tmp)?)
+            write_tensors(accumulators.iter().map(|(n, t)| (*n, *t)), tmp)
         })?;
         crate::report::write_json(&dir.join("state.json"), state)?;
         atomic_write(&self.dir.join(LATEST), name.as_bytes())?;

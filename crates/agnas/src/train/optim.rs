@@ -76,13 +76,8 @@ impl Sgd {
 
     /// Writes the momentum buffers, keyed by parameter name.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let named: Vec<(&str, &Tensor)> = self
-            .params
-            .iter()
-            .zip(&self.buffers)
-            .filter_map(|((n, _), b)| b.as_ref().map(|b| (n.as_str(), b)))
-            .collect();
-        Tensor::write_safetensors(&named, path).with_context(|| format!("writing {}", path.display()))
+        let named = self.params.iter().zip(&self.buffers).filter_map(|((n, _), b)| b.as_ref().map(|b| (n.as_str(), b)));
+        super::checkpoint::write_tensors(named, path)
     }
 
     pub fn load(&mut self, path: &Path) -> Result<()> {

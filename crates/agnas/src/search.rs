@@ -321,7 +321,8 @@ pub fn run(run: SearchRun) -> Result<SearchResult> {
             };
             write_json(&out.join("genotype.json"), &derived.genotype)?;
             write_json(&out.join("result.json"), &result)?;
-            report::atomic_write(&out.join("summary.md"), summary(&cfg, &state, &result)?.as_bytes())?;
+            let summary = summary(&cfg, &state, &result, &derived.details_md);
+            report::atomic_write(&out.join("summary.md"), summary.as_bytes())?;
             checkpoints.save(state.global_step, &vs, &opt, &acc.named(), &state)?;
             return Ok(result);
         }
@@ -391,7 +392,7 @@ fn heldout_pass(
     Ok(HeldOut { loss, acc: acc_mean, importance })
 }
 
-fn summary(cfg: &SearchConfig, state: &LoopState, result: &SearchResult) -> Result<String> {
+fn summary(cfg: &SearchConfig, state: &LoopState, result: &SearchResult, details_md: &str) -> String {
     let mut s = format!("# AGNAS search: {}\n\nFound architecture: `{}`\n\n", result.space, result.arch);
     if let Some(rec) = result.extra.get("bench201").filter(|r| !r.is_null()) {
         s.push_str("| NAS-Bench-201 (200 epochs) | accuracy % |\n|---|---|\n");
@@ -412,5 +413,7 @@ fn summary(cfg: &SearchConfig, state: &LoopState, result: &SearchResult) -> Resu
     for m in &state.metrics {
         s.push_str(&format!("| {} | {:.5} | {:.4} | {:.2} |\n", m.epoch, m.lr, m.train_loss, 100.0 * m.train_acc));
     }
-    Ok(s)
+    s.push('\n');
+    s.push_str(details_md);
+    s
 }

@@ -24,6 +24,8 @@ pub struct Derived {
     pub genotype: serde_json::Value,
     /// Extra facts for the result, e.g. the benchmark record.
     pub result: serde_json::Value,
+    /// A Markdown section for `summary.md` showing how the choice was made.
+    pub details_md: String,
 }
 
 /// A search space, as the generic search loop sees it.

@@ -28,6 +28,25 @@ fn nested_f64(importance: &Tensor) -> Result<Vec<Vec<Vec<f64>>>> {
     serde_json::from_value(tensor_to_nested(importance)?).context("importance tensor must be (cells, 6, 5)")
 }
 
+/// Each edge's scores as shares of the edge's total, the chosen op in bold.
+fn scores_table(scores: &[Vec<f64>], arch: &Arch) -> String {
+    let mut s = String::from("Held-out attention per edge (share of the edge's total, %):\n\n| edge |");
+    for op in Nb201Op::ALL {
+        s.push_str(&format!(" {op} |"));
+    }
+    s.push_str(&format!("\n|---|{}\n", "---:|".repeat(Nb201Op::ALL.len())));
+    for (((to, from), row), chosen) in EDGES.iter().zip(scores).zip(arch.ops) {
+        let total: f64 = row.iter().sum();
+        s.push_str(&format!("| {to}<-{from} |"));
+        for (op, v) in Nb201Op::ALL.iter().zip(row) {
+            let share = 100.0 * v / total;
+            s.push_str(&if *op == chosen { format!(" **{share:.2}** |") } else { format!(" {share:.2} |") });
+        }
+        s.push('\n');
+    }
+    s
+}
+
 impl SearchSpace for Nb201Space {
     fn name(&self) -> &'static str {
         "nb201"
@@ -65,6 +84,7 @@ impl SearchSpace for Nb201Space {
                 "allow_none": self.derive.allow_none,
             }),
             result: serde_json::json!({ "bench201": record }),
+            details_md: scores_table(&scores, &arch),
         })
     }
 }

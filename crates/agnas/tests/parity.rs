@@ -113,10 +113,10 @@ module_cases! {
     bn_affine => |p| Box::new(batch_norm2d(p, 6, true));
     bn_noaffine => |p| Box::new(batch_norm2d(p, 6, false));
     relu6 => |_| Box::new(nn::func(|x| x.relu6()));
-    avg_pool_s1 => |_| Box::new(Pool::new(PoolKind::Avg, 1));
-    avg_pool_s2 => |_| Box::new(Pool::new(PoolKind::Avg, 2));
-    max_pool_s1 => |_| Box::new(Pool::new(PoolKind::Max, 1));
-    max_pool_s2 => |_| Box::new(Pool::new(PoolKind::Max, 2));
+    avg_pool_s1 => |_| Box::new(Pool { kind: PoolKind::Avg, stride: 1 });
+    avg_pool_s2 => |_| Box::new(Pool { kind: PoolKind::Avg, stride: 2 });
+    max_pool_s1 => |_| Box::new(Pool { kind: PoolKind::Max, stride: 1 });
+    max_pool_s2 => |_| Box::new(Pool { kind: PoolKind::Max, stride: 2 });
     zero_s1 => |_| Box::new(Zero { stride: 1 });
     zero_s2 => |_| Box::new(Zero { stride: 2 });
     identity => |_| Box::new(Identity);

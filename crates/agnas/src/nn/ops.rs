@@ -42,36 +42,19 @@ pub enum PoolKind {
     Max,
 }
 
-/// 3×3 pooling with padding 1, optionally followed by a BN (the DARTS supernet puts `BN(affine=False)` after pools).
-#[derive(Debug)]
+/// 3×3 pooling with padding 1.
+#[derive(Debug, Clone, Copy)]
 pub struct Pool {
-    kind: PoolKind,
-    stride: i64,
-    bn: Option<nn::BatchNorm>,
-}
-
-impl Pool {
-    /// A bare pool: its path holds no parameters.
-    pub fn new(kind: PoolKind, stride: i64) -> Self {
-        Pool { kind, stride, bn: None }
-    }
-
-    /// `Sequential(pool, BatchNorm2d(c, affine))`, the BN at `p/1`.
-    pub fn with_bn(p: nn::Path, kind: PoolKind, stride: i64, c: i64, affine: bool) -> Self {
-        Pool { kind, stride, bn: Some(batch_norm2d(p / "1", c, affine)) }
-    }
+    pub kind: PoolKind,
+    pub stride: i64,
 }
 
 impl ModuleT for Pool {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
         let s = self.stride;
-        let ys = match self.kind {
+        match self.kind {
             PoolKind::Avg => xs.avg_pool2d([3, 3], [s, s], [1, 1], false, false, None::<i64>),
             PoolKind::Max => xs.max_pool2d([3, 3], [s, s], [1, 1], [1, 1], false),
-        };
-        match &self.bn {
-            Some(bn) => ys.apply_t(bn, train),
-            None => ys,
         }
     }
 }

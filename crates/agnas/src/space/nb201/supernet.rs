@@ -58,7 +58,7 @@ pub fn mixed_op(p: nn::Path, c: i64, cfg: &Nb201Config) -> MixedOp {
                 Nb201Op::NorConv3x3 => {
                     Box::new(ReLUConvBN::new(&ops / k, c, c, 3, ConvSpec::default().padding(1), cfg.affine))
                 }
-                Nb201Op::AvgPool3x3 => Box::new(Pool::new(PoolKind::Avg, 1)),
+                Nb201Op::AvgPool3x3 => Box::new(Pool { kind: PoolKind::Avg, stride: 1 }),
             };
             Candidate::Op(op)
         })

@@ -98,7 +98,8 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     }
     let y = Tensor::randint(10, [a.batch_size], (Kind::Int64, device));
     let batches = if a.loader { Some(embedded_batches(&cfg, a.batch_size as usize)?) } else { None };
-    let mut batches = batches.as_ref().map(|l| l.epoch(0, 0));
+    // Epoch after epoch, so that a long benchmark never runs out of real batches.
+    let mut batches = batches.as_ref().map(|l| (0u64..).flat_map(move |e| l.epoch(e, 0)));
     let mut times = Vec::with_capacity(a.steps);
     for i in 0..a.warmup + a.steps {
         sync(device);

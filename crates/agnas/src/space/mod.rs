@@ -1,4 +1,5 @@
 //! Search spaces: each folder holds its supernet, genotype type, derivation rule (and evaluation network).
+pub mod darts;
 pub mod nb201;
 
 use anyhow::Result;

@@ -36,6 +36,9 @@ pub struct StepArgs {
     /// NB201 cells per stage N (default: the paper's).
     #[arg(long)]
     cells_per_stage: Option<i64>,
+    /// DARTS supernet cells (default: the paper's 8).
+    #[arg(long)]
+    layers: Option<usize>,
     /// Channels-last memory format for activations and conv weights.
     #[arg(long)]
     channels_last: bool,
@@ -85,6 +88,8 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     let mut cfg = SearchConfig { space: a.space, ..SearchConfig::default() };
     cfg.nb201.channels = a.channels.unwrap_or(cfg.nb201.channels);
     cfg.nb201.cells_per_stage = a.cells_per_stage.unwrap_or(cfg.nb201.cells_per_stage);
+    cfg.darts.channels = a.channels.unwrap_or(cfg.darts.channels);
+    cfg.darts.layers = a.layers.unwrap_or(cfg.darts.layers);
     cfg.validate()?;
     let device = a.device.resolve()?;
     tch::manual_seed(0);
@@ -127,8 +132,9 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         "device": format!("{device:?}"),
         "batch_size": a.batch_size,
         "threads": tch::get_num_threads(),
-        "channels": cfg.nb201.channels,
+        "channels": if a.space == SpaceName::Darts { cfg.darts.channels } else { cfg.nb201.channels },
         "cells_per_stage": cfg.nb201.cells_per_stage,
+        "layers": cfg.darts.layers,
         "channels_last": a.channels_last,
         "loader": a.loader,
         "steps": a.steps,

@@ -42,9 +42,9 @@ enum Bench201Command {
 #[derive(Args)]
 #[command(group(clap::ArgGroup::new("config_flags").multiple(true)))]
 struct SearchArgs {
-    /// Search space.
-    #[arg(long, group = "config_flags", default_value = "nb201")]
-    space: SpaceName,
+    /// Search space: nb201 or darts (default: the config file's, else nb201).
+    #[arg(long, group = "config_flags")]
+    space: Option<SpaceName>,
     /// Training images: CIFAR-10/100 binary folder, class folders (or a .tar.gz of them), or IDX files.
     /// Without it, the CIFAR-10 subset embedded in agnas is used with the `embedded` preset.
     #[arg(long, group = "config_flags")]
@@ -93,9 +93,12 @@ struct SearchArgs {
     /// Cutout length for training images (0 = off).
     #[arg(long, group = "config_flags")]
     cutout: Option<usize>,
-    /// Supernet channels C.
+    /// Supernet channels C (of the chosen space).
     #[arg(long, group = "config_flags")]
     channels: Option<i64>,
+    /// DARTS supernet cells.
+    #[arg(long, group = "config_flags")]
+    layers: Option<usize>,
     /// NB201 search cells per stage N.
     #[arg(long, group = "config_flags")]
     cells_per_stage: Option<i64>,
@@ -148,8 +151,7 @@ impl SearchArgs {
     /// Preset ← file ← flags.
     fn config(&self) -> Result<SearchConfig> {
         let preset = self.preset.unwrap_or(if self.data.is_some() { Preset::Paper } else { Preset::Embedded });
-        let mut c = SearchConfig::from_preset_and_file(preset, self.config.as_deref())?;
-        c.space = self.space;
+        let mut c = SearchConfig::from_preset_and_file(preset, self.space, self.config.as_deref())?;
         macro_rules! set {
             ($($flag:ident => $($field:ident).+),* $(,)?) => {
                 $(if let Some(v) = self.$flag.clone() { c.$($field).+ = v; })*
@@ -158,12 +160,21 @@ impl SearchArgs {
         set!(seed => seed, device => device, threads => threads, epochs => train.epochs,
              batch_size => train.batch_size, lr => train.lr, lr_min => train.lr_min, momentum => train.momentum,
              weight_decay => train.weight_decay, grad_clip => train.grad_clip, cutout => train.augment.cutout,
-             channels => nb201.channels, cells_per_stage => nb201.cells_per_stage,
-             attention_ratio => nb201.attention_ratio, per_class => data.per_class, split => data.split,
+             cells_per_stage => nb201.cells_per_stage, layers => darts.layers, per_class => data.per_class, split => data.split,
              workers => data.workers, checkpoint_every => train.checkpoint_every, format => data.format,
              aggregation => derive.aggregation);
         if self.data.is_some() {
             c.data.path = self.data.clone();
+        }
+        match c.space {
+            SpaceName::Nb201 => {
+                c.nb201.channels = self.channels.unwrap_or(c.nb201.channels);
+                c.nb201.attention_ratio = self.attention_ratio.unwrap_or(c.nb201.attention_ratio);
+            }
+            SpaceName::Darts => {
+                c.darts.channels = self.channels.unwrap_or(c.darts.channels);
+                c.darts.attention_ratio = self.attention_ratio.unwrap_or(c.darts.attention_ratio);
+            }
         }
         c.train.nesterov |= self.nesterov;
         c.train.lr_step_at_epoch_start |= self.official_lr_schedule;
@@ -182,7 +193,7 @@ fn search(args: &SearchArgs) -> Result<()> {
             let out = args.out.clone().unwrap_or_else(|| {
                 let secs =
                     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                PathBuf::from(format!("runs/{}-seed{}-{secs}", args.space_name(), config.seed))
+                PathBuf::from(format!("runs/{}-seed{}-{secs}", config.space.as_str(), config.seed))
             });
             (config, out, false)
         }
@@ -207,14 +218,6 @@ fn search(args: &SearchArgs) -> Result<()> {
     }
     eprintln!("run folder: {}", out.display());
     Ok(())
-}
-
-impl SearchArgs {
-    fn space_name(&self) -> &'static str {
-        match self.space {
-            SpaceName::Nb201 => "nb201",
-        }
-    }
 }
 
 fn run(cli: Cli) -> Result<()> {

@@ -1,5 +1,6 @@
 //! The search configuration: preset defaults ← TOML file ← command-line flags, written back into the run folder.
 use crate::data::augment::Augment;
+use crate::space::darts::DartsConfig;
 use crate::space::nb201::{DeriveConfig, Nb201Config};
 use crate::space::SpaceName;
 use anyhow::{bail, ensure, Context, Result};
@@ -151,6 +152,8 @@ pub struct SearchConfig {
     pub train: TrainConfig,
     pub importance: ImportanceConfig,
     pub nb201: Nb201Config,
+    pub darts: DartsConfig,
+    /// How the NB201 genotype is read off (the DARTS space always takes its top-2 rule).
     pub derive: DeriveConfig,
 }
 
@@ -165,6 +168,7 @@ impl Default for SearchConfig {
             train: TrainConfig::default(),
             importance: ImportanceConfig::default(),
             nb201: Nb201Config::default(),
+            darts: DartsConfig::default(),
             derive: DeriveConfig::default(),
         }
     }
@@ -174,7 +178,7 @@ impl Default for SearchConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Preset {
-    /// The paper's recipe (50 epochs, batch 64, C=16, N=5).
+    /// The paper's recipe (50 epochs, batch 64; NB201 C=16, N=5; DARTS C=16, 8 cells, held-out pass every epoch).
     Paper,
     /// A real but small search that fits about 10 minutes on 2 CPU cores (the default without `--data`).
     Embedded,
@@ -195,16 +199,22 @@ impl std::str::FromStr for Preset {
 }
 
 impl Preset {
-    pub fn config(self) -> SearchConfig {
-        let base = SearchConfig::default();
+    pub fn config(self, space: SpaceName) -> SearchConfig {
+        let base = SearchConfig { space, ..SearchConfig::default() };
+        let darts = space == SpaceName::Darts;
         match self {
-            Preset::Paper => base,
+            // The official DARTS-space search accumulates the held-out attention after every epoch.
+            Preset::Paper => {
+                SearchConfig { importance: ImportanceConfig { every_epoch: darts, ..base.importance }, ..base }
+            }
             Preset::Embedded => SearchConfig {
-                data: DataConfig { per_class: 1000, ..base.data },
-                train: TrainConfig { epochs: 10, checkpoint_every: 50, ..base.train },
+                data: DataConfig { per_class: if darts { 500 } else { 1000 }, ..base.data },
+                train: TrainConfig { epochs: if darts { 6 } else { 10 }, checkpoint_every: 50, ..base.train },
                 // Wide and shallow learns far faster in a short budget than narrow and deep at the same step time
                 // (C=16, N=1: 53 % supernet accuracy after 10 epochs; C=8, N=2: 24 %).
                 nb201: Nb201Config { channels: 16, cells_per_stage: 1, ..base.nb201 },
+                // Five cells keep both reductions and a normal cell in every stage.
+                darts: DartsConfig { channels: 8, layers: 5, ..base.darts },
                 ..base
             },
             Preset::Smoke => SearchConfig {
@@ -212,6 +222,7 @@ impl Preset {
                 train: TrainConfig { epochs: 2, batch_size: 16, checkpoint_every: 0, ..base.train },
                 importance: ImportanceConfig { batch_size: 32, ..base.importance },
                 nb201: Nb201Config { channels: 4, cells_per_stage: 1, ..base.nb201 },
+                darts: DartsConfig { channels: 4, layers: 5, ..base.darts },
                 ..base
             },
         }
@@ -236,14 +247,30 @@ fn merge(base: &mut toml::Value, top: toml::Value) {
 }
 
 impl SearchConfig {
-    /// `preset` with the TOML file at `path` laid over it; unknown keys are errors that name the file.
-    pub fn from_preset_and_file(preset: Preset, path: Option<&Path>) -> Result<Self> {
-        let mut value = toml::Value::try_from(preset.config())?;
-        if let Some(path) = path {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
-            let top: toml::Value =
-                toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
+    /// `preset` for `space` (else the file's `space`, else NB201) with the TOML file at `path` laid over it;
+    /// unknown keys are errors that name the file.
+    pub fn from_preset_and_file(preset: Preset, space: Option<SpaceName>, path: Option<&Path>) -> Result<Self> {
+        let top: Option<toml::Value> = match path {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+                Some(toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?)
+            }
+            None => None,
+        };
+        let file_space = match top.as_ref().and_then(|t| t.get("space")) {
+            Some(v) => Some(v.clone().try_into::<SpaceName>().with_context(|| {
+                format!("config {}: space", path.map_or(String::new(), |p| p.display().to_string()))
+            })?),
+            None => None,
+        };
+        let space = space.or(file_space).unwrap_or_default();
+        let mut value = toml::Value::try_from(preset.config(space))?;
+        if let Some(top) = top {
             merge(&mut value, top);
+        }
+        if let toml::Value::Table(t) = &mut value {
+            t.insert("space".into(), toml::Value::String(space.as_str().into()));
         }
         let cfg: SearchConfig = value
             .try_into()
@@ -290,6 +317,21 @@ impl SearchConfig {
             5 * n.channels,
             n.attention_ratio
         );
+        let d = &self.darts;
+        ensure!(d.channels >= 2 && d.channels % 2 == 0, "darts.channels must be even and >= 2 (got {})", d.channels);
+        ensure!(
+            d.layers >= 5,
+            "darts.layers must be at least 5, so that every stage slot has its own cell (got {})",
+            d.layers
+        );
+        ensure!(d.steps >= 1, "darts.steps must be at least 1");
+        ensure!(d.stem_multiplier >= 1, "darts.stem_multiplier must be at least 1");
+        ensure!(
+            d.attention_ratio >= 1 && d.attention_ratio <= 8 * d.channels,
+            "darts.attention_ratio must be in 1..={} (got {})",
+            8 * d.channels,
+            d.attention_ratio
+        );
         Ok(())
     }
 }
@@ -303,9 +345,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "seed = 3\n[train]\nepochs = 7\n[nb201]\nchannels = 12\n").unwrap();
-        let cfg = SearchConfig::from_preset_and_file(Preset::Smoke, Some(&path)).unwrap();
+        let cfg = SearchConfig::from_preset_and_file(Preset::Smoke, None, Some(&path)).unwrap();
         assert_eq!((cfg.seed, cfg.train.epochs, cfg.nb201.channels), (3, 7, 12));
-        assert_eq!(cfg.train.batch_size, Preset::Smoke.config().train.batch_size, "untouched keys keep the preset");
+        assert_eq!(
+            cfg.train.batch_size,
+            Preset::Smoke.config(SpaceName::Nb201).train.batch_size,
+            "untouched keys keep the preset"
+        );
         let back: SearchConfig = toml::from_str(&cfg.to_toml().unwrap()).unwrap();
         assert_eq!(back, cfg);
     }
@@ -315,7 +361,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, "[train]\nepochz = 7\n").unwrap();
-        let err = format!("{:#}", SearchConfig::from_preset_and_file(Preset::Paper, Some(&path)).unwrap_err());
+        let err = format!("{:#}", SearchConfig::from_preset_and_file(Preset::Paper, None, Some(&path)).unwrap_err());
         assert!(err.contains("epochz") && err.contains("bad.toml"), "{err}");
         let mut cfg = SearchConfig::default();
         cfg.data.split = 1.0;
@@ -324,7 +370,10 @@ mod tests {
         cfg.train.lr = f64::NAN;
         assert!(format!("{}", cfg.validate().unwrap_err()).contains("train.lr"));
         for preset in [Preset::Paper, Preset::Embedded, Preset::Smoke] {
-            preset.config().validate().unwrap();
+            for space in [SpaceName::Nb201, SpaceName::Darts] {
+                preset.config(space).validate().unwrap();
+            }
         }
+        assert!(Preset::Paper.config(SpaceName::Darts).importance.every_epoch);
     }
 }

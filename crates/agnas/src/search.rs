@@ -4,7 +4,7 @@ use crate::config::SearchConfig;
 use crate::data::loader::{Loader, LoaderConfig};
 use crate::data::{self, Dataset};
 use crate::report::{self, progress::ProgressMode, write_json, write_jsonl, Progress};
-use crate::space::{nb201::Nb201Space, SearchSpace, SpaceName, Supernet, SupernetOutput};
+use crate::space::{darts::DartsSpace, nb201::Nb201Space, SearchSpace, SpaceName, Supernet, SupernetOutput};
 use crate::train::checkpoint::Checkpoints;
 use crate::train::{CosineSchedule, Sgd};
 use anyhow::{bail, ensure, Context, Result};
@@ -131,6 +131,7 @@ impl Accumulators {
 pub fn space_of(cfg: &SearchConfig) -> Box<dyn SearchSpace> {
     match cfg.space {
         SpaceName::Nb201 => Box::new(Nb201Space { supernet: cfg.nb201.clone(), derive: cfg.derive }),
+        SpaceName::Darts => Box::new(DartsSpace { supernet: cfg.darts.clone() }),
     }
 }
 
@@ -320,6 +321,9 @@ pub fn run(run: SearchRun) -> Result<SearchResult> {
                 extra: derived.result,
             };
             write_json(&out.join("genotype.json"), &derived.genotype)?;
+            for (name, bytes) in &derived.files {
+                report::atomic_write(&out.join(name), bytes)?;
+            }
             write_json(&out.join("result.json"), &result)?;
             let summary = summary(&cfg, &state, &result, &derived.details_md);
             report::atomic_write(&out.join("summary.md"), summary.as_bytes())?;

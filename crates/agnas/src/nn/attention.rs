@@ -1,4 +1,5 @@
 //! The AGNAS attention: one squeeze-and-excitation module per decision point over all candidates' outputs.
+use super::flops::Linear;
 use super::init::linear;
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
@@ -7,8 +8,8 @@ use tch::Tensor;
 /// (`attention.fc.0`, `attention.fc.2` as in `nn.Sequential(Linear, ReLU, Linear, Sigmoid)`).
 #[derive(Debug)]
 pub struct SeAttention {
-    fc1: nn::Linear,
-    fc2: nn::Linear,
+    fc1: Linear,
+    fc2: Linear,
 }
 
 impl SeAttention {

@@ -2,6 +2,7 @@
 //!
 //! tch's defaults differ from PyTorch's (Kaiming-uniform with the ReLU gain for weights, U(0,1) for BN weights),
 //! and training dynamics depend on the initial scale, so every layer of this crate is made here.
+use super::flops::{Conv2d, Linear};
 use tch::nn::{self, Init};
 
 /// `nn.Conv2d` hyper-parameters beyond the channel counts and kernel size.
@@ -49,7 +50,7 @@ fn fan_in_uniform(fan_in: i64) -> Init {
 }
 
 /// `nn.Conv2d(c_in, c_out, k, ...)` with PyTorch's initialisation.
-pub fn conv2d(p: nn::Path, c_in: i64, c_out: i64, k: i64, spec: ConvSpec) -> nn::Conv2D {
+pub fn conv2d(p: nn::Path, c_in: i64, c_out: i64, k: i64, spec: ConvSpec) -> Conv2d {
     let init = fan_in_uniform(c_in / spec.groups * k * k);
     let cfg = nn::ConvConfig {
         stride: spec.stride,
@@ -61,13 +62,13 @@ pub fn conv2d(p: nn::Path, c_in: i64, c_out: i64, k: i64, spec: ConvSpec) -> nn:
         bs_init: init,
         ..Default::default()
     };
-    nn::conv2d(p, c_in, c_out, k, cfg)
+    Conv2d(nn::conv2d(p, c_in, c_out, k, cfg))
 }
 
 /// `nn.Linear(c_in, c_out, bias)` with PyTorch's initialisation.
-pub fn linear(p: nn::Path, c_in: i64, c_out: i64, bias: bool) -> nn::Linear {
+pub fn linear(p: nn::Path, c_in: i64, c_out: i64, bias: bool) -> Linear {
     let init = fan_in_uniform(c_in);
-    nn::linear(p, c_in, c_out, nn::LinearConfig { ws_init: init, bs_init: Some(init), bias })
+    Linear(nn::linear(p, c_in, c_out, nn::LinearConfig { ws_init: init, bs_init: Some(init), bias }))
 }
 
 /// `nn.BatchNorm2d(c, affine=affine)`: weight 1, bias 0, running statistics 0/1, momentum 0.1.

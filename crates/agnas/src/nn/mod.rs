@@ -1,5 +1,6 @@
 //! Building blocks shared by every search space.
 pub mod attention;
+pub mod flops;
 pub mod init;
 pub mod ops;
 

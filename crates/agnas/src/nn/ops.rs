@@ -2,6 +2,7 @@
 //!
 //! Parameter paths follow the PyTorch modules of the field (`op.1.weight` for the conv inside a `ReLUConvBN`
 //! sequence, `conv_1`/`conv_2`/`bn` in `FactorizedReduce`, …) so weights exchange with PyTorch checkpoints by name.
+use super::flops::Conv2d;
 use super::init::{batch_norm2d, conv2d, ConvSpec};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
@@ -62,7 +63,7 @@ impl ModuleT for Pool {
 /// `Sequential(ReLU, Conv k×k, BN)`; NAS-Bench-201's `nor_conv_k×k` and the DARTS cell preprocessing.
 #[derive(Debug)]
 pub struct ReLUConvBN {
-    conv: nn::Conv2D,
+    conv: Conv2d,
     bn: nn::BatchNorm,
 }
 
@@ -82,8 +83,8 @@ impl ModuleT for ReLUConvBN {
 /// Dilated depthwise-separable conv: `Sequential(ReLU, dw k×k dilated, pw 1×1, BN)`.
 #[derive(Debug)]
 pub struct DilConv {
-    dw: nn::Conv2D,
-    pw: nn::Conv2D,
+    dw: Conv2d,
+    pw: Conv2d,
     bn: nn::BatchNorm,
 }
 
@@ -116,8 +117,8 @@ pub struct SepConv {
 /// One ReLU-dw-pw-BN half of a [`SepConv`], at the Sequential indices PyTorch gives it.
 #[derive(Debug)]
 struct DilConvParts {
-    dw: nn::Conv2D,
-    pw: nn::Conv2D,
+    dw: Conv2d,
+    pw: Conv2d,
     bn: nn::BatchNorm,
 }
 
@@ -149,8 +150,8 @@ impl ModuleT for SepConv {
 /// Halves the resolution with two offset 1×1 stride-2 convs whose outputs are concatenated (DARTS).
 #[derive(Debug)]
 pub struct FactorizedReduce {
-    conv_1: nn::Conv2D,
-    conv_2: nn::Conv2D,
+    conv_1: Conv2d,
+    conv_2: Conv2d,
     bn: nn::BatchNorm,
 }
 
@@ -177,7 +178,7 @@ impl ModuleT for FactorizedReduce {
 pub struct ResNetBasicBlock {
     conv_a: ReLUConvBN,
     conv_b: ReLUConvBN,
-    downsample: nn::Conv2D,
+    downsample: Conv2d,
 }
 
 impl ResNetBasicBlock {

@@ -27,6 +27,8 @@ pub struct Derived {
     pub result: serde_json::Value,
     /// A Markdown section for `summary.md` showing how the choice was made.
     pub details_md: String,
+    /// More files for the run folder, by name (genotype text, pictures).
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 /// A search space, as the generic search loop sees it.
@@ -46,6 +48,7 @@ pub trait SearchSpace {
 pub enum SpaceName {
     #[default]
     Nb201,
+    Darts,
 }
 
 impl std::str::FromStr for SpaceName {
@@ -53,10 +56,18 @@ impl std::str::FromStr for SpaceName {
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "nb201" | "nas-bench-201" => Ok(SpaceName::Nb201),
-            "darts" | "proxyless" => {
-                anyhow::bail!("space `{s}` is not implemented yet (available: nb201)")
-            }
-            _ => anyhow::bail!("unknown space `{s}` (available: nb201)"),
+            "darts" => Ok(SpaceName::Darts),
+            "proxyless" => anyhow::bail!("space `{s}` is not implemented yet (available: nb201, darts)"),
+            _ => anyhow::bail!("unknown space `{s}` (available: nb201, darts)"),
+        }
+    }
+}
+
+impl SpaceName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpaceName::Nb201 => "nb201",
+            SpaceName::Darts => "darts",
         }
     }
 }

@@ -5,6 +5,7 @@
 use super::genotype::{CellGenotype, CellKind, DartsOp, Genotype};
 use super::op;
 use super::supernet::preprocess;
+use crate::nn::flops::{Conv2d, Linear};
 use crate::nn::init::{batch_norm2d, conv2d, linear, ConvSpec};
 use crate::nn::ops::ReLUConvBN;
 use anyhow::{ensure, Result};
@@ -105,11 +106,11 @@ impl EvalCell {
 /// The auxiliary classifier on the 8×8 maps after the second reduction (`auxiliary_head.features.*`).
 #[derive(Debug)]
 struct AuxiliaryHead {
-    conv1: nn::Conv2D,
+    conv1: Conv2d,
     bn1: nn::BatchNorm,
-    conv2: nn::Conv2D,
+    conv2: Conv2d,
     bn2: nn::BatchNorm,
-    classifier: nn::Linear,
+    classifier: Linear,
 }
 
 impl AuxiliaryHead {
@@ -135,11 +136,11 @@ impl AuxiliaryHead {
 /// The evaluation network of a genotype.
 #[derive(Debug)]
 pub struct NetworkCifar {
-    stem_conv: nn::Conv2D,
+    stem_conv: Conv2d,
     stem_bn: nn::BatchNorm,
     cells: Vec<EvalCell>,
     auxiliary: Option<(usize, AuxiliaryHead)>,
-    classifier: nn::Linear,
+    classifier: Linear,
 }
 
 /// Logits of one forward, and the auxiliary head's in training.

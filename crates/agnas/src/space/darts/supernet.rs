@@ -4,6 +4,7 @@
 //! its own 14 mixed edges and attention modules, so the search yields one genotype per cell.
 use super::genotype::{CellKind, DartsOp};
 use super::op;
+use crate::nn::flops::{Conv2d, Linear};
 use crate::nn::init::{batch_norm2d, conv2d, linear, ConvSpec};
 use crate::nn::ops::{FactorizedReduce, Pool, PoolKind, ReLUConvBN};
 use crate::nn::{Candidate, MixedOp};
@@ -151,10 +152,10 @@ impl SearchCell {
 /// The supernet; parameter names are the official `model_search.Network`'s state_dict keys.
 #[derive(Debug)]
 pub struct DartsSupernet {
-    stem_conv: nn::Conv2D,
+    stem_conv: Conv2d,
     stem_bn: nn::BatchNorm,
     cells: Vec<SearchCell>,
-    classifier: nn::Linear,
+    classifier: Linear,
 }
 
 impl DartsSupernet {

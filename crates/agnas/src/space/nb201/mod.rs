@@ -85,6 +85,7 @@ impl SearchSpace for Nb201Space {
             }),
             result: serde_json::json!({ "bench201": record }),
             details_md: scores_table(&scores, &arch),
+            files: Vec::new(),
         })
     }
 }

@@ -3,6 +3,7 @@
 //! Stem → N search cells (C) → ResNet reduction → N cells (2C) → reduction → N cells (4C) → BN-ReLU → GAP → FC.
 //! All search cells have their own weights and attention; the genotype is shared (see `derive`).
 use super::arch::{Nb201Op, EDGES};
+use crate::nn::flops::{Conv2d, Linear};
 use crate::nn::init::{batch_norm2d, conv2d, linear, ConvSpec};
 use crate::nn::ops::{Identity, Pool, PoolKind, ReLUConvBN, ResNetBasicBlock};
 use crate::nn::{Candidate, MixedOp};
@@ -103,11 +104,11 @@ enum Layer {
 /// The supernet; parameter names follow the PyTorch reference in `tools/agnas_ref.py`.
 #[derive(Debug)]
 pub struct Nb201Supernet {
-    stem_conv: nn::Conv2D,
+    stem_conv: Conv2d,
     stem_bn: nn::BatchNorm,
     layers: Vec<Layer>,
     last_bn: nn::BatchNorm,
-    classifier: nn::Linear,
+    classifier: Linear,
 }
 
 impl Nb201Supernet {

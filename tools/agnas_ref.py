@@ -6,6 +6,8 @@ self-contained re-implementation used to generate test fixtures and to
 benchmark the reference training step.
 """
 
+from collections import namedtuple
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -146,8 +148,14 @@ def nb201_op(name, C):
     raise ValueError(f"unknown NB201 op {name!r}")
 
 
-class MixedOp(nn.Module):
-    """Attention-guided mixed edge.
+class AttentionMixedOp(nn.Module):
+    """Attention-guided mixed edge over an arbitrary list of candidate ops.
+
+    Every op maps ``(B, C, H, W)`` to ``(B, C, H', W')``.  The outputs are
+    concatenated along channels (op ``k`` owns channels ``k*C .. (k+1)*C``), an
+    SE attention over the ``K*C`` channels produces the gates, and the edge
+    output is the sum over ops of the gated op outputs.  The per-op importance
+    is the sum of that op's gates over the batch and its channels, shape (K,).
 
     ``official=False`` (the "fast" style): weighted sum of the op outputs with
     the matching channel slice of the gates, importance computed on device.
@@ -158,12 +166,12 @@ class MixedOp(nn.Module):
     Both styles have identical parameters and produce the same numbers.
     """
 
-    def __init__(self, C, ratio=8, official=False):
+    def __init__(self, ops, C, ratio=8, official=False):
         super().__init__()
         self.C = C
         self.official = official
-        self._ops = nn.ModuleList([nb201_op(name, C) for name in NB201_OPS])
-        self.attention = SEAttention(len(NB201_OPS) * C, ratio)
+        self._ops = nn.ModuleList(ops)
+        self.attention = SEAttention(len(self._ops) * C, ratio)
 
     def forward(self, x):
         if self.official:
@@ -197,6 +205,13 @@ class MixedOp(nn.Module):
         vals = [g[:, k * C:(k + 1) * C].sum().item() for k in range(K)]
         importance = torch.tensor(vals, dtype=gates.dtype)
         return out, importance
+
+
+class MixedOp(AttentionMixedOp):
+    """NAS-Bench-201 attention mixed edge over ``NB201_OPS`` (stride 1)."""
+
+    def __init__(self, C, ratio=8, official=False):
+        super().__init__([nb201_op(name, C) for name in NB201_OPS], C, ratio, official)
 
 
 class NB201SearchCell(nn.Module):
@@ -255,8 +270,349 @@ class NB201Supernet(nn.Module):
 
 
 def set_official_style(model, official):
-    """Switch every MixedOp in ``model`` between the official and fast forward."""
+    """Switch every attention mixed op (NB201 or DARTS) in ``model`` between the official and fast forward."""
     for m in model.modules():
-        if isinstance(m, MixedOp):
+        if isinstance(m, AttentionMixedOp):
             m.official = official
     return model
+
+
+# ---------------------------------------------------------------------------
+# DARTS search space (AGNAS "Darts_Search_Space")
+# ---------------------------------------------------------------------------
+
+# Candidate ops in the AGNAS order ('none' last); index k of an importance row.
+DARTS_OPS = [
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+    "skip_connect",
+    "avg_pool_3x3",
+    "max_pool_3x3",
+    "none",
+]
+
+
+def darts_op(name, C, stride, affine):
+    """One DARTS candidate op mapping C channels to C channels."""
+    if name == "sep_conv_3x3":
+        return SepConv(C, C, 3, stride, 1, affine=affine)
+    if name == "sep_conv_5x5":
+        return SepConv(C, C, 5, stride, 2, affine=affine)
+    if name == "dil_conv_3x3":
+        return DilConv(C, C, 3, stride, 2, 2, affine=affine)
+    if name == "dil_conv_5x5":
+        return DilConv(C, C, 5, stride, 4, 2, affine=affine)
+    if name == "skip_connect":
+        return Identity() if stride == 1 else FactorizedReduce(C, C, affine=affine)
+    if name == "avg_pool_3x3":
+        return avg_pool(stride)
+    if name == "max_pool_3x3":
+        return max_pool(stride)
+    if name == "none":
+        return Zero(stride)
+    raise ValueError(f"unknown DARTS op {name!r}")
+
+
+def _darts_search_op(name, C, stride):
+    op = darts_op(name, C, stride, affine=False)
+    if name.endswith("_pool_3x3"):
+        # the search supernet normalises pooled features (state keys `_ops.5.1.*`)
+        op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
+    return op
+
+
+class DartsMixedOp(AttentionMixedOp):
+    """DARTS attention mixed edge over ``DARTS_OPS``; importance has shape (8,)."""
+
+    def __init__(self, C, stride, ratio=8, official=False):
+        super().__init__([_darts_search_op(name, C, stride) for name in DARTS_OPS],
+                         C, ratio, official)
+        self.stride = stride
+
+
+class DartsSearchCell(nn.Module):
+    """DARTS search cell: two preprocessed inputs, ``steps`` intermediate nodes,
+    one mixed edge from every earlier state to every node (14 edges for 4 steps,
+    node-major: node 0 <- s0, s1; node 1 <- s0, s1, n0; ...).
+
+    forward(s0, s1) -> (cat of the last ``multiplier`` states, importance (E, 8)).
+    """
+
+    def __init__(self, steps, multiplier, C_prev_prev, C_prev, C, reduction,
+                 reduction_prev, ratio=8, official=False):
+        super().__init__()
+        self.reduction = reduction
+        self._steps = steps
+        self._multiplier = multiplier
+        if reduction_prev:
+            self.preprocess0 = FactorizedReduce(C_prev_prev, C, affine=False)
+        else:
+            self.preprocess0 = ReLUConvBN(C_prev_prev, C, 1, 1, 0, affine=False)
+        self.preprocess1 = ReLUConvBN(C_prev, C, 1, 1, 0, affine=False)
+        edges = []
+        for node in range(steps):
+            for src in range(2 + node):
+                stride = 2 if (reduction and src < 2) else 1
+                edges.append(DartsMixedOp(C, stride, ratio, official))
+        self._ops = nn.ModuleList(edges)
+
+    def forward(self, s0, s1):
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        imps = []
+        e = 0
+        for _node in range(self._steps):
+            acc = None
+            for h in list(states):
+                y, imp = self._ops[e](h)
+                e += 1
+                imps.append(imp)
+                acc = y if acc is None else acc + y
+            states.append(acc)
+        return torch.cat(states[-self._multiplier:], 1), torch.stack(imps, 0)
+
+
+class DartsSupernet(nn.Module):
+    """AGNAS DARTS-space supernet (state_dict keys as ``model_search.Network``).
+
+    forward(x) -> (logits, importance (layers, E, 8)) with the importance rows
+    stacked in cell order (normal and reduction cells interleaved as built).
+    """
+
+    def __init__(self, C=16, num_classes=10, layers=8, steps=4, multiplier=4,
+                 stem_multiplier=3, ratio=8, official=False):
+        super().__init__()
+        self._C = C
+        self._num_classes = num_classes
+        self._layers = layers
+        self._steps = steps
+        self._multiplier = multiplier
+        C_stem = stem_multiplier * C
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, C_stem, 3, padding=1, bias=False),
+            nn.BatchNorm2d(C_stem),
+        )
+        C_pp, C_p, C_cur = C_stem, C_stem, C
+        reduction_prev = False
+        cells = []
+        for i in range(layers):
+            reduction = i in (layers // 3, 2 * layers // 3)
+            if reduction:
+                C_cur *= 2
+            cells.append(DartsSearchCell(steps, multiplier, C_pp, C_p, C_cur,
+                                         reduction, reduction_prev, ratio, official))
+            reduction_prev = reduction
+            C_pp, C_p = C_p, multiplier * C_cur
+        self.cells = nn.ModuleList(cells)
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(C_p, num_classes)
+
+    def forward(self, x):
+        s0 = s1 = self.stem(x)
+        imps = []
+        for cell in self.cells:
+            s2, imp = cell(s0, s1)
+            imps.append(imp)
+            s0, s1 = s1, s2
+        h = self.global_pooling(s1).flatten(1)
+        return self.classifier(h), torch.stack(imps, 0)
+
+
+# --- genotypes (data values of the official Darts_Search_Space/genotypes.py) ---
+
+Genotype = namedtuple("Genotype", "normal normal_concat reduce reduce_concat")
+NormalCell = namedtuple("NormalCell", "normal normal_concat")
+ReduceCell = namedtuple("ReduceCell", "reduce reduce_concat")
+
+DARTS_V1 = Genotype(
+    normal=[("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("skip_connect", 0),
+            ("sep_conv_3x3", 1), ("skip_connect", 0), ("sep_conv_3x3", 1),
+            ("sep_conv_3x3", 0), ("skip_connect", 2)],
+    normal_concat=[2, 3, 4, 5],
+    reduce=[("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2),
+            ("max_pool_3x3", 0), ("max_pool_3x3", 0), ("skip_connect", 2),
+            ("skip_connect", 2), ("avg_pool_3x3", 0)],
+    reduce_concat=[2, 3, 4, 5],
+)
+
+DARTS_V2 = Genotype(
+    normal=[("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0),
+            ("sep_conv_3x3", 1), ("sep_conv_3x3", 1), ("skip_connect", 0),
+            ("skip_connect", 0), ("dil_conv_3x3", 2)],
+    normal_concat=[2, 3, 4, 5],
+    reduce=[("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2),
+            ("max_pool_3x3", 1), ("max_pool_3x3", 0), ("skip_connect", 2),
+            ("skip_connect", 2), ("max_pool_3x3", 1)],
+    reduce_concat=[2, 3, 4, 5],
+)
+
+# AGNAS searched cells (official names Cell_0, Cell_2, Cell_3, Cell_5, Cell_6),
+# one per stage: normal stage 1, reduction 1, normal stage 2, reduction 2,
+# normal stage 3.
+AGNAS = [
+    NormalCell(normal=[("sep_conv_3x3", 0), ("dil_conv_3x3", 1), ("dil_conv_5x5", 0),
+                       ("skip_connect", 1), ("sep_conv_3x3", 0), ("sep_conv_5x5", 3),
+                       ("dil_conv_5x5", 0), ("sep_conv_3x3", 3)],
+               normal_concat=[2, 3, 4, 5]),
+    ReduceCell(reduce=[("max_pool_3x3", 0), ("sep_conv_5x5", 1), ("skip_connect", 0),
+                       ("sep_conv_5x5", 1), ("max_pool_3x3", 0), ("skip_connect", 1),
+                       ("sep_conv_5x5", 0), ("sep_conv_3x3", 1)],
+               reduce_concat=[2, 3, 4, 5]),
+    NormalCell(normal=[("skip_connect", 0), ("sep_conv_3x3", 1), ("dil_conv_5x5", 0),
+                       ("sep_conv_3x3", 1), ("dil_conv_3x3", 0), ("sep_conv_5x5", 1),
+                       ("sep_conv_3x3", 1), ("dil_conv_5x5", 4)],
+               normal_concat=[2, 3, 4, 5]),
+    ReduceCell(reduce=[("skip_connect", 1), ("skip_connect", 0), ("dil_conv_3x3", 1),
+                       ("dil_conv_3x3", 0), ("avg_pool_3x3", 0), ("max_pool_3x3", 1),
+                       ("avg_pool_3x3", 0), ("max_pool_3x3", 1)],
+               reduce_concat=[2, 3, 4, 5]),
+    NormalCell(normal=[("skip_connect", 0), ("dil_conv_5x5", 1), ("sep_conv_3x3", 0),
+                       ("sep_conv_3x3", 1), ("sep_conv_5x5", 0), ("max_pool_3x3", 2),
+                       ("sep_conv_5x5", 0), ("sep_conv_3x3", 1)],
+               normal_concat=[2, 3, 4, 5]),
+]
+
+GENOTYPES = {"agnas": AGNAS, "darts_v1": DARTS_V1, "darts_v2": DARTS_V2}
+
+
+def _cell_genotype(genotype, i, layers):
+    """The genotype entry that cell ``i`` of ``layers`` is built from."""
+    if hasattr(genotype, "normal") and hasattr(genotype, "reduce"):
+        return genotype  # one DARTS genotype for every cell
+    if len(genotype) != 5:
+        raise ValueError("a per-stage genotype needs 5 entries")
+    r1, r2 = layers // 3, 2 * layers // 3
+    if i < r1:
+        return genotype[0]
+    if i == r1:
+        return genotype[1]
+    if i < r2:
+        return genotype[2]
+    if i == r2:
+        return genotype[3]
+    return genotype[4]
+
+
+def drop_path(x, drop_prob):
+    """Zero whole samples with probability ``drop_prob``; scale the kept ones."""
+    if drop_prob <= 0.0:
+        return x
+    keep = 1.0 - drop_prob
+    mask = torch.empty(x.shape[0], 1, 1, 1, dtype=x.dtype, device=x.device).bernoulli_(keep)
+    return x / keep * mask
+
+
+class DartsEvalCell(nn.Module):
+    """A fixed (discrete) DARTS cell, state keys as ``model.Cell``."""
+
+    def __init__(self, genotype, C_prev_prev, C_prev, C, reduction, reduction_prev):
+        super().__init__()
+        self.reduction = reduction
+        if reduction_prev:
+            self.preprocess0 = FactorizedReduce(C_prev_prev, C, affine=True)
+        else:
+            self.preprocess0 = ReLUConvBN(C_prev_prev, C, 1, 1, 0, affine=True)
+        self.preprocess1 = ReLUConvBN(C_prev, C, 1, 1, 0, affine=True)
+        if reduction:
+            edges, concat = genotype.reduce, genotype.reduce_concat
+        else:
+            edges, concat = genotype.normal, genotype.normal_concat
+        assert len(edges) % 2 == 0
+        self._steps = len(edges) // 2
+        self._concat = list(concat)
+        self.multiplier = len(self._concat)
+        self._indices = [src for _name, src in edges]
+        self._ops = nn.ModuleList(
+            [darts_op(name, C, 2 if (reduction and src < 2) else 1, affine=True)
+             for name, src in edges])
+
+    def forward(self, s0, s1, drop_prob=0.0):
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        for node in range(self._steps):
+            acc = None
+            for e in (2 * node, 2 * node + 1):
+                op = self._ops[e]
+                h = op(states[self._indices[e]])
+                if self.training and drop_prob > 0.0 and not isinstance(op, Identity):
+                    h = drop_path(h, drop_prob)
+                acc = h if acc is None else acc + h
+            states.append(acc)
+        return torch.cat([states[i] for i in self._concat], 1)
+
+
+class AuxiliaryHeadCIFAR(nn.Module):
+    """Auxiliary classifier on an 8x8 feature map (state keys as the official one)."""
+
+    def __init__(self, C, num_classes):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.ReLU(),
+            nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False),  # 8x8 -> 2x2
+            nn.Conv2d(C, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(),
+            nn.Conv2d(128, 768, 2, bias=False),  # 2x2 -> 1x1
+            nn.BatchNorm2d(768),
+            nn.ReLU(),
+        )
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).flatten(1))
+
+
+class NetworkCIFAR(nn.Module):
+    """DARTS-space evaluation network (state keys as ``model.NetworkCIFAR``).
+
+    ``genotype``: a ``Genotype`` (used for every cell) or a list of 5 per-stage
+    cells (AGNAS form).  forward(x) -> (logits, logits_aux); ``logits_aux`` is
+    only computed in training mode with ``auxiliary=True`` (else ``None``).
+    """
+
+    def __init__(self, C, num_classes, layers, auxiliary, genotype, drop_path_prob=0.0):
+        super().__init__()
+        self._layers = layers
+        self._auxiliary = auxiliary
+        self.drop_path_prob = drop_path_prob
+        C_stem = 3 * C
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, C_stem, 3, padding=1, bias=False),
+            nn.BatchNorm2d(C_stem),
+        )
+        C_pp, C_p, C_cur = C_stem, C_stem, C
+        reduction_prev = False
+        C_aux = None
+        cells = []
+        for i in range(layers):
+            reduction = i in (layers // 3, 2 * layers // 3)
+            if reduction:
+                C_cur *= 2
+            cell = DartsEvalCell(_cell_genotype(genotype, i, layers), C_pp, C_p, C_cur,
+                                 reduction, reduction_prev)
+            cells.append(cell)
+            reduction_prev = reduction
+            C_pp, C_p = C_p, cell.multiplier * C_cur
+            if i == 2 * layers // 3:
+                C_aux = C_p
+        self.cells = nn.ModuleList(cells)
+        if auxiliary:
+            self.auxiliary_head = AuxiliaryHeadCIFAR(C_aux, num_classes)
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(C_p, num_classes)
+
+    def forward(self, x):
+        logits_aux = None
+        s0 = s1 = self.stem(x)
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
+            if i == 2 * self._layers // 3 and self._auxiliary and self.training:
+                logits_aux = self.auxiliary_head(s1)
+        h = self.global_pooling(s1).flatten(1)
+        return self.classifier(h), logits_aux
+
+
+def count_params(model):
+    """Number of parameters, leaving out the auxiliary head (as the official
+    ``utils.count_parameters_in_MB``, which reports this count / 1e6)."""
+    return sum(p.numel() for name, p in model.named_parameters() if "auxiliary" not in name)

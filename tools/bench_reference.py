@@ -5,6 +5,12 @@ Example:
 
     python tools/bench_reference.py --space nb201 --layout nchw --style official \\
         --steps 5 --warmup 2 --batch-size 64 --threads 2 --C 16 --N 5
+    python tools/bench_reference.py --space darts --layout nchw --style official \\
+        --steps 5 --warmup 2 --batch-size 64 --threads 2 --C 16 --layers 8
+
+``--space nb201``: NB201Supernet(C, N); ``--space darts``: DartsSupernet(C,
+layers) (the AGNAS DARTS-space search supernet; ``--C`` defaults to 16 there
+too, ``--N`` is ignored).
 
 One step = zero_grad, forward, cross-entropy, backward, clip_grad_norm_(5),
 SGD step.  Prints one JSON line.
@@ -29,7 +35,7 @@ import agnas_ref as R  # noqa: E402
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--space", default="nb201", choices=["nb201"])
+    ap.add_argument("--space", default="nb201", choices=["nb201", "darts"])
     ap.add_argument("--layout", default="nchw", choices=["nchw", "channels_last"])
     ap.add_argument("--style", default="official", choices=["official", "fast"])
     ap.add_argument("--steps", type=int, default=5)
@@ -37,7 +43,8 @@ def parse_args(argv=None):
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--C", type=int, default=16)
-    ap.add_argument("--N", type=int, default=5)
+    ap.add_argument("--N", type=int, default=5, help="nb201: search cells per stage")
+    ap.add_argument("--layers", type=int, default=8, help="darts: number of cells")
     ap.add_argument("--num-classes", type=int, default=10)
     ap.add_argument("--ratio", type=int, default=8)
     ap.add_argument("--image-size", type=int, default=32)
@@ -53,8 +60,12 @@ def main(argv=None):
     torch.manual_seed(args.seed)
 
     official = args.style == "official"
-    model = R.NB201Supernet(C=args.C, N=args.N, num_classes=args.num_classes,
-                            ratio=args.ratio, official=official)
+    if args.space == "darts":
+        model = R.DartsSupernet(C=args.C, num_classes=args.num_classes, layers=args.layers,
+                                ratio=args.ratio, official=official)
+    else:
+        model = R.NB201Supernet(C=args.C, N=args.N, num_classes=args.num_classes,
+                                ratio=args.ratio, official=official)
     model.train()
     x = torch.randn(args.batch_size, 3, args.image_size, args.image_size)
     labels = torch.randint(0, args.num_classes, (args.batch_size,), dtype=torch.int64)
@@ -102,6 +113,8 @@ def main(argv=None):
         "final_loss": round(float(loss.item()), 6),
         "torch": torch.__version__,
     }
+    if args.space == "darts":
+        result["layers"] = args.layers
     print(json.dumps(result), flush=True)
 
 

@@ -6,7 +6,9 @@ Usage (from the repository root):
     /root/.cache/agnas/torch-2.11.0/bin/python tools/make_fixtures.py [--out DIR] [--only CASE ...]
 
 Writes one ``<case>.safetensors`` per case into ``crates/agnas/tests/fixtures``
-(see the README written next to them for the key conventions).
+(see the README written next to them for the key conventions), plus
+``darts_network_names.json`` (case name ``darts_network_names``): the ordered
+state_dict keys and shapes of the full-size DARTS-space networks.
 """
 
 import argparse
@@ -35,6 +37,8 @@ def _randn(*shape, scale=1.0):
 #   kind "module": y = module(x), gy/gx stored
 #   kind "mixed_op": (y, importance) = module(x)
 #   kind "supernet": (logits, importance) = module(x); loss = CE(logits, labels)
+#   kind "network": train mode (logits, aux) = module(x);
+#                   loss = CE(logits, labels) + AUX_WEIGHT * CE(aux, labels)
 CASES = [
     ("conv_dw_dil",
      lambda: nn.Conv2d(8, 8, 3, stride=1, padding=2, dilation=2, groups=8, bias=False),
@@ -132,7 +136,38 @@ CASES = [
      lambda: R.NB201Supernet(C=8, N=1, num_classes=10, ratio=8),
      "NB201Supernet(C=8, N=1, num_classes=10, ratio=8)",
      (4, 3, 16, 16), "supernet", 1.0),
+    ("mixed_op_darts_s1",
+     lambda: R.DartsMixedOp(4, 1, 8),
+     "DartsMixedOp(C=4, stride=1, ratio=8) over DARTS_OPS=" + ",".join(R.DARTS_OPS)
+     + "; pools followed by BatchNorm2d(C, affine=False)",
+     (2, 4, 8, 8), "mixed_op", 1.0),
+    ("mixed_op_darts_s2",
+     lambda: R.DartsMixedOp(4, 2, 8),
+     "DartsMixedOp(C=4, stride=2, ratio=8) over DARTS_OPS=" + ",".join(R.DARTS_OPS)
+     + "; pools followed by BatchNorm2d(C, affine=False)",
+     (2, 4, 8, 8), "mixed_op", 1.0),
+    ("darts_supernet",
+     lambda: R.DartsSupernet(C=2, num_classes=10, layers=5),
+     "DartsSupernet(C=2, num_classes=10, layers=5, steps=4, multiplier=4, stem_multiplier=3, "
+     "ratio=8); reduction cells 1 and 3",
+     (2, 3, 16, 16), "supernet", 1.0),
+    ("darts_network_agnas",
+     lambda: R.NetworkCIFAR(4, 10, 5, True, R.AGNAS, drop_path_prob=0.0),
+     "NetworkCIFAR(C=4, num_classes=10, layers=5, auxiliary=True, genotype=AGNAS, "
+     "drop_path_prob=0.0); loss = CE(logits) + 0.4*CE(aux)",
+     (2, 3, 32, 32), "network", 1.0),
+    ("darts_network_darts_v2",
+     lambda: R.NetworkCIFAR(4, 10, 5, False, R.DARTS_V2, drop_path_prob=0.0),
+     "NetworkCIFAR(C=4, num_classes=10, layers=5, auxiliary=False, genotype=DARTS_V2, "
+     "drop_path_prob=0.0); loss = CE(logits)",
+     (2, 3, 32, 32), "network", 1.0),
 ]
+
+# Weight of the auxiliary-head loss in the "network" cases (official train.py default).
+AUX_WEIGHT = 0.4
+
+# Names-and-shapes file for the full-size DARTS-space networks (no tensors).
+NAMES_CASE = "darts_network_names"
 
 
 _DTYPES = {torch.float32: "F32", torch.int64: "I64"}
@@ -222,6 +257,17 @@ def build_case(name, builder, desc, shape, kind, scale):
         out["y"] = t(logits)
         out["loss"] = t(loss.reshape(1))
         out["importance"] = t(importance)
+    elif kind == "network":
+        labels = torch.randint(0, 10, (shape[0],), dtype=torch.int64)
+        out["labels"] = labels.clone()
+        logits, logits_aux = model(x)
+        loss = F.cross_entropy(logits, labels)
+        if logits_aux is not None:
+            loss = loss + AUX_WEIGHT * F.cross_entropy(logits_aux, labels)
+            out["y_aux"] = t(logits_aux)
+        loss.backward()
+        out["y"] = t(logits)
+        out["loss"] = t(loss.reshape(1))
     else:
         xg = x.clone().requires_grad_(True)
         res = model(xg)
@@ -259,6 +305,55 @@ def build_case(name, builder, desc, shape, kind, scale):
     return out, meta
 
 
+def _names_entry(model, desc, count):
+    entry = {"module": desc}
+    entry.update(count)
+    entry["state_dict"] = [[k, list(v.shape)] for k, v in model.state_dict().items()]
+    return entry
+
+
+def build_names():
+    """Ordered ``[state_dict key, shape]`` lists of the full-size DARTS-space models."""
+    torch.manual_seed(case_seed(NAMES_CASE))
+    doc = {"torch": torch.__version__}
+    for key, gname in (("agnas", "AGNAS"), ("darts_v2", "DARTS_V2")):
+        m = R.NetworkCIFAR(36, 10, 20, True, getattr(R, gname))
+        total = sum(p.numel() for p in m.parameters())
+        doc[key] = _names_entry(
+            m, f"NetworkCIFAR(C=36, num_classes=10, layers=20, auxiliary=True, genotype={gname})",
+            {"params_excluding_aux": R.count_params(m), "params_total": total})
+    m = R.DartsSupernet(C=16, num_classes=10, layers=8)
+    doc["supernet"] = _names_entry(
+        m, "DartsSupernet(C=16, num_classes=10, layers=8, steps=4, multiplier=4, "
+           "stem_multiplier=3, ratio=8)",
+        {"params": sum(p.numel() for p in m.parameters())})
+    return doc
+
+
+def write_names_json(path, doc):
+    """Compact, deterministic JSON: one line per state_dict entry."""
+    dump = lambda v: json.dumps(v, separators=(",", ":"))  # noqa: E731
+    lines = ["{"]
+    models = [k for k in doc if isinstance(doc[k], dict)]
+    lines.append(f'"torch":{dump(doc["torch"])},')
+    for mi, mk in enumerate(models):
+        entry = doc[mk]
+        lines.append(f"{dump(mk)}:{{")
+        for k, v in entry.items():
+            if k != "state_dict":
+                lines.append(f"{dump(k)}:{dump(v)},")
+        lines.append('"state_dict":[')
+        rows = entry["state_dict"]
+        for i, row in enumerate(rows):
+            lines.append(dump(row) + ("," if i + 1 < len(rows) else ""))
+        lines.append("]}" + ("," if mi + 1 < len(models) else ""))
+    lines.append("}")
+    text = "\n".join(lines) + "\n"
+    assert json.loads(text) == doc
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -270,7 +365,7 @@ def main():
     torch.set_default_dtype(torch.float32)
     os.makedirs(args.out, exist_ok=True)
 
-    names = {c[0] for c in CASES}
+    names = {c[0] for c in CASES} | {NAMES_CASE}
     if args.only:
         unknown = [n for n in args.only if n not in names]
         if unknown:
@@ -285,6 +380,12 @@ def main():
         os.chmod(path, 0o644)
         print(f"{name}: {len(tensors)} tensors, {os.path.getsize(path)} bytes -> "
               f"{os.path.relpath(path, REPO_ROOT)}")
+
+    if not args.only or NAMES_CASE in args.only:
+        path = os.path.join(args.out, NAMES_CASE + ".json")
+        write_names_json(path, build_names())
+        os.chmod(path, 0o644)
+        print(f"{NAMES_CASE}: {os.path.getsize(path)} bytes -> {os.path.relpath(path, REPO_ROOT)}")
 
 
 if __name__ == "__main__":

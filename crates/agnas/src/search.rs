@@ -6,7 +6,7 @@ use crate::data::{self, Dataset};
 use crate::report::{self, progress::ProgressMode, write_json, write_jsonl, Progress};
 use crate::space::{darts::DartsSpace, nb201::Nb201Space, SearchSpace, SpaceName, Supernet, SupernetOutput};
 use crate::train::checkpoint::Checkpoints;
-use crate::train::{CosineSchedule, Sgd};
+use crate::train::{CosineSchedule, Sgd, Totals};
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -69,26 +69,19 @@ pub struct SearchRun {
 
 const CONFIG_FILE: &str = "config.toml";
 
-/// Sums over a pass, kept on the device so that the step never waits for the host.
+/// Loss and accuracy sums over a pass and the importances, all on the device.
 struct Accumulators {
-    loss: Tensor,
-    correct: Tensor,
-    seen: Tensor,
+    totals: Totals,
     importance: Option<Tensor>,
 }
 
 impl Accumulators {
     fn new(device: Device) -> Self {
-        let z = || Tensor::zeros([], (Kind::Double, device));
-        Accumulators { loss: z(), correct: z(), seen: z(), importance: None }
+        Accumulators { totals: Totals::new(device), importance: None }
     }
 
     fn add(&mut self, logits: &Tensor, loss: &Tensor, y: &Tensor, importance: &Tensor) {
-        let n = y.size()[0] as f64;
-        let _ = self.loss.g_add_(&(loss.detach().to_kind(Kind::Double) * n));
-        let correct = logits.argmax(-1, false).eq_tensor(y).sum(Kind::Double);
-        let _ = self.correct.g_add_(&correct);
-        let _ = self.seen.g_add_scalar_(n);
+        self.totals.add(logits, loss, y);
         let imp = importance.to_kind(Kind::Double);
         match &mut self.importance {
             Some(acc) => {
@@ -99,32 +92,29 @@ impl Accumulators {
     }
 
     fn named(&self) -> Vec<(&str, &Tensor)> {
-        let mut v = vec![("loss", &self.loss), ("correct", &self.correct), ("seen", &self.seen)];
+        let mut v = self.totals.named();
         if let Some(i) = &self.importance {
             v.push(("importance", i));
         }
         v
     }
 
-    fn restore(saved: Vec<(String, Tensor)>, device: Device) -> Result<Self> {
-        let mut acc = Accumulators::new(device);
+    fn restore(mut saved: Vec<(String, Tensor)>, device: Device) -> Result<Self> {
+        let totals = Totals::restore(&mut saved, device)?;
+        let mut importance = None;
         for (name, t) in saved {
-            let t = t.to_device(device);
             match name.as_str() {
-                "loss" => acc.loss = t,
-                "correct" => acc.correct = t,
-                "seen" => acc.seen = t,
-                "importance" => acc.importance = Some(t),
+                "importance" => importance = Some(t.to_device(device)),
                 other => bail!("unknown accumulator `{other}` in checkpoint"),
             }
         }
-        Ok(acc)
+        Ok(Accumulators { totals, importance })
     }
 
     /// (mean loss, accuracy) — one host read.
     fn means(&self) -> (f64, f64) {
-        let seen = self.seen.double_value(&[]).max(1.0);
-        (self.loss.double_value(&[]) / seen, self.correct.double_value(&[]) / seen)
+        let m = self.totals.means();
+        (m.loss, m.top1)
     }
 }
 

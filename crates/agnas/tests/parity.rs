@@ -5,6 +5,7 @@ use agnas::nn::ops::{
     DilConv, FactorizedReduce, Identity, Pool, PoolKind, ReLUConvBN, ResNetBasicBlock, SepConv, Zero,
 };
 use agnas::nn::SeAttention;
+use agnas::space::darts;
 use agnas::space::nb201::supernet::mixed_op;
 use agnas::space::nb201::{Nb201Config, Nb201Supernet};
 use std::collections::HashMap;
@@ -175,4 +176,104 @@ fn nb201_supernet_forward_backward() {
     assert_close(&f.name, "loss", &loss.reshape([1]), f.get("loss"));
     loss.backward();
     check_grads_and_stats(&f, &vs);
+}
+
+#[test]
+fn mixed_op_darts() {
+    for (case, stride) in [("mixed_op_darts_s1", 1), ("mixed_op_darts_s2", 2)] {
+        let f = Fixture::load(case);
+        let vs = VarStore::new(Device::Cpu);
+        let op = darts::supernet::mixed_op(vs.root(), 4, stride, 8);
+        f.load_params(&vs);
+        let x = f.get("x").set_requires_grad(true);
+        let out = op.forward_t(&x, true);
+        assert_close(case, "y", &out.out, f.get("y"));
+        assert_close(case, "importance", &out.importance, f.get("importance"));
+        (&out.out * f.get("gy")).sum(Kind::Float).backward();
+        assert_close(case, "gx", &x.grad(), f.get("gx"));
+        check_grads_and_stats(&f, &vs);
+    }
+}
+
+#[test]
+fn darts_supernet_forward_backward() {
+    let f = Fixture::load("darts_supernet");
+    let vs = VarStore::new(Device::Cpu);
+    let cfg = darts::DartsConfig { channels: 2, layers: 5, ..Default::default() };
+    let net = darts::DartsSupernet::new(&vs.root(), &cfg, 3, 10);
+    f.load_params(&vs);
+    let out = net.forward_t(f.get("x"), true);
+    assert_close(&f.name, "logits", &out.logits, f.get("y"));
+    assert_close(&f.name, "importance", &out.importance, f.get("importance"));
+    let loss = out.logits.cross_entropy_for_logits(f.get("labels"));
+    assert_close(&f.name, "loss", &loss.reshape([1]), f.get("loss"));
+    loss.backward();
+    check_grads_and_stats(&f, &vs);
+    let y_eval = tch::no_grad(|| net.forward_t(f.get("x"), false).logits);
+    assert_close(&f.name, "y_eval", &y_eval, f.get("y_eval"));
+}
+
+/// The evaluation network in training (with the auxiliary loss when it has the head), then in eval mode.
+fn check_network(case: &str, genotype: &str, auxiliary: bool) {
+    let f = Fixture::load(case);
+    let vs = VarStore::new(Device::Cpu);
+    let cfg = darts::NetworkConfig { channels: 4, layers: 5, auxiliary, ..Default::default() };
+    let net = darts::NetworkCifar::new(&vs.root(), &cfg, &darts::Genotype::builtin(genotype).unwrap(), 3, 10);
+    f.load_params(&vs);
+    let out = net.forward_t(f.get("x"), true, 0.0);
+    assert_close(case, "logits", &out.logits, f.get("y"));
+    let labels = f.get("labels");
+    let mut loss = out.logits.cross_entropy_for_logits(labels);
+    match (&out.aux, f.tensors.get("y_aux")) {
+        (Some(aux), Some(want)) => {
+            assert_close(case, "aux logits", aux, want);
+            loss = loss + 0.4 * aux.cross_entropy_for_logits(labels);
+        }
+        (None, None) => {}
+        _ => panic!("{case}: auxiliary head present on one side only"),
+    }
+    assert_close(case, "loss", &loss.reshape([1]), f.get("loss"));
+    loss.backward();
+    check_grads_and_stats(&f, &vs);
+    let y_eval = tch::no_grad(|| net.forward_t(f.get("x"), false, 0.0).logits);
+    assert_close(case, "y_eval", &y_eval, f.get("y_eval"));
+}
+
+#[test]
+fn darts_network_agnas() {
+    check_network("darts_network_agnas", "agnas", true);
+}
+
+#[test]
+fn darts_network_darts_v2() {
+    check_network("darts_network_darts_v2", "darts_v2", false);
+}
+
+/// The full-size networks have PyTorch's state_dict keys and shapes (BN's `num_batches_tracked` aside), so released
+/// checkpoints load by name.
+#[test]
+fn darts_full_size_names_and_shapes_match_pytorch() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/darts_network_names.json");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let shapes = |key: &str| -> Vec<(String, Vec<i64>)> {
+        let mut v: Vec<(String, Vec<i64>)> = serde_json::from_value(json[key]["state_dict"].clone()).unwrap();
+        v.retain(|(n, _)| !n.ends_with("num_batches_tracked"));
+        v.sort();
+        v
+    };
+    let ours = |vs: &VarStore| -> Vec<(String, Vec<i64>)> {
+        let mut v: Vec<_> = vs.variables().into_iter().map(|(n, t)| (n, t.size())).collect();
+        v.sort();
+        v
+    };
+    for name in ["agnas", "darts_v2"] {
+        let vs = VarStore::new(Device::Cpu);
+        let g = darts::Genotype::builtin(name).unwrap();
+        let _net = darts::NetworkCifar::new(&vs.root(), &darts::NetworkConfig::default(), &g, 3, 10);
+        assert_eq!(ours(&vs), shapes(name), "{name}");
+        assert_eq!(darts::network::count_params(&vs), json[name]["params_excluding_aux"].as_i64().unwrap());
+    }
+    let vs = VarStore::new(Device::Cpu);
+    let _net = darts::DartsSupernet::new(&vs.root(), &darts::DartsConfig::default(), 3, 10);
+    assert_eq!(ours(&vs), shapes("supernet"), "supernet");
 }

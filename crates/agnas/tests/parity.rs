@@ -223,15 +223,15 @@ fn check_network(case: &str, genotype: &str, auxiliary: bool) {
     let out = net.forward_t(f.get("x"), true, 0.0);
     assert_close(case, "logits", &out.logits, f.get("y"));
     let labels = f.get("labels");
-    let mut loss = out.logits.cross_entropy_for_logits(labels);
-    match (&out.aux, f.tensors.get("y_aux")) {
+    let main = out.logits.cross_entropy_for_logits(labels);
+    let loss = match (&out.aux, f.tensors.get("y_aux")) {
         (Some(aux), Some(want)) => {
             assert_close(case, "aux logits", aux, want);
-            loss = loss + 0.4 * aux.cross_entropy_for_logits(labels);
+            main + 0.4 * aux.cross_entropy_for_logits(labels)
         }
-        (None, None) => {}
+        (None, None) => main,
         _ => panic!("{case}: auxiliary head present on one side only"),
-    }
+    };
     assert_close(case, "loss", &loss.reshape([1]), f.get("loss"));
     loss.backward();
     check_grads_and_stats(&f, &vs);

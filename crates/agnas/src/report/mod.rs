@@ -1,5 +1,6 @@
 //! Run folders: atomic file writes, progress display.
 pub mod progress;
+pub mod svg;
 
 pub use progress::Progress;
 

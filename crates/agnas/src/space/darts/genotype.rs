@@ -129,7 +129,7 @@ impl CellGenotype {
     /// Checks that every node reads existing states and that the output concatenates existing states.
     pub fn validate(&self) -> Result<()> {
         ensure!(
-            !self.ops.is_empty() && self.ops.len() % 2 == 0,
+            !self.ops.is_empty() && self.ops.len().is_multiple_of(2),
             "a cell needs two (op, input) pairs per node, got {} pairs",
             self.ops.len()
         );

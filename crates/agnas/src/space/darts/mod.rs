@@ -2,6 +2,8 @@
 pub mod derive;
 pub mod genotype;
 pub mod network;
+pub mod plot;
+pub mod python;
 pub mod supernet;
 
 pub use genotype::{CellGenotype, CellKind, DartsOp, Genotype};

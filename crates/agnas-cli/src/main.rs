@@ -1,5 +1,6 @@
 //! `agnas`: the command line. It parses, calls the library and reports; the library decides.
 mod bench;
+mod models;
 
 use agnas::config::{DataFormat, DeviceChoice, Preset, SearchConfig};
 use agnas::report::progress::ProgressMode;
@@ -25,6 +26,15 @@ enum Command {
     /// The NAS-Bench-201 table embedded in agnas.
     #[command(subcommand)]
     Bench201(Bench201Command),
+    /// Retrain a genotype's evaluation network from scratch (DARTS space: NetworkCIFAR).
+    Train(Box<models::TrainArgs>),
+    /// Top-1/top-5 accuracy and loss of a retrained network on a data set.
+    Eval(models::EvalArgs),
+    /// Parameter count (without the auxiliary head) and MACs of an evaluation network.
+    Params(models::ParamsArgs),
+    /// Show, convert or draw genotypes.
+    #[command(subcommand)]
+    Genotype(models::GenotypeCommand),
     /// Speed measurements.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -137,7 +147,7 @@ struct SearchArgs {
     stop_after_steps: Option<u64>,
 }
 
-fn parse_format(s: &str) -> Result<DataFormat> {
+pub(crate) fn parse_format(s: &str) -> Result<DataFormat> {
     serde_json::from_value(serde_json::Value::String(s.to_string()))
         .with_context(|| format!("unknown format `{s}` (auto, cifar10, cifar100, folder, idx)"))
 }
@@ -228,6 +238,10 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(record)?);
             Ok(())
         }
+        Command::Train(args) => models::train(&args),
+        Command::Eval(args) => models::eval(&args),
+        Command::Params(args) => models::params(&args),
+        Command::Genotype(cmd) => models::genotype(&cmd),
         Command::Bench(cmd) => bench::run(cmd),
     }
 }

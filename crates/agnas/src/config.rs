@@ -230,7 +230,7 @@ impl Preset {
 }
 
 /// Overlays the tables of `top` onto `base`, key by key.
-fn merge(base: &mut toml::Value, top: toml::Value) {
+pub fn merge(base: &mut toml::Value, top: toml::Value) {
     match (base, top) {
         (toml::Value::Table(b), toml::Value::Table(t)) => {
             for (k, v) in t {

@@ -3,6 +3,7 @@ pub mod config;
 pub mod data;
 pub mod nn;
 pub mod report;
+pub mod retrain;
 pub mod search;
 pub mod space;
 pub mod train;

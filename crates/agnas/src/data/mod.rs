@@ -337,11 +337,18 @@ const IN_MEMORY_LIMIT: usize = 200_000;
 
 /// Opens the training images at `path` (the embedded CIFAR-10 subset when `None`), guessing the format when asked to.
 pub fn open(path: Option<&Path>, format: DataFormat) -> Result<Arc<dyn Dataset>> {
+    open_split(path, format, Split::Train)
+}
+
+/// Opens one split: the training or test batches of CIFAR and IDX files; a folder is taken as it is (point at `val/`
+/// for a test split), and the embedded subset has only training images.
+pub fn open_split(path: Option<&Path>, format: DataFormat, split: Split) -> Result<Arc<dyn Dataset>> {
     let Some(path) = path else {
         ensure!(
             matches!(format, DataFormat::Auto),
             "data.format = {format:?} needs data.path (without a path the embedded CIFAR-10 subset is used)"
         );
+        ensure!(split == Split::Train, "the embedded CIFAR-10 subset has no test split: give a data path");
         return Ok(Arc::new(embedded::cifar10_subset()?));
     };
     ensure!(path.exists(), "data path {} does not exist", path.display());
@@ -350,9 +357,9 @@ pub fn open(path: Option<&Path>, format: DataFormat) -> Result<Arc<dyn Dataset>>
         f => f,
     };
     Ok(match format {
-        DataFormat::Cifar10 => Arc::new(cifar::load_cifar10(path, Split::Train)?),
-        DataFormat::Cifar100 => Arc::new(cifar::load_cifar100(path, Split::Train)?),
-        DataFormat::Idx => Arc::new(idx::load_idx(path, Split::Train)?),
+        DataFormat::Cifar10 => Arc::new(cifar::load_cifar10(path, split)?),
+        DataFormat::Cifar100 => Arc::new(cifar::load_cifar100(path, split)?),
+        DataFormat::Idx => Arc::new(idx::load_idx(path, split)?),
         DataFormat::Folder | DataFormat::Auto if folder::is_archive(path) => Arc::new(folder::load_in_memory(path)?),
         DataFormat::Folder | DataFormat::Auto => {
             let lazy = folder::FolderDataset::open(path, None)?;

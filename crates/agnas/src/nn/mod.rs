@@ -3,6 +3,7 @@ pub mod attention;
 pub mod flops;
 pub mod init;
 pub mod ops;
+pub mod weights;
 
 pub use attention::{Candidate, MixedOp, MixedOutput, SeAttention};
 

@@ -47,6 +47,16 @@ pub fn edge_labels(steps: usize) -> Vec<String> {
     (0..steps).flat_map(|i| (0..i + 2).map(move |j| format!("{}<-{j}", i + 2))).collect()
 }
 
+/// Edge labels for pictures, nodes counted from 0 as in the DARTS figures: `1←c_{k-2}`, `2←0`.
+fn node_edge_labels(steps: usize) -> Vec<String> {
+    let input = |j: usize| match j {
+        0 => "c_{k-2}".to_string(),
+        1 => "c_{k-1}".to_string(),
+        j => (j - 2).to_string(),
+    };
+    (0..steps).flat_map(|i| (0..i + 2).map(move |j| format!("{i}←{}", input(j)))).collect()
+}
+
 /// `Cell_<i>` as the official code logs the per-cell genotypes.
 fn cell_name(i: usize) -> String {
     format!("Cell_{i}")
@@ -124,12 +134,39 @@ impl SearchSpace for DartsSpace {
                 serde_json::json!({ "name": cell_name(i), "kind": kind, "channels": c, "ops": cell.ops, "concat": cell.concat })
             })
             .collect();
-        let mut details = String::from("Per-cell genotypes (top-2 edges per node by the held-out attention):\n\n| cell | kind | C | stage slot | genotype |\n|---|---|---|---|---|\n");
+        let mut details = String::from(
+            "Per-cell genotypes (top-2 edges per node by the held-out attention; pictures in `cell_<i>.svg`, \
+             importances in `importance.svg`, Python text in `genotype.py`):\n\n\
+             | cell | kind | C | stage slot | genotype |\n|---|---|---|---|---|\n",
+        );
         for (i, (cell, (kind, c))) in cells.iter().zip(&kinds).enumerate() {
             let slot = stages.iter().position(|&s| s == i).map_or(String::from("–"), |s| s.to_string());
             details.push_str(&format!("| {} | {kind:?} | {c} | {slot} | `{}` |\n", cell_name(i), cell_string(cell)));
         }
         let name = stages.iter().map(|&i| cell_string(&cells[i])).collect::<Vec<_>>().join(" / ");
+        let titles: Vec<String> =
+            kinds.iter().enumerate().map(|(i, (kind, c))| format!("{} ({kind:?}, C={c})", cell_name(i))).collect();
+        let mut files = vec![(
+            "genotype.py".to_string(),
+            python::cells_to_python(
+                &kinds.iter().map(|(k, _)| *k).zip(cells.iter().cloned()).collect::<Vec<_>>(),
+                &stages,
+                "AGNAS",
+            )
+            .into_bytes(),
+        )];
+        for (i, (cell, (kind, _))) in cells.iter().zip(&kinds).enumerate() {
+            files.push((format!("cell_{i}.svg"), plot::cell_svg(cell, *kind, &titles[i]).into_bytes()));
+        }
+        let ops: Vec<&str> = DartsOp::ALL.iter().map(|o| o.name()).collect();
+        let heatmap = plot::importance_heatmap_svg(
+            &values,
+            &titles,
+            &node_edge_labels(self.supernet.steps),
+            &ops,
+            "Held-out attention per edge (AGNAS importances)",
+        );
+        files.push(("importance.svg".to_string(), heatmap.into_bytes()));
         Ok(Derived {
             name,
             genotype: serde_json::json!({
@@ -140,7 +177,7 @@ impl SearchSpace for DartsSpace {
             }),
             result: serde_json::json!({}),
             details_md: details,
-            files: Vec::new(),
+            files,
         })
     }
 }

@@ -426,9 +426,9 @@ const DIAG: f64 = std::f64::consts::FRAC_1_SQRT_2;
 
 /// Small multiples of op importances, one panel per cell: `values[cell][edge][op]`, rows labelled with
 /// `edge_labels`, columns with `op_names`, panels titled with `cell_titles` (missing labels are left blank, ragged
-/// rows drawn as far as they go). Each square's colour is its value divided by the largest value of its row, so
-/// every edge's ranking reads at a glance whatever the scale of the attention it came from; the strongest op other
-/// than `none` is dotted.
+/// rows drawn as far as they go). Each square's colour places its value between the smallest (0) and the largest (1)
+/// value of its row: summed sigmoid gates differ by a few per cent within an edge, so a ratio to the maximum would
+/// paint every row the same; the strongest op other than `none` is dotted.
 pub fn importance_heatmap_svg(
     values: &[Vec<Vec<f64>>],
     cell_titles: &[String],
@@ -451,7 +451,7 @@ pub fn importance_heatmap_svg(
     let header = 44.0;
     let legend_h = 58.0;
     let bar_w = 200.0;
-    let caption = "colour: importance / largest importance of the same edge (row)";
+    let caption = "colour: importance from the smallest (0) to the largest (1) of the same edge (row)";
     let dot_caption = "dot: strongest op other than none";
     let width = (MARGIN * 2.0 + per_row as f64 * panel_w)
         .max(svg::text_width(title, TITLE_SIZE, true) + 2.0 * MARGIN)
@@ -485,10 +485,11 @@ pub fn importance_heatmap_svg(
                     .attr("class", "row-label"),
             );
             let max = row.iter().copied().filter(|v| v.is_finite()).fold(f64::NEG_INFINITY, f64::max);
+            let min = row.iter().copied().filter(|v| v.is_finite()).fold(f64::INFINITY, f64::min);
             for (j, &v) in row.iter().enumerate() {
                 let fill = match v.is_finite() {
-                    true if max > 0.0 => svg::colormap(v / max),
-                    true => svg::colormap(0.0),
+                    true if max > min => svg::colormap((v - min) / (max - min)),
+                    true => svg::colormap(1.0),
                     false => "#dddddd".into(),
                 };
                 let x = gx + j as f64 * HEAT_SQUARE;

@@ -1,0 +1,373 @@
+//! `agnas train`, `eval`, `params` and `genotype`: what happens to a genotype after the search.
+use agnas::config::{DataFormat, DeviceChoice, Preset};
+use agnas::data::{
+    self,
+    augment::Augment,
+    loader::{Loader, LoaderConfig},
+    Normalization, Split,
+};
+use agnas::nn::weights;
+use agnas::report::{self, progress::ProgressMode};
+use agnas::retrain::{self, ModelCard, RetrainConfig, RetrainRun};
+use agnas::space::darts::{plot, python, Genotype, NetworkConfig};
+use agnas::space::SpaceName;
+use anyhow::{bail, ensure, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use tch::nn::VarStore;
+
+fn darts_only(space: SpaceName) -> Result<()> {
+    ensure!(
+        space == SpaceName::Darts,
+        "only the darts space has an evaluation network so far (got {})",
+        space.as_str()
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("config_flags").multiple(true)))]
+pub struct TrainArgs {
+    /// Search space of the genotype.
+    #[arg(long, group = "config_flags", default_value = "darts")]
+    space: SpaceName,
+    /// Built-in name (agnas, darts_v1, darts_v2), a genotype.json (a search's or a bare one), or Python text.
+    #[arg(long, group = "config_flags")]
+    genotype: Option<String>,
+    /// Training images (default: the embedded CIFAR-10 subset with the `embedded` preset).
+    #[arg(long, group = "config_flags")]
+    data: Option<PathBuf>,
+    #[arg(long, group = "config_flags", value_parser = crate::parse_format)]
+    format: Option<DataFormat>,
+    /// Test images, evaluated once after the last epoch (CIFAR binary folders give their test batch).
+    #[arg(long, group = "config_flags")]
+    test_data: Option<PathBuf>,
+    /// paper (600 epochs, C=36, 20 cells), embedded or smoke (default: paper with --data, embedded without).
+    #[arg(long, group = "config_flags")]
+    preset: Option<Preset>,
+    /// TOML file laid over the preset (same keys as the run folder's config.toml).
+    #[arg(long, group = "config_flags")]
+    config: Option<PathBuf>,
+    /// Run folder (default: runs/train-<genotype>-seed<seed>-<time>).
+    #[arg(long, group = "config_flags")]
+    out: Option<PathBuf>,
+    /// Continue the run in this folder after an interruption, with its own config.
+    #[arg(long, conflicts_with = "config_flags")]
+    resume: Option<PathBuf>,
+    #[arg(long, group = "config_flags")]
+    seed: Option<u64>,
+    #[arg(long, group = "config_flags")]
+    device: Option<DeviceChoice>,
+    #[arg(long, group = "config_flags")]
+    threads: Option<usize>,
+    #[arg(long, group = "config_flags")]
+    epochs: Option<usize>,
+    #[arg(long, group = "config_flags")]
+    batch_size: Option<usize>,
+    #[arg(long, group = "config_flags")]
+    lr: Option<f64>,
+    /// Initial channels C of the network.
+    #[arg(long, group = "config_flags")]
+    channels: Option<i64>,
+    /// Cells of the network.
+    #[arg(long, group = "config_flags")]
+    layers: Option<usize>,
+    /// Train without the auxiliary head.
+    #[arg(long, group = "config_flags")]
+    no_auxiliary: bool,
+    #[arg(long, group = "config_flags")]
+    auxiliary_weight: Option<f64>,
+    /// Drop-path probability at the last epoch.
+    #[arg(long, group = "config_flags")]
+    drop_path: Option<f64>,
+    /// Cutout length (0 = off).
+    #[arg(long, group = "config_flags")]
+    cutout: Option<usize>,
+    /// Images per class to use (balanced subset; 0 = all).
+    #[arg(long, group = "config_flags")]
+    per_class: Option<usize>,
+    /// Share of the training images that trains; the rest is the validation split (1 = none).
+    #[arg(long, group = "config_flags")]
+    split: Option<f64>,
+    #[arg(long, group = "config_flags")]
+    workers: Option<usize>,
+    #[arg(long, group = "config_flags")]
+    checkpoint_every: Option<usize>,
+    /// Step the LR schedule at epoch start, as the official code does.
+    #[arg(long, group = "config_flags")]
+    official_lr_schedule: bool,
+    #[arg(long, hide = true)]
+    stop_after_steps: Option<u64>,
+}
+
+impl TrainArgs {
+    fn config(&self) -> Result<RetrainConfig> {
+        let preset = self.preset.unwrap_or(if self.data.is_some() { Preset::Paper } else { Preset::Embedded });
+        let mut c = match &self.config {
+            Some(path) => {
+                let mut value = toml::Value::try_from(RetrainConfig::preset(preset))?;
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+                let top: toml::Value =
+                    toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
+                agnas::config::merge(&mut value, top);
+                value.try_into().with_context(|| format!("config {}", path.display()))?
+            }
+            None => RetrainConfig::preset(preset),
+        };
+        macro_rules! set {
+            ($($flag:ident => $($field:ident).+),* $(,)?) => {
+                $(if let Some(v) = self.$flag.clone() { c.$($field).+ = v; })*
+            };
+        }
+        set!(genotype => genotype, seed => seed, device => device, threads => threads, epochs => train.epochs,
+             batch_size => train.batch_size, lr => train.lr, channels => network.channels, layers => network.layers,
+             auxiliary_weight => auxiliary_weight, drop_path => drop_path, cutout => train.augment.cutout,
+             per_class => data.per_class, split => data.split, workers => data.workers,
+             checkpoint_every => train.checkpoint_every, format => data.format);
+        if self.data.is_some() {
+            c.data.path = self.data.clone();
+        }
+        if self.test_data.is_some() {
+            c.test_data = self.test_data.clone();
+        }
+        c.network.auxiliary &= !self.no_auxiliary;
+        c.train.lr_step_at_epoch_start |= self.official_lr_schedule;
+        Ok(c)
+    }
+}
+
+pub fn train(args: &TrainArgs) -> Result<()> {
+    darts_only(args.space)?;
+    let (config, out, resume) = match &args.resume {
+        Some(dir) => (RetrainConfig::default(), dir.clone(), true),
+        None => {
+            let config = args.config()?;
+            let out = args.out.clone().unwrap_or_else(|| {
+                let secs =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                let name = PathBuf::from(&config.genotype)
+                    .file_stem()
+                    .map_or("genotype".into(), |s| s.to_string_lossy().to_string());
+                PathBuf::from(format!("runs/train-{name}-seed{}-{secs}", config.seed))
+            });
+            (config, out, false)
+        }
+    };
+    let result = retrain::run(RetrainRun {
+        config,
+        out: out.clone(),
+        resume,
+        progress: ProgressMode::Auto,
+        stop_after_steps: args.stop_after_steps,
+    })?;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    eprintln!("run folder: {}", out.display());
+    Ok(())
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SplitArg {
+    Train,
+    Test,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// A finished `agnas train` run folder, or a weights .safetensors file (PyTorch names; then give --genotype).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Images to evaluate on.
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long, value_parser = crate::parse_format, default_value = "auto")]
+    format: DataFormat,
+    /// Which split of CIFAR/IDX data (a folder is used as it is).
+    #[arg(long, value_enum, default_value = "test")]
+    split: SplitArg,
+    /// For a bare weights file: the genotype and network shape it was trained with.
+    #[arg(long)]
+    genotype: Option<String>,
+    #[arg(long, default_value_t = 36)]
+    channels: i64,
+    #[arg(long, default_value_t = 20)]
+    layers: usize,
+    /// For a bare weights file: whether it holds the auxiliary head's weights too.
+    #[arg(long)]
+    auxiliary: bool,
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    #[arg(long, default_value = "auto")]
+    device: DeviceChoice,
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+pub fn eval(a: &EvalArgs) -> Result<()> {
+    if a.threads > 0 {
+        tch::set_num_threads(a.threads as i32);
+    }
+    let device = a.device.resolve()?;
+    let split = match a.split {
+        SplitArg::Train => Split::Train,
+        SplitArg::Test => Split::Test,
+    };
+    let set = data::open_split(Some(&a.data), a.format, split)?;
+    let (card, _vs, net) = if a.checkpoint.is_dir() {
+        retrain::load_run(&a.checkpoint, device)?
+    } else {
+        let Some(spec) = &a.genotype else {
+            bail!(
+                "{} is a weights file: give --genotype (and --channels/--layers if not 36/20)",
+                a.checkpoint.display()
+            )
+        };
+        let first = set.image(0).context("reading the first image")?;
+        let card = ModelCard {
+            space: "darts".into(),
+            genotype: retrain::resolve_genotype(spec)?,
+            network: NetworkConfig {
+                channels: a.channels,
+                layers: a.layers,
+                auxiliary: a.auxiliary,
+                ..NetworkConfig::default()
+            },
+            in_channels: first.channels as i64,
+            num_classes: set.num_classes() as i64,
+            normalization: Normalization::for_dataset(set.as_ref()),
+        };
+        card.network.validate()?;
+        let vs = VarStore::new(device);
+        let net = card.build(&vs);
+        weights::load(&vs, &a.checkpoint)?;
+        (card, vs, net)
+    };
+    ensure!(
+        set.num_classes() as i64 == card.num_classes,
+        "{} has {} classes but the network was trained for {}",
+        a.data.display(),
+        set.num_classes(),
+        card.num_classes
+    );
+    let config = LoaderConfig {
+        batch_size: a.batch_size,
+        shuffle: false,
+        drop_last: false,
+        augment: Augment::none(),
+        normalization: card.normalization.clone(),
+        workers: 2,
+        prefetch: 4,
+        seed: 0,
+    };
+    let loader = Loader::new(set.clone(), (0..set.len()).collect(), config);
+    let m = retrain::evaluate(&net, &loader, device, ProgressMode::Auto, "eval")?;
+    println!("{}", serde_json::to_string_pretty(&m)?);
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct ParamsArgs {
+    #[arg(long, default_value = "darts")]
+    space: SpaceName,
+    #[arg(long, default_value = "agnas")]
+    genotype: String,
+    #[arg(long, default_value_t = 36)]
+    channels: i64,
+    #[arg(long, default_value_t = 20)]
+    layers: usize,
+    #[arg(long, default_value_t = 10)]
+    num_classes: i64,
+    /// Input side in pixels (for the MACs).
+    #[arg(long, default_value_t = 32)]
+    image_size: i64,
+}
+
+/// Parameters (without the auxiliary head, as the field counts them) and multiply-accumulates of one image.
+pub fn params(a: &ParamsArgs) -> Result<()> {
+    darts_only(a.space)?;
+    let network = NetworkConfig { channels: a.channels, layers: a.layers, ..NetworkConfig::default() };
+    network.validate()?;
+    let card = ModelCard {
+        space: "darts".into(),
+        genotype: retrain::resolve_genotype(&a.genotype)?,
+        network,
+        in_channels: 3,
+        num_classes: a.num_classes,
+        normalization: Normalization::cifar10(),
+    };
+    let (params, macs) = retrain::count(&card, (a.image_size, a.image_size));
+    let line = serde_json::json!({
+        "genotype": a.genotype,
+        "channels": a.channels,
+        "layers": a.layers,
+        "num_classes": a.num_classes,
+        "params": params,
+        "params_m": (params as f64 / 1e4).round() / 100.0,
+        "macs": macs,
+        "macs_m": (macs as f64 / 1e4).round() / 100.0,
+    });
+    println!("{line}");
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum GenotypeCommand {
+    /// Print a genotype as JSON or as DARTS Python text.
+    Show {
+        genotype: String,
+        #[arg(long, value_enum, default_value = "python")]
+        to: TextFormat,
+    },
+    /// Draw each cell of a genotype as an SVG diagram into a folder.
+    Plot {
+        genotype: String,
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum TextFormat {
+    Json,
+    Python,
+}
+
+pub fn genotype(cmd: &GenotypeCommand) -> Result<()> {
+    match cmd {
+        GenotypeCommand::Show { genotype, to } => {
+            let g = retrain::resolve_genotype(genotype)?;
+            match to {
+                TextFormat::Json => println!("{}", serde_json::to_string_pretty(&g)?),
+                TextFormat::Python => print!("{}", python::to_python(&g)),
+            }
+        }
+        GenotypeCommand::Plot { genotype, out } => {
+            let g = retrain::resolve_genotype(genotype)?;
+            std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+            let cells: Vec<(String, &agnas::space::darts::CellGenotype, agnas::space::darts::CellKind)> = match &g {
+                Genotype::NormalReduce { normal, reduce } => vec![
+                    ("normal".into(), normal, agnas::space::darts::CellKind::Normal),
+                    ("reduce".into(), reduce, agnas::space::darts::CellKind::Reduce),
+                ],
+                Genotype::Stages { cells } => cells
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        let kind = if i % 2 == 1 {
+                            agnas::space::darts::CellKind::Reduce
+                        } else {
+                            agnas::space::darts::CellKind::Normal
+                        };
+                        (format!("stage{i}"), c, kind)
+                    })
+                    .collect(),
+            };
+            for (name, cell, kind) in cells {
+                let path = out.join(format!("{name}.svg"));
+                report::atomic_write(&path, plot::cell_svg(cell, kind, &format!("{genotype}: {name}")).as_bytes())?;
+                eprintln!("wrote {}", path.display());
+            }
+        }
+    }
+    Ok(())
+}

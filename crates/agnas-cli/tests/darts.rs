@@ -1,0 +1,158 @@
+//! End-to-end tests of the DARTS space: search → genotype files and pictures → retrain → eval, resume, counts, errors.
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn agnas() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_agnas"));
+    cmd.env("RUST_LOG", "warn");
+    cmd
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("agnas runs");
+    assert!(out.status.success(), "agnas failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn run_err(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("agnas runs");
+    assert!(!out.status.success(), "agnas should have failed; stdout: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A CIFAR-10 binary folder with `per_file` learnable images per training batch file and a test batch: each class
+/// is a different brightness with some texture.
+fn write_cifar10(dir: &Path, per_file: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let record = |i: usize| {
+        let class = (i % 10) as u8;
+        let mut r = vec![class];
+        r.extend((0..3072).map(|p| class * 25 + ((p * 7 + i) % 13) as u8));
+        r
+    };
+    for f in 1..=5 {
+        let bytes: Vec<u8> = (0..per_file).flat_map(|i| record(i + f * 1000)).collect();
+        std::fs::write(dir.join(format!("data_batch_{f}.bin")), bytes).unwrap();
+    }
+    let test: Vec<u8> = (0..40).flat_map(record).collect();
+    std::fs::write(dir.join("test_batch.bin"), test).unwrap();
+}
+
+fn train_smoke(out: &Path, extra: &[&str]) -> Command {
+    let mut cmd = agnas();
+    cmd.args(["train", "--preset", "smoke", "--threads", "1", "--out"]).arg(out).args(extra);
+    cmd
+}
+
+#[test]
+fn search_then_retrain_then_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    let search = dir.path().join("search");
+    run_ok(agnas().args(["search", "--space", "darts", "--preset", "smoke", "--threads", "1", "--out"]).arg(&search));
+    let genotype = json(&search.join("genotype.json"));
+    assert_eq!(genotype["space"], "darts");
+    assert_eq!(genotype["cells"].as_array().unwrap().len(), 5, "one genotype per supernet cell");
+    assert_eq!(genotype["genotype"]["cells"].as_array().unwrap().len(), 5, "five stage slots");
+    assert_eq!(genotype["stage_cells"], serde_json::json!(["Cell_0", "Cell_1", "Cell_2", "Cell_3", "Cell_4"]));
+    for i in 0..5 {
+        let svg = std::fs::read_to_string(search.join(format!("cell_{i}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains(&format!("Cell_{i}")), "cell_{i}.svg");
+    }
+    assert!(std::fs::read_to_string(search.join("importance.svg")).unwrap().contains("<svg"));
+    let importances = json(&search.join("importances.json"));
+    let last = importances.as_array().unwrap().last().unwrap();
+    assert_eq!(last["heldout"]["values"].as_array().unwrap().len(), 5);
+    assert_eq!(last["heldout"]["values"][0].as_array().unwrap().len(), 14);
+    // The Python text of the search reads back as the same genotype.
+    let shown = run_ok(agnas().args(["genotype", "show", "--to", "json"]).arg(search.join("genotype.py")));
+    let from_python: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(from_python, genotype["genotype"]);
+
+    let data = dir.path().join("cifar");
+    write_cifar10(&data, 12);
+    let train = dir.path().join("train");
+    let stdout = run_ok(
+        train_smoke(&train, &["--per-class", "0", "--epochs", "1"])
+            .arg("--genotype")
+            .arg(search.join("genotype.json"))
+            .arg("--data")
+            .arg(&data)
+            .arg("--test-data")
+            .arg(&data),
+    );
+    let printed: Value = serde_json::from_slice(&stdout.stdout).unwrap();
+    let result = json(&train.join("result.json"));
+    assert_eq!(printed, result);
+    assert_eq!(result["test"]["images"], 40);
+    for f in ["weights.safetensors", "model.json", "metrics.jsonl", "config.toml", "genotype.json"] {
+        assert!(train.join(f).exists(), "{f}");
+    }
+    // Evaluating the saved weights (in batches of the smoke preset's size) gives the run's own test numbers.
+    let eval = run_ok(
+        agnas()
+            .args(["eval", "--threads", "1", "--batch-size", "32", "--checkpoint"])
+            .arg(&train)
+            .arg("--data")
+            .arg(&data),
+    );
+    let metrics: Value = serde_json::from_slice(&eval.stdout).unwrap();
+    assert_eq!(metrics, result["test"]);
+}
+
+#[test]
+fn retrain_resume_after_a_stop_is_bit_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--genotype", "agnas", "--epochs", "2", "--checkpoint-every", "2", "--drop-path", "0.3"];
+    let straight = dir.path().join("straight");
+    run_ok(&mut train_smoke(&straight, &flags));
+    let stopped = dir.path().join("stopped");
+    // 120 training images / 16 = 8 steps per epoch: stop in epoch 2 after its checkpoint at step 4.
+    let err = run_err(train_smoke(&stopped, &flags).args(["--stop-after-steps", "13"]));
+    assert!(err.contains("stopped after 13 steps"), "{err}");
+    run_ok(agnas().args(["train", "--resume"]).arg(&stopped));
+    let read = |p: &Path| std::fs::read(p.join("weights.safetensors")).unwrap();
+    assert_eq!(read(&stopped), read(&straight), "same weights after resuming");
+    let strip = |p: &Path| {
+        let mut v = json(&p.join("result.json"));
+        v.as_object_mut().unwrap().remove("train_seconds");
+        v
+    };
+    assert_eq!(strip(&stopped), strip(&straight));
+    let err = run_err(&mut train_smoke(&straight, &flags));
+    assert!(err.contains("already holds a run"), "{err}");
+}
+
+#[test]
+fn params_prints_the_released_counts() {
+    for (genotype, params) in [("agnas", 3_611_998), ("darts_v2", 3_349_342)] {
+        let out = run_ok(agnas().args(["params", "--genotype", genotype]));
+        let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(line["params"], params, "{genotype}");
+        assert!(line["macs"].as_u64().unwrap() > 400_000_000, "{line}");
+    }
+}
+
+#[test]
+fn malformed_genotypes_point_at_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.py");
+    std::fs::write(
+        &path,
+        "G = Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_9x9', 1)], normal_concat=[2], \
+         reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1)], reduce_concat=[2])\n",
+    )
+    .unwrap();
+    let err = run_err(agnas().args(["genotype", "show"]).arg(&path));
+    assert!(err.contains("bad.py") && err.contains("line 1, column 44") && err.contains("sep_conv_9x9"), "{err}");
+    let err = run_err(agnas().args(["params", "--genotype", "nonexistent"]));
+    assert!(err.contains("nonexistent") && err.contains("agnas, darts_v1, darts_v2"), "{err}");
+    let out = dir.path().join("run");
+    let err = run_err(&mut train_smoke(&out, &["--genotype", "agnas", "--drop-path", "1.5"]));
+    assert!(err.contains("drop_path"), "{err}");
+}

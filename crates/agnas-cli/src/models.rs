@@ -192,9 +192,6 @@ pub struct EvalArgs {
     channels: i64,
     #[arg(long, default_value_t = 20)]
     layers: usize,
-    /// For a bare weights file: whether it holds the auxiliary head's weights too.
-    #[arg(long)]
-    auxiliary: bool,
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
     #[arg(long, default_value = "auto")]
@@ -223,15 +220,14 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
             )
         };
         let first = set.image(0).context("reading the first image")?;
+        // Released checkpoints keep the auxiliary head's weights; the network then gets the head too (unused in eval).
+        let names = tch::Tensor::read_safetensors(&a.checkpoint)
+            .with_context(|| format!("reading weights {}", a.checkpoint.display()))?;
+        let auxiliary = names.iter().any(|(n, _)| n.contains("auxiliary_head."));
         let card = ModelCard {
             space: "darts".into(),
             genotype: retrain::resolve_genotype(spec)?,
-            network: NetworkConfig {
-                channels: a.channels,
-                layers: a.layers,
-                auxiliary: a.auxiliary,
-                ..NetworkConfig::default()
-            },
+            network: NetworkConfig { channels: a.channels, layers: a.layers, auxiliary, ..NetworkConfig::default() },
             in_channels: first.channels as i64,
             num_classes: set.num_classes() as i64,
             normalization: Normalization::for_dataset(set.as_ref()),

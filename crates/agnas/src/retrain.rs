@@ -187,6 +187,14 @@ impl From<Means> for EvalMetrics {
     }
 }
 
+/// The epoch of highest validation accuracy.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct BestEpoch {
+    pub epoch: usize,
+    #[serde(flatten)]
+    pub metrics: EvalMetrics,
+}
+
 /// What a finished retrain reports (`result.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RetrainResult {
@@ -198,7 +206,7 @@ pub struct RetrainResult {
     /// The final epoch on the validation split (absent when no images were held out).
     pub final_valid: Option<EvalMetrics>,
     /// The best epoch on the validation split, for comparison only.
-    pub best_valid: Option<(usize, EvalMetrics)>,
+    pub best_valid: Option<BestEpoch>,
     /// The final network on `test_data`.
     pub test: Option<EvalMetrics>,
     pub train_seconds: f64,
@@ -479,7 +487,10 @@ pub fn run(run: RetrainRun) -> Result<RetrainResult> {
         macs,
         epochs: cfg.train.epochs,
         final_valid: valids.last().map(|v| v.1),
-        best_valid: valids.iter().copied().max_by(|a, b| a.1.top1.total_cmp(&b.1.top1)),
+        best_valid: valids
+            .iter()
+            .max_by(|a, b| a.1.top1.total_cmp(&b.1.top1))
+            .map(|&(epoch, metrics)| BestEpoch { epoch, metrics }),
         test,
         train_seconds: state.train_seconds,
     };

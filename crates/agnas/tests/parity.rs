@@ -277,3 +277,27 @@ fn darts_full_size_names_and_shapes_match_pytorch() {
     let _net = darts::DartsSupernet::new(&vs.root(), &darts::DartsConfig::default(), 3, 10);
     assert_eq!(ours(&vs), shapes("supernet"), "supernet");
 }
+
+/// A PyTorch state_dict saved as safetensors (DataParallel `module.` prefix, `num_batches_tracked` counters, running
+/// statistics after training) loads by name and evaluates to PyTorch's eval-mode logits.
+#[test]
+fn pytorch_state_dict_loads_and_evaluates() {
+    let f = Fixture::load("darts_network_agnas");
+    let mut state: Vec<(String, Tensor)> = Vec::new();
+    for (name, t) in f.prefixed("p.") {
+        let t = f.tensors.get(&format!("rs.{name}")).unwrap_or(t);
+        state.push((format!("module.{name}"), t.shallow_clone()));
+        if let Some(bn) = name.strip_suffix(".running_mean") {
+            state.push((format!("module.{bn}.num_batches_tracked"), Tensor::from(1i64)));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state_dict.safetensors");
+    Tensor::write_safetensors(&state, &path).unwrap();
+    let vs = VarStore::new(Device::Cpu);
+    let cfg = darts::NetworkConfig { channels: 4, layers: 5, auxiliary: true, ..Default::default() };
+    let net = darts::NetworkCifar::new(&vs.root(), &cfg, &darts::Genotype::builtin("agnas").unwrap(), 3, 10);
+    agnas::nn::weights::load(&vs, &path).unwrap();
+    let y_eval = tch::no_grad(|| net.forward_t(f.get("x"), false, 0.0).logits);
+    assert_close(&f.name, "y_eval from loaded weights", &y_eval, f.get("y_eval"));
+}

@@ -2,9 +2,10 @@
 """Compare one supernet training step: Rust (tch) vs the PyTorch reference.
 
 Runs, each in its own subprocess (so peak RSS is per implementation):
-  (a) <binary> bench step --space nb201 --steps S --warmup W --batch-size B --threads T
-  (b) tools/bench_reference.py --layout nchw --style official
-  (c) tools/bench_reference.py --layout channels_last --style fast
+  (a) <binary> bench step --space SPACE --steps S --warmup W --batch-size B --threads T
+  (b) tools/bench_reference.py --space SPACE --layout nchw --style official
+  (c) tools/bench_reference.py --space SPACE --layout channels_last --style fast
+SPACE is nb201 (C=16, N=5) or darts (C=16, 8 cells), the paper's supernets.
 and prints a markdown table with median step time, peak RSS and the
 reference/rust ratios (> 1 means the Rust side is faster / leaner).
 """
@@ -22,6 +23,7 @@ REPO_ROOT = os.path.dirname(TOOLS_DIR)
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--space", default="nb201", choices=["nb201", "darts"])
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=64)
@@ -97,7 +99,7 @@ def main(argv=None):
         print(f"[bench_compare] {msg}", file=sys.stderr)
         rows.append(("rust (tch)", None, "binary missing"))
     else:
-        cmd = [binary, "bench", "step", "--space", "nb201"] + common
+        cmd = [binary, "bench", "step", "--space", args.space] + common
         res, err = run_one("rust", cmd, args.timeout)
         if err:
             print(f"[bench_compare] rust: {err}", file=sys.stderr)
@@ -107,7 +109,7 @@ def main(argv=None):
         ref = os.path.join(TOOLS_DIR, "bench_reference.py")
         for layout, style in (("nchw", "official"), ("channels_last", "fast")):
             label = f"pytorch {layout}/{style}"
-            cmd = [args.python, ref, "--space", "nb201", "--layout", layout,
+            cmd = [args.python, ref, "--space", args.space, "--layout", layout,
                    "--style", style] + common
             res, err = run_one(label, cmd, args.timeout)
             if err:
@@ -118,7 +120,7 @@ def main(argv=None):
     rust_ms = rust["median_ms"] if rust else None
     rust_rss = rust["peak_rss_mb"] if rust else None
 
-    print(f"\nnb201 supernet train step: batch {args.batch_size}, threads {args.threads}, "
+    print(f"\n{args.space} supernet train step: batch {args.batch_size}, threads {args.threads}, "
           f"{args.steps} timed steps after {args.warmup} warm-up\n")
     print("| impl | median ms | mean ms | peak RSS MB | time ref/rust | RSS ref/rust |")
     print("|------|----------:|--------:|------------:|--------------:|-------------:|")

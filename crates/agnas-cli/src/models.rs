@@ -31,7 +31,7 @@ pub struct TrainArgs {
     /// Search space of the genotype.
     #[arg(long, group = "config_flags", default_value = "darts")]
     space: SpaceName,
-    /// Built-in name (agnas, darts_v1, darts_v2), a genotype.json (a search's or a bare one), or Python text.
+    /// Built-in name (agnas, darts_v1, darts_v2), random:<seed>, a genotype.json (a search's or a bare one), or Python text.
     #[arg(long, group = "config_flags")]
     genotype: Option<String>,
     /// Training images (default: the embedded CIFAR-10 subset with the `embedded` preset).

@@ -118,15 +118,20 @@ impl RetrainConfig {
     }
 }
 
-/// A genotype from a built-in name, a JSON file (a bare genotype, or a search's `genotype.json`), or Python text.
+/// A genotype from a built-in name, `random:<seed>`, a JSON file (a bare genotype, or a search's `genotype.json`),
+/// or a file of Python text.
 pub fn resolve_genotype(spec: &str) -> Result<Genotype> {
     if let Some(g) = Genotype::builtin(spec) {
         return Ok(g);
     }
+    if let Some(seed) = spec.strip_prefix("random:") {
+        let seed: u64 = seed.parse().with_context(|| format!("genotype `{spec}`: the seed must be an integer"))?;
+        return Ok(Genotype::random(seed));
+    }
     let path = Path::new(spec);
     if !path.exists() {
         bail!(
-            "genotype `{spec}` is neither a built-in ({}) nor an existing file",
+            "genotype `{spec}` is neither a built-in ({}), nor random:<seed>, nor an existing file",
             crate::space::darts::genotype::BUILTIN_NAMES.join(", ")
         );
     }
@@ -390,10 +395,11 @@ pub fn run(run: RetrainRun) -> Result<RetrainResult> {
             // Drop-path masks come from a generator seeded by the step, so that a resumed run draws the same ones.
             tch::manual_seed((cfg.seed as i64).wrapping_mul(1_000_003).wrapping_add(state.global_step as i64));
             let output = net.forward_t(&x, true, drop_prob);
-            let mut loss = output.logits.cross_entropy_for_logits(&y);
-            if let Some(aux) = &output.aux {
-                loss = loss + cfg.auxiliary_weight * aux.cross_entropy_for_logits(&y);
-            }
+            let main = output.logits.cross_entropy_for_logits(&y);
+            let loss = match &output.aux {
+                Some(aux) => main + cfg.auxiliary_weight * aux.cross_entropy_for_logits(&y),
+                None => main,
+            };
             opt.zero_grad();
             loss.backward();
             if cfg.train.grad_clip > 0.0 {

@@ -272,6 +272,27 @@ impl Genotype {
         }
     }
 
+    /// A uniformly random genotype in the stage form, the baseline of the field: each node of each of the five cells
+    /// takes two distinct earlier states and, for each, one of the seven ops other than `none`.
+    pub fn random(seed: u64) -> Genotype {
+        use rand::seq::{index, SliceRandom};
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let ops: Vec<DartsOp> = DartsOp::ALL.iter().copied().filter(|&o| o != DartsOp::None).collect();
+        let cells = (0..5)
+            .map(|_| {
+                let mut pairs = Vec::with_capacity(8);
+                for node in 0..4 {
+                    for input in index::sample(&mut rng, node + 2, 2).into_iter() {
+                        pairs.push((*ops.choose(&mut rng).expect("seven ops"), input));
+                    }
+                }
+                CellGenotype { ops: pairs, concat: vec![2, 3, 4, 5] }
+            })
+            .collect();
+        Genotype::Stages { cells }
+    }
+
     /// The cell at position `i` of a network of `layers` cells, and its kind. The AGNAS form maps the stages as the
     /// official `NetworkCIFAR` does: slot 0 before the first reduction, 1 at it, 2 between, 3 at the second, 4 after.
     pub fn cell(&self, i: usize, layers: usize) -> (&CellGenotype, CellKind) {
@@ -344,6 +365,21 @@ mod tests {
         let err = cell.validate().unwrap_err().to_string();
         assert!(err.contains("pair 1") && err.contains("sep_conv_3x3"), "{err}");
         assert!("sep_conv_7x7".parse::<DartsOp>().unwrap_err().to_string().contains("sep_conv_7x7"));
+    }
+
+    #[test]
+    fn random_genotypes_are_valid_seeded_and_varied() {
+        let a = Genotype::random(1);
+        a.validate().unwrap();
+        assert_eq!(a, Genotype::random(1));
+        assert_ne!(a, Genotype::random(2));
+        let Genotype::Stages { cells } = a else { panic!("stage form") };
+        for cell in &cells {
+            for node in cell.ops.chunks(2) {
+                assert_ne!(node[0].1, node[1].1, "two distinct inputs per node");
+                assert!(node.iter().all(|(op, _)| *op != DartsOp::None));
+            }
+        }
     }
 
     #[test]

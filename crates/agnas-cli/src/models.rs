@@ -319,6 +319,9 @@ pub enum GenotypeCommand {
         genotype: String,
         #[arg(long, default_value = ".")]
         out: PathBuf,
+        /// Also draw the last epoch's held-out importances of a search's importances.json as `importance.svg`.
+        #[arg(long)]
+        importances: Option<PathBuf>,
     },
 }
 
@@ -337,8 +340,10 @@ pub fn genotype(cmd: &GenotypeCommand) -> Result<()> {
                 TextFormat::Python => print!("{}", python::to_python(&g)),
             }
         }
-        GenotypeCommand::Plot { genotype, out } => {
+        GenotypeCommand::Plot { genotype, out, importances } => {
             let g = retrain::resolve_genotype(genotype)?;
+            let label =
+                std::path::Path::new(genotype).file_name().map_or(genotype.clone(), |n| n.to_string_lossy().into());
             std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
             let cells: Vec<(String, &agnas::space::darts::CellGenotype, agnas::space::darts::CellKind)> = match &g {
                 Genotype::NormalReduce { normal, reduce } => vec![
@@ -360,10 +365,50 @@ pub fn genotype(cmd: &GenotypeCommand) -> Result<()> {
             };
             for (name, cell, kind) in cells {
                 let path = out.join(format!("{name}.svg"));
-                report::atomic_write(&path, plot::cell_svg(cell, kind, &format!("{genotype}: {name}")).as_bytes())?;
+                report::atomic_write(&path, plot::cell_svg(cell, kind, &format!("{label}: {name}")).as_bytes())?;
+                eprintln!("wrote {}", path.display());
+            }
+            if let Some(file) = importances {
+                let path = out.join("importance.svg");
+                report::atomic_write(&path, importance_heatmap(file)?.as_bytes())?;
                 eprintln!("wrote {}", path.display());
             }
         }
     }
     Ok(())
+}
+
+/// The heatmap of the last epoch of a DARTS search's `importances.json` (held-out sums, else the training pass's).
+fn importance_heatmap(file: &std::path::Path) -> Result<String> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let epochs: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+    let last = epochs.as_array().and_then(|e| e.last()).with_context(|| format!("{}: no epochs", file.display()))?;
+    let pass = if last["heldout"].is_null() { &last["train"] } else { &last["heldout"] };
+    let parse = || -> Result<(Vec<Vec<Vec<f64>>>, Vec<String>, Vec<String>)> {
+        let values = serde_json::from_value(pass["values"].clone())?;
+        let cells: Vec<serde_json::Value> = serde_json::from_value(pass["cells"].clone())?;
+        let titles = cells
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} ({}, C={})",
+                    c["name"].as_str().unwrap_or("?"),
+                    c["kind"].as_str().unwrap_or("?"),
+                    c["channels"]
+                )
+            })
+            .collect();
+        let ops = serde_json::from_value(pass["ops"].clone())?;
+        Ok((values, titles, ops))
+    };
+    let (values, titles, ops) =
+        parse().with_context(|| format!("{} is not the importances.json of a DARTS search", file.display()))?;
+    // A cell of s steps has s(s+3)/2 edges.
+    let steps = values
+        .first()
+        .map_or(0, |c: &Vec<Vec<f64>>| (((8 * c.len() + 9) as f64).sqrt() as usize).saturating_sub(3) / 2);
+    let ops: Vec<&str> = ops.iter().map(|s: &String| s.as_str()).collect();
+    let title = format!("AGNAS importances, epoch {}", last["epoch"]);
+    Ok(plot::importance_heatmap_svg(&values, &titles, &agnas::space::darts::node_edge_labels(steps), &ops, &title))
 }

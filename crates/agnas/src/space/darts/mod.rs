@@ -48,7 +48,7 @@ pub fn edge_labels(steps: usize) -> Vec<String> {
 }
 
 /// Edge labels for pictures, nodes counted from 0 as in the DARTS figures: `1←c_{k-2}`, `2←0`.
-fn node_edge_labels(steps: usize) -> Vec<String> {
+pub fn node_edge_labels(steps: usize) -> Vec<String> {
     let input = |j: usize| match j {
         0 => "c_{k-2}".to_string(),
         1 => "c_{k-1}".to_string(),

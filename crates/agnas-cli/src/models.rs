@@ -385,7 +385,9 @@ fn importance_heatmap(file: &std::path::Path) -> Result<String> {
         serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
     let last = epochs.as_array().and_then(|e| e.last()).with_context(|| format!("{}: no epochs", file.display()))?;
     let pass = if last["heldout"].is_null() { &last["train"] } else { &last["heldout"] };
-    let parse = || -> Result<(Vec<Vec<Vec<f64>>>, Vec<String>, Vec<String>)> {
+    /// Values (cells × edges × ops), panel titles, op names.
+    type Heat = (Vec<Vec<Vec<f64>>>, Vec<String>, Vec<String>);
+    let parse = || -> Result<Heat> {
         let values = serde_json::from_value(pass["values"].clone())?;
         let cells: Vec<serde_json::Value> = serde_json::from_value(pass["cells"].clone())?;
         let titles = cells

@@ -1,31 +1,11 @@
 //! End-to-end tests of the `agnas` binary: tiny real searches, resume after a crash, clear errors.
+mod common;
+
+use common::{agnas, json, run_err, run_ok};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn agnas() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_agnas"));
-    cmd.env("RUST_LOG", "warn");
-    cmd
-}
-
-fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("agnas runs");
-    assert!(out.status.success(), "agnas failed: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn run_err(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("agnas runs");
-    assert!(!out.status.success(), "agnas should have failed; stdout: {}", String::from_utf8_lossy(&out.stdout));
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 /// A small search on the embedded subset; `extra` flags on top of the smoke preset.
 fn smoke(out: &Path, extra: &[&str]) -> Command {

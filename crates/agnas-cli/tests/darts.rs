@@ -1,30 +1,10 @@
 //! End-to-end tests of the DARTS space: search → genotype files and pictures → retrain → eval, resume, counts, errors.
+mod common;
+
+use common::{agnas, json, run_err, run_ok};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn agnas() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_agnas"));
-    cmd.env("RUST_LOG", "warn");
-    cmd
-}
-
-fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("agnas runs");
-    assert!(out.status.success(), "agnas failed: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn run_err(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("agnas runs");
-    assert!(!out.status.success(), "agnas should have failed; stdout: {}", String::from_utf8_lossy(&out.stdout));
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use std::process::Command;
 
 /// A CIFAR-10 binary folder with `per_file` learnable images per training batch file and a test batch: each class
 /// is a different brightness with some texture.

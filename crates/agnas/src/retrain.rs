@@ -309,36 +309,15 @@ pub fn run(run: RetrainRun) -> Result<RetrainResult> {
     };
     let checkpoints = Checkpoints::new(out.join("checkpoints"));
     if !run.resume {
-        for existing in [CONFIG_FILE, "result.json", "checkpoints"] {
-            ensure!(
-                !out.join(existing).exists(),
-                "{} already holds a run ({existing} exists): use --resume {} or another --out",
-                out.display(),
-                out.display()
-            );
-        }
-        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-        report::atomic_write(&out.join(CONFIG_FILE), toml::to_string_pretty(&cfg)?.as_bytes())?;
+        crate::search::start_run_folder(out, &toml::to_string_pretty(&cfg)?)?;
         write_json(&out.join("genotype.json"), &genotype)?;
     }
     if cfg.threads > 0 {
         tch::set_num_threads(cfg.threads as i32);
     }
     let device = cfg.device.resolve()?;
-    let set = data::open(cfg.data.path.as_deref(), cfg.data.format)?;
-    let labels: Vec<i64> = (0..set.len()).map(|i| set.label(i)).collect();
-    let pool: Vec<usize> = if cfg.data.per_class > 0 {
-        data::subset_per_class(&labels, cfg.data.per_class, cfg.seed)?
-    } else {
-        (0..labels.len()).collect()
-    };
-    let (train_idx, valid_idx) = if cfg.data.split < 1.0 {
-        let pool_labels: Vec<i64> = pool.iter().map(|&i| labels[i]).collect();
-        let (a, b) = data::stratified_split(&pool_labels, cfg.data.split, cfg.seed)?;
-        (a.into_iter().map(|i| pool[i]).collect(), b.into_iter().map(|i| pool[i]).collect::<Vec<_>>())
-    } else {
-        (pool, Vec::new())
-    };
+    let (set, train_idx, valid_idx) =
+        data::open_and_split(cfg.data.path.as_deref(), cfg.data.format, cfg.data.per_class, cfg.data.split, cfg.seed)?;
     let first = set.image(0).context("reading the first image")?;
     let card = ModelCard {
         space: "darts".into(),

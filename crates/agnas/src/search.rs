@@ -1,8 +1,8 @@
 //! The AGNAS search loop, the same for every space:
 //! train weights and attention on one half, accumulate attention on the other, derive the architecture.
 use crate::config::SearchConfig;
+use crate::data;
 use crate::data::loader::{Loader, LoaderConfig};
-use crate::data::{self, Dataset};
 use crate::report::{self, progress::ProgressMode, write_json, write_jsonl, Progress};
 use crate::space::{darts::DartsSpace, nb201::Nb201Space, SearchSpace, SpaceName, Supernet, SupernetOutput};
 use crate::train::checkpoint::Checkpoints;
@@ -10,7 +10,6 @@ use crate::train::{CosineSchedule, Sgd, Totals};
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
@@ -125,23 +124,18 @@ pub fn space_of(cfg: &SearchConfig) -> Box<dyn SearchSpace> {
     }
 }
 
-/// A data set with the indices of its training half and its held-out half.
-type SplitData = (Arc<dyn Dataset>, Vec<usize>, Vec<usize>);
-
-/// Loads the configured data set and cuts it into the training half and the held-out half.
-fn load_data(cfg: &SearchConfig) -> Result<SplitData> {
-    let set = data::open(cfg.data.path.as_deref(), cfg.data.format)?;
-    let labels: Vec<i64> = (0..set.len()).map(|i| set.label(i)).collect();
-    let pool: Vec<usize> = if cfg.data.per_class > 0 {
-        data::subset_per_class(&labels, cfg.data.per_class, cfg.seed)?
-    } else {
-        (0..labels.len()).collect()
-    };
-    let pool_labels: Vec<i64> = pool.iter().map(|&i| labels[i]).collect();
-    let (a, b) = data::stratified_split(&pool_labels, cfg.data.split, cfg.seed)?;
-    let train = a.into_iter().map(|i| pool[i]).collect();
-    let heldout = b.into_iter().map(|i| pool[i]).collect();
-    Ok((set, train, heldout))
+/// Claims `out` for a new run: refuses a folder that holds one, then writes the resolved configuration.
+pub fn start_run_folder(out: &Path, config_toml: &str) -> Result<()> {
+    for existing in [CONFIG_FILE, "result.json", "checkpoints"] {
+        ensure!(
+            !out.join(existing).exists(),
+            "{} already holds a run ({existing} exists): use --resume {} or another --out",
+            out.display(),
+            out.display()
+        );
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    report::atomic_write(&out.join(CONFIG_FILE), config_toml.as_bytes())
 }
 
 /// The whole search; returns the result also written to `<out>/result.json`.
@@ -155,23 +149,15 @@ pub fn run(run: SearchRun) -> Result<SearchResult> {
     cfg.validate()?;
     let checkpoints = Checkpoints::new(out.join("checkpoints"));
     if !run.resume {
-        for existing in [CONFIG_FILE, "result.json", "checkpoints"] {
-            ensure!(
-                !out.join(existing).exists(),
-                "{} already holds a run ({existing} exists): use --resume {} or another --out",
-                out.display(),
-                out.display()
-            );
-        }
-        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-        report::atomic_write(&out.join(CONFIG_FILE), cfg.to_toml()?.as_bytes())?;
+        start_run_folder(out, &cfg.to_toml()?)?;
     }
     if cfg.threads > 0 {
         tch::set_num_threads(cfg.threads as i32);
     }
     let device = cfg.device.resolve()?;
     let space = space_of(&cfg);
-    let (dataset, train_idx, heldout_idx) = load_data(&cfg)?;
+    let (dataset, train_idx, heldout_idx) =
+        data::open_and_split(cfg.data.path.as_deref(), cfg.data.format, cfg.data.per_class, cfg.data.split, cfg.seed)?;
     let norm = data::Normalization::for_dataset(dataset.as_ref());
     tracing::info!(
         "{}: {} training / {} held-out images, {} classes, device {:?}",

@@ -332,6 +332,32 @@ pub fn subset_per_class(labels: &[i64], per_class: usize, seed: u64) -> Result<V
     Ok(chosen)
 }
 
+/// A data set with the indices of its two parts.
+pub type SplitData = (Arc<dyn Dataset>, Vec<usize>, Vec<usize>);
+
+/// Opens the training images and cuts them (after an optional balanced subset of `per_class` per class; 0 = all)
+/// into a stratified `split` share and the rest; `split = 1` keeps everything in the first part.
+pub fn open_and_split(
+    path: Option<&Path>,
+    format: DataFormat,
+    per_class: usize,
+    split: f64,
+    seed: u64,
+) -> Result<SplitData> {
+    let set = open(path, format)?;
+    let labels: Vec<i64> = (0..set.len()).map(|i| set.label(i)).collect();
+    let pool: Vec<usize> =
+        if per_class > 0 { subset_per_class(&labels, per_class, seed)? } else { (0..labels.len()).collect() };
+    if split >= 1.0 {
+        return Ok((set, pool, Vec::new()));
+    }
+    let pool_labels: Vec<i64> = pool.iter().map(|&i| labels[i]).collect();
+    let (a, b) = stratified_split(&pool_labels, split, seed)?;
+    let first = a.into_iter().map(|i| pool[i]).collect();
+    let second = b.into_iter().map(|i| pool[i]).collect();
+    Ok((set, first, second))
+}
+
 /// Folder sets above this many images are decoded on demand instead of up front.
 const IN_MEMORY_LIMIT: usize = 200_000;
 

@@ -142,6 +142,6 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         "mean_ms": mean,
         "peak_rss_mb": peak_rss_mb(),
     });
-    println!("{line}");
+    outln!("{line}");
     Ok(())
 }

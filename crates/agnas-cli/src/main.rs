@@ -1,6 +1,30 @@
 //! `agnas`: the command line. It parses, calls the library and reports; the library decides.
+/// `print!` to stdout, where a closed pipe (`agnas … | head`) ends the output quietly instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::write_stdout(&format!($($arg)*))
+    };
+}
+
+/// `println!` through [`out!`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::write_stdout(&format!("{}\n", format!($($arg)*)))
+    };
+}
+
 mod bench;
 mod models;
+
+pub(crate) fn write_stdout(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: writing to stdout: {e}");
+        }
+    }
+}
 
 use agnas::config::{DataFormat, DeviceChoice, Preset, SearchConfig};
 use agnas::report::progress::ProgressMode;
@@ -215,7 +239,7 @@ fn search(args: &SearchArgs) -> Result<()> {
         progress: ProgressMode::Auto,
         stop_after_steps: args.stop_after_steps,
     })?;
-    println!("{}", serde_json::to_string_pretty(&result)?);
+    outln!("{}", serde_json::to_string_pretty(&result)?);
     eprintln!("found {}", result.arch);
     if let Some(record) = result.extra.get("bench201").filter(|r| !r.is_null()) {
         let acc = |key: &str| record.get(key).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
@@ -235,7 +259,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Search(args) => search(&args),
         Command::Bench201(Bench201Command::Query { arch }) => {
             let record = nb201_bench::query(&arch)?;
-            println!("{}", serde_json::to_string_pretty(record)?);
+            outln!("{}", serde_json::to_string_pretty(record)?);
             Ok(())
         }
         Command::Train(args) => models::train(&args),

@@ -161,7 +161,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         progress: ProgressMode::Auto,
         stop_after_steps: args.stop_after_steps,
     })?;
-    println!("{}", serde_json::to_string_pretty(&result)?);
+    outln!("{}", serde_json::to_string_pretty(&result)?);
     eprintln!("run folder: {}", out.display());
     Ok(())
 }
@@ -257,7 +257,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
     };
     let loader = Loader::new(set.clone(), (0..set.len()).collect(), config);
     let m = retrain::evaluate(&net, &loader, device, ProgressMode::Auto, "eval")?;
-    println!("{}", serde_json::to_string_pretty(&m)?);
+    outln!("{}", serde_json::to_string_pretty(&m)?);
     Ok(())
 }
 
@@ -302,7 +302,7 @@ pub fn params(a: &ParamsArgs) -> Result<()> {
         "macs": macs,
         "macs_m": (macs as f64 / 1e4).round() / 100.0,
     });
-    println!("{line}");
+    outln!("{line}");
     Ok(())
 }
 
@@ -336,8 +336,8 @@ pub fn genotype(cmd: &GenotypeCommand) -> Result<()> {
         GenotypeCommand::Show { genotype, to } => {
             let g = retrain::resolve_genotype(genotype)?;
             match to {
-                TextFormat::Json => println!("{}", serde_json::to_string_pretty(&g)?),
-                TextFormat::Python => print!("{}", python::to_python(&g)),
+                TextFormat::Json => outln!("{}", serde_json::to_string_pretty(&g)?),
+                TextFormat::Python => out!("{}", python::to_python(&g)),
             }
         }
         GenotypeCommand::Plot { genotype, out, importances } => {

@@ -136,3 +136,18 @@ fn malformed_genotypes_point_at_the_token() {
     let err = run_err(&mut train_smoke(&out, &["--genotype", "agnas", "--drop-path", "1.5"]));
     assert!(err.contains("drop_path"), "{err}");
 }
+
+/// `agnas … | head` closes the pipe early: the output stops quietly instead of panicking.
+#[test]
+fn a_closed_stdout_pipe_is_not_a_panic() {
+    let mut child = agnas()
+        .args(["genotype", "show", "agnas", "--to", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before the genotype is written
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !stderr.contains("panicked"), "{stderr}");
+}

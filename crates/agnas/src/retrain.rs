@@ -10,7 +10,7 @@ use crate::nn::{flops, weights};
 use crate::report::{self, progress::ProgressMode, write_json, write_jsonl, Progress};
 use crate::space::darts::{python, Genotype, NetworkCifar, NetworkConfig};
 use crate::train::checkpoint::Checkpoints;
-use crate::train::{CosineSchedule, Means, Sgd, Totals};
+use crate::train::{CosineSchedule, Means, Sgd, StepSchedule, Totals};
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -360,6 +360,12 @@ pub fn run(run: RetrainRun) -> Result<RetrainResult> {
     let valid_loader = (!valid_idx.is_empty())
         .then(|| loader(set.clone(), valid_idx, cfg.eval_batch_size, Augment::none(), false, norm, &cfg));
     let steps = train_loader.num_batches();
+    let schedule_steps = StepSchedule {
+        steps_per_epoch: steps,
+        checkpoint_every: cfg.train.checkpoint_every,
+        sync_every: cfg.train.sync_every,
+        stop_after: run.stop_after_steps,
+    };
 
     while state.epoch < cfg.train.epochs {
         let epoch = state.epoch;
@@ -388,29 +394,18 @@ pub fn run(run: RetrainRun) -> Result<RetrainResult> {
             totals.add(&output.logits, &loss, &y);
             state.step += 1;
             state.global_step += 1;
-            let checkpoint_now =
-                cfg.train.checkpoint_every > 0 && state.step % cfg.train.checkpoint_every == 0 && state.step < steps;
-            if checkpoint_now || state.step % cfg.train.sync_every == 0 || state.step == steps {
+            if schedule_steps.sync_due(state.step) {
                 let m = totals.means();
-                ensure!(
-                    m.loss.is_finite(),
-                    "training diverged: the loss is {} at epoch {} step {} (lower train.lr?); the last checkpoint in {} is kept",
-                    m.loss,
-                    epoch + 1,
-                    state.step,
-                    out.join("checkpoints").display()
-                );
+                StepSchedule::ensure_finite(m.loss, epoch, state.step, &out.join("checkpoints"))?;
                 progress.set(state.step as u64, || format!("loss {:.3} acc {:.1}% lr {lr:.4}", m.loss, 100.0 * m.top1));
             }
-            if checkpoint_now {
+            if schedule_steps.checkpoint_due(state.step) {
                 let before = state.train_seconds;
                 state.train_seconds += started.elapsed().as_secs_f64();
                 checkpoints.save(state.global_step, &vs, &opt, &totals.named(), &state)?;
                 state.train_seconds = before;
             }
-            if run.stop_after_steps.is_some_and(|s| state.global_step >= s) {
-                bail!("stopped after {} steps as asked (--stop-after-steps)", state.global_step);
-            }
+            schedule_steps.check_stop(state.global_step)?;
         }
         progress.finish();
         let train = totals.means();

@@ -6,7 +6,7 @@ use crate::data::loader::{Loader, LoaderConfig};
 use crate::report::{self, progress::ProgressMode, write_json, write_jsonl, Progress};
 use crate::space::{darts::DartsSpace, nb201::Nb201Space, SearchSpace, SpaceName, Supernet, SupernetOutput};
 use crate::train::checkpoint::Checkpoints;
-use crate::train::{CosineSchedule, Sgd, Totals};
+use crate::train::{CosineSchedule, Sgd, StepSchedule, Totals};
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -203,6 +203,12 @@ pub fn run(run: SearchRun) -> Result<SearchResult> {
     let heldout_loader =
         Loader::new(dataset.clone(), heldout_idx, loader_cfg(cfg.importance.batch_size, cfg.importance.augment, false));
     let steps = train_loader.num_batches();
+    let schedule_steps = StepSchedule {
+        steps_per_epoch: steps,
+        checkpoint_every: cfg.train.checkpoint_every,
+        sync_every: cfg.train.sync_every,
+        stop_after: run.stop_after_steps,
+    };
 
     while state.epoch < cfg.train.epochs {
         let epoch = state.epoch;
@@ -217,31 +223,19 @@ pub fn run(run: SearchRun) -> Result<SearchResult> {
             acc.add(&output.logits, &loss, &y, &output.importance);
             state.step += 1;
             state.global_step += 1;
-            // A checkpoint is only written after the loss it includes was seen to be finite.
-            let checkpoint_now =
-                cfg.train.checkpoint_every > 0 && state.step % cfg.train.checkpoint_every == 0 && state.step < steps;
-            if checkpoint_now || state.step % cfg.train.sync_every == 0 || state.step == steps {
+            if schedule_steps.sync_due(state.step) {
                 let (mean_loss, _) = acc.means();
-                ensure!(
-                    mean_loss.is_finite(),
-                    "training diverged: the loss is {mean_loss} at epoch {} step {} (lower train.lr?); \
-                     the last checkpoint in {} is kept",
-                    epoch + 1,
-                    state.step,
-                    checkpoints_dir(out).display()
-                );
+                StepSchedule::ensure_finite(mean_loss, epoch, state.step, &checkpoints_dir(out))?;
                 progress.set(state.step as u64, || format!("loss {mean_loss:.3} lr {lr:.4}"));
             }
-            if checkpoint_now {
+            if schedule_steps.checkpoint_due(state.step) {
                 // The checkpoint records the time trained so far, so that a resumed run reports its whole duration.
                 let before = state.train_seconds;
                 state.train_seconds += started.elapsed().as_secs_f64();
                 checkpoints.save(state.global_step, &vs, &opt, &acc.named(), &state)?;
                 state.train_seconds = before;
             }
-            if run.stop_after_steps.is_some_and(|s| state.global_step >= s) {
-                bail!("stopped after {} steps as asked (--stop-after-steps)", state.global_step);
-            }
+            schedule_steps.check_stop(state.global_step)?;
         }
         progress.finish();
         let (train_loss, train_acc) = acc.means();

@@ -18,10 +18,11 @@ lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# Train-step time of the NB201 supernet against the PyTorch reference, same machine, same run.
+# Train-step time of a supernet (SPACE=nb201 or darts) against the PyTorch reference, same machine, same run.
+SPACE ?= nb201
 bench: setup
 	$(CARGO) build --release -p agnas-cli
-	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/bench_compare.py --binary target/release/agnas
+	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/bench_compare.py --space $(SPACE) --binary target/release/agnas
 
 fixtures: setup
 	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/make_fixtures.py

@@ -122,6 +122,26 @@ impl Default for TrainConfig {
     }
 }
 
+impl TrainConfig {
+    /// Rejects impossible optimisation settings, naming the field (shared by search and retrain).
+    pub fn validate(&self) -> Result<()> {
+        let t = self;
+        ensure!(t.epochs > 0, "train.epochs must be at least 1");
+        ensure!(t.batch_size > 0, "train.batch_size must be at least 1");
+        ensure!(t.lr.is_finite() && t.lr > 0.0, "train.lr must be a positive number (got {})", t.lr);
+        ensure!(
+            t.lr_min.is_finite() && (0.0..=t.lr).contains(&t.lr_min),
+            "train.lr_min must be in [0, train.lr] (got {})",
+            t.lr_min
+        );
+        ensure!((0.0..1.0).contains(&t.momentum), "train.momentum must be in [0, 1) (got {})", t.momentum);
+        ensure!(t.weight_decay >= 0.0, "train.weight_decay must be >= 0 (got {})", t.weight_decay);
+        ensure!(t.grad_clip >= 0.0, "train.grad_clip must be >= 0 (got {})", t.grad_clip);
+        ensure!(t.sync_every > 0, "train.sync_every must be at least 1");
+        Ok(())
+    }
+}
+
 /// The held-out pass that accumulates the importances the architecture is derived from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -290,19 +310,7 @@ impl SearchConfig {
 
     /// Rejects impossible values, naming the field.
     pub fn validate(&self) -> Result<()> {
-        let t = &self.train;
-        ensure!(t.epochs > 0, "train.epochs must be at least 1");
-        ensure!(t.batch_size > 0, "train.batch_size must be at least 1");
-        ensure!(t.lr.is_finite() && t.lr > 0.0, "train.lr must be a positive number (got {})", t.lr);
-        ensure!(
-            t.lr_min.is_finite() && (0.0..=t.lr).contains(&t.lr_min),
-            "train.lr_min must be in [0, train.lr] (got {})",
-            t.lr_min
-        );
-        ensure!((0.0..1.0).contains(&t.momentum), "train.momentum must be in [0, 1) (got {})", t.momentum);
-        ensure!(t.weight_decay >= 0.0, "train.weight_decay must be >= 0 (got {})", t.weight_decay);
-        ensure!(t.grad_clip >= 0.0, "train.grad_clip must be >= 0 (got {})", t.grad_clip);
-        ensure!(t.sync_every > 0, "train.sync_every must be at least 1");
+        self.train.validate()?;
         ensure!(self.importance.batch_size > 0, "importance.batch_size must be at least 1");
         let d = &self.data;
         ensure!(d.split > 0.0 && d.split < 1.0, "data.split must be strictly between 0 and 1 (got {})", d.split);

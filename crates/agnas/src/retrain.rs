@@ -96,15 +96,7 @@ impl RetrainConfig {
 
     /// Rejects impossible values, naming the field.
     pub fn validate(&self) -> Result<()> {
-        let t = &self.train;
-        ensure!(t.epochs > 0, "train.epochs must be at least 1");
-        ensure!(t.batch_size > 0, "train.batch_size must be at least 1");
-        ensure!(t.lr.is_finite() && t.lr > 0.0, "train.lr must be a positive number (got {})", t.lr);
-        ensure!(t.lr_min.is_finite() && (0.0..=t.lr).contains(&t.lr_min), "train.lr_min must be in [0, train.lr]");
-        ensure!((0.0..1.0).contains(&t.momentum), "train.momentum must be in [0, 1) (got {})", t.momentum);
-        ensure!(t.weight_decay >= 0.0, "train.weight_decay must be >= 0");
-        ensure!(t.grad_clip >= 0.0, "train.grad_clip must be >= 0");
-        ensure!(t.sync_every > 0, "train.sync_every must be at least 1");
+        self.train.validate()?;
         ensure!(
             self.data.split > 0.0 && self.data.split <= 1.0,
             "data.split (the training share) must be in (0, 1] (got {})",

@@ -4,7 +4,7 @@ use agnas::nn::init::{batch_norm2d, conv2d, ConvSpec};
 use agnas::nn::ops::{
     DilConv, FactorizedReduce, Identity, Pool, PoolKind, ReLUConvBN, ResNetBasicBlock, SepConv, Zero,
 };
-use agnas::nn::SeAttention;
+use agnas::nn::{to_channels_last, vars_to_channels_last, Node, SeAttention};
 use agnas::space::darts;
 use agnas::space::nb201::supernet::mixed_op;
 use agnas::space::nb201::{Nb201Config, Nb201Supernet};
@@ -154,7 +154,7 @@ fn mixed_op_nb201() {
     let op = mixed_op(vs.root(), 8, &cfg);
     f.load_params(&vs);
     let x = f.get("x").set_requires_grad(true);
-    let out = op.forward_t(&x, true);
+    let out = op.forward_t(&Node::new(x.shallow_clone()), true);
     assert_close(&f.name, "y", &out.out, f.get("y"));
     assert_close(&f.name, "importance", &out.importance, f.get("importance"));
     (&out.out * f.get("gy")).sum(Kind::Float).backward();
@@ -162,14 +162,32 @@ fn mixed_op_nb201() {
     check_grads_and_stats(&f, &vs);
 }
 
+/// The fixture's input in the layout the weights were put in.
+fn input(f: &Fixture, channels_last: bool) -> Tensor {
+    if channels_last {
+        to_channels_last(f.get("x"))
+    } else {
+        f.get("x").shallow_clone()
+    }
+}
+
 #[test]
 fn nb201_supernet_forward_backward() {
+    for channels_last in [false, true] {
+        nb201_supernet_case(channels_last);
+    }
+}
+
+fn nb201_supernet_case(channels_last: bool) {
     let f = Fixture::load("nb201_supernet");
     let vs = VarStore::new(Device::Cpu);
     let cfg = Nb201Config { channels: 8, cells_per_stage: 1, attention_ratio: 8, affine: false };
     let net = Nb201Supernet::new(&vs.root(), &cfg, 3, 10);
     f.load_params(&vs);
-    let out = net.forward_t(f.get("x"), true);
+    if channels_last {
+        vars_to_channels_last(&vs);
+    }
+    let out = net.forward_t(&input(&f, channels_last), true);
     assert_close(&f.name, "logits", &out.logits, f.get("y"));
     assert_close(&f.name, "importance", &out.importance, f.get("importance"));
     let loss = out.logits.cross_entropy_for_logits(f.get("labels"));
@@ -186,7 +204,7 @@ fn mixed_op_darts() {
         let op = darts::supernet::mixed_op(vs.root(), 4, stride, 8);
         f.load_params(&vs);
         let x = f.get("x").set_requires_grad(true);
-        let out = op.forward_t(&x, true);
+        let out = op.forward_t(&Node::new(x.shallow_clone()), true);
         assert_close(case, "y", &out.out, f.get("y"));
         assert_close(case, "importance", &out.importance, f.get("importance"));
         (&out.out * f.get("gy")).sum(Kind::Float).backward();
@@ -197,19 +215,28 @@ fn mixed_op_darts() {
 
 #[test]
 fn darts_supernet_forward_backward() {
+    for channels_last in [false, true] {
+        darts_supernet_case(channels_last);
+    }
+}
+
+fn darts_supernet_case(channels_last: bool) {
     let f = Fixture::load("darts_supernet");
     let vs = VarStore::new(Device::Cpu);
     let cfg = darts::DartsConfig { channels: 2, layers: 5, ..Default::default() };
     let net = darts::DartsSupernet::new(&vs.root(), &cfg, 3, 10);
     f.load_params(&vs);
-    let out = net.forward_t(f.get("x"), true);
+    if channels_last {
+        vars_to_channels_last(&vs);
+    }
+    let out = net.forward_t(&input(&f, channels_last), true);
     assert_close(&f.name, "logits", &out.logits, f.get("y"));
     assert_close(&f.name, "importance", &out.importance, f.get("importance"));
     let loss = out.logits.cross_entropy_for_logits(f.get("labels"));
     assert_close(&f.name, "loss", &loss.reshape([1]), f.get("loss"));
     loss.backward();
     check_grads_and_stats(&f, &vs);
-    let y_eval = tch::no_grad(|| net.forward_t(f.get("x"), false).logits);
+    let y_eval = tch::no_grad(|| net.forward_t(&input(&f, channels_last), false).logits);
     assert_close(&f.name, "y_eval", &y_eval, f.get("y_eval"));
 }
 

@@ -2,10 +2,12 @@
 pub mod attention;
 pub mod flops;
 pub mod init;
+pub mod mixed;
 pub mod ops;
 pub mod weights;
 
-pub use attention::{Candidate, MixedOp, MixedOutput, SeAttention};
+pub use attention::SeAttention;
+pub use mixed::{AfterRelu, Candidate, MixedOp, MixedOutput, Node, Shared};
 
 use tch::{nn::VarStore, Tensor};
 

@@ -4,6 +4,7 @@
 //! sequence, `conv_1`/`conv_2`/`bn` in `FactorizedReduce`, …) so weights exchange with PyTorch checkpoints by name.
 use super::flops::Conv2d;
 use super::init::{batch_norm2d, conv2d, ConvSpec};
+use super::mixed::AfterRelu;
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
@@ -44,7 +45,7 @@ pub enum PoolKind {
 }
 
 /// 3×3 pooling with padding 1.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pool {
     pub kind: PoolKind,
     pub stride: i64,
@@ -76,7 +77,13 @@ impl ReLUConvBN {
 
 impl ModuleT for ReLUConvBN {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        xs.relu().apply(&self.conv).apply_t(&self.bn, train)
+        self.forward_relu(&xs.relu(), train)
+    }
+}
+
+impl AfterRelu for ReLUConvBN {
+    fn forward_relu(&self, relu: &Tensor, train: bool) -> Tensor {
+        relu.apply(&self.conv).apply_t(&self.bn, train)
     }
 }
 
@@ -103,7 +110,13 @@ impl DilConv {
 
 impl ModuleT for DilConv {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        xs.relu().apply(&self.dw).apply(&self.pw).apply_t(&self.bn, train)
+        self.forward_relu(&xs.relu(), train)
+    }
+}
+
+impl AfterRelu for DilConv {
+    fn forward_relu(&self, relu: &Tensor, train: bool) -> Tensor {
+        relu.apply(&self.dw).apply(&self.pw).apply_t(&self.bn, train)
     }
 }
 
@@ -135,15 +148,22 @@ impl SepConv {
     }
 }
 
-impl DilConvParts {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        xs.relu().apply(&self.dw).apply(&self.pw).apply_t(&self.bn, train)
+impl AfterRelu for DilConvParts {
+    fn forward_relu(&self, relu: &Tensor, train: bool) -> Tensor {
+        relu.apply(&self.dw).apply(&self.pw).apply_t(&self.bn, train)
     }
 }
 
 impl ModuleT for SepConv {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.second.forward_t(&self.first.forward_t(xs, train), train)
+        self.forward_relu(&xs.relu(), train)
+    }
+}
+
+impl AfterRelu for SepConv {
+    fn forward_relu(&self, relu: &Tensor, train: bool) -> Tensor {
+        let first = self.first.forward_relu(relu, train);
+        self.second.forward_relu(&first.relu(), train)
     }
 }
 
@@ -167,7 +187,12 @@ impl FactorizedReduce {
 
 impl ModuleT for FactorizedReduce {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let r = xs.relu();
+        self.forward_relu(&xs.relu(), train)
+    }
+}
+
+impl AfterRelu for FactorizedReduce {
+    fn forward_relu(&self, r: &Tensor, train: bool) -> Tensor {
         let shifted = r.narrow(2, 1, r.size()[2] - 1).narrow(3, 1, r.size()[3] - 1);
         Tensor::cat(&[r.apply(&self.conv_1), shifted.apply(&self.conv_2)], 1).apply_t(&self.bn, train)
     }

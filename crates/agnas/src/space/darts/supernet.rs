@@ -3,11 +3,10 @@
 //! Stem → `layers` cells (reductions at ⌊layers/3⌋ and ⌊2·layers/3⌋, where C doubles) → GAP → FC. Every cell has
 //! its own 14 mixed edges and attention modules, so the search yields one genotype per cell.
 use super::genotype::{CellKind, DartsOp};
-use super::op;
 use crate::nn::flops::{Conv2d, Linear};
 use crate::nn::init::{batch_norm2d, conv2d, linear, ConvSpec};
-use crate::nn::ops::{FactorizedReduce, Pool, PoolKind, ReLUConvBN};
-use crate::nn::{Candidate, MixedOp};
+use crate::nn::ops::{DilConv, FactorizedReduce, Pool, PoolKind, ReLUConvBN, SepConv};
+use crate::nn::{Candidate, MixedOp, Node, Shared};
 use crate::space::SupernetOutput;
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
@@ -56,21 +55,10 @@ impl DartsConfig {
     }
 }
 
-/// A pool followed by a BN without affine parameters: the supernet normalises pool outputs so that their scale
-/// matches the convolutions' (`Sequential(pool, BatchNorm2d(C, affine=False))`, BN at index 1).
-#[derive(Debug)]
-struct PoolBN {
-    pool: Pool,
-    bn: nn::BatchNorm,
-}
-
-impl ModuleT for PoolBN {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.pool.forward_t(xs, train).apply_t(&self.bn, train)
-    }
-}
-
 /// The decision point of one edge: the eight ops under `p/_ops/<k>` (BN without affine), one SE module.
+///
+/// Each pool is followed by a BN without affine parameters of its own, so that pool outputs are on the
+/// convolutions' scale (`Sequential(pool, BatchNorm2d(C, affine=False))`, BN at index 1).
 pub fn mixed_op(p: nn::Path, c: i64, stride: i64, ratio: i64) -> MixedOp {
     let ops = &p / "_ops";
     let candidates = DartsOp::ALL
@@ -81,9 +69,18 @@ pub fn mixed_op(p: nn::Path, c: i64, stride: i64, ratio: i64) -> MixedOp {
             DartsOp::AvgPool3x3 | DartsOp::MaxPool3x3 => {
                 let kind = if o == DartsOp::AvgPool3x3 { PoolKind::Avg } else { PoolKind::Max };
                 let bn = batch_norm2d(&ops / k / "1", c, false);
-                Candidate::Op(Box::new(PoolBN { pool: Pool { kind, stride }, bn }))
+                Candidate::OnShared(Shared::Pool(Pool { kind, stride }), Box::new(bn))
             }
-            _ => Candidate::Op(op(&ops / k, o, c, stride, false)),
+            DartsOp::SkipConnect if stride == 1 => Candidate::Shared(Shared::Identity),
+            DartsOp::SkipConnect => Candidate::OnRelu(Box::new(FactorizedReduce::new(&ops / k, c, c, false))),
+            DartsOp::SepConv3x3 | DartsOp::SepConv5x5 => {
+                let k_size = if o == DartsOp::SepConv3x3 { 3 } else { 5 };
+                Candidate::OnRelu(Box::new(SepConv::new(&ops / k, c, c, k_size, stride, false)))
+            }
+            DartsOp::DilConv3x3 | DartsOp::DilConv5x5 => {
+                let k_size = if o == DartsOp::DilConv3x3 { 3 } else { 5 };
+                Candidate::OnRelu(Box::new(DilConv::new(&ops / k, c, c, k_size, stride, 2, false)))
+            }
         })
         .collect();
     MixedOp::new(p, candidates, c, ratio)
@@ -129,22 +126,20 @@ impl SearchCell {
 
     /// The cell output and the (14, 8) importances of this forward, edges in `_ops` order.
     fn forward_t(&self, s0: &Tensor, s1: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let mut states = vec![self.preprocess0.forward_t(s0, train), self.preprocess1.forward_t(s1, train)];
+        let pre = [self.preprocess0.forward_t(s0, train), self.preprocess1.forward_t(s1, train)];
+        let mut states: Vec<Node> = pre.into_iter().map(Node::new).collect();
         let mut importances = Vec::with_capacity(self.edges.len());
         let mut edges = self.edges.iter();
         for _ in 0..self.steps {
-            let mut node: Option<Tensor> = None;
+            let mut sum = None;
             for h in &states {
-                let mixed = edges.next().expect("one mixed op per (node, input)").forward_t(h, train);
-                importances.push(mixed.importance);
-                node = Some(match node {
-                    Some(n) => n + mixed.out,
-                    None => mixed.out,
-                });
+                let edge = edges.next().expect("one mixed op per (node, input)");
+                importances.push(edge.accumulate(h, &mut sum, train));
             }
-            states.push(node.expect("every node has inputs"));
+            states.push(Node::new(sum.expect("every node has inputs")));
         }
-        let out = Tensor::cat(&states[states.len() - self.steps..], 1);
+        let outputs: Vec<&Tensor> = states[states.len() - self.steps..].iter().map(Node::value).collect();
+        let out = Tensor::cat(&outputs, 1);
         (out, Tensor::stack(&importances, 0))
     }
 }

@@ -5,8 +5,8 @@
 use super::arch::{Nb201Op, EDGES};
 use crate::nn::flops::{Conv2d, Linear};
 use crate::nn::init::{batch_norm2d, conv2d, linear, ConvSpec};
-use crate::nn::ops::{Identity, Pool, PoolKind, ReLUConvBN, ResNetBasicBlock};
-use crate::nn::{Candidate, MixedOp};
+use crate::nn::ops::{Pool, PoolKind, ReLUConvBN, ResNetBasicBlock};
+use crate::nn::{Candidate, MixedOp, Node, Shared};
 use crate::space::SupernetOutput;
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
@@ -52,16 +52,16 @@ pub fn mixed_op(p: nn::Path, c: i64, cfg: &Nb201Config) -> MixedOp {
         .iter()
         .enumerate()
         .map(|(k, op)| {
-            let op: Box<dyn ModuleT> = match op {
-                Nb201Op::None => return Candidate::Zero,
-                Nb201Op::SkipConnect => Box::new(Identity),
-                Nb201Op::NorConv1x1 => Box::new(ReLUConvBN::new(&ops / k, c, c, 1, ConvSpec::default(), cfg.affine)),
-                Nb201Op::NorConv3x3 => {
-                    Box::new(ReLUConvBN::new(&ops / k, c, c, 3, ConvSpec::default().padding(1), cfg.affine))
-                }
-                Nb201Op::AvgPool3x3 => Box::new(Pool { kind: PoolKind::Avg, stride: 1 }),
+            let conv = |k_size: i64, spec: ConvSpec| {
+                Candidate::OnRelu(Box::new(ReLUConvBN::new(&ops / k, c, c, k_size, spec, cfg.affine)))
             };
-            Candidate::Op(op)
+            match op {
+                Nb201Op::None => Candidate::Zero,
+                Nb201Op::SkipConnect => Candidate::Shared(Shared::Identity),
+                Nb201Op::NorConv1x1 => conv(1, ConvSpec::default()),
+                Nb201Op::NorConv3x3 => conv(3, ConvSpec::default().padding(1)),
+                Nb201Op::AvgPool3x3 => Candidate::Shared(Shared::Pool(Pool { kind: PoolKind::Avg, stride: 1 })),
+            }
         })
         .collect();
     MixedOp::new(p, candidates, c, cfg.attention_ratio)
@@ -74,24 +74,18 @@ impl SearchCell {
 
     /// Returns the cell output and the (6, 5) importances of this forward.
     fn forward_t(&self, xs: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let mut nodes: Vec<Tensor> = vec![xs.shallow_clone()];
+        let mut nodes = vec![Node::new(xs.shallow_clone())];
         let mut importances = Vec::with_capacity(EDGES.len());
         for to in 1..4 {
-            let mut sum: Option<Tensor> = None;
+            let mut sum = None;
             for (e, &(t, from)) in EDGES.iter().enumerate() {
-                if t != to {
-                    continue;
+                if t == to {
+                    importances.push(self.edges[e].accumulate(&nodes[from], &mut sum, train));
                 }
-                let mixed = self.edges[e].forward_t(&nodes[from], train);
-                importances.push(mixed.importance);
-                sum = Some(match sum {
-                    Some(s) => s + mixed.out,
-                    None => mixed.out,
-                });
             }
-            nodes.push(sum.expect("every NB201 node has an incoming edge"));
+            nodes.push(Node::new(sum.expect("every NB201 node has an incoming edge")));
         }
-        (nodes.pop().expect("node 3"), Tensor::stack(&importances, 0))
+        (nodes.pop().expect("node 3").into_value(), Tensor::stack(&importances, 0))
     }
 }
 

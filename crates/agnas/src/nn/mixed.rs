@@ -1,0 +1,248 @@
+//! The AGNAS decision point: every candidate runs, one SE module gates their channels, the gated outputs are summed.
+//!
+//! The official code concatenates the candidates' outputs, runs the SE module on the concatenation and sums the
+//! gated channel groups. This computes the same values while doing less:
+//! - the squeeze of a concatenation is the concatenation of the squeezes, and the squeeze of `none` is zero, so no
+//!   concatenation is materialised and `none` costs nothing;
+//! - the gated outputs are accumulated in place into the sum of the node the edge leads to (`addcmul_`), so neither
+//!   the per-edge sum nor the per-candidate products exist as tensors;
+//! - work that depends only on the node an edge reads is done once per node for all its outgoing edges
+//!   ([`Node`]): the ReLU in front of every convolution, the parameter-free candidates (identity, pooling) and their
+//!   squeezes;
+//! - squeezes are sums divided on the small (B, C) result, so their backward broadcasts the gradient as a view
+//!   instead of writing a full-size tensor (`mean`'s backward divides a full-size expanded gradient).
+use super::attention::SeAttention;
+use super::ops::Pool;
+use std::cell::{OnceCell, RefCell};
+use tch::nn::{self, ModuleT};
+use tch::Tensor;
+
+/// A parameter-free function of a node, computed once per node however many edges read it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Shared {
+    Identity,
+    Pool(Pool),
+}
+
+/// Modules whose first step is a ReLU of their input, so that the ReLU can be shared by all edges reading a node.
+pub trait AfterRelu: std::fmt::Debug {
+    /// The module's output given `relu` = ReLU(input).
+    fn forward_relu(&self, relu: &Tensor, train: bool) -> Tensor;
+}
+
+/// One candidate of a [`MixedOp`].
+#[derive(Debug)]
+pub enum Candidate {
+    /// `none`: all zeros, so no work.
+    Zero,
+    /// A parameter-free op (identity, pooling).
+    Shared(Shared),
+    /// A module applied to a parameter-free op's output (DARTS's pool followed by a BN of its own).
+    OnShared(Shared, Box<dyn ModuleT>),
+    /// A module that starts with a ReLU (the convolutions, `FactorizedReduce`).
+    OnRelu(Box<dyn AfterRelu>),
+}
+
+/// A cell node as its outgoing edges read it: the value plus what the edges would otherwise each recompute.
+pub struct Node {
+    value: Tensor,
+    relu: OnceCell<Tensor>,
+    /// (op, output, squeeze) of the shared ops evaluated so far; a handful per node, so a list.
+    shared: RefCell<Vec<(Shared, Tensor, Tensor)>>,
+}
+
+impl Node {
+    pub fn new(value: Tensor) -> Self {
+        Node { value, relu: OnceCell::new(), shared: RefCell::new(Vec::new()) }
+    }
+
+    pub fn value(&self) -> &Tensor {
+        &self.value
+    }
+
+    pub fn into_value(self) -> Tensor {
+        self.value
+    }
+
+    fn relu(&self) -> &Tensor {
+        self.relu.get_or_init(|| self.value.relu())
+    }
+
+    /// Output and squeeze of a shared op on this node.
+    fn shared(&self, op: Shared, train: bool) -> (Tensor, Tensor) {
+        if let Some((_, out, sq)) = self.shared.borrow().iter().find(|(o, _, _)| *o == op) {
+            return (out.shallow_clone(), sq.shallow_clone());
+        }
+        let out = match op {
+            Shared::Identity => self.value.shallow_clone(),
+            Shared::Pool(pool) => pool.forward_t(&self.value, train),
+        };
+        let sq = squeeze(&out);
+        self.shared.borrow_mut().push((op, out.shallow_clone(), sq.shallow_clone()));
+        (out, sq)
+    }
+}
+
+/// Global average pooling (B, C, H, W) → (B, C), as a sum and a division of the small result (see the module doc).
+pub fn squeeze(xs: &Tensor) -> Tensor {
+    let size = xs.size();
+    xs.sum_dim_intlist([2i64, 3].as_slice(), false, xs.kind()) / (size[2] * size[3]) as f64
+}
+
+/// The output of a [`MixedOp`] on its own: the gated sum and the per-candidate importance of this forward.
+pub struct MixedOutput {
+    pub out: Tensor,
+    /// Σ over batch and the candidate's channels of its gates, shape (n_candidates,); detached, on the device.
+    pub importance: Tensor,
+}
+
+/// A decision point (an edge of a cell): candidates under `p/_ops/<k>`, one SE module at `p/attention`.
+#[derive(Debug)]
+pub struct MixedOp {
+    candidates: Vec<Candidate>,
+    attention: SeAttention,
+    channels: i64,
+}
+
+impl MixedOp {
+    pub fn new(p: nn::Path, candidates: Vec<Candidate>, channels: i64, ratio: i64) -> Self {
+        let n = candidates.len() as i64;
+        MixedOp { attention: SeAttention::new(p / "attention", n * channels, ratio), candidates, channels }
+    }
+
+    /// The gated sum of the candidates on `node`.
+    pub fn forward_t(&self, node: &Node, train: bool) -> MixedOutput {
+        let mut out = None;
+        let importance = self.accumulate(node, &mut out, train);
+        MixedOutput { out: out.expect("a mixed op has a candidate other than none"), importance }
+    }
+
+    /// Adds the gated sum of the candidates on `node` into `sum` (which it creates when `None`) and returns this
+    /// forward's importances, shape (n_candidates,).
+    pub fn accumulate(&self, node: &Node, sum: &mut Option<Tensor>, train: bool) -> Tensor {
+        let outs: Vec<Option<(Tensor, Tensor)>> = self
+            .candidates
+            .iter()
+            .map(|c| match c {
+                Candidate::Zero => None,
+                Candidate::Shared(op) => Some(node.shared(*op, train)),
+                Candidate::OnShared(op, module) => {
+                    let out = module.forward_t(&node.shared(*op, train).0, train);
+                    let sq = squeeze(&out);
+                    Some((out, sq))
+                }
+                Candidate::OnRelu(module) => {
+                    let out = module.forward_relu(node.relu(), train);
+                    let sq = squeeze(&out);
+                    Some((out, sq))
+                }
+            })
+            .collect();
+        let batch = node.value.size()[0];
+        let zeros = Tensor::zeros([batch, self.channels], (node.value.kind(), node.value.device()));
+        let squeezed: Vec<Tensor> = outs
+            .iter()
+            .map(|o| o.as_ref().map_or_else(|| zeros.shallow_clone(), |(_, sq)| sq.shallow_clone()))
+            .collect();
+        let gates = self.attention.excite(&Tensor::cat(&squeezed, 1));
+        let per_candidate = gates.view([batch, self.candidates.len() as i64, self.channels]);
+        for (k, o) in outs.iter().enumerate() {
+            if let Some((out, _)) = o {
+                let gate = per_candidate.select(1, k as i64).unsqueeze(-1).unsqueeze(-1);
+                match sum {
+                    Some(s) => {
+                        let _ = s.addcmul_(out, &gate);
+                    }
+                    None => *sum = Some(out * gate),
+                }
+            }
+        }
+        per_candidate.detach().sum_dim_intlist([0i64, 2].as_slice(), false, gates.kind())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::init::ConvSpec;
+    use crate::nn::ops::{PoolKind, ReLUConvBN};
+    use tch::{Device, Kind};
+
+    /// The straightforward path of the official code: every candidate on the raw input, the concatenation
+    /// materialised, SE on it, gated channel groups summed.
+    fn concat_path(op: &MixedOp, xs: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let outs: Vec<Tensor> = op
+            .candidates
+            .iter()
+            .map(|c| match c {
+                Candidate::Zero => xs * 0.0,
+                Candidate::Shared(Shared::Identity) => xs.shallow_clone(),
+                Candidate::Shared(Shared::Pool(p)) => p.forward_t(xs, train),
+                Candidate::OnShared(Shared::Identity, m) => m.forward_t(xs, train),
+                Candidate::OnShared(Shared::Pool(p), m) => m.forward_t(&p.forward_t(xs, train), train),
+                Candidate::OnRelu(m) => m.forward_relu(&xs.relu(), train),
+            })
+            .collect();
+        let cat = Tensor::cat(&outs, 1);
+        let gates = op.attention.gates(&cat);
+        let gated = &cat * gates.unsqueeze(-1).unsqueeze(-1);
+        (gated.split(op.channels, 1).into_iter().reduce(|a, b| a + b).unwrap(), gates)
+    }
+
+    /// Two edges reading the same node into one sum (shared ReLU, pool and squeezes; in-place accumulation) give
+    /// the values and gradients of two independent concatenation paths, in NCHW and channels-last.
+    #[test]
+    fn fast_path_matches_the_concatenation() {
+        for channels_last in [false, true] {
+            tch::manual_seed(3);
+            let mut vs = nn::VarStore::new(Device::Cpu);
+            let c = 4;
+            let edge = |i: usize| {
+                let p = vs.root() / i;
+                let ops = &p / "_ops";
+                let conv = ReLUConvBN::new(&ops / 2, c, c, 3, ConvSpec::default().padding(1), false);
+                let pool = Pool { kind: PoolKind::Avg, stride: 1 };
+                let candidates = vec![
+                    Candidate::Zero,
+                    Candidate::Shared(Shared::Identity),
+                    Candidate::OnRelu(Box::new(conv)),
+                    Candidate::Shared(Shared::Pool(pool)),
+                ];
+                MixedOp::new(p, candidates, c, 2)
+            };
+            let (a, b) = (edge(0), edge(1));
+            vs.double();
+            if channels_last {
+                crate::nn::vars_to_channels_last(&vs);
+            }
+            let mut x = Tensor::randn([3, c, 6, 6], (Kind::Double, Device::Cpu));
+            if channels_last {
+                x = crate::nn::to_channels_last(&x);
+            }
+            let x = x.set_requires_grad(true);
+            let w = Tensor::randn([3, c, 6, 6], (Kind::Double, Device::Cpu));
+            let grads = |loss: Tensor| {
+                let mut inputs: Vec<Tensor> = vs.trainable_variables();
+                inputs.push(x.shallow_clone());
+                Tensor::run_backward(&[loss], &inputs, false, false)
+            };
+
+            let ((out_a, gates_a), (out_b, _)) = (concat_path(&a, &x, true), concat_path(&b, &x, true));
+            let want = out_a + out_b;
+            let want_grads = grads((&want * &w).sum(Kind::Double));
+            let node = Node::new(x.shallow_clone());
+            let mut sum = None;
+            let imp_a = a.accumulate(&node, &mut sum, true);
+            let _ = b.accumulate(&node, &mut sum, true);
+            let got = sum.unwrap();
+            let got_grads = grads((&got * &w).sum(Kind::Double));
+
+            assert!(got.allclose(&want, 1e-12, 1e-12, false), "forward, channels_last={channels_last}");
+            for (g, w) in got_grads.iter().zip(&want_grads) {
+                assert!(g.allclose(w, 1e-10, 1e-12, false), "gradient, channels_last={channels_last}");
+            }
+            let want_imp = gates_a.view([3, 4, c]).sum_dim_intlist([0i64, 2].as_slice(), false, Kind::Double);
+            assert!(imp_a.allclose(&want_imp, 1e-12, 1e-12, false), "importances, channels_last={channels_last}");
+        }
+    }
+}

@@ -1,4 +1,5 @@
 //! Optimisation: SGD, schedules, clipping, and checkpoints of a training run.
+pub mod allocator;
 pub mod checkpoint;
 pub mod metrics;
 pub mod optim;

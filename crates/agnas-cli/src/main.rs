@@ -26,7 +26,7 @@ pub(crate) fn write_stdout(text: &str) {
     }
 }
 
-use agnas::config::{DataFormat, DeviceChoice, Preset, SearchConfig};
+use agnas::config::{DataFormat, DeviceChoice, MemoryFormat, Preset, SearchConfig};
 use agnas::report::progress::ProgressMode;
 use agnas::search::{self, SearchRun};
 use agnas::space::nb201::{bench as nb201_bench, Aggregation};
@@ -106,6 +106,9 @@ struct SearchArgs {
     /// CPU threads for libtorch.
     #[arg(long, group = "config_flags")]
     threads: Option<usize>,
+    /// Memory layout: auto (channels-last on the CPU), channels_last or contiguous.
+    #[arg(long, group = "config_flags")]
+    memory_format: Option<MemoryFormat>,
     #[arg(long, group = "config_flags")]
     epochs: Option<usize>,
     #[arg(long, group = "config_flags")]
@@ -191,7 +194,7 @@ impl SearchArgs {
                 $(if let Some(v) = self.$flag.clone() { c.$($field).+ = v; })*
             };
         }
-        set!(seed => seed, device => device, threads => threads, epochs => train.epochs,
+        set!(seed => seed, device => device, threads => threads, memory_format => memory_format, epochs => train.epochs,
              batch_size => train.batch_size, lr => train.lr, lr_min => train.lr_min, momentum => train.momentum,
              weight_decay => train.weight_decay, grad_clip => train.grad_clip, cutout => train.augment.cutout,
              cells_per_stage => nb201.cells_per_stage, layers => darts.layers, per_class => data.per_class, split => data.split,

@@ -1,5 +1,5 @@
 //! `agnas train`, `eval`, `params` and `genotype`: what happens to a genotype after the search.
-use agnas::config::{DataFormat, DeviceChoice, Preset};
+use agnas::config::{DataFormat, DeviceChoice, MemoryFormat, Preset};
 use agnas::data::{
     self,
     augment::Augment,
@@ -60,6 +60,9 @@ pub struct TrainArgs {
     device: Option<DeviceChoice>,
     #[arg(long, group = "config_flags")]
     threads: Option<usize>,
+    /// Memory layout: auto (channels-last on the CPU), channels_last or contiguous.
+    #[arg(long, group = "config_flags")]
+    memory_format: Option<MemoryFormat>,
     #[arg(long, group = "config_flags")]
     epochs: Option<usize>,
     #[arg(long, group = "config_flags")]
@@ -120,7 +123,7 @@ impl TrainArgs {
                 $(if let Some(v) = self.$flag.clone() { c.$($field).+ = v; })*
             };
         }
-        set!(genotype => genotype, seed => seed, device => device, threads => threads, epochs => train.epochs,
+        set!(genotype => genotype, seed => seed, device => device, threads => threads, memory_format => memory_format, epochs => train.epochs,
              batch_size => train.batch_size, lr => train.lr, channels => network.channels, layers => network.layers,
              auxiliary_weight => auxiliary_weight, drop_path => drop_path, cutout => train.augment.cutout,
              per_class => data.per_class, split => data.split, workers => data.workers,

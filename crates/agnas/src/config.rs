@@ -41,6 +41,48 @@ impl std::str::FromStr for DeviceChoice {
     }
 }
 
+/// Memory layout of activations and convolution weights. Activations follow the weights: libtorch gives a
+/// convolution with channels-last weights a channels-last output, and every later op keeps the layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MemoryFormat {
+    /// Channels-last on the CPU, where libtorch's convolutions, BN and pools are faster on it (BENCHMARKS.md);
+    /// contiguous on CUDA, where it has not been measured.
+    #[default]
+    Auto,
+    ChannelsLast,
+    Contiguous,
+}
+
+impl MemoryFormat {
+    pub fn is_channels_last(self, device: tch::Device) -> bool {
+        match self {
+            MemoryFormat::Auto => device == tch::Device::Cpu,
+            MemoryFormat::ChannelsLast => true,
+            MemoryFormat::Contiguous => false,
+        }
+    }
+
+    /// Puts the 4-D variables (convolution weights) of `vs` into this layout.
+    pub fn apply(self, vs: &tch::nn::VarStore) {
+        if self.is_channels_last(vs.device()) {
+            crate::nn::vars_to_channels_last(vs);
+        }
+    }
+}
+
+impl std::str::FromStr for MemoryFormat {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(MemoryFormat::Auto),
+            "channels_last" | "channels-last" | "nhwc" => Ok(MemoryFormat::ChannelsLast),
+            "contiguous" | "nchw" => Ok(MemoryFormat::Contiguous),
+            _ => bail!("unknown memory format `{s}` (auto, channels_last, contiguous)"),
+        }
+    }
+}
+
 /// The file format of `data.path`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -168,6 +210,7 @@ pub struct SearchConfig {
     pub device: DeviceChoice,
     /// CPU threads for libtorch (0 = libtorch's default).
     pub threads: usize,
+    pub memory_format: MemoryFormat,
     pub data: DataConfig,
     pub train: TrainConfig,
     pub importance: ImportanceConfig,
@@ -184,6 +227,7 @@ impl Default for SearchConfig {
             seed: 0,
             device: DeviceChoice::Auto,
             threads: 0,
+            memory_format: MemoryFormat::Auto,
             data: DataConfig::default(),
             train: TrainConfig::default(),
             importance: ImportanceConfig::default(),

@@ -2,7 +2,7 @@
 //! auxiliary head and drop-path, cosine SGD, cutout. The reported number is the final epoch's; the best epoch is
 //! only ever chosen on a validation split carved from the training images, never on the test set.
 use crate::config::DataFormat;
-use crate::config::{DataConfig, DeviceChoice, Preset, TrainConfig};
+use crate::config::{DataConfig, DeviceChoice, MemoryFormat, Preset, TrainConfig};
 use crate::data::augment::Augment;
 use crate::data::loader::{Loader, LoaderConfig};
 use crate::data::{self, Dataset, Normalization, Split};
@@ -28,6 +28,7 @@ pub struct RetrainConfig {
     pub seed: u64,
     pub device: DeviceChoice,
     pub threads: usize,
+    pub memory_format: MemoryFormat,
     /// Training images; `data.split` is the share that trains, the rest is the validation split (1 = none).
     pub data: DataConfig,
     /// Test images evaluated once, after the last epoch (e.g. CIFAR-10's test batch).
@@ -49,6 +50,7 @@ impl Default for RetrainConfig {
             seed: 0,
             device: DeviceChoice::Auto,
             threads: 0,
+            memory_format: MemoryFormat::Auto,
             data: DataConfig { split: 1.0, ..DataConfig::default() },
             test_data: None,
             test_format: DataFormat::Auto,
@@ -332,6 +334,7 @@ pub fn run(run: RetrainRun) -> Result<RetrainResult> {
     tch::manual_seed(cfg.seed as i64);
     let mut vs = VarStore::new(device);
     let net = card.build(&vs);
+    cfg.memory_format.apply(&vs);
     let mut opt = Sgd::new(&vs, cfg.train.momentum, cfg.train.weight_decay, cfg.train.nesterov);
     let schedule = CosineSchedule {
         lr: cfg.train.lr,

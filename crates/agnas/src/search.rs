@@ -172,6 +172,7 @@ pub fn run(run: SearchRun) -> Result<SearchResult> {
     let mut vs = VarStore::new(device);
     let in_channels = dataset.image(0).context("reading the first image")?.channels as i64;
     let supernet = space.build(&vs.root(), in_channels, dataset.num_classes() as i64);
+    cfg.memory_format.apply(&vs);
     let mut opt = Sgd::new(&vs, cfg.train.momentum, cfg.train.weight_decay, cfg.train.nesterov);
     let schedule = CosineSchedule {
         lr: cfg.train.lr,

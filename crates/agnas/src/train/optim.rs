@@ -93,7 +93,10 @@ impl Sgd {
                         t.size(),
                         p.size()
                     );
-                    Some(t.to_device(p.device()))
+                    // In the parameter's memory layout, as a buffer made by `step` would be.
+                    let mut buffer = p.zeros_like();
+                    tch::no_grad(|| buffer.copy_(&t));
+                    Some(buffer)
                 }
                 None => None,
             };

@@ -1,5 +1,5 @@
 # The two entry points of the README, plus the pieces they are made of.
-.PHONY: setup search test lint bench fixtures
+.PHONY: setup search test lint bench bench-blocks profile fixtures
 
 CARGO ?= cargo
 
@@ -23,6 +23,17 @@ SPACE ?= nb201
 bench: setup
 	$(CARGO) build --release -p agnas-cli
 	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/bench_compare.py --space $(SPACE) --binary target/release/agnas
+
+# Forward and backward time of each building block of a supernet against PyTorch, same machine, same run.
+bench-blocks: setup
+	$(CARGO) build --release -p agnas-cli
+	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/bench_compare.py --blocks --space $(SPACE) --binary target/release/agnas
+
+# Where a supernet train step's CPU time goes, by op kind (needs perf).
+profile: setup
+	$(CARGO) build --release -p agnas-cli
+	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/perf_profile.py -- target/release/agnas bench step \
+		--space $(SPACE) --steps 3 --warmup 1 --threads 2
 
 fixtures: setup
 	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/make_fixtures.py

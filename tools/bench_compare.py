@@ -5,9 +5,24 @@ Runs, each in its own subprocess (so peak RSS is per implementation):
   (a) <binary> bench step --space SPACE --steps S --warmup W --batch-size B --threads T
   (b) tools/bench_reference.py --space SPACE --layout nchw --style official
   (c) tools/bench_reference.py --space SPACE --layout channels_last --style fast
-SPACE is nb201 (C=16, N=5) or darts (C=16, 8 cells), the paper's supernets.
+SPACE is nb201 (C=16, N=5) or darts (C=16, 8 cells), the paper's supernets,
 and prints a markdown table with median step time, peak RSS and the
 reference/rust ratios (> 1 means the Rust side is faster / leaner).
+
+With ``--blocks`` it compares the building blocks of SPACE instead (candidate
+ops, SE attention, mixed op, cell; see ``bench_reference.py --help``):
+  (a) <binary> bench blocks --space SPACE --iters N --warmup W --batch-size B --threads T
+  (b) tools/bench_reference.py --blocks --space SPACE --layout nchw --style official ...
+  (c) tools/bench_reference.py --blocks --space SPACE --layout channels_last --style fast ...
+Each prints one JSON line per block with "block", "forward_ms" and
+"backward_ms" (medians); the table has one row per block with the agnas
+forward/backward ms and, per PyTorch variant, its forward/backward ms and the
+pytorch/agnas ratios for forward, backward and forward+backward (> 1 means
+agnas is faster).  Example:
+
+    python tools/bench_compare.py --blocks --space darts --iters 10 --binary target/release/agnas
+
+``--json-out FILE`` writes the raw results of every subprocess in both modes.
 """
 
 import argparse
@@ -38,6 +53,10 @@ def parse_args(argv=None):
                     help="only run the Rust binary")
     ap.add_argument("--json-out", default=None,
                     help="also write all raw results as JSON to this file")
+    ap.add_argument("--blocks", action="store_true",
+                    help="compare forward/backward of the building blocks instead of a train step")
+    ap.add_argument("--iters", type=int, default=10,
+                    help="--blocks: timed iterations per block")
     return ap.parse_args(argv)
 
 
@@ -75,6 +94,56 @@ def run_one(label, cmd, timeout):
     return obj, None
 
 
+def all_json_lines(text):
+    """Every JSON object line of ``text``, in order."""
+    objs = []
+    for line in text.strip().splitlines():
+        line = line.strip()
+        if not (line.startswith("{") and line.endswith("}")):
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            objs.append(obj)
+    return objs
+
+
+def run_blocks(label, cmd, timeout):
+    """Run one block benchmark -> (list of per-block results, error or None).
+
+    The block lines printed before a failure are kept (with the error)."""
+    print(f"[bench_compare] {label}: {' '.join(cmd)}", file=sys.stderr, flush=True)
+    try:
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True,
+                              timeout=timeout)
+    except FileNotFoundError as e:
+        return [], f"cannot execute: {e}"
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        return _block_results(out)[0], f"timed out after {timeout:.0f} s"
+    results, bad = _block_results(proc.stdout)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        return results, f"exit status {proc.returncode}: " + " | ".join(tail)
+    if bad:
+        return results, f"JSON line lacks block/forward_ms/backward_ms: {bad[0]}"
+    if not results:
+        return results, "no JSON line in its output"
+    return results, None
+
+
+def _block_results(stdout):
+    good, bad = [], []
+    for obj in all_json_lines(stdout):
+        if all(k in obj for k in ("block", "forward_ms", "backward_ms")):
+            good.append(obj)
+        else:
+            bad.append(obj)
+    return good, bad
+
+
 def fmt(v, digits=1):
     return "n/a" if v is None else f"{v:.{digits}f}"
 
@@ -85,8 +154,93 @@ def ratio(num, den):
     return num / den
 
 
+def blocks_main(args):
+    common = ["--space", args.space, "--iters", str(args.iters), "--warmup", str(args.warmup),
+              "--batch-size", str(args.batch_size), "--threads", str(args.threads)]
+
+    runs = []  # (label, list of per-block results, error or None)
+
+    binary = os.path.abspath(args.binary)
+    if not os.path.isfile(binary) or not os.access(binary, os.X_OK):
+        msg = (f"Rust binary not found or not executable at {binary}; build it with "
+               f"`cargo build --release` (or pass --binary PATH)")
+        print(f"[bench_compare] {msg}", file=sys.stderr)
+        runs.append(("agnas", [], "binary missing"))
+    else:
+        res, err = run_blocks("agnas", [binary, "bench", "blocks"] + common, args.timeout)
+        if err:
+            print(f"[bench_compare] agnas: {err}", file=sys.stderr)
+        runs.append(("agnas", res, err))
+
+    if not args.skip_reference:
+        ref = os.path.join(TOOLS_DIR, "bench_reference.py")
+        for layout, style in (("nchw", "official"), ("channels_last", "fast")):
+            label = f"pytorch {layout}/{style}"
+            cmd = [args.python, ref, "--blocks", "--layout", layout, "--style", style] + common
+            res, err = run_blocks(label, cmd, args.timeout)
+            if err:
+                print(f"[bench_compare] {label}: {err}", file=sys.stderr)
+            runs.append((label, res, err))
+
+    # block order: as the runs print them, agnas first
+    names = []
+    by_run = []
+    for _label, res, _err in runs:
+        d = {}
+        for r in res:
+            d[r["block"]] = r  # a repeated block: the last line wins
+            if r["block"] not in names:
+                names.append(r["block"])
+        by_run.append(d)
+
+    print(f"\n{args.space} building blocks, forward / backward median ms: batch "
+          f"{args.batch_size}, threads {args.threads}, {args.iters} timed iterations after "
+          f"{args.warmup} warm-up; ratios are pytorch/agnas (> 1: agnas faster)\n")
+    for label, _res, err in runs:
+        if err:
+            print(f"- {label}: {err}")
+    if any(err for _l, _r, err in runs):
+        print()
+
+    header = ["block", "agnas fwd", "agnas bwd"]
+    align = ["---", "---:", "---:"]
+    for label, _res, _err in runs[1:]:
+        short = label[len("pytorch "):]
+        header += [f"{short} fwd", f"{short} bwd", "fwd ratio", "bwd ratio", "f+b ratio"]
+        align += ["---:"] * 5
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join(align) + "|")
+    agnas = by_run[0]
+    for name in names:
+        a = agnas.get(name)
+        a_f = a["forward_ms"] if a else None
+        a_b = a["backward_ms"] if a else None
+        a_t = a_f + a_b if a else None
+        cells = [name, fmt(a_f, 3), fmt(a_b, 3)]
+        for d in by_run[1:]:
+            p = d.get(name)
+            p_f = p["forward_ms"] if p else None
+            p_b = p["backward_ms"] if p else None
+            p_t = p_f + p_b if p else None
+            cells += [fmt(p_f, 3), fmt(p_b, 3), fmt(ratio(p_f, a_f), 2),
+                      fmt(ratio(p_b, a_b), 2), fmt(ratio(p_t, a_t), 2)]
+        print("| " + " | ".join(cells) + " |")
+    if not names:
+        print("| (no results) |" + " |" * (len(header) - 1))
+
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump([{"label": l, "results": r, "error": e} for l, r, e in runs], f, indent=2)
+
+    if any(err for _l, _r, err in runs):
+        sys.exit(1)
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.blocks:
+        blocks_main(args)
+        return
     common = ["--steps", str(args.steps), "--warmup", str(args.warmup),
               "--batch-size", str(args.batch_size), "--threads", str(args.threads)]
 

@@ -255,3 +255,54 @@ fn search_on_one_channel_idx_images() {
     let result = json(&out.join("result.json"));
     assert!(result["arch"].as_str().unwrap().parse::<agnas::space::nb201::Arch>().is_ok());
 }
+
+/// `agnas bench step` and `agnas bench blocks` print the JSON the comparison scripts read.
+#[test]
+fn bench_prints_step_and_block_timings() {
+    let out = run_ok(agnas().args([
+        "bench",
+        "step",
+        "--space",
+        "nb201",
+        "--channels",
+        "4",
+        "--cells-per-stage",
+        "1",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--batch-size",
+        "2",
+        "--threads",
+        "1",
+    ]));
+    let step: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in ["median_ms", "forward_ms", "backward_ms", "optimizer_ms", "peak_rss_mb"] {
+        assert!(step[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {step}");
+    }
+    assert_eq!(step["channels_last"], true, "auto is channels-last on the CPU");
+    let out = run_ok(agnas().args([
+        "bench",
+        "blocks",
+        "--space",
+        "darts",
+        "--channels",
+        "4",
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+        "--batch-size",
+        "2",
+        "--threads",
+        "1",
+        "--memory-format",
+        "contiguous",
+    ]));
+    let blocks: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let names: Vec<&str> = blocks.iter().map(|b| b["block"].as_str().unwrap()).collect();
+    assert!(names.contains(&"mixed_op_s2") && names.contains(&"cell") && names.len() == 10, "{names:?}");
+    assert!(blocks.iter().all(|b| b["forward_ms"].as_f64().unwrap() > 0.0 && b["channels_last"] == false));
+}

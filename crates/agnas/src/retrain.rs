@@ -382,10 +382,7 @@ pub fn run(run: RetrainRun) -> Result<RetrainResult> {
             };
             opt.zero_grad();
             loss.backward();
-            if cfg.train.grad_clip > 0.0 {
-                opt.clip_grad_norm(cfg.train.grad_clip);
-            }
-            opt.step(lr);
+            opt.clip_and_step(lr, cfg.train.grad_clip);
             totals.add(&output.logits, &loss, &y);
             state.step += 1;
             state.global_step += 1;

@@ -322,10 +322,7 @@ pub fn train_step(
     let loss = output.logits.cross_entropy_for_logits(y);
     opt.zero_grad();
     loss.backward();
-    if grad_clip > 0.0 {
-        opt.clip_grad_norm(grad_clip);
-    }
-    opt.step(lr);
+    opt.clip_and_step(lr, grad_clip);
     (output, loss)
 }
 

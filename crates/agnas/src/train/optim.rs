@@ -51,6 +51,14 @@ impl Sgd {
         });
     }
 
+    /// Clips the gradients to `max_norm` (when positive), then steps.
+    pub fn clip_and_step(&mut self, lr: f64, max_norm: f64) {
+        if max_norm > 0.0 {
+            self.clip_grad_norm(max_norm);
+        }
+        self.step(lr);
+    }
+
     pub fn step(&mut self, lr: f64) {
         tch::no_grad(|| {
             for ((_, p), buf) in self.params.iter_mut().zip(self.buffers.iter_mut()) {

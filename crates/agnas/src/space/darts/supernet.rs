@@ -104,7 +104,7 @@ pub(super) fn preprocess(
 }
 
 #[derive(Debug)]
-struct SearchCell {
+pub struct SearchCell {
     preprocess0: Box<dyn ModuleT>,
     preprocess1: ReLUConvBN,
     edges: Vec<MixedOp>,
@@ -112,7 +112,15 @@ struct SearchCell {
 }
 
 impl SearchCell {
-    fn new(p: nn::Path, cfg: &DartsConfig, c_pp: i64, c_p: i64, c: i64, kind: CellKind, reduction_prev: bool) -> Self {
+    pub fn new(
+        p: nn::Path,
+        cfg: &DartsConfig,
+        c_pp: i64,
+        c_p: i64,
+        c: i64,
+        kind: CellKind,
+        reduction_prev: bool,
+    ) -> Self {
         let (preprocess0, preprocess1) = preprocess(&p, c_pp, c_p, c, reduction_prev, false);
         let mut edges = Vec::with_capacity(cfg.edges_per_cell());
         for i in 0..cfg.steps {
@@ -125,7 +133,7 @@ impl SearchCell {
     }
 
     /// The cell output and the (14, 8) importances of this forward, edges in `_ops` order.
-    fn forward_t(&self, s0: &Tensor, s1: &Tensor, train: bool) -> (Tensor, Tensor) {
+    pub fn forward_t(&self, s0: &Tensor, s1: &Tensor, train: bool) -> (Tensor, Tensor) {
         let pre = [self.preprocess0.forward_t(s0, train), self.preprocess1.forward_t(s1, train)];
         let mut states: Vec<Node> = pre.into_iter().map(Node::new).collect();
         let mut importances = Vec::with_capacity(self.edges.len());

@@ -41,7 +41,7 @@ impl Nb201Config {
 
 /// One NB201 cell: node j (1..3) sums its incoming edges, each a [`MixedOp`] over the five NB201 ops.
 #[derive(Debug)]
-struct SearchCell {
+pub struct SearchCell {
     edges: Vec<MixedOp>,
 }
 
@@ -68,12 +68,12 @@ pub fn mixed_op(p: nn::Path, c: i64, cfg: &Nb201Config) -> MixedOp {
 }
 
 impl SearchCell {
-    fn new(p: nn::Path, c: i64, cfg: &Nb201Config) -> Self {
+    pub fn new(p: nn::Path, c: i64, cfg: &Nb201Config) -> Self {
         SearchCell { edges: (0..EDGES.len()).map(|e| mixed_op(&p / "edges" / e, c, cfg)).collect() }
     }
 
     /// Returns the cell output and the (6, 5) importances of this forward.
-    fn forward_t(&self, xs: &Tensor, train: bool) -> (Tensor, Tensor) {
+    pub fn forward_t(&self, xs: &Tensor, train: bool) -> (Tensor, Tensor) {
         let mut nodes = vec![Node::new(xs.shallow_clone())];
         let mut importances = Vec::with_capacity(EDGES.len());
         for to in 1..4 {

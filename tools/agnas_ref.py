@@ -148,6 +148,54 @@ def nb201_op(name, C):
     raise ValueError(f"unknown NB201 op {name!r}")
 
 
+def squeeze(x):
+    """Global average pooling as a sum and a division of the small result, so that the backward broadcasts the
+    gradient instead of writing a full-size one (``mean``'s backward divides an expanded full-size gradient)."""
+    return x.sum((2, 3)) / (x.shape[2] * x.shape[3])
+
+
+class Node:
+    """A cell node as the "shared" style reads it: what depends only on the node (its ReLU, the parameter-free
+    candidates and their squeezes) is computed once for all of the node's outgoing edges."""
+
+    def __init__(self, x):
+        self.x = x
+        self._relu = None
+        self._shared = {}
+
+    def relu(self):
+        if self._relu is None:
+            self._relu = F.relu(self.x)
+        return self._relu
+
+    def shared(self, key, fn):
+        if key not in self._shared:
+            out = fn(self.x)
+            self._shared[key] = (out, squeeze(out))
+        return self._shared[key]
+
+
+def _pool_key(pool):
+    return (type(pool).__name__, pool.stride)
+
+
+def _shared_plan(op):
+    """How the shared style runs one candidate (see ``AttentionMixedOp.accumulate``)."""
+    if isinstance(op, Zero):
+        return ("zero",)
+    if isinstance(op, Identity):
+        return ("shared", "identity", lambda x: x)
+    if isinstance(op, (nn.AvgPool2d, nn.MaxPool2d)):
+        return ("shared", _pool_key(op), op)
+    if isinstance(op, nn.Sequential) and isinstance(op[0], (nn.AvgPool2d, nn.MaxPool2d)):
+        return ("on_shared", _pool_key(op[0]), op[0], op[1])
+    if isinstance(op, (ReLUConvBN, SepConv, DilConv)):
+        return ("relu", op.op[1:])
+    if isinstance(op, FactorizedReduce):
+        return ("relu", lambda r, m=op: m.bn(torch.cat([m.conv_1(r), m.conv_2(r[:, :, 1:, 1:])], 1)))
+    raise TypeError(f"no shared-style plan for {type(op).__name__}")
+
+
 class AttentionMixedOp(nn.Module):
     """Attention-guided mixed edge over an arbitrary list of candidate ops.
 
@@ -163,20 +211,56 @@ class AttentionMixedOp(nn.Module):
     ``official=True``: mirrors the data flow of the original implementation:
     concatenate, multiply by the gates, sum the channel slices, and read each
     op's importance back to the host with ``.item()`` (one sync per op).
-    Both styles have identical parameters and produce the same numbers.
+    ``shared`` (set by ``set_style``): the algorithm of the Rust fast path written in PyTorch; see ``accumulate``.
+    All styles have identical parameters and produce the same numbers.
     """
 
     def __init__(self, ops, C, ratio=8, official=False):
         super().__init__()
         self.C = C
         self.official = official
+        self.shared = False
         self._ops = nn.ModuleList(ops)
         self.attention = SEAttention(len(self._ops) * C, ratio)
+        self._plans = [_shared_plan(op) for op in self._ops]
 
     def forward(self, x):
+        if self.shared:
+            return self.accumulate(Node(x), None)
         if self.official:
             return self._forward_official(x)
         return self._forward_fast(x)
+
+    def accumulate(self, node, acc):
+        """Adds the gated sum of the candidates on ``node`` (a ``Node``) into ``acc`` in place (or starts it);
+        returns (acc, importance). No concatenation, no work for ``none``, ReLU/pools/squeezes shared per node."""
+        outs, squeezes = [], []
+        for plan in self._plans:
+            if plan[0] == "zero":
+                out, sq = None, None
+            elif plan[0] == "shared":
+                out, sq = node.shared(plan[1], plan[2])
+            elif plan[0] == "on_shared":
+                out = plan[3](node.shared(plan[1], plan[2])[0])
+                sq = squeeze(out)
+            else:
+                out = plan[1](node.relu())
+                sq = squeeze(out)
+            outs.append(out)
+            squeezes.append(sq)
+        B, C, K = node.x.shape[0], self.C, len(self._plans)
+        zero = node.x.new_zeros(B, C)
+        gates = self.attention.fc(torch.cat([zero if sq is None else sq for sq in squeezes], 1))
+        g = gates.view(B, K, C)
+        for k, out in enumerate(outs):
+            if out is None:
+                continue
+            gk = g[:, k, :, None, None]
+            if acc is None:
+                acc = out * gk
+            else:
+                acc.addcmul_(out, gk)
+        return acc, g.detach().sum((0, 2))
 
     def _forward_fast(self, x):
         C = self.C
@@ -220,6 +304,8 @@ class NB201SearchCell(nn.Module):
         self.edges = nn.ModuleList([MixedOp(C, ratio, official) for _ in NB201_EDGES])
 
     def forward(self, x):
+        if self.edges[0].shared:
+            return self._forward_shared(x)
         nodes = [x]
         imps = [None] * len(NB201_EDGES)
         for to in range(1, 4):
@@ -232,6 +318,17 @@ class NB201SearchCell(nn.Module):
                 acc = y if acc is None else acc + y
             nodes.append(acc)
         return nodes[3], torch.stack(imps, 0)
+
+    def _forward_shared(self, x):
+        nodes = [Node(x)]
+        imps = [None] * len(NB201_EDGES)
+        for to in range(1, 4):
+            acc = None
+            for e, (t, f) in enumerate(NB201_EDGES):
+                if t == to:
+                    acc, imps[e] = self.edges[e].accumulate(nodes[f], acc)
+            nodes.append(Node(acc))
+        return nodes[3].x, torch.stack(imps, 0)
 
 
 class NB201Supernet(nn.Module):
@@ -271,9 +368,16 @@ class NB201Supernet(nn.Module):
 
 def set_official_style(model, official):
     """Switch every attention mixed op (NB201 or DARTS) in ``model`` between the official and fast forward."""
+    return set_style(model, "official" if official else "fast")
+
+
+def set_style(model, style):
+    """Forward style of every attention mixed op (and so of the cells) in ``model``: official, fast or shared."""
+    assert style in ("official", "fast", "shared"), style
     for m in model.modules():
         if isinstance(m, AttentionMixedOp):
-            m.official = official
+            m.official = style == "official"
+            m.shared = style == "shared"
     return model
 
 
@@ -359,6 +463,8 @@ class DartsSearchCell(nn.Module):
         self._ops = nn.ModuleList(edges)
 
     def forward(self, s0, s1):
+        if self._ops[0].shared:
+            return self._forward_shared(s0, s1)
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         imps = []
         e = 0
@@ -371,6 +477,19 @@ class DartsSearchCell(nn.Module):
                 acc = y if acc is None else acc + y
             states.append(acc)
         return torch.cat(states[-self._multiplier:], 1), torch.stack(imps, 0)
+
+    def _forward_shared(self, s0, s1):
+        states = [Node(self.preprocess0(s0)), Node(self.preprocess1(s1))]
+        imps = []
+        e = 0
+        for _node in range(self._steps):
+            acc = None
+            for h in list(states):
+                acc, imp = self._ops[e].accumulate(h, acc)
+                e += 1
+                imps.append(imp)
+            states.append(Node(acc))
+        return torch.cat([n.x for n in states[-self._multiplier:]], 1), torch.stack(imps, 0)
 
 
 class DartsSupernet(nn.Module):

@@ -5,6 +5,8 @@ Runs, each in its own subprocess (so peak RSS is per implementation):
   (a) <binary> bench step --space SPACE --steps S --warmup W --batch-size B --threads T
   (b) tools/bench_reference.py --space SPACE --layout nchw --style official
   (c) tools/bench_reference.py --space SPACE --layout channels_last --style fast
+  (d) tools/bench_reference.py --space SPACE --layout channels_last --style shared, with GLIBC_TUNABLES set to
+      the allocator settings agnas makes itself: the agnas algorithm written in PyTorch, the best reference
 SPACE is nb201 (C=16, N=5) or darts (C=16, 8 cells), the paper's supernets,
 and prints a markdown table with median step time, peak RSS and the
 reference/rust ratios (> 1 means the Rust side is faster / leaner).
@@ -14,6 +16,7 @@ ops, SE attention, mixed op, cell; see ``bench_reference.py --help``):
   (a) <binary> bench blocks --space SPACE --iters N --warmup W --batch-size B --threads T
   (b) tools/bench_reference.py --blocks --space SPACE --layout nchw --style official ...
   (c) tools/bench_reference.py --blocks --space SPACE --layout channels_last --style fast ...
+  (d) tools/bench_reference.py --blocks --space SPACE --layout channels_last --style shared ...
 Each prints one JSON line per block with "block", "forward_ms" and
 "backward_ms" (medians); the table has one row per block with the agnas
 forward/backward ms and, per PyTorch variant, its forward/backward ms and the
@@ -73,11 +76,16 @@ def last_json_line(text):
     return None
 
 
-def run_one(label, cmd, timeout):
+# The allocator settings agnas makes with mallopt (crates/agnas/src/train/allocator.rs), for a PyTorch process.
+MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=2147483647"
+
+
+def run_one(label, cmd, timeout, extra_env=None):
     print(f"[bench_compare] {label}: {' '.join(cmd)}", file=sys.stderr, flush=True)
+    env = dict(os.environ, **(extra_env or {}))
     try:
         proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=timeout, env=env)
     except FileNotFoundError as e:
         return None, f"cannot execute: {e}"
     except subprocess.TimeoutExpired:
@@ -174,7 +182,7 @@ def blocks_main(args):
 
     if not args.skip_reference:
         ref = os.path.join(TOOLS_DIR, "bench_reference.py")
-        for layout, style in (("nchw", "official"), ("channels_last", "fast")):
+        for layout, style in (("nchw", "official"), ("channels_last", "fast"), ("channels_last", "shared")):
             label = f"pytorch {layout}/{style}"
             cmd = [args.python, ref, "--blocks", "--layout", layout, "--style", style] + common
             res, err = run_blocks(label, cmd, args.timeout)
@@ -261,11 +269,14 @@ def main(argv=None):
 
     if not args.skip_reference:
         ref = os.path.join(TOOLS_DIR, "bench_reference.py")
-        for layout, style in (("nchw", "official"), ("channels_last", "fast")):
-            label = f"pytorch {layout}/{style}"
+        malloc = {"GLIBC_TUNABLES": MALLOC_TUNABLES}
+        variants = (("nchw", "official", None), ("channels_last", "fast", None),
+                    ("channels_last", "shared", malloc))
+        for layout, style, extra_env in variants:
+            label = f"pytorch {layout}/{style}" + (" + malloc settings" if extra_env else "")
             cmd = [args.python, ref, "--space", args.space, "--layout", layout,
                    "--style", style] + common
-            res, err = run_one(label, cmd, args.timeout)
+            res, err = run_one(label, cmd, args.timeout, extra_env)
             if err:
                 print(f"[bench_compare] {label}: {err}", file=sys.stderr)
             rows.append((label, res, err))

@@ -67,7 +67,9 @@ def parse_args(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--space", default="nb201", choices=["nb201", "darts"])
     ap.add_argument("--layout", default="nchw", choices=["nchw", "channels_last"])
-    ap.add_argument("--style", default="official", choices=["official", "fast"])
+    ap.add_argument("--style", default="official", choices=["official", "fast", "shared"],
+                    help="official: concat + SE, .item() per op; fast: gated sum; shared: the agnas fast-path "
+                         "algorithm in PyTorch (per-node ReLU/pools/squeezes, in-place accumulation)")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=64)
@@ -196,6 +198,7 @@ def main_blocks(args):
         torch.manual_seed(args.seed)
         block, shapes = build_block(args.space, name, args.C, args.ratio, official,
                                     args.batch_size, args.image_size)
+        R.set_style(block, args.style)
         block.train()
         xs = []
         for shape in shapes:
@@ -245,6 +248,7 @@ def main(argv=None):
     else:
         model = R.NB201Supernet(C=args.C, N=args.N, num_classes=args.num_classes,
                                 ratio=args.ratio, official=official)
+    R.set_style(model, args.style)
     model.train()
     x = torch.randn(args.batch_size, 3, args.image_size, args.image_size)
     labels = torch.randint(0, args.num_classes, (args.batch_size,), dtype=torch.int64)

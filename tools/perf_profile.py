@@ -69,6 +69,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="an existing perf.data (otherwise the command after -- is recorded)")
     ap.add_argument("--freq", type=int, default=499)
+    ap.add_argument("--delay-ms", type=int, default=0,
+                    help="start sampling this late, to leave out start-up and warm-up (the first step faults in all "
+                         "of its memory; later steps reuse it)")
     ap.add_argument("command", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
     data = args.data
@@ -77,8 +80,9 @@ def main(argv=None):
         if not command:
             sys.exit("give a command after -- or --data")
         data = tempfile.mktemp(suffix=".perf.data")
-        subprocess.run(["perf", "record", "-q", "-F", str(args.freq), "-o", data, "--"] + command, check=True,
-                       stdout=sys.stderr)
+        delay = ["-D", str(args.delay_ms)] if args.delay_ms > 0 else []
+        subprocess.run(["perf", "record", "-q", "-F", str(args.freq), "-o", data] + delay + ["--"] + command,
+                       check=True, stdout=sys.stderr)
     report = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "dso,symbol", "-F", "overhead,dso,sym", "--stdio"],
                             capture_output=True, text=True, check=True).stdout
     totals = parse_report(report)

@@ -189,6 +189,13 @@ def _shared_plan(op):
         return ("shared", _pool_key(op), op)
     if isinstance(op, nn.Sequential) and isinstance(op[0], (nn.AvgPool2d, nn.MaxPool2d)):
         return ("on_shared", _pool_key(op[0]), op[0], op[1])
+    if isinstance(op, DilConv) and op.op[1].stride == (2, 2) and op.op[1].dilation == (2, 2):
+        # as agnas's DilConv: a stride-2, dilation-2 conv reads only the even pixels, so it is an undilated
+        # stride-1 conv of them
+        dw = op.op[1]
+        pad = (dw.kernel_size[0] - 1) // 2
+        return ("relu", lambda r, dw=dw, rest=op.op[2:], pad=pad: rest(
+            F.conv2d(r[:, :, ::2, ::2], dw.weight, None, 1, pad, 1, dw.groups)))
     if isinstance(op, (ReLUConvBN, SepConv, DilConv)):
         return ("relu", op.op[1:])
     if isinstance(op, FactorizedReduce):

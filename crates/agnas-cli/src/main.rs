@@ -15,6 +15,7 @@ macro_rules! outln {
 
 mod bench;
 mod models;
+mod run_args;
 
 pub(crate) fn write_stdout(text: &str) {
     use std::io::Write;
@@ -26,13 +27,14 @@ pub(crate) fn write_stdout(text: &str) {
     }
 }
 
-use agnas::config::{DataFormat, DeviceChoice, MemoryFormat, Preset, SearchConfig};
+use agnas::config::{DataFormat, Preset, SearchConfig};
 use agnas::report::progress::ProgressMode;
 use agnas::search::{self, SearchRun};
 use agnas::space::nb201::{bench as nb201_bench, Aggregation};
 use agnas::space::SpaceName;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use run_args::{RunArgs, RunConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -74,7 +76,6 @@ enum Bench201Command {
 }
 
 #[derive(Args)]
-#[command(group(clap::ArgGroup::new("config_flags").multiple(true)))]
 struct SearchArgs {
     /// Search space: nb201 or darts (default: the config file's, else nb201).
     #[arg(long, group = "config_flags")]
@@ -83,38 +84,11 @@ struct SearchArgs {
     /// Without it, the CIFAR-10 subset embedded in agnas is used with the `embedded` preset.
     #[arg(long, group = "config_flags")]
     data: Option<PathBuf>,
-    /// Format of --data (default: guessed).
-    #[arg(long, group = "config_flags", value_parser = parse_format)]
-    format: Option<DataFormat>,
     /// Starting configuration: paper, embedded or smoke (default: paper with --data, embedded without).
     #[arg(long, group = "config_flags")]
     preset: Option<Preset>,
-    /// TOML file laid over the preset (same keys as the run folder's config.toml).
-    #[arg(long, group = "config_flags")]
-    config: Option<PathBuf>,
-    /// Run folder (default: runs/<space>-seed<seed>-<time>).
-    #[arg(long, group = "config_flags")]
-    out: Option<PathBuf>,
-    /// Continue the run in this folder after an interruption, with its own config.
-    #[arg(long, conflicts_with = "config_flags")]
-    resume: Option<PathBuf>,
-    #[arg(long, group = "config_flags")]
-    seed: Option<u64>,
-    /// auto, cpu or cuda.
-    #[arg(long, group = "config_flags")]
-    device: Option<DeviceChoice>,
-    /// CPU threads for libtorch.
-    #[arg(long, group = "config_flags")]
-    threads: Option<usize>,
-    /// Memory layout: auto (channels-last on the CPU), channels_last or contiguous.
-    #[arg(long, group = "config_flags")]
-    memory_format: Option<MemoryFormat>,
-    #[arg(long, group = "config_flags")]
-    epochs: Option<usize>,
-    #[arg(long, group = "config_flags")]
-    batch_size: Option<usize>,
-    #[arg(long, group = "config_flags")]
-    lr: Option<f64>,
+    #[command(flatten)]
+    run: RunArgs,
     #[arg(long, group = "config_flags")]
     lr_min: Option<f64>,
     #[arg(long, group = "config_flags")]
@@ -127,9 +101,6 @@ struct SearchArgs {
     /// Global gradient-norm clip (0 = off).
     #[arg(long, group = "config_flags")]
     grad_clip: Option<f64>,
-    /// Cutout length for training images (0 = off).
-    #[arg(long, group = "config_flags")]
-    cutout: Option<usize>,
     /// Supernet channels C (of the chosen space).
     #[arg(long, group = "config_flags")]
     channels: Option<i64>,
@@ -142,21 +113,9 @@ struct SearchArgs {
     /// SE reduction ratio of the attention modules.
     #[arg(long, group = "config_flags")]
     attention_ratio: Option<i64>,
-    /// Images per class to use (balanced subset; 0 = all).
-    #[arg(long, group = "config_flags")]
-    per_class: Option<usize>,
     /// Share of the images that trains the supernet (the rest is held out for the importances).
     #[arg(long, group = "config_flags")]
     split: Option<f64>,
-    /// Data loading threads.
-    #[arg(long, group = "config_flags")]
-    workers: Option<usize>,
-    /// Steps between mid-epoch checkpoints (0 = per epoch only).
-    #[arg(long, group = "config_flags")]
-    checkpoint_every: Option<usize>,
-    /// Step the LR schedule at epoch start, as the official code does.
-    #[arg(long, group = "config_flags")]
-    official_lr_schedule: bool,
     /// Augment the held-out images during the importance pass, as the official code does.
     #[arg(long, group = "config_flags")]
     augment_heldout: bool,
@@ -169,9 +128,6 @@ struct SearchArgs {
     /// How cells' importances combine: all-cells or first-stage.
     #[arg(long, group = "config_flags", value_parser = parse_aggregation)]
     aggregation: Option<Aggregation>,
-    /// Stop after this many training steps, as if killed (to test --resume).
-    #[arg(long, hide = true)]
-    stop_after_steps: Option<u64>,
 }
 
 pub(crate) fn parse_format(s: &str) -> Result<DataFormat> {
@@ -188,18 +144,23 @@ impl SearchArgs {
     /// Preset ← file ← flags.
     fn config(&self) -> Result<SearchConfig> {
         let preset = self.preset.unwrap_or(if self.data.is_some() { Preset::Paper } else { Preset::Embedded });
-        let mut c = SearchConfig::from_preset_and_file(preset, self.space, self.config.as_deref())?;
+        let mut c = SearchConfig::from_preset_and_file(preset, self.space, self.run.config.as_deref())?;
+        self.run.apply(RunConfig {
+            seed: &mut c.seed,
+            device: &mut c.device,
+            threads: &mut c.threads,
+            memory_format: &mut c.memory_format,
+            data: &mut c.data,
+            train: &mut c.train,
+        });
         macro_rules! set {
             ($($flag:ident => $($field:ident).+),* $(,)?) => {
                 $(if let Some(v) = self.$flag.clone() { c.$($field).+ = v; })*
             };
         }
-        set!(seed => seed, device => device, threads => threads, memory_format => memory_format, epochs => train.epochs,
-             batch_size => train.batch_size, lr => train.lr, lr_min => train.lr_min, momentum => train.momentum,
-             weight_decay => train.weight_decay, grad_clip => train.grad_clip, cutout => train.augment.cutout,
-             cells_per_stage => nb201.cells_per_stage, layers => darts.layers, per_class => data.per_class, split => data.split,
-             workers => data.workers, checkpoint_every => train.checkpoint_every, format => data.format,
-             aggregation => derive.aggregation);
+        set!(lr_min => train.lr_min, momentum => train.momentum, weight_decay => train.weight_decay,
+             grad_clip => train.grad_clip, cells_per_stage => nb201.cells_per_stage, layers => darts.layers,
+             split => data.split, aggregation => derive.aggregation);
         if self.data.is_some() {
             c.data.path = self.data.clone();
         }
@@ -214,7 +175,6 @@ impl SearchArgs {
             }
         }
         c.train.nesterov |= self.nesterov;
-        c.train.lr_step_at_epoch_start |= self.official_lr_schedule;
         c.importance.augment |= self.augment_heldout;
         c.importance.every_epoch |= self.heldout_every_epoch;
         c.derive.allow_none &= !self.no_none;
@@ -223,15 +183,11 @@ impl SearchArgs {
 }
 
 fn search(args: &SearchArgs) -> Result<()> {
-    let (config, out, resume) = match &args.resume {
+    let (config, out, resume) = match &args.run.resume {
         Some(dir) => (SearchConfig::default(), dir.clone(), true),
         None => {
             let config = args.config()?;
-            let out = args.out.clone().unwrap_or_else(|| {
-                let secs =
-                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                PathBuf::from(format!("runs/{}-seed{}-{secs}", config.space.as_str(), config.seed))
-            });
+            let out = args.run.out_or_default(&format!("{}-seed{}", config.space.as_str(), config.seed));
             (config, out, false)
         }
     };
@@ -240,7 +196,7 @@ fn search(args: &SearchArgs) -> Result<()> {
         out: out.clone(),
         resume,
         progress: ProgressMode::Auto,
-        stop_after_steps: args.stop_after_steps,
+        stop_after_steps: args.run.stop_after_steps,
     })?;
     outln!("{}", serde_json::to_string_pretty(&result)?);
     eprintln!("found {}", result.arch);

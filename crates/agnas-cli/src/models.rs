@@ -1,5 +1,6 @@
 //! `agnas train`, `eval`, `params` and `genotype`: what happens to a genotype after the search.
-use agnas::config::{DataFormat, DeviceChoice, MemoryFormat, Preset};
+use crate::run_args::{RunArgs, RunConfig};
+use agnas::config::{DataFormat, DeviceChoice, Preset};
 use agnas::data::{
     self,
     augment::Augment,
@@ -26,7 +27,6 @@ fn darts_only(space: SpaceName) -> Result<()> {
 }
 
 #[derive(Args)]
-#[command(group(clap::ArgGroup::new("config_flags").multiple(true)))]
 pub struct TrainArgs {
     /// Search space of the genotype.
     #[arg(long, group = "config_flags", default_value = "darts")]
@@ -37,38 +37,14 @@ pub struct TrainArgs {
     /// Training images (default: the embedded CIFAR-10 subset with the `embedded` preset).
     #[arg(long, group = "config_flags")]
     data: Option<PathBuf>,
-    #[arg(long, group = "config_flags", value_parser = crate::parse_format)]
-    format: Option<DataFormat>,
     /// Test images, evaluated once after the last epoch (CIFAR binary folders give their test batch).
     #[arg(long, group = "config_flags")]
     test_data: Option<PathBuf>,
     /// paper (600 epochs, C=36, 20 cells), embedded or smoke (default: paper with --data, embedded without).
     #[arg(long, group = "config_flags")]
     preset: Option<Preset>,
-    /// TOML file laid over the preset (same keys as the run folder's config.toml).
-    #[arg(long, group = "config_flags")]
-    config: Option<PathBuf>,
-    /// Run folder (default: runs/train-<genotype>-seed<seed>-<time>).
-    #[arg(long, group = "config_flags")]
-    out: Option<PathBuf>,
-    /// Continue the run in this folder after an interruption, with its own config.
-    #[arg(long, conflicts_with = "config_flags")]
-    resume: Option<PathBuf>,
-    #[arg(long, group = "config_flags")]
-    seed: Option<u64>,
-    #[arg(long, group = "config_flags")]
-    device: Option<DeviceChoice>,
-    #[arg(long, group = "config_flags")]
-    threads: Option<usize>,
-    /// Memory layout: auto (channels-last on the CPU), channels_last or contiguous.
-    #[arg(long, group = "config_flags")]
-    memory_format: Option<MemoryFormat>,
-    #[arg(long, group = "config_flags")]
-    epochs: Option<usize>,
-    #[arg(long, group = "config_flags")]
-    batch_size: Option<usize>,
-    #[arg(long, group = "config_flags")]
-    lr: Option<f64>,
+    #[command(flatten)]
+    run: RunArgs,
     /// Initial channels C of the network.
     #[arg(long, group = "config_flags")]
     channels: Option<i64>,
@@ -83,30 +59,15 @@ pub struct TrainArgs {
     /// Drop-path probability at the last epoch.
     #[arg(long, group = "config_flags")]
     drop_path: Option<f64>,
-    /// Cutout length (0 = off).
-    #[arg(long, group = "config_flags")]
-    cutout: Option<usize>,
-    /// Images per class to use (balanced subset; 0 = all).
-    #[arg(long, group = "config_flags")]
-    per_class: Option<usize>,
     /// Share of the training images that trains; the rest is the validation split (1 = none).
     #[arg(long, group = "config_flags")]
     split: Option<f64>,
-    #[arg(long, group = "config_flags")]
-    workers: Option<usize>,
-    #[arg(long, group = "config_flags")]
-    checkpoint_every: Option<usize>,
-    /// Step the LR schedule at epoch start, as the official code does.
-    #[arg(long, group = "config_flags")]
-    official_lr_schedule: bool,
-    #[arg(long, hide = true)]
-    stop_after_steps: Option<u64>,
 }
 
 impl TrainArgs {
     fn config(&self) -> Result<RetrainConfig> {
         let preset = self.preset.unwrap_or(if self.data.is_some() { Preset::Paper } else { Preset::Embedded });
-        let mut c = match &self.config {
+        let mut c = match &self.run.config {
             Some(path) => {
                 let mut value = toml::Value::try_from(RetrainConfig::preset(preset))?;
                 let text =
@@ -118,16 +79,21 @@ impl TrainArgs {
             }
             None => RetrainConfig::preset(preset),
         };
+        self.run.apply(RunConfig {
+            seed: &mut c.seed,
+            device: &mut c.device,
+            threads: &mut c.threads,
+            memory_format: &mut c.memory_format,
+            data: &mut c.data,
+            train: &mut c.train,
+        });
         macro_rules! set {
             ($($flag:ident => $($field:ident).+),* $(,)?) => {
                 $(if let Some(v) = self.$flag.clone() { c.$($field).+ = v; })*
             };
         }
-        set!(genotype => genotype, seed => seed, device => device, threads => threads, memory_format => memory_format, epochs => train.epochs,
-             batch_size => train.batch_size, lr => train.lr, channels => network.channels, layers => network.layers,
-             auxiliary_weight => auxiliary_weight, drop_path => drop_path, cutout => train.augment.cutout,
-             per_class => data.per_class, split => data.split, workers => data.workers,
-             checkpoint_every => train.checkpoint_every, format => data.format);
+        set!(genotype => genotype, channels => network.channels, layers => network.layers,
+             auxiliary_weight => auxiliary_weight, drop_path => drop_path, split => data.split);
         if self.data.is_some() {
             c.data.path = self.data.clone();
         }
@@ -135,25 +101,20 @@ impl TrainArgs {
             c.test_data = self.test_data.clone();
         }
         c.network.auxiliary &= !self.no_auxiliary;
-        c.train.lr_step_at_epoch_start |= self.official_lr_schedule;
         Ok(c)
     }
 }
 
 pub fn train(args: &TrainArgs) -> Result<()> {
     darts_only(args.space)?;
-    let (config, out, resume) = match &args.resume {
+    let (config, out, resume) = match &args.run.resume {
         Some(dir) => (RetrainConfig::default(), dir.clone(), true),
         None => {
             let config = args.config()?;
-            let out = args.out.clone().unwrap_or_else(|| {
-                let secs =
-                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                let name = PathBuf::from(&config.genotype)
-                    .file_stem()
-                    .map_or("genotype".into(), |s| s.to_string_lossy().to_string());
-                PathBuf::from(format!("runs/train-{name}-seed{}-{secs}", config.seed))
-            });
+            let name = PathBuf::from(&config.genotype)
+                .file_stem()
+                .map_or("genotype".into(), |s| s.to_string_lossy().to_string());
+            let out = args.run.out_or_default(&format!("train-{name}-seed{}", config.seed));
             (config, out, false)
         }
     };
@@ -162,7 +123,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         out: out.clone(),
         resume,
         progress: ProgressMode::Auto,
-        stop_after_steps: args.stop_after_steps,
+        stop_after_steps: args.run.stop_after_steps,
     })?;
     outln!("{}", serde_json::to_string_pretty(&result)?);
     eprintln!("run folder: {}", out.display());

@@ -1,6 +1,6 @@
 //! `agnas train`, `eval`, `params` and `genotype`: what happens to a genotype after the search.
 use crate::run_args::{RunArgs, RunConfig};
-use agnas::config::{DataFormat, DeviceChoice, Preset};
+use agnas::config::{DataFormat, DeviceChoice, MemoryFormat, Preset};
 use agnas::data::{
     self,
     augment::Augment,
@@ -162,6 +162,9 @@ pub struct EvalArgs {
     device: DeviceChoice,
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Memory layout: auto (channels-last on the CPU), channels_last or contiguous.
+    #[arg(long, default_value = "auto")]
+    memory_format: MemoryFormat,
 }
 
 pub fn eval(a: &EvalArgs) -> Result<()> {
@@ -174,7 +177,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         SplitArg::Test => Split::Test,
     };
     let set = data::open_split(Some(&a.data), a.format, split)?;
-    let (card, _vs, net) = if a.checkpoint.is_dir() {
+    let (card, vs, net) = if a.checkpoint.is_dir() {
         retrain::load_run(&a.checkpoint, device)?
     } else {
         let Some(spec) = &a.genotype else {
@@ -202,6 +205,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         weights::load(&vs, &a.checkpoint)?;
         (card, vs, net)
     };
+    a.memory_format.apply(&vs);
     ensure!(
         set.num_classes() as i64 == card.num_classes,
         "{} has {} classes but the network was trained for {}",

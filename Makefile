@@ -29,11 +29,12 @@ bench-blocks: setup
 	$(CARGO) build --release -p agnas-cli
 	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/bench_compare.py --blocks --space $(SPACE) --binary target/release/agnas
 
-# Where a supernet train step's CPU time goes, by op kind (needs perf).
+# Where a supernet train step's CPU time goes, by op kind (needs perf); sampling starts after start-up and warm-up.
+PROFILE_DELAY_MS = $(if $(filter darts,$(SPACE)),16000,6000)
 profile: setup
 	$(CARGO) build --release -p agnas-cli
-	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/perf_profile.py -- target/release/agnas bench step \
-		--space $(SPACE) --steps 3 --warmup 1 --threads 2
+	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/perf_profile.py --freq 299 --delay-ms $(PROFILE_DELAY_MS) -- \
+		target/release/agnas bench step --space $(SPACE) --steps 4 --warmup 1 --threads 2
 
 fixtures: setup
 	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/make_fixtures.py

@@ -428,4 +428,32 @@ mod tests {
         }
         assert!(Preset::Paper.config(SpaceName::Darts).importance.every_epoch);
     }
+
+    #[test]
+    fn memory_format_resolves_per_device_and_rejects_unknown_values() {
+        assert!(MemoryFormat::Auto.is_channels_last(tch::Device::Cpu));
+        assert!(!MemoryFormat::Auto.is_channels_last(tch::Device::Cuda(0)));
+        assert!(MemoryFormat::ChannelsLast.is_channels_last(tch::Device::Cuda(0)));
+        assert!(!MemoryFormat::Contiguous.is_channels_last(tch::Device::Cpu));
+        assert_eq!("nhwc".parse::<MemoryFormat>().unwrap(), MemoryFormat::ChannelsLast);
+        assert!("nhcw".parse::<MemoryFormat>().unwrap_err().to_string().contains("nhcw"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("layout.toml");
+        std::fs::write(&path, "memory_format = \"contiguous\"\n").unwrap();
+        let cfg = SearchConfig::from_preset_and_file(Preset::Smoke, None, Some(&path)).unwrap();
+        assert_eq!(cfg.memory_format, MemoryFormat::Contiguous);
+        std::fs::write(&path, "memory_format = \"sideways\"\n").unwrap();
+        let err = format!("{:#}", SearchConfig::from_preset_and_file(Preset::Smoke, None, Some(&path)).unwrap_err());
+        assert!(err.contains("memory_format") && err.contains("layout.toml"), "{err}");
+    }
+
+    #[test]
+    fn channels_last_weights_give_channels_last_activations() {
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let conv = crate::nn::init::conv2d(vs.root() / "c", 3, 8, 3, crate::nn::init::ConvSpec::default().padding(1));
+        MemoryFormat::ChannelsLast.apply(&vs);
+        let y = tch::Tensor::randn([2, 3, 8, 8], (tch::Kind::Float, tch::Device::Cpu)).apply(&conv);
+        // Channels-last strides: C fastest, then W, then H.
+        assert_eq!(y.stride(), [8 * 8 * 8, 1, 8 * 8, 8], "an NCHW input through channels-last weights");
+    }
 }

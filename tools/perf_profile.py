@@ -7,6 +7,9 @@ symbols and are counted from the anonymous-mapping addresses). Prints a markdown
 
     python tools/perf_profile.py -- target/release/agnas bench step --space nb201 --steps 3 --warmup 1 --threads 2
     python tools/perf_profile.py --data perf.data
+
+With ``--steps N`` (the steps inside the sampled window) it also prints CPU milliseconds per step for each kind.
+Profiling ``agnas bench step --forward-only`` the same way and subtracting gives each kind's backward share.
 """
 
 import argparse
@@ -55,13 +58,14 @@ def classify(dso, symbol, kernel):
 
 
 def parse_report(text):
-    totals = defaultdict(float)
+    """Samples per op kind."""
+    totals = defaultdict(int)
     for line in text.splitlines():
-        m = re.match(r"\s*([0-9.]+)%\s+(\[JIT\] tid \d+|\S+)\s+\[(.)\]\s+(.*?)\s*$", line)
+        m = re.match(r"\s*[0-9.]+%\s+(\d+)\s+(\[JIT\] tid \d+|\S+)\s+\[(.)\]\s+(.*?)\s*$", line)
         if not m:
             continue
-        share, dso, where, symbol = float(m.group(1)), m.group(2), m.group(3), m.group(4).strip()
-        totals[classify(dso, symbol, where == "k")] += share
+        samples, dso, where, symbol = int(m.group(1)), m.group(2), m.group(3), m.group(4).strip()
+        totals[classify(dso, symbol, where == "k")] += samples
     return totals
 
 
@@ -69,6 +73,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="an existing perf.data (otherwise the command after -- is recorded)")
     ap.add_argument("--freq", type=int, default=499)
+    ap.add_argument("--steps", type=int, default=0, help="steps inside the sampled window: adds CPU ms per step")
     ap.add_argument("--delay-ms", type=int, default=0,
                     help="start sampling this late, to leave out start-up and warm-up (the first step faults in all "
                          "of its memory; later steps reuse it)")
@@ -83,13 +88,18 @@ def main(argv=None):
         delay = ["-D", str(args.delay_ms)] if args.delay_ms > 0 else []
         subprocess.run(["perf", "record", "-q", "-F", str(args.freq), "-o", data] + delay + ["--"] + command,
                        check=True, stdout=sys.stderr)
-    report = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "dso,symbol", "-F", "overhead,dso,sym", "--stdio"],
+    report = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "dso,symbol", "-F", "overhead,sample,dso,sym", "--stdio"],
                             capture_output=True, text=True, check=True).stdout
     totals = parse_report(report)
-    print("| op kind | share of samples |")
-    print("|---|---:|")
-    for kind, share in sorted(totals.items(), key=lambda kv: -kv[1]):
-        print(f"| {kind} | {share:.1f} % |")
+    all_samples = sum(totals.values()) or 1
+    per_step = args.steps > 0
+    print("| op kind | share of samples |" + (" CPU ms per step |" if per_step else ""))
+    print("|---|---:|" + ("---:|" if per_step else ""))
+    for kind, samples in sorted(totals.items(), key=lambda kv: -kv[1]):
+        ms = f" {samples / args.freq * 1000 / max(args.steps, 1):.0f} |" if per_step else ""
+        print(f"| {kind} | {100 * samples / all_samples:.1f} % |{ms}")
+    if per_step:
+        print(f"| all | 100 % | {all_samples / args.freq * 1000 / args.steps:.0f} |")
 
 
 if __name__ == "__main__":

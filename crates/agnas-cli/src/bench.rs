@@ -56,6 +56,9 @@ pub struct StepArgs {
     /// batch, so that loading (and real-data numerics) is part of the timed step.
     #[arg(long)]
     loader: bool,
+    /// Only the forward and the loss (the autograd graph is built, then dropped): to profile the forward alone.
+    #[arg(long)]
+    forward_only: bool,
 }
 
 /// Peak resident memory of this process in MiB (VmHWM).
@@ -146,11 +149,16 @@ fn step(a: StepArgs) -> Result<()> {
         // The parts of `agnas::search::train_step`, timed one by one.
         let loss = supernet.forward_t(&x, true).logits.cross_entropy_for_logits(&y);
         let forward_ms = lap(&mut t, device);
-        opt.zero_grad();
-        loss.backward();
-        let backward_ms = lap(&mut t, device);
-        opt.clip_and_step(cfg.train.lr, cfg.train.grad_clip);
-        let update_ms = lap(&mut t, device);
+        let (backward_ms, update_ms) = if a.forward_only {
+            drop(loss);
+            (0.0, 0.0)
+        } else {
+            opt.zero_grad();
+            loss.backward();
+            let backward_ms = lap(&mut t, device);
+            opt.clip_and_step(cfg.train.lr, cfg.train.grad_clip);
+            (backward_ms, lap(&mut t, device))
+        };
         if i >= a.warmup {
             whole.push(start.elapsed().as_secs_f64() * 1e3);
             forward.push(forward_ms);
@@ -170,6 +178,7 @@ fn step(a: StepArgs) -> Result<()> {
         "layers": cfg.darts.layers,
         "channels_last": a.memory_format.is_channels_last(device),
         "loader": a.loader,
+        "forward_only": a.forward_only,
         "steps": a.steps,
         "median_ms": median(whole),
         "mean_ms": mean,

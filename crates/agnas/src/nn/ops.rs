@@ -179,8 +179,10 @@ impl ModuleT for SepConv {
 
 impl AfterRelu for SepConv {
     fn forward_relu(&self, relu: &Tensor, train: bool) -> Tensor {
-        let first = self.first.forward_relu(relu, train);
-        self.second.forward_relu(&first.relu(), train)
+        // In place: nothing else reads the first half's BN output (BN's backward keeps its input, not its output),
+        // so the ReLU needs no tensor of its own.
+        let mut first = self.first.forward_relu(relu, train);
+        self.second.forward_relu(&first.relu_(), train)
     }
 }
 

@@ -211,24 +211,19 @@ def main_blocks(args):
 
         fwd_ms, bwd_ms = bench_block(block, xs, args.iters, args.warmup, channels_last,
                                      args.seed)
-        result = {
-            "impl": "pytorch",
-            "space": args.space,
-            "block": name,
-            "layout": args.layout,
-            "style": args.style,
-            "batch_size": args.batch_size,
-            "threads": args.threads,
-            "forward_ms": round(statistics.median(fwd_ms), 4),
-            "backward_ms": round(statistics.median(bwd_ms), 4),
-            "iters": args.iters,
-            "warmup": args.warmup,
-            "C": args.C,
-            "input_shapes": [list(s) for s in shapes],
-            "torch": torch.__version__,
-        }
+        result = dict(run_info(args), block=name, iters=args.iters,
+                      forward_ms=round(statistics.median(fwd_ms), 4),
+                      backward_ms=round(statistics.median(bwd_ms), 4),
+                      input_shapes=[list(s) for s in shapes])
         print(json.dumps(result), flush=True)
         del block, xs
+
+
+def run_info(args):
+    """The fields every JSON line of this script carries."""
+    return {"impl": "pytorch", "space": args.space, "layout": args.layout, "style": args.style,
+            "batch_size": args.batch_size, "threads": args.threads, "warmup": args.warmup, "C": args.C,
+            "torch": torch.__version__}
 
 
 def main(argv=None):
@@ -278,24 +273,12 @@ def main(argv=None):
         times_ms.append((time.perf_counter() - t0) * 1e3)
 
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    result = {
-        "impl": "pytorch",
-        "space": args.space,
-        "layout": args.layout,
-        "style": args.style,
-        "batch_size": args.batch_size,
-        "threads": args.threads,
-        "steps": args.steps,
-        "warmup": args.warmup,
-        "C": args.C,
-        "N": args.N,
-        "median_ms": round(statistics.median(times_ms), 3),
-        "mean_ms": round(statistics.fmean(times_ms), 3),
-        "min_ms": round(min(times_ms), 3),
-        "peak_rss_mb": round(peak_rss_mb, 1),
-        "final_loss": round(float(loss.item()), 6),
-        "torch": torch.__version__,
-    }
+    result = dict(run_info(args), steps=args.steps, N=args.N,
+                  median_ms=round(statistics.median(times_ms), 3),
+                  mean_ms=round(statistics.fmean(times_ms), 3),
+                  min_ms=round(min(times_ms), 3),
+                  peak_rss_mb=round(peak_rss_mb, 1),
+                  final_loss=round(float(loss.item()), 6))
     if args.space == "darts":
         result["layers"] = args.layers
     print(json.dumps(result), flush=True)

@@ -34,7 +34,7 @@ use agnas::space::nb201::{bench as nb201_bench, Aggregation};
 use agnas::space::SpaceName;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use run_args::{RunArgs, RunConfig};
+use run_args::{set_flags, RunArgs, RunSettings};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -145,20 +145,8 @@ impl SearchArgs {
     fn config(&self) -> Result<SearchConfig> {
         let preset = self.preset.unwrap_or(if self.data.is_some() { Preset::Paper } else { Preset::Embedded });
         let mut c = SearchConfig::from_preset_and_file(preset, self.space, self.run.config.as_deref())?;
-        self.run.apply(RunConfig {
-            seed: &mut c.seed,
-            device: &mut c.device,
-            threads: &mut c.threads,
-            memory_format: &mut c.memory_format,
-            data: &mut c.data,
-            train: &mut c.train,
-        });
-        macro_rules! set {
-            ($($flag:ident => $($field:ident).+),* $(,)?) => {
-                $(if let Some(v) = self.$flag.clone() { c.$($field).+ = v; })*
-            };
-        }
-        set!(lr_min => train.lr_min, momentum => train.momentum, weight_decay => train.weight_decay,
+        c.apply(&self.run);
+        set_flags!(self, c; lr_min => train.lr_min, momentum => train.momentum, weight_decay => train.weight_decay,
              grad_clip => train.grad_clip, cells_per_stage => nb201.cells_per_stage, layers => darts.layers,
              split => data.split, aggregation => derive.aggregation);
         if self.data.is_some() {

@@ -1,5 +1,5 @@
 //! `agnas train`, `eval`, `params` and `genotype`: what happens to a genotype after the search.
-use crate::run_args::{RunArgs, RunConfig};
+use crate::run_args::{set_flags, RunArgs, RunSettings};
 use agnas::config::{DataFormat, DeviceChoice, MemoryFormat, Preset};
 use agnas::data::{
     self,
@@ -79,20 +79,8 @@ impl TrainArgs {
             }
             None => RetrainConfig::preset(preset),
         };
-        self.run.apply(RunConfig {
-            seed: &mut c.seed,
-            device: &mut c.device,
-            threads: &mut c.threads,
-            memory_format: &mut c.memory_format,
-            data: &mut c.data,
-            train: &mut c.train,
-        });
-        macro_rules! set {
-            ($($flag:ident => $($field:ident).+),* $(,)?) => {
-                $(if let Some(v) = self.$flag.clone() { c.$($field).+ = v; })*
-            };
-        }
-        set!(genotype => genotype, channels => network.channels, layers => network.layers,
+        c.apply(&self.run);
+        set_flags!(self, c; genotype => genotype, channels => network.channels, layers => network.layers,
              auxiliary_weight => auxiliary_weight, drop_path => drop_path, split => data.split);
         if self.data.is_some() {
             c.data.path = self.data.clone();

@@ -1,5 +1,6 @@
 //! Flags shared by `agnas search` and `agnas train`: the run folder, the machine, and how the network trains.
-use agnas::config::{DataConfig, DataFormat, DeviceChoice, MemoryFormat, TrainConfig};
+use agnas::config::{DataFormat, DeviceChoice, MemoryFormat, SearchConfig};
+use agnas::retrain::RetrainConfig;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -55,39 +56,37 @@ pub struct RunArgs {
     pub stop_after_steps: Option<u64>,
 }
 
-/// The parts of a search or retrain configuration that [`RunArgs`] set.
-pub struct RunConfig<'a> {
-    pub seed: &'a mut u64,
-    pub device: &'a mut DeviceChoice,
-    pub threads: &'a mut usize,
-    pub memory_format: &'a mut MemoryFormat,
-    pub data: &'a mut DataConfig,
-    pub train: &'a mut TrainConfig,
+/// `config.field = flag` for every flag given (`Option` fields of `args`).
+macro_rules! set_flags {
+    ($args:expr, $c:expr; $($flag:ident => $($field:ident).+),* $(,)?) => {
+        $(if let Some(v) = $args.$flag.clone() { $c.$($field).+ = v; })*
+    };
+}
+pub(crate) use set_flags;
+
+/// Configurations that take [`RunArgs`]: the search's and the retrain's, whose fields have the same names.
+pub trait RunSettings {
+    /// Lays the given flags over the configuration.
+    fn apply(&mut self, args: &RunArgs);
 }
 
-impl RunArgs {
-    /// Lays the given flags over `c`.
-    pub fn apply(&self, c: RunConfig<'_>) {
-        fn set<T: Clone>(flag: &Option<T>, field: &mut T) {
-            if let Some(v) = flag {
-                *field = v.clone();
+macro_rules! run_settings {
+    ($($t:ty),*) => {$(
+        impl RunSettings for $t {
+            fn apply(&mut self, args: &RunArgs) {
+                set_flags!(args, self; seed => seed, device => device, threads => threads,
+                           memory_format => memory_format, epochs => train.epochs, batch_size => train.batch_size,
+                           lr => train.lr, cutout => train.augment.cutout, per_class => data.per_class,
+                           workers => data.workers, checkpoint_every => train.checkpoint_every,
+                           format => data.format);
+                self.train.lr_step_at_epoch_start |= args.official_lr_schedule;
             }
         }
-        set(&self.seed, c.seed);
-        set(&self.device, c.device);
-        set(&self.threads, c.threads);
-        set(&self.memory_format, c.memory_format);
-        set(&self.epochs, &mut c.train.epochs);
-        set(&self.batch_size, &mut c.train.batch_size);
-        set(&self.lr, &mut c.train.lr);
-        set(&self.cutout, &mut c.train.augment.cutout);
-        set(&self.per_class, &mut c.data.per_class);
-        set(&self.workers, &mut c.data.workers);
-        set(&self.checkpoint_every, &mut c.train.checkpoint_every);
-        set(&self.format, &mut c.data.format);
-        c.train.lr_step_at_epoch_start |= self.official_lr_schedule;
-    }
+    )*};
+}
+run_settings!(SearchConfig, RetrainConfig);
 
+impl RunArgs {
     /// The run folder: `--out`, or `runs/<name>-<unix seconds>`.
     pub fn out_or_default(&self, name: &str) -> PathBuf {
         self.out.clone().unwrap_or_else(|| {

@@ -259,47 +259,21 @@ fn search_on_one_channel_idx_images() {
 /// `agnas bench step` and `agnas bench blocks` print the JSON the comparison scripts read.
 #[test]
 fn bench_prints_step_and_block_timings() {
-    let out = run_ok(agnas().args([
-        "bench",
-        "step",
-        "--space",
-        "nb201",
-        "--channels",
-        "4",
-        "--cells-per-stage",
-        "1",
-        "--steps",
-        "1",
-        "--warmup",
-        "0",
-        "--batch-size",
-        "2",
-        "--threads",
-        "1",
-    ]));
+    let out = run_ok(
+        agnas().args(
+            "bench step --space nb201 --channels 4 --cells-per-stage 1 --steps 1 --warmup 0 --batch-size 2 --threads 1"
+                .split(' '),
+        ),
+    );
     let step: Value = serde_json::from_slice(&out.stdout).unwrap();
     for key in ["median_ms", "forward_ms", "backward_ms", "optimizer_ms", "peak_rss_mb"] {
         assert!(step[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {step}");
     }
     assert_eq!(step["channels_last"], true, "auto is channels-last on the CPU");
-    let out = run_ok(agnas().args([
-        "bench",
-        "blocks",
-        "--space",
-        "darts",
-        "--channels",
-        "4",
-        "--iters",
-        "1",
-        "--warmup",
-        "0",
-        "--batch-size",
-        "2",
-        "--threads",
-        "1",
-        "--memory-format",
-        "contiguous",
-    ]));
+    let out = run_ok(agnas().args(
+        "bench blocks --space darts --channels 4 --iters 1 --warmup 0 --batch-size 2 --threads 1 --memory-format contiguous"
+            .split(' '),
+    ));
     let blocks: Vec<Value> =
         String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let names: Vec<&str> = blocks.iter().map(|b| b["block"].as_str().unwrap()).collect();

@@ -139,11 +139,9 @@ impl MixedOp {
             })
             .collect();
         let batch = node.value.size()[0];
-        let zeros = Tensor::zeros([batch, self.channels], (node.value.kind(), node.value.device()));
-        let squeezed: Vec<Tensor> = outs
-            .iter()
-            .map(|o| o.as_ref().map_or_else(|| zeros.shallow_clone(), |(_, sq)| sq.shallow_clone()))
-            .collect();
+        let zeros = || Tensor::zeros([batch, self.channels], (node.value.kind(), node.value.device()));
+        let squeezed: Vec<Tensor> =
+            outs.iter().map(|o| o.as_ref().map_or_else(zeros, |(_, sq)| sq.shallow_clone())).collect();
         let gates = self.attention.excite(&Tensor::cat(&squeezed, 1));
         let per_candidate = gates.view([batch, self.candidates.len() as i64, self.channels]);
         for (k, o) in outs.iter().enumerate() {

@@ -1,5 +1,5 @@
 //! `agnas bench`: time the supernet train step and its building blocks on random data.
-use agnas::config::{DeviceChoice, MemoryFormat, SearchConfig};
+use agnas::config::SearchConfig;
 use agnas::data::loader::{Loader, LoaderConfig};
 use agnas::nn::init::ConvSpec;
 use agnas::nn::ops::{DilConv, FactorizedReduce, Pool, PoolKind, ReLUConvBN, SepConv};
@@ -8,6 +8,7 @@ use agnas::search::space_of;
 use agnas::space::darts::CellKind;
 use agnas::space::{darts, nb201, SpaceName};
 use agnas::train::Sgd;
+use agnas::train::{DeviceChoice, MemoryFormat};
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use std::time::Instant;
@@ -302,7 +303,7 @@ fn blocks(a: BlocksArgs) -> Result<()> {
     let channels_last = a.memory_format.is_channels_last(device);
     let params = vs.trainable_variables();
     for block in &blocks {
-        let layout = |t: Tensor| if channels_last { agnas::nn::to_channels_last(&t) } else { t };
+        let layout = |t: Tensor| if channels_last { agnas::train::settings::to_channels_last(&t) } else { t };
         let inputs: Vec<Tensor> =
             block.inputs.iter().map(|s| layout(Tensor::randn(s.as_slice(), (Kind::Float, device)))).collect();
         let gy = tch::no_grad(|| (block.forward)(&inputs).randn_like());

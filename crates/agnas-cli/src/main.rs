@@ -27,11 +27,13 @@ pub(crate) fn write_stdout(text: &str) {
     }
 }
 
-use agnas::config::{DataFormat, Preset, SearchConfig};
+use agnas::config::{Preset, SearchConfig};
+use agnas::data::DataFormat;
 use agnas::report::progress::ProgressMode;
 use agnas::search::{self, SearchRun};
 use agnas::space::nb201::{bench as nb201_bench, Aggregation};
 use agnas::space::SpaceName;
+use agnas::train::Start;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use run_args::{set_flags, RunArgs, RunSettings};
@@ -171,21 +173,17 @@ impl SearchArgs {
 }
 
 fn search(args: &SearchArgs) -> Result<()> {
-    let (config, out, resume) = match &args.run.resume {
-        Some(dir) => (SearchConfig::default(), dir.clone(), true),
+    let start = match &args.run.resume {
+        Some(dir) => Start::Resume(dir.clone()),
         None => {
             let config = args.config()?;
             let out = args.run.out_or_default(&format!("{}-seed{}", config.space.as_str(), config.seed));
-            (config, out, false)
+            Start::New { config, out }
         }
     };
-    let result = search::run(SearchRun {
-        config,
-        out: out.clone(),
-        resume,
-        progress: ProgressMode::Auto,
-        stop_after_steps: args.run.stop_after_steps,
-    })?;
+    let out = start.out().to_path_buf();
+    let result =
+        search::run(SearchRun { start, progress: ProgressMode::Auto, stop_after_steps: args.run.stop_after_steps })?;
     outln!("{}", serde_json::to_string_pretty(&result)?);
     eprintln!("found {}", result.arch);
     if let Some(record) = result.extra.get("bench201").filter(|r| !r.is_null()) {

@@ -1,6 +1,7 @@
 //! `agnas train`, `eval`, `params` and `genotype`: what happens to a genotype after the search.
 use crate::run_args::{set_flags, RunArgs, RunSettings};
-use agnas::config::{DataFormat, DeviceChoice, MemoryFormat, Preset};
+use agnas::config::Preset;
+use agnas::data::DataFormat;
 use agnas::data::{
     self,
     augment::Augment,
@@ -12,6 +13,7 @@ use agnas::report::{self, progress::ProgressMode};
 use agnas::retrain::{self, ModelCard, RetrainConfig, RetrainRun};
 use agnas::space::darts::{plot, python, Genotype, NetworkConfig};
 use agnas::space::SpaceName;
+use agnas::train::{DeviceChoice, MemoryFormat, Start};
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -95,24 +97,20 @@ impl TrainArgs {
 
 pub fn train(args: &TrainArgs) -> Result<()> {
     darts_only(args.space)?;
-    let (config, out, resume) = match &args.run.resume {
-        Some(dir) => (RetrainConfig::default(), dir.clone(), true),
+    let start = match &args.run.resume {
+        Some(dir) => Start::Resume(dir.clone()),
         None => {
             let config = args.config()?;
             let name = PathBuf::from(&config.genotype)
                 .file_stem()
                 .map_or("genotype".into(), |s| s.to_string_lossy().to_string());
             let out = args.run.out_or_default(&format!("train-{name}-seed{}", config.seed));
-            (config, out, false)
+            Start::New { config, out }
         }
     };
-    let result = retrain::run(RetrainRun {
-        config,
-        out: out.clone(),
-        resume,
-        progress: ProgressMode::Auto,
-        stop_after_steps: args.run.stop_after_steps,
-    })?;
+    let out = start.out().to_path_buf();
+    let result =
+        retrain::run(RetrainRun { start, progress: ProgressMode::Auto, stop_after_steps: args.run.stop_after_steps })?;
     outln!("{}", serde_json::to_string_pretty(&result)?);
     eprintln!("run folder: {}", out.display());
     Ok(())
@@ -189,7 +187,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         };
         card.network.validate()?;
         let vs = VarStore::new(device);
-        let net = card.build(&vs);
+        let net = card.build(&vs.root());
         weights::load(&vs, &a.checkpoint)?;
         (card, vs, net)
     };

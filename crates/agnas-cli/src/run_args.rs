@@ -1,6 +1,8 @@
 //! Flags shared by `agnas search` and `agnas train`: the run folder, the machine, and how the network trains.
-use agnas::config::{DataFormat, DeviceChoice, MemoryFormat, SearchConfig};
+use agnas::config::SearchConfig;
+use agnas::data::DataFormat;
 use agnas::retrain::RetrainConfig;
+use agnas::train::{DeviceChoice, MemoryFormat};
 use clap::Args;
 use std::path::PathBuf;
 

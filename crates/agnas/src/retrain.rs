@@ -1,21 +1,18 @@
 //! Retraining a derived genotype from scratch and evaluating it (spec §3.2): the DARTS-space `NetworkCIFAR` with the
 //! auxiliary head and drop-path, cosine SGD, cutout. The reported number is the final epoch's; the best epoch is
 //! only ever chosen on a validation split carved from the training images, never on the test set.
-use crate::config::DataFormat;
-use crate::config::{DataConfig, DeviceChoice, MemoryFormat, Preset, TrainConfig};
+use crate::config::Preset;
 use crate::data::augment::Augment;
-use crate::data::loader::{Loader, LoaderConfig};
-use crate::data::{self, Dataset, Normalization, Split};
+use crate::data::loader::Loader;
+use crate::data::{self, DataConfig, DataFormat, Normalization, Split};
 use crate::nn::{flops, weights};
-use crate::report::{self, progress::ProgressMode, write_json, write_jsonl, Progress};
+use crate::report::{self, progress::ProgressMode, write_json};
 use crate::space::darts::{python, Genotype, NetworkCifar, NetworkConfig};
-use crate::train::checkpoint::Checkpoints;
-use crate::train::{CosineSchedule, Means, Sgd, StepSchedule, Totals};
+use crate::train::{self, CosineSchedule, EpochEnd, Job, Means, Run, Sgd, Start, StepContext, Trainer};
+use crate::train::{DeviceChoice, MemoryFormat, TrainConfig};
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Instant;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
@@ -67,6 +64,30 @@ impl Default for RetrainConfig {
             drop_path: 0.2,
             eval_batch_size: 256,
         }
+    }
+}
+
+impl crate::train::RunConfig for RetrainConfig {
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+    fn device(&self) -> DeviceChoice {
+        self.device
+    }
+    fn threads(&self) -> usize {
+        self.threads
+    }
+    fn memory_format(&self) -> MemoryFormat {
+        self.memory_format
+    }
+    fn data(&self) -> &DataConfig {
+        &self.data
+    }
+    fn train(&self) -> &TrainConfig {
+        &self.train
+    }
+    fn validate(&self) -> Result<()> {
+        RetrainConfig::validate(self)
     }
 }
 
@@ -154,8 +175,8 @@ pub struct ModelCard {
 }
 
 impl ModelCard {
-    pub fn build(&self, vs: &VarStore) -> NetworkCifar {
-        NetworkCifar::new(&vs.root(), &self.network, &self.genotype, self.in_channels, self.num_classes)
+    pub fn build(&self, p: &tch::nn::Path) -> NetworkCifar {
+        NetworkCifar::new(p, &self.network, &self.genotype, self.in_channels, self.num_classes)
     }
 }
 
@@ -211,31 +232,18 @@ pub struct RetrainResult {
     pub train_seconds: f64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-struct LoopState {
-    epoch: usize,
-    step: usize,
-    global_step: u64,
-    train_seconds: f64,
-    metrics: Vec<EpochMetrics>,
-}
-
 /// How a retrain is started.
 pub struct RetrainRun {
-    pub config: RetrainConfig,
-    pub out: PathBuf,
-    pub resume: bool,
+    pub start: Start<RetrainConfig>,
     pub progress: ProgressMode,
     /// Stop (as if killed) after this many training steps; for crash tests.
     pub stop_after_steps: Option<u64>,
 }
 
-const CONFIG_FILE: &str = "config.toml";
-
 /// Parameters outside the auxiliary head and MACs of one 32×32 image (or the data's size) in eval mode.
 pub fn count(card: &ModelCard, image_size: (i64, i64)) -> (i64, u64) {
     let vs = VarStore::new(Device::Cpu);
-    let net = card.build(&vs);
+    let net = card.build(&vs.root());
     let x = Tensor::zeros([1, card.in_channels, image_size.0, image_size.1], (Kind::Float, Device::Cpu));
     let (_, macs) = tch::no_grad(|| flops::count_macs(|| net.forward_t(&x, false, 0.0)));
     (crate::space::darts::network::count_params(&vs), macs)
@@ -249,190 +257,113 @@ pub fn evaluate(
     mode: ProgressMode,
     label: &str,
 ) -> Result<EvalMetrics> {
-    let mut totals = Totals::new(device);
-    let mut progress = Progress::start(mode, label.to_string(), loader.num_batches() as u64);
-    tch::no_grad(|| -> Result<()> {
-        for (i, batch) in loader.epoch(0, 0).enumerate() {
-            let batch = batch?;
-            let (x, y) = (batch.x.to_device(device), batch.y.to_device(device));
-            let logits = net.forward_t(&x, false, 0.0).logits;
-            totals.add(&logits, &logits.cross_entropy_for_logits(&y), &y);
-            progress.set(i as u64 + 1, String::new);
-        }
-        Ok(())
-    })?;
-    progress.finish();
-    Ok(totals.means().into())
+    let means = train::evaluate(loader, 0, device, mode, label, |x| net.forward_t(x, false, 0.0).logits)?;
+    Ok(means.into())
 }
 
-fn loader(
-    set: Arc<dyn Dataset>,
-    idx: Vec<usize>,
-    batch: usize,
-    augment: Augment,
-    shuffle: bool,
-    norm: &Normalization,
-    cfg: &RetrainConfig,
-) -> Loader {
-    let config = LoaderConfig {
-        batch_size: batch,
-        shuffle,
-        drop_last: false,
-        augment,
-        normalization: norm.clone(),
-        workers: cfg.data.workers,
-        prefetch: cfg.data.prefetch,
-        seed: cfg.seed,
-    };
-    Loader::new(set, idx, config)
+/// The retrain's part of the training loop: drop-path, the auxiliary head's loss, the validation pass.
+struct RetrainJob<'a> {
+    cfg: &'a RetrainConfig,
+    net: &'a NetworkCifar,
+    valid: Option<&'a Loader>,
+    device: Device,
+    progress: ProgressMode,
 }
 
-/// The whole retrain; returns the result also written to `<out>/result.json`.
-pub fn run(run: RetrainRun) -> Result<RetrainResult> {
-    let out = &run.out;
-    let cfg = if run.resume {
-        RetrainConfig::load(&out.join(CONFIG_FILE)).context("resuming needs the run folder's config.toml")?
-    } else {
-        run.config.clone()
-    };
-    cfg.validate()?;
-    let genotype = if run.resume {
-        resolve_genotype(&out.join("genotype.json").to_string_lossy())?
-    } else {
-        resolve_genotype(&cfg.genotype)?
-    };
-    let checkpoints = Checkpoints::new(out.join("checkpoints"));
-    if !run.resume {
-        crate::search::start_run_folder(out, &toml::to_string_pretty(&cfg)?)?;
-        write_json(&out.join("genotype.json"), &genotype)?;
+impl RetrainJob<'_> {
+    /// Drop-path probability of an epoch: ramped linearly from 0 to `drop_path` at the last epoch.
+    fn drop_prob(&self, epoch: usize) -> f64 {
+        self.cfg.drop_path * epoch as f64 / self.cfg.train.epochs as f64
     }
-    if cfg.threads > 0 {
-        tch::set_num_threads(cfg.threads as i32);
+}
+
+impl Job for RetrainJob<'_> {
+    type Epoch = EpochMetrics;
+    type Extra = ();
+
+    fn step(&mut self, x: &Tensor, y: &Tensor, ctx: StepContext, opt: &mut Sgd) -> Result<(Tensor, Tensor)> {
+        // Drop-path masks come from a generator seeded by the step, so that a resumed run draws the same ones.
+        tch::manual_seed((self.cfg.seed as i64).wrapping_mul(1_000_003).wrapping_add(ctx.global_step as i64));
+        let output = self.net.forward_t(x, true, self.drop_prob(ctx.epoch));
+        let main = output.logits.cross_entropy_for_logits(y);
+        let loss = match &output.aux {
+            Some(aux) => main + self.cfg.auxiliary_weight * aux.cross_entropy_for_logits(y),
+            None => main,
+        };
+        opt.zero_grad();
+        loss.backward();
+        opt.clip_and_step(ctx.lr, self.cfg.train.grad_clip);
+        Ok((output.logits, loss))
     }
-    let device = cfg.device.resolve()?;
-    let (set, train_idx, valid_idx) =
-        data::open_and_split(cfg.data.path.as_deref(), cfg.data.format, cfg.data.per_class, cfg.data.split, cfg.seed)?;
-    let first = set.image(0).context("reading the first image")?;
-    let card = ModelCard {
-        space: "darts".into(),
-        genotype,
-        network: cfg.network.clone(),
-        in_channels: first.channels as i64,
-        num_classes: set.num_classes() as i64,
-        normalization: Normalization::for_dataset(set.as_ref()),
-    };
-    let (params, macs) = count(&card, (first.height as i64, first.width as i64));
-    tracing::info!(
-        "retrain: {} training / {} validation images, {} classes, {:.3} M params, {:.1} M MACs, device {device:?}",
-        train_idx.len(),
-        valid_idx.len(),
-        card.num_classes,
-        params as f64 / 1e6,
-        macs as f64 / 1e6
-    );
 
-    tch::manual_seed(cfg.seed as i64);
-    let mut vs = VarStore::new(device);
-    let net = card.build(&vs);
-    cfg.memory_format.apply(&vs);
-    let mut opt = Sgd::new(&vs, cfg.train.momentum, cfg.train.weight_decay, cfg.train.nesterov);
-    let schedule = CosineSchedule {
-        lr: cfg.train.lr,
-        lr_min: cfg.train.lr_min,
-        epochs: cfg.train.epochs,
-        step_at_epoch_start: cfg.train.lr_step_at_epoch_start,
-    };
-    let (mut state, mut totals) = match checkpoints.latest()? {
-        Some(dir) if run.resume => {
-            let (mut saved, state): (_, LoopState) = Checkpoints::load(&dir, &mut vs, &mut opt)?;
-            tracing::info!("resuming from {} (epoch {}, step {})", dir.display(), state.epoch, state.step);
-            (state, Totals::restore(&mut saved, device)?)
-        }
-        _ => (LoopState::default(), Totals::new(device)),
-    };
-    let norm = &card.normalization;
-    let train_loader = loader(set.clone(), train_idx, cfg.train.batch_size, cfg.train.augment, true, norm, &cfg);
-    let valid_loader = (!valid_idx.is_empty())
-        .then(|| loader(set.clone(), valid_idx, cfg.eval_batch_size, Augment::none(), false, norm, &cfg));
-    let steps = train_loader.num_batches();
-    let schedule_steps = StepSchedule {
-        steps_per_epoch: steps,
-        checkpoint_every: cfg.train.checkpoint_every,
-        sync_every: cfg.train.sync_every,
-        stop_after: run.stop_after_steps,
-    };
-
-    while state.epoch < cfg.train.epochs {
-        let epoch = state.epoch;
-        let lr = schedule.lr_at(epoch);
-        let drop_prob = cfg.drop_path * epoch as f64 / cfg.train.epochs as f64;
-        let started = Instant::now();
-        let mut progress =
-            Progress::start(run.progress, format!("epoch {}/{}", epoch + 1, cfg.train.epochs), steps as u64);
-        for batch in train_loader.epoch(epoch as u64, state.step) {
-            let batch = batch?;
-            let (x, y) = (batch.x.to_device(device), batch.y.to_device(device));
-            // Drop-path masks come from a generator seeded by the step, so that a resumed run draws the same ones.
-            tch::manual_seed((cfg.seed as i64).wrapping_mul(1_000_003).wrapping_add(state.global_step as i64));
-            let output = net.forward_t(&x, true, drop_prob);
-            let main = output.logits.cross_entropy_for_logits(&y);
-            let loss = match &output.aux {
-                Some(aux) => main + cfg.auxiliary_weight * aux.cross_entropy_for_logits(&y),
-                None => main,
-            };
-            opt.zero_grad();
-            loss.backward();
-            opt.clip_and_step(lr, cfg.train.grad_clip);
-            totals.add(&output.logits, &loss, &y);
-            state.step += 1;
-            state.global_step += 1;
-            if schedule_steps.sync_due(state.step) {
-                let m = totals.means();
-                StepSchedule::ensure_finite(m.loss, epoch, state.step, &out.join("checkpoints"))?;
-                progress.set(state.step as u64, || format!("loss {:.3} acc {:.1}% lr {lr:.4}", m.loss, 100.0 * m.top1));
-            }
-            if schedule_steps.checkpoint_due(state.step) {
-                let before = state.train_seconds;
-                state.train_seconds += started.elapsed().as_secs_f64();
-                checkpoints.save(state.global_step, &vs, &opt, &totals.named(), &state)?;
-                state.train_seconds = before;
-            }
-            schedule_steps.check_stop(state.global_step)?;
-        }
-        progress.finish();
-        let train = totals.means();
-        ensure!(train.loss.is_finite(), "training diverged: the epoch {} loss is {}", epoch + 1, train.loss);
-        let valid = match &valid_loader {
-            Some(l) => Some(evaluate(&net, l, device, run.progress, "validation")?),
+    fn end_epoch(&mut self, end: &EpochEnd, _: &mut ()) -> Result<EpochMetrics> {
+        let valid = match self.valid {
+            Some(l) => Some(evaluate(self.net, l, self.device, self.progress, "validation")?),
             None => None,
         };
-        state.train_seconds += started.elapsed().as_secs_f64();
-        state.metrics.push(EpochMetrics {
-            epoch: epoch + 1,
-            lr,
-            drop_path: drop_prob,
-            train_loss: train.loss,
-            train_acc: train.top1,
-            valid,
-            seconds: started.elapsed().as_secs_f64(),
-        });
+        let train = end.train;
         tracing::info!(
             "epoch {}/{}: train loss {:.4} acc {:.2}%{}",
-            epoch + 1,
-            cfg.train.epochs,
+            end.epoch + 1,
+            self.cfg.train.epochs,
             train.loss,
             100.0 * train.top1,
             valid.map_or(String::new(), |v| format!(", validation loss {:.4} acc {:.2}%", v.loss, 100.0 * v.top1))
         );
-        state.epoch += 1;
-        state.step = 0;
-        totals = Totals::new(device);
-        write_jsonl(&out.join("metrics.jsonl"), &state.metrics)?;
-        checkpoints.save(state.global_step, &vs, &opt, &totals.named(), &state)?;
+        Ok(EpochMetrics {
+            epoch: end.epoch + 1,
+            lr: end.lr,
+            drop_path: self.drop_prob(end.epoch),
+            train_loss: train.loss,
+            train_acc: train.top1,
+            valid,
+            seconds: end.started.elapsed().as_secs_f64(),
+        })
     }
-    if out.join("result.json").exists() {
-        let text = std::fs::read_to_string(out.join("result.json"))?;
-        return Ok(serde_json::from_str(&text)?);
+}
+
+/// The whole retrain; returns the result also written to `<out>/result.json`.
+pub fn run(retrain: RetrainRun) -> Result<RetrainResult> {
+    let genotype = match &retrain.start {
+        Start::New { config, .. } => resolve_genotype(&config.genotype)?,
+        Start::Resume(dir) => resolve_genotype(&dir.join("genotype.json").to_string_lossy())?,
+    };
+    let run = Run::open(retrain.start)?;
+    let (cfg, out) = (&run.config, &run.out);
+    if !run.resumed {
+        write_json(&out.join("genotype.json"), &genotype)?;
+    }
+    let card = ModelCard {
+        space: "darts".into(),
+        genotype,
+        network: cfg.network.clone(),
+        in_channels: run.in_channels,
+        num_classes: run.num_classes,
+        normalization: run.normalization.clone(),
+    };
+    let (params, macs) = count(&card, run.image_size);
+    tracing::info!(
+        "retrain: {} training / {} validation images, {} classes, {:.3} M params, {:.1} M MACs, device {:?}",
+        run.train_idx.len(),
+        run.other_idx.len(),
+        card.num_classes,
+        params as f64 / 1e6,
+        macs as f64 / 1e6,
+        run.device
+    );
+    let (vs, net) = run.model(|p| Ok(card.build(p)))?;
+    let opt = Sgd::from_config(&vs, &cfg.train);
+    let schedule = Box::new(CosineSchedule::from_config(&cfg.train));
+    let mut trainer =
+        Trainer::new(&run, vs, opt, schedule).progress(retrain.progress).stop_after_steps(retrain.stop_after_steps);
+    let train_loader = run.loader(run.train_idx.clone(), cfg.train.batch_size, cfg.train.augment, true);
+    let valid_loader = (!run.other_idx.is_empty())
+        .then(|| run.loader(run.other_idx.clone(), cfg.eval_batch_size, Augment::none(), false));
+    let mut job =
+        RetrainJob { cfg, net: &net, valid: valid_loader.as_ref(), device: run.device, progress: retrain.progress };
+    let history = trainer.fit(&mut job, &train_loader)?;
+    if let Some(result) = run.finished()? {
+        return Ok(result);
     }
     let test = match &cfg.test_data {
         Some(path) => {
@@ -445,13 +376,13 @@ pub fn run(run: RetrainRun) -> Result<RetrainResult> {
                 card.num_classes
             );
             let idx = (0..test_set.len()).collect();
-            let l = loader(test_set, idx, cfg.eval_batch_size, Augment::none(), false, norm, &cfg);
-            Some(evaluate(&net, &l, device, run.progress, "test")?)
+            let l = run.loader_over(test_set, idx, cfg.eval_batch_size, Augment::none(), false);
+            Some(evaluate(&net, &l, run.device, retrain.progress, "test")?)
         }
         None => None,
     };
     let valids: Vec<(usize, EvalMetrics)> =
-        state.metrics.iter().filter_map(|m| m.valid.map(|v| (m.epoch, v))).collect();
+        history.metrics.iter().filter_map(|m| m.valid.map(|v| (m.epoch, v))).collect();
     let result = RetrainResult {
         genotype: cfg.genotype.clone(),
         seed: cfg.seed,
@@ -464,10 +395,10 @@ pub fn run(run: RetrainRun) -> Result<RetrainResult> {
             .max_by(|a, b| a.1.top1.total_cmp(&b.1.top1))
             .map(|&(epoch, metrics)| BestEpoch { epoch, metrics }),
         test,
-        train_seconds: state.train_seconds,
+        train_seconds: history.train_seconds,
     };
     report::atomic_write_with(&out.join("weights.safetensors"), |tmp| {
-        weights::save(&vs, tmp, state.global_step as i64)
+        weights::save(&trainer.vs, tmp, history.global_step as i64)
     })?;
     write_json(&out.join("model.json"), &card)?;
     write_json(&out.join("result.json"), &result)?;
@@ -481,7 +412,7 @@ pub fn load_run(dir: &Path, device: Device) -> Result<(ModelCard, VarStore, Netw
         .with_context(|| format!("reading {} (is {} a finished retrain run?)", card_path.display(), dir.display()))?;
     let card: ModelCard = serde_json::from_str(&text).with_context(|| format!("parsing {}", card_path.display()))?;
     let vs = VarStore::new(device);
-    let net = card.build(&vs);
+    let net = card.build(&vs.root());
     weights::load(&vs, &dir.join("weights.safetensors"))?;
     Ok((card, vs, net))
 }

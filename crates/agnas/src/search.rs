@@ -1,17 +1,15 @@
 //! The AGNAS search loop, the same for every space:
 //! train weights and attention on one half, accumulate attention on the other, derive the architecture.
 use crate::config::SearchConfig;
-use crate::data;
-use crate::data::loader::{Loader, LoaderConfig};
-use crate::report::{self, progress::ProgressMode, write_json, write_jsonl, Progress};
+use crate::data::augment::Augment;
+use crate::data::loader::Loader;
+use crate::report::{self, progress::ProgressMode, write_json};
 use crate::space::{darts::DartsSpace, nb201::Nb201Space, SearchSpace, SpaceName, Supernet, SupernetOutput};
-use crate::train::checkpoint::Checkpoints;
-use crate::train::{CosineSchedule, Sgd, StepSchedule, Totals};
-use anyhow::{bail, ensure, Context, Result};
+use crate::train::{evaluate, CosineSchedule, EpochEnd, History, Job, Run, Sgd, Start, StepContext, Trainer};
+use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
-use std::time::Instant;
-use tch::{nn::VarStore, Device, Kind, Tensor};
+use std::path::Path;
+use tch::{Device, Kind, Tensor};
 
 /// One line of `metrics.jsonl`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -33,17 +31,6 @@ pub struct EpochImportance {
     pub heldout: Option<serde_json::Value>,
 }
 
-/// The loop's position and history: what a checkpoint needs besides tensors.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-struct LoopState {
-    epoch: usize,
-    step: usize,
-    global_step: u64,
-    train_seconds: f64,
-    metrics: Vec<EpochMetrics>,
-    importances: Vec<EpochImportance>,
-}
-
 /// What a finished search returns (and writes to `result.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SearchResult {
@@ -58,63 +45,10 @@ pub struct SearchResult {
 
 /// How a search is started.
 pub struct SearchRun {
-    pub config: SearchConfig,
-    pub out: PathBuf,
-    pub resume: bool,
+    pub start: Start<SearchConfig>,
     pub progress: ProgressMode,
     /// Stop (as if killed) after this many training steps; for crash tests.
     pub stop_after_steps: Option<u64>,
-}
-
-const CONFIG_FILE: &str = "config.toml";
-
-/// Loss and accuracy sums over a pass and the importances, all on the device.
-struct Accumulators {
-    totals: Totals,
-    importance: Option<Tensor>,
-}
-
-impl Accumulators {
-    fn new(device: Device) -> Self {
-        Accumulators { totals: Totals::new(device), importance: None }
-    }
-
-    fn add(&mut self, logits: &Tensor, loss: &Tensor, y: &Tensor, importance: &Tensor) {
-        self.totals.add(logits, loss, y);
-        let imp = importance.to_kind(Kind::Double);
-        match &mut self.importance {
-            Some(acc) => {
-                let _ = acc.g_add_(&imp);
-            }
-            None => self.importance = Some(imp),
-        }
-    }
-
-    fn named(&self) -> Vec<(&str, &Tensor)> {
-        let mut v = self.totals.named();
-        if let Some(i) = &self.importance {
-            v.push(("importance", i));
-        }
-        v
-    }
-
-    fn restore(mut saved: Vec<(String, Tensor)>, device: Device) -> Result<Self> {
-        let totals = Totals::restore(&mut saved, device)?;
-        let mut importance = None;
-        for (name, t) in saved {
-            match name.as_str() {
-                "importance" => importance = Some(t.to_device(device)),
-                other => bail!("unknown accumulator `{other}` in checkpoint"),
-            }
-        }
-        Ok(Accumulators { totals, importance })
-    }
-
-    /// (mean loss, accuracy) — one host read.
-    fn means(&self) -> (f64, f64) {
-        let m = self.totals.means();
-        (m.loss, m.top1)
-    }
 }
 
 pub fn space_of(cfg: &SearchConfig) -> Box<dyn SearchSpace> {
@@ -124,150 +58,66 @@ pub fn space_of(cfg: &SearchConfig) -> Box<dyn SearchSpace> {
     }
 }
 
-/// Claims `out` for a new run: refuses a folder that holds one, then writes the resolved configuration.
-pub fn start_run_folder(out: &Path, config_toml: &str) -> Result<()> {
-    for existing in [CONFIG_FILE, "result.json", "checkpoints"] {
-        ensure!(
-            !out.join(existing).exists(),
-            "{} already holds a run ({existing} exists): use --resume {} or another --out",
-            out.display(),
-            out.display()
-        );
-    }
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    report::atomic_write(&out.join(CONFIG_FILE), config_toml.as_bytes())
+/// The search's part of the training loop: weights and attention trained together, importances summed on the
+/// device, the held-out pass at the end of the epochs that have one.
+struct SearchJob<'a> {
+    cfg: &'a SearchConfig,
+    space: &'a dyn SearchSpace,
+    supernet: &'a dyn Supernet,
+    heldout: &'a Loader,
+    out: &'a Path,
+    device: Device,
+    progress: ProgressMode,
+    /// Σ of the importances over this epoch's training steps.
+    importance: Option<Tensor>,
 }
 
-/// The whole search; returns the result also written to `<out>/result.json`.
-pub fn run(run: SearchRun) -> Result<SearchResult> {
-    let out = &run.out;
-    let cfg = if run.resume {
-        SearchConfig::load(&out.join(CONFIG_FILE)).context("resuming needs the run folder's config.toml")?
-    } else {
-        run.config.clone()
-    };
-    cfg.validate()?;
-    let checkpoints = Checkpoints::new(out.join("checkpoints"));
-    if !run.resume {
-        start_run_folder(out, &cfg.to_toml()?)?;
+/// The importances of every epoch, kept in the checkpoints' history.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct SearchHistory {
+    importances: Vec<EpochImportance>,
+}
+
+impl Job for SearchJob<'_> {
+    type Epoch = EpochMetrics;
+    type Extra = SearchHistory;
+
+    fn step(&mut self, x: &Tensor, y: &Tensor, ctx: StepContext, opt: &mut Sgd) -> Result<(Tensor, Tensor)> {
+        let (output, loss) = train_step(self.supernet, opt, x, y, ctx.lr, self.cfg.train.grad_clip);
+        add_importance(&mut self.importance, &output.importance);
+        Ok((output.logits, loss))
     }
-    if cfg.threads > 0 {
-        tch::set_num_threads(cfg.threads as i32);
+
+    fn accumulators(&self) -> Vec<(&str, &Tensor)> {
+        self.importance.iter().map(|t| ("importance", t)).collect()
     }
-    let device = cfg.device.resolve()?;
-    let space = space_of(&cfg);
-    let (dataset, train_idx, heldout_idx) =
-        data::open_and_split(cfg.data.path.as_deref(), cfg.data.format, cfg.data.per_class, cfg.data.split, cfg.seed)?;
-    let norm = data::Normalization::for_dataset(dataset.as_ref());
-    tracing::info!(
-        "{}: {} training / {} held-out images, {} classes, device {:?}",
-        space.name(),
-        train_idx.len(),
-        heldout_idx.len(),
-        dataset.num_classes(),
-        device
-    );
 
-    tch::manual_seed(cfg.seed as i64);
-    let mut vs = VarStore::new(device);
-    let in_channels = dataset.image(0).context("reading the first image")?.channels as i64;
-    let supernet = space.build(&vs.root(), in_channels, dataset.num_classes() as i64);
-    cfg.memory_format.apply(&vs);
-    let mut opt = Sgd::new(&vs, cfg.train.momentum, cfg.train.weight_decay, cfg.train.nesterov);
-    let schedule = CosineSchedule {
-        lr: cfg.train.lr,
-        lr_min: cfg.train.lr_min,
-        epochs: cfg.train.epochs,
-        step_at_epoch_start: cfg.train.lr_step_at_epoch_start,
-    };
-
-    let (mut state, mut acc) = match checkpoints.latest()? {
-        Some(dir) if run.resume => {
-            let (saved, state): (_, LoopState) = Checkpoints::load(&dir, &mut vs, &mut opt)?;
-            tracing::info!("resuming from {} (epoch {}, step {})", dir.display(), state.epoch, state.step);
-            (state, Accumulators::restore(saved, device)?)
+    fn restore(&mut self, saved: Vec<(String, Tensor)>) -> Result<()> {
+        for (name, t) in saved {
+            ensure!(name == "importance", "unknown accumulator `{name}` in checkpoint");
+            self.importance = Some(t);
         }
-        _ => (LoopState::default(), Accumulators::new(device)),
-    };
+        Ok(())
+    }
 
-    let loader_cfg = |batch_size: usize, augment: bool, shuffle: bool| LoaderConfig {
-        batch_size,
-        shuffle,
-        drop_last: false,
-        augment: if augment { cfg.train.augment } else { data::augment::Augment::none() },
-        normalization: norm.clone(),
-        workers: cfg.data.workers,
-        prefetch: cfg.data.prefetch,
-        seed: cfg.seed,
-    };
-    let train_loader = Loader::new(dataset.clone(), train_idx, loader_cfg(cfg.train.batch_size, true, true));
-    let heldout_loader =
-        Loader::new(dataset.clone(), heldout_idx, loader_cfg(cfg.importance.batch_size, cfg.importance.augment, false));
-    let steps = train_loader.num_batches();
-    let schedule_steps = StepSchedule {
-        steps_per_epoch: steps,
-        checkpoint_every: cfg.train.checkpoint_every,
-        sync_every: cfg.train.sync_every,
-        stop_after: run.stop_after_steps,
-    };
-
-    while state.epoch < cfg.train.epochs {
-        let epoch = state.epoch;
-        let lr = schedule.lr_at(epoch);
-        let started = Instant::now();
-        let mut progress =
-            Progress::start(run.progress, format!("epoch {}/{}", epoch + 1, cfg.train.epochs), steps as u64);
-        for batch in train_loader.epoch(epoch as u64, state.step) {
-            let batch = batch?;
-            let (x, y) = (batch.x.to_device(device), batch.y.to_device(device));
-            let (output, loss) = train_step(supernet.as_ref(), &mut opt, &x, &y, lr, cfg.train.grad_clip);
-            acc.add(&output.logits, &loss, &y, &output.importance);
-            state.step += 1;
-            state.global_step += 1;
-            if schedule_steps.sync_due(state.step) {
-                let (mean_loss, _) = acc.means();
-                StepSchedule::ensure_finite(mean_loss, epoch, state.step, &checkpoints_dir(out))?;
-                progress.set(state.step as u64, || format!("loss {mean_loss:.3} lr {lr:.4}"));
-            }
-            if schedule_steps.checkpoint_due(state.step) {
-                // The checkpoint records the time trained so far, so that a resumed run reports its whole duration.
-                let before = state.train_seconds;
-                state.train_seconds += started.elapsed().as_secs_f64();
-                checkpoints.save(state.global_step, &vs, &opt, &acc.named(), &state)?;
-                state.train_seconds = before;
-            }
-            schedule_steps.check_stop(state.global_step)?;
-        }
-        progress.finish();
-        let (train_loss, train_acc) = acc.means();
-        ensure!(train_loss.is_finite(), "training diverged: the epoch {} loss is {train_loss}", epoch + 1);
-        let train_importance = acc.importance.take().context("an epoch ran no step: is the training half empty?")?;
-
-        let last = epoch + 1 == cfg.train.epochs;
-        let heldout = if last || cfg.importance.every_epoch {
-            Some(heldout_pass(supernet.as_ref(), &heldout_loader, epoch, device, run.progress)?)
+    fn end_epoch(&mut self, end: &EpochEnd, extra: &mut SearchHistory) -> Result<EpochMetrics> {
+        let epoch = end.epoch;
+        let train_importance = self.importance.take().context("an epoch ran no step: is the training half empty?")?;
+        let heldout = if end.last || self.cfg.importance.every_epoch {
+            Some(heldout_pass(self.supernet, self.heldout, epoch, self.device, self.progress)?)
         } else {
             None
         };
-        state.train_seconds += started.elapsed().as_secs_f64();
-        state.metrics.push(EpochMetrics {
+        extra.importances.push(EpochImportance {
             epoch: epoch + 1,
-            lr,
-            train_loss,
-            train_acc,
-            heldout_loss: heldout.as_ref().map(|h| h.loss),
-            heldout_acc: heldout.as_ref().map(|h| h.acc),
-            seconds: started.elapsed().as_secs_f64(),
+            train: self.space.describe_importance(&train_importance)?,
+            heldout: heldout.as_ref().map(|h| self.space.describe_importance(&h.importance)).transpose()?,
         });
-        state.importances.push(EpochImportance {
-            epoch: epoch + 1,
-            train: space.describe_importance(&train_importance)?,
-            heldout: heldout.as_ref().map(|h| space.describe_importance(&h.importance)).transpose()?,
-        });
+        let (train_loss, train_acc) = (end.train.loss, end.train.top1);
         tracing::info!(
             "epoch {}/{}: train loss {train_loss:.4} acc {:.2}%{}",
             epoch + 1,
-            cfg.train.epochs,
+            self.cfg.train.epochs,
             100.0 * train_acc,
             heldout.as_ref().map_or(String::new(), |h| format!(
                 ", held-out loss {:.4} acc {:.2}%",
@@ -275,38 +125,94 @@ pub fn run(run: SearchRun) -> Result<SearchResult> {
                 100.0 * h.acc
             ))
         );
-        state.epoch += 1;
-        state.step = 0;
-        acc = Accumulators::new(device);
-        write_jsonl(&out.join("metrics.jsonl"), &state.metrics)?;
-        write_json(&out.join("importances.json"), &state.importances)?;
-        if last {
-            let heldout = heldout.expect("the last epoch runs the held-out pass");
-            let derived = space.derive(&heldout.importance)?;
-            let result = SearchResult {
-                space: space.name().to_string(),
-                arch: derived.name.clone(),
-                seed: cfg.seed,
-                heldout_acc: heldout.acc,
-                train_seconds: state.train_seconds,
-                extra: derived.result,
-            };
-            write_json(&out.join("genotype.json"), &derived.genotype)?;
-            for (name, bytes) in &derived.files {
-                report::atomic_write(&out.join(name), bytes)?;
-            }
-            write_json(&out.join("result.json"), &result)?;
-            let summary = summary(&cfg, &state, &result, &derived.details_md);
-            report::atomic_write(&out.join("summary.md"), summary.as_bytes())?;
-            checkpoints.save(state.global_step, &vs, &opt, &acc.named(), &state)?;
-            return Ok(result);
-        }
-        checkpoints.save(state.global_step, &vs, &opt, &acc.named(), &state)?;
+        write_json(&self.out.join("importances.json"), &extra.importances)?;
+        Ok(EpochMetrics {
+            epoch: epoch + 1,
+            lr: end.lr,
+            train_loss,
+            train_acc,
+            heldout_loss: heldout.as_ref().map(|h| h.loss),
+            heldout_acc: heldout.as_ref().map(|h| h.acc),
+            seconds: end.started.elapsed().as_secs_f64(),
+        })
     }
-    // Resuming a finished run: its result is already on disk.
-    let text =
-        std::fs::read_to_string(out.join("result.json")).context("the run finished but result.json is missing")?;
-    Ok(serde_json::from_str(&text)?)
+}
+
+fn add_importance(acc: &mut Option<Tensor>, importance: &Tensor) {
+    let imp = importance.to_kind(Kind::Double);
+    match acc {
+        Some(acc) => {
+            let _ = acc.g_add_(&imp);
+        }
+        None => *acc = Some(imp),
+    }
+}
+
+/// The whole search; returns the result also written to `<out>/result.json`.
+pub fn run(search: SearchRun) -> Result<SearchResult> {
+    let run = Run::open(search.start)?;
+    let cfg = &run.config;
+    let space = space_of(cfg);
+    tracing::info!(
+        "{}: {} training / {} held-out images, {} classes, device {:?}",
+        space.name(),
+        run.train_idx.len(),
+        run.other_idx.len(),
+        run.num_classes,
+        run.device
+    );
+    let (vs, supernet) = run.model(|p| Ok(space.build(p, run.in_channels, run.num_classes)))?;
+    let opt = Sgd::from_config(&vs, &cfg.train);
+    let schedule = Box::new(CosineSchedule::from_config(&cfg.train));
+    let mut trainer =
+        Trainer::new(&run, vs, opt, schedule).progress(search.progress).stop_after_steps(search.stop_after_steps);
+    let train_loader = run.loader(run.train_idx.clone(), cfg.train.batch_size, cfg.train.augment, true);
+    let heldout_augment = if cfg.importance.augment { cfg.train.augment } else { Augment::none() };
+    let heldout_loader = run.loader(run.other_idx.clone(), cfg.importance.batch_size, heldout_augment, false);
+    let mut job = SearchJob {
+        cfg,
+        space: space.as_ref(),
+        supernet: supernet.as_ref(),
+        heldout: &heldout_loader,
+        out: &run.out,
+        device: run.device,
+        progress: search.progress,
+        importance: None,
+    };
+    let history = trainer.fit(&mut job, &train_loader)?;
+    if let Some(result) = run.finished()? {
+        return Ok(result);
+    }
+    finish(&run, space.as_ref(), &history)
+}
+
+/// Derives the architecture from the last epoch's held-out importances and writes the run's result files.
+fn finish(
+    run: &Run<SearchConfig>,
+    space: &dyn SearchSpace,
+    history: &History<EpochMetrics, SearchHistory>,
+) -> Result<SearchResult> {
+    let out = &run.out;
+    let last = history.extra.importances.last().context("the search ran no epoch")?;
+    let heldout = last.heldout.as_ref().context("the last epoch has no held-out importances")?;
+    let derived = space.derive(&crate::space::nested_to_tensor(&heldout["values"])?)?;
+    let heldout_acc = history.metrics.last().and_then(|m| m.heldout_acc).unwrap_or(f64::NAN);
+    let result = SearchResult {
+        space: space.name().to_string(),
+        arch: derived.name.clone(),
+        seed: run.config.seed,
+        heldout_acc,
+        train_seconds: history.train_seconds,
+        extra: derived.result,
+    };
+    write_json(&out.join("genotype.json"), &derived.genotype)?;
+    for (name, bytes) in &derived.files {
+        report::atomic_write(&out.join(name), bytes)?;
+    }
+    write_json(&out.join("result.json"), &result)?;
+    let summary = summary(&run.config, history, &result, &derived.details_md);
+    report::atomic_write(&out.join("summary.md"), summary.as_bytes())?;
+    Ok(result)
 }
 
 /// One SGD step on weights and attention together; returns the forward's output and the loss.
@@ -326,10 +232,6 @@ pub fn train_step(
     (output, loss)
 }
 
-fn checkpoints_dir(out: &Path) -> PathBuf {
-    out.join("checkpoints")
-}
-
 struct HeldOut {
     loss: f64,
     acc: f64,
@@ -344,27 +246,22 @@ fn heldout_pass(
     device: Device,
     mode: ProgressMode,
 ) -> Result<HeldOut> {
-    let mut acc = Accumulators::new(device);
-    let total = loader.num_batches() as u64;
-    let mut progress = Progress::start(mode, "held-out pass", total);
-    tch::no_grad(|| -> Result<()> {
-        for (i, batch) in loader.epoch(epoch as u64, 0).enumerate() {
-            let batch = batch?;
-            let (x, y) = (batch.x.to_device(device), batch.y.to_device(device));
-            let output = supernet.forward_t(&x, false);
-            let loss = output.logits.cross_entropy_for_logits(&y);
-            acc.add(&output.logits, &loss, &y, &output.importance);
-            progress.set(i as u64 + 1, String::new);
-        }
-        Ok(())
+    let mut importance = None;
+    let means = evaluate(loader, epoch, device, mode, "held-out pass", |x| {
+        let output = supernet.forward_t(x, false);
+        add_importance(&mut importance, &output.importance);
+        output.logits
     })?;
-    progress.finish();
-    let (loss, acc_mean) = acc.means();
-    let importance = acc.importance.context("the held-out half is empty")?;
-    Ok(HeldOut { loss, acc: acc_mean, importance })
+    let importance = importance.context("the held-out half is empty")?;
+    Ok(HeldOut { loss: means.loss, acc: means.top1, importance })
 }
 
-fn summary(cfg: &SearchConfig, state: &LoopState, result: &SearchResult, details_md: &str) -> String {
+fn summary(
+    cfg: &SearchConfig,
+    state: &History<EpochMetrics, SearchHistory>,
+    result: &SearchResult,
+    details_md: &str,
+) -> String {
     let mut s = format!("# AGNAS search: {}\n\nFound architecture: `{}`\n\n", result.space, result.arch);
     if let Some(rec) = result.extra.get("bench201").filter(|r| !r.is_null()) {
         s.push_str("| NAS-Bench-201 (200 epochs) | accuracy % |\n|---|---|\n");

@@ -4,10 +4,11 @@ use agnas::nn::init::{batch_norm2d, conv2d, ConvSpec};
 use agnas::nn::ops::{
     DilConv, FactorizedReduce, Identity, Pool, PoolKind, ReLUConvBN, ResNetBasicBlock, SepConv, Zero,
 };
-use agnas::nn::{to_channels_last, vars_to_channels_last, Node, SeAttention};
+use agnas::nn::{Node, SeAttention};
 use agnas::space::darts;
 use agnas::space::nb201::supernet::mixed_op;
 use agnas::space::nb201::{Nb201Config, Nb201Supernet};
+use agnas::train::settings::{to_channels_last, vars_to_channels_last};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use tch::nn::{self, ModuleT, VarStore};

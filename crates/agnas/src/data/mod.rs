@@ -7,15 +7,54 @@ pub mod folder;
 pub mod idx;
 pub mod loader;
 
-use crate::config::DataFormat;
 use anyhow::{bail, ensure, Context, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// The file format of `data.path`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DataFormat {
+    /// Guessed from what is at the path.
+    #[default]
+    Auto,
+    /// CIFAR-10 binary batches (`cifar-10-batches-bin`).
+    Cifar10,
+    /// CIFAR-100 binary (`cifar-100-binary`).
+    Cifar100,
+    /// Class folders of JPEG/PNG images, or a .tar/.tar.gz of them.
+    Folder,
+    /// IDX files (MNIST, Fashion-MNIST).
+    Idx,
+}
+
+/// The data a search runs on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Training images; absent = the CIFAR-10 subset embedded in agnas.
+    pub path: Option<PathBuf>,
+    pub format: DataFormat,
+    /// Use only this many images per class (balanced, seeded); 0 = all.
+    pub per_class: usize,
+    /// Share of the training images that trains weights and attention; the rest is the held-out half.
+    pub split: f64,
+    /// Background threads decoding and augmenting batches.
+    pub workers: usize,
+    /// Batches prepared ahead of the training step.
+    pub prefetch: usize,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig { path: None, format: DataFormat::Auto, per_class: 0, split: 0.5, workers: 2, prefetch: 4 }
+    }
+}
 
 /// One image, rows × columns × channels, u8 (HWC).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -12,7 +12,7 @@
 //! - squeezes are sums divided on the small (B, C) result, so their backward broadcasts the gradient as a view
 //!   instead of writing a full-size tensor (`mean`'s backward divides a full-size expanded gradient).
 use super::attention::SeAttention;
-use super::ops::Pool;
+use super::ops::{AfterRelu, Pool};
 use std::cell::{OnceCell, RefCell};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
@@ -22,12 +22,6 @@ use tch::Tensor;
 pub enum Shared {
     Identity,
     Pool(Pool),
-}
-
-/// Modules whose first step is a ReLU of their input, so that the ReLU can be shared by all edges reading a node.
-pub trait AfterRelu: std::fmt::Debug {
-    /// The module's output given `relu` = ReLU(input).
-    fn forward_relu(&self, relu: &Tensor, train: bool) -> Tensor;
 }
 
 /// One candidate of a [`MixedOp`].
@@ -211,11 +205,11 @@ mod tests {
             let (a, b) = (edge(0), edge(1));
             vs.double();
             if channels_last {
-                crate::nn::vars_to_channels_last(&vs);
+                crate::train::settings::vars_to_channels_last(&vs);
             }
             let mut x = Tensor::randn([3, c, 6, 6], (Kind::Double, Device::Cpu));
             if channels_last {
-                x = crate::nn::to_channels_last(&x);
+                x = crate::train::settings::to_channels_last(&x);
             }
             let x = x.set_requires_grad(true);
             let w = Tensor::randn([3, c, 6, 6], (Kind::Double, Device::Cpu));

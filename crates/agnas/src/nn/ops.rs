@@ -4,9 +4,14 @@
 //! sequence, `conv_1`/`conv_2`/`bn` in `FactorizedReduce`, …) so weights exchange with PyTorch checkpoints by name.
 use super::flops::Conv2d;
 use super::init::{batch_norm2d, conv2d, ConvSpec};
-use super::mixed::AfterRelu;
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
+
+/// Modules whose first step is a ReLU of their input, so that the ReLU can be shared by all edges reading a node.
+pub trait AfterRelu: std::fmt::Debug {
+    /// The module's output given `relu` = ReLU(input).
+    fn forward_relu(&self, relu: &Tensor, train: bool) -> Tensor;
+}
 
 /// Zeros of the (strided) input's shape: the `none` candidate. It stays in the autograd graph (a zero gradient),
 /// as `x.mul(0.)` does in PyTorch; a [`crate::nn::MixedOp`] skips it altogether.

@@ -1,5 +1,5 @@
 //! Model weights as safetensors under PyTorch's state_dict names, for exchange with PyTorch checkpoints.
-use crate::train::checkpoint::write_tensors;
+use crate::report::write_tensors;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! Run folders: atomic file writes, progress display.
+//! Run folders: claiming them, atomic file and tensor writes, progress display, pictures.
 pub mod progress;
 pub mod svg;
 
@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use tch::Tensor;
 
 /// The temporary sibling a file is written to before it is renamed over its final name. The name keeps the
 /// extension, because some writers pick the format from it (`VarStore::save` and `.safetensors`).
@@ -64,6 +65,37 @@ pub fn write_jsonl<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<()> {
         text.push('\n');
     }
     atomic_write(path, text.as_bytes())
+}
+
+/// Writes named tensors as safetensors, in name order, from host copies: safetensors stores only contiguous CPU
+/// data, and weights may live on a GPU or in channels-last layout.
+pub fn write_tensors<'a, N: AsRef<str> + 'a>(
+    tensors: impl IntoIterator<Item = (N, &'a Tensor)>,
+    path: &Path,
+) -> Result<()> {
+    let mut host: Vec<(String, Tensor)> = tensors
+        .into_iter()
+        .map(|(n, t)| (n.as_ref().to_string(), t.to_device(tch::Device::Cpu).contiguous()))
+        .collect();
+    host.sort_by(|a, b| a.0.cmp(&b.0));
+    Tensor::write_safetensors(&host, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The file that marks a folder as a run's: written first when a run starts, read back when it resumes.
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// Claims `out` for a new run: refuses a folder that holds one, then writes the resolved configuration.
+pub fn claim_run_folder(out: &Path, config_toml: &str) -> Result<()> {
+    for existing in [CONFIG_FILE, "result.json", "checkpoints"] {
+        anyhow::ensure!(
+            !out.join(existing).exists(),
+            "{} already holds a run ({existing} exists): use --resume {} or another --out",
+            out.display(),
+            out.display()
+        );
+    }
+    fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    atomic_write(&out.join(CONFIG_FILE), config_toml.as_bytes())
 }
 
 #[cfg(test)]

@@ -89,3 +89,28 @@ pub fn tensor_to_nested(t: &Tensor) -> Result<serde_json::Value> {
     }
     Ok(nest(&flat, &size))
 }
+
+/// The tensor (float64, CPU) of nested lists written by [`tensor_to_nested`]; every row of a level must have the
+/// same length and every value must be a number.
+pub fn nested_to_tensor(value: &serde_json::Value) -> Result<Tensor> {
+    fn walk(v: &serde_json::Value, depth: usize, shape: &mut Vec<i64>, flat: &mut Vec<f64>) -> Result<()> {
+        match v {
+            serde_json::Value::Array(items) => {
+                if shape.len() == depth {
+                    shape.push(items.len() as i64);
+                }
+                anyhow::ensure!(shape[depth] == items.len() as i64, "rows of unequal length at depth {depth}");
+                items.iter().try_for_each(|item| walk(item, depth + 1, shape, flat))
+            }
+            serde_json::Value::Number(n) => {
+                anyhow::ensure!(shape.len() == depth, "a number where a list was expected at depth {depth}");
+                flat.push(n.as_f64().unwrap_or(f64::NAN));
+                Ok(())
+            }
+            other => anyhow::bail!("expected a number or a list, found {other}"),
+        }
+    }
+    let (mut shape, mut flat) = (Vec::new(), Vec::new());
+    walk(value, 0, &mut shape, &mut flat)?;
+    Ok(Tensor::from_slice(&flat).reshape(&shape))
+}

@@ -2,7 +2,7 @@
 //!
 //! Each checkpoint is a folder `step-<global step>`; the file `latest` names the newest complete one and is
 //! replaced atomically after the folder is fully written, so a crash at any moment leaves a usable checkpoint.
-use crate::report::{atomic_write, atomic_write_with};
+use crate::report::{atomic_write, atomic_write_with, write_tensors};
 use anyhow::{bail, Context, Result};
 use serde::{de::DeserializeOwned, Serialize};
 use std::fs;
@@ -12,20 +12,6 @@ use tch::{nn::VarStore, Tensor};
 use super::Sgd;
 
 const LATEST: &str = "latest";
-
-/// Writes named tensors as safetensors, in name order, from host copies: safetensors stores only contiguous CPU
-/// data, and weights may live on a GPU or in channels-last layout.
-pub fn write_tensors<'a, N: AsRef<str> + 'a>(
-    tensors: impl IntoIterator<Item = (N, &'a Tensor)>,
-    path: &Path,
-) -> Result<()> {
-    let mut host: Vec<(String, Tensor)> = tensors
-        .into_iter()
-        .map(|(n, t)| (n.as_ref().to_string(), t.to_device(tch::Device::Cpu).contiguous()))
-        .collect();
-    host.sort_by(|a, b| a.0.cmp(&b.0));
-    Tensor::write_safetensors(&host, path).with_context(|| format!("writing {}", path.display()))
-}
 
 /// The checkpoints folder of a run.
 pub struct Checkpoints {

@@ -25,6 +25,11 @@ impl Sgd {
         Sgd { params, buffers, momentum, weight_decay, nesterov }
     }
 
+    /// The optimiser `train` asks for, over every trainable variable of `vs`.
+    pub fn from_config(vs: &VarStore, train: &super::TrainConfig) -> Self {
+        Sgd::new(vs, train.momentum, train.weight_decay, train.nesterov)
+    }
+
     pub fn zero_grad(&mut self) {
         for (_, p) in &mut self.params {
             p.zero_grad();
@@ -85,7 +90,7 @@ impl Sgd {
     /// Writes the momentum buffers, keyed by parameter name.
     pub fn save(&self, path: &Path) -> Result<()> {
         let named = self.params.iter().zip(&self.buffers).filter_map(|((n, _), b)| b.as_ref().map(|b| (n.as_str(), b)));
-        super::checkpoint::write_tensors(named, path)
+        crate::report::write_tensors(named, path)
     }
 
     pub fn load(&mut self, path: &Path) -> Result<()> {
@@ -125,11 +130,34 @@ pub struct CosineSchedule {
     pub step_at_epoch_start: bool,
 }
 
+/// The learning rate of each step.
+pub trait LrSchedule {
+    /// The rate for step `step` (0-based) of epoch `epoch`, of `steps_per_epoch`.
+    fn lr(&self, epoch: usize, step: usize, steps_per_epoch: usize) -> f64;
+}
+
 impl CosineSchedule {
+    /// The schedule `train` asks for.
+    pub fn from_config(train: &super::TrainConfig) -> Self {
+        CosineSchedule {
+            lr: train.lr,
+            lr_min: train.lr_min,
+            epochs: train.epochs,
+            step_at_epoch_start: train.lr_step_at_epoch_start,
+        }
+    }
+
     pub fn lr_at(&self, epoch: usize) -> f64 {
         let e = epoch + usize::from(self.step_at_epoch_start);
         let t = e as f64 / self.epochs.max(1) as f64;
         self.lr_min + 0.5 * (self.lr - self.lr_min) * (1.0 + (std::f64::consts::PI * t).cos())
+    }
+}
+
+/// Stepped per epoch: every step of an epoch runs at the same rate.
+impl LrSchedule for CosineSchedule {
+    fn lr(&self, epoch: usize, _step: usize, _steps_per_epoch: usize) -> f64 {
+        self.lr_at(epoch)
     }
 }
 

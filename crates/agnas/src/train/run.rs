@@ -1,0 +1,371 @@
+//! The training skeleton every run shares (search, retrain, and whatever loop comes next).
+//!
+//! [`Run::open`] claims or reopens the run folder, sets up the machine and opens and splits the data;
+//! [`Run::model`] seeds and builds the network; a [`Trainer`] owns the optimiser, the LR schedule, the checkpoints,
+//! the finite-loss check, progress, `metrics.jsonl` and the stop-after-steps hook. A [`Job`] supplies only its step
+//! and its end-of-epoch work; what it does after the last epoch is its own code.
+use super::checkpoint::Checkpoints;
+use super::optim::{LrSchedule, Sgd};
+use super::{DeviceChoice, Means, MemoryFormat, StepSchedule, Totals, TrainConfig};
+use crate::data::loader::{Batch, Loader, LoaderConfig};
+use crate::data::{self, augment::Augment, DataConfig, Dataset, Normalization};
+use crate::report::{self, progress::ProgressMode, write_jsonl, Progress, CONFIG_FILE};
+use anyhow::{Context, Result};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use tch::{nn::VarStore, Device, Tensor};
+
+/// How a run begins: a new run with its configuration, or the continuation of the run in a folder, which keeps the
+/// configuration it was started with.
+pub enum Start<C> {
+    New { config: C, out: PathBuf },
+    Resume(PathBuf),
+}
+
+impl<C> Start<C> {
+    pub fn out(&self) -> &Path {
+        match self {
+            Start::New { out, .. } => out,
+            Start::Resume(dir) => dir,
+        }
+    }
+}
+
+/// The settings every run configuration has, whatever else it holds.
+pub trait RunConfig: Serialize + DeserializeOwned {
+    fn seed(&self) -> u64;
+    fn device(&self) -> DeviceChoice;
+    /// CPU threads for libtorch (0 = libtorch's default).
+    fn threads(&self) -> usize;
+    fn memory_format(&self) -> MemoryFormat;
+    fn data(&self) -> &DataConfig;
+    fn train(&self) -> &TrainConfig;
+    /// Rejects impossible values, naming the field.
+    fn validate(&self) -> Result<()>;
+}
+
+/// An opened run: its configuration, folder, device and data.
+pub struct Run<C> {
+    pub config: C,
+    pub out: PathBuf,
+    pub resumed: bool,
+    pub device: Device,
+    pub dataset: Arc<dyn Dataset>,
+    /// The images that train (the `data.split` share).
+    pub train_idx: Vec<usize>,
+    /// The rest: the held-out half of a search, the validation split of a retrain.
+    pub other_idx: Vec<usize>,
+    pub normalization: Normalization,
+    pub in_channels: i64,
+    pub num_classes: i64,
+    /// (height, width) of the first image.
+    pub image_size: (i64, i64),
+}
+
+impl<C: RunConfig> Run<C> {
+    /// Claims the folder of a new run (writing its configuration) or reads back the configuration of the run being
+    /// resumed; then threads, device and the data, split.
+    pub fn open(start: Start<C>) -> Result<Self> {
+        let (config, out, resumed) = match start {
+            Start::New { config, out } => {
+                config.validate()?;
+                report::claim_run_folder(&out, &toml::to_string_pretty(&config)?)?;
+                (config, out, false)
+            }
+            Start::Resume(dir) => {
+                let path = dir.join(CONFIG_FILE);
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("resuming needs the run folder's {}", path.display()))?;
+                let config: C = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+                config.validate().with_context(|| format!("{}", path.display()))?;
+                (config, dir, true)
+            }
+        };
+        if config.threads() > 0 {
+            tch::set_num_threads(config.threads() as i32);
+        }
+        let device = config.device().resolve()?;
+        let d = config.data();
+        let (dataset, train_idx, other_idx) =
+            data::open_and_split(d.path.as_deref(), d.format, d.per_class, d.split, config.seed())?;
+        let first = dataset.image(0).context("reading the first image")?;
+        Ok(Run {
+            normalization: Normalization::for_dataset(dataset.as_ref()),
+            in_channels: first.channels as i64,
+            num_classes: dataset.num_classes() as i64,
+            image_size: (first.height as i64, first.width as i64),
+            config,
+            out,
+            resumed,
+            device,
+            dataset,
+            train_idx,
+            other_idx,
+        })
+    }
+
+    /// Seeds libtorch and builds the model on a fresh variable store in the configured memory layout.
+    pub fn model<M>(&self, build: impl FnOnce(&tch::nn::Path) -> Result<M>) -> Result<(VarStore, M)> {
+        tch::manual_seed(self.config.seed() as i64);
+        let vs = VarStore::new(self.device);
+        let model = build(&vs.root())?;
+        self.config.memory_format().apply(&vs);
+        Ok((vs, model))
+    }
+
+    /// A loader over `idx` of this run's data with its normalisation, workers and seed.
+    pub fn loader(&self, idx: Vec<usize>, batch_size: usize, augment: Augment, shuffle: bool) -> Loader {
+        self.loader_over(self.dataset.clone(), idx, batch_size, augment, shuffle)
+    }
+
+    /// A loader over `idx` of another data set (a test split) with this run's normalisation, workers and seed.
+    pub fn loader_over(
+        &self,
+        dataset: Arc<dyn Dataset>,
+        idx: Vec<usize>,
+        batch_size: usize,
+        augment: Augment,
+        shuffle: bool,
+    ) -> Loader {
+        let d = self.config.data();
+        let config = LoaderConfig {
+            batch_size,
+            shuffle,
+            drop_last: false,
+            augment,
+            normalization: self.normalization.clone(),
+            workers: d.workers,
+            prefetch: d.prefetch,
+            seed: self.config.seed(),
+        };
+        Loader::new(dataset, idx, config)
+    }
+
+    /// The result a finished run wrote, if it did (resuming a finished run returns it).
+    pub fn finished<R: DeserializeOwned>(&self) -> Result<Option<R>> {
+        let path = self.out.join("result.json");
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(Some(serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?))
+    }
+}
+
+/// Where a step stands, for the job's step.
+#[derive(Debug, Clone, Copy)]
+pub struct StepContext {
+    pub epoch: usize,
+    /// Steps of this epoch done before this one.
+    pub step: usize,
+    /// Steps of the whole run done before this one.
+    pub global_step: u64,
+    pub lr: f64,
+}
+
+/// What the trainer knows when an epoch's steps are done.
+pub struct EpochEnd {
+    pub epoch: usize,
+    /// The LR at the epoch's first step.
+    pub lr: f64,
+    /// Loss and accuracy of the epoch's training steps.
+    pub train: Means,
+    pub last: bool,
+    pub started: Instant,
+}
+
+/// What a training run does besides what every run does.
+pub trait Job {
+    /// One line of `metrics.jsonl`.
+    type Epoch: Serialize + DeserializeOwned;
+    /// More history for the checkpoints (kept beside the metrics in `state.json`).
+    type Extra: Serialize + DeserializeOwned + Default;
+
+    /// One optimisation step on a batch already on the device; returns the logits and the (mean) loss, which the
+    /// trainer adds to its loss and accuracy sums.
+    fn step(&mut self, x: &Tensor, y: &Tensor, ctx: StepContext, opt: &mut Sgd) -> Result<(Tensor, Tensor)>;
+
+    /// Sums the job keeps on the device besides the trainer's, by name, for checkpoints.
+    fn accumulators(&self) -> Vec<(&str, &Tensor)> {
+        Vec::new()
+    }
+
+    /// Takes back the sums of [`Job::accumulators`] from a checkpoint.
+    fn restore(&mut self, saved: Vec<(String, Tensor)>) -> Result<()> {
+        match saved.first() {
+            Some((name, _)) => anyhow::bail!("unknown accumulator `{name}` in checkpoint"),
+            None => Ok(()),
+        }
+    }
+
+    /// The epoch's work after its steps (held-out or validation passes, files of its own); returns its metrics row.
+    fn end_epoch(&mut self, end: &EpochEnd, extra: &mut Self::Extra) -> Result<Self::Epoch>;
+}
+
+/// The loop's position and history: what a checkpoint needs besides tensors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct History<E, X> {
+    pub epoch: usize,
+    pub step: usize,
+    pub global_step: u64,
+    /// Seconds trained, over all sessions of the run.
+    pub train_seconds: f64,
+    pub metrics: Vec<E>,
+    #[serde(flatten)]
+    pub extra: X,
+}
+
+impl<E, X: Default> Default for History<E, X> {
+    fn default() -> Self {
+        History { epoch: 0, step: 0, global_step: 0, train_seconds: 0.0, metrics: Vec::new(), extra: X::default() }
+    }
+}
+
+/// Runs epochs of a [`Job`] with checkpoints and resume.
+pub struct Trainer<'a> {
+    out: &'a Path,
+    device: Device,
+    train: &'a TrainConfig,
+    pub vs: VarStore,
+    pub opt: Sgd,
+    schedule: Box<dyn LrSchedule>,
+    checkpoints: Checkpoints,
+    progress: ProgressMode,
+    stop_after_steps: Option<u64>,
+}
+
+impl<'a> Trainer<'a> {
+    pub fn new<C: RunConfig>(run: &'a Run<C>, vs: VarStore, opt: Sgd, schedule: Box<dyn LrSchedule>) -> Self {
+        Trainer {
+            out: &run.out,
+            device: run.device,
+            train: run.config.train(),
+            vs,
+            opt,
+            schedule,
+            checkpoints: Checkpoints::new(run.out.join("checkpoints")),
+            progress: ProgressMode::Auto,
+            stop_after_steps: None,
+        }
+    }
+
+    pub fn progress(mut self, mode: ProgressMode) -> Self {
+        self.progress = mode;
+        self
+    }
+
+    /// Stop (as if killed) after this many training steps in all; for crash tests.
+    pub fn stop_after_steps(mut self, steps: Option<u64>) -> Self {
+        self.stop_after_steps = steps;
+        self
+    }
+
+    /// Trains the remaining epochs over `loader`, resuming from the newest checkpoint if there is one; returns the
+    /// whole history.
+    pub fn fit<J: Job>(&mut self, job: &mut J, loader: &Loader) -> Result<History<J::Epoch, J::Extra>> {
+        let (mut state, mut totals) = self.restore(job)?;
+        let steps = loader.num_batches();
+        let plan = StepSchedule {
+            steps_per_epoch: steps,
+            checkpoint_every: self.train.checkpoint_every,
+            sync_every: self.train.sync_every,
+            stop_after: self.stop_after_steps,
+        };
+        let epochs = self.train.epochs;
+        while state.epoch < epochs {
+            let epoch = state.epoch;
+            let first_lr = self.schedule.lr(epoch, 0, steps);
+            let started = Instant::now();
+            let mut progress = Progress::start(self.progress, format!("epoch {}/{epochs}", epoch + 1), steps as u64);
+            for batch in loader.epoch(epoch as u64, state.step) {
+                let Batch { x, y, .. } = batch?;
+                let (x, y) = (x.to_device(self.device), y.to_device(self.device));
+                let lr = self.schedule.lr(epoch, state.step, steps);
+                let ctx = StepContext { epoch, step: state.step, global_step: state.global_step, lr };
+                let (logits, loss) = job.step(&x, &y, ctx, &mut self.opt)?;
+                totals.add(&logits, &loss, &y);
+                state.step += 1;
+                state.global_step += 1;
+                if plan.sync_due(state.step) {
+                    let m = totals.means();
+                    StepSchedule::ensure_finite(m.loss, epoch, state.step, &self.out.join("checkpoints"))?;
+                    progress
+                        .set(state.step as u64, || format!("loss {:.3} acc {:.1}% lr {lr:.4}", m.loss, 100.0 * m.top1));
+                }
+                if plan.checkpoint_due(state.step) {
+                    // The checkpoint records the time trained so far, so that a resumed run reports its whole duration.
+                    let before = state.train_seconds;
+                    state.train_seconds += started.elapsed().as_secs_f64();
+                    self.save(&state, &totals, job)?;
+                    state.train_seconds = before;
+                }
+                plan.check_stop(state.global_step)?;
+            }
+            progress.finish();
+            let train = totals.means();
+            anyhow::ensure!(
+                train.loss.is_finite(),
+                "training diverged: the epoch {} loss is {}",
+                epoch + 1,
+                train.loss
+            );
+            let end = EpochEnd { epoch, lr: first_lr, train, last: epoch + 1 == epochs, started };
+            let row = job.end_epoch(&end, &mut state.extra)?;
+            state.train_seconds += started.elapsed().as_secs_f64();
+            state.metrics.push(row);
+            state.epoch += 1;
+            state.step = 0;
+            totals = Totals::new(self.device);
+            write_jsonl(&self.out.join("metrics.jsonl"), &state.metrics)?;
+            self.save(&state, &totals, job)?;
+        }
+        Ok(state)
+    }
+
+    fn save<J: Job>(&self, state: &History<J::Epoch, J::Extra>, totals: &Totals, job: &J) -> Result<()> {
+        let mut named = totals.named();
+        named.extend(job.accumulators());
+        self.checkpoints.save(state.global_step, &self.vs, &self.opt, &named, state)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn restore<J: Job>(&mut self, job: &mut J) -> Result<(History<J::Epoch, J::Extra>, Totals)> {
+        let Some(dir) = self.checkpoints.latest()? else {
+            return Ok((History::default(), Totals::new(self.device)));
+        };
+        let (mut saved, state): (_, History<J::Epoch, J::Extra>) =
+            Checkpoints::load(&dir, &mut self.vs, &mut self.opt)?;
+        tracing::info!("resuming from {} (epoch {}, step {})", dir.display(), state.epoch, state.step);
+        let totals = Totals::restore(&mut saved, self.device)?;
+        job.restore(saved.into_iter().map(|(n, t)| (n, t.to_device(self.device))).collect())?;
+        Ok((state, totals))
+    }
+}
+
+/// Forward of a whole data set without gradients; `forward` returns the logits. Loss and accuracy sums stay on the
+/// device until the end.
+pub fn evaluate(
+    loader: &Loader,
+    epoch: usize,
+    device: Device,
+    mode: ProgressMode,
+    label: &str,
+    mut forward: impl FnMut(&Tensor) -> Tensor,
+) -> Result<Means> {
+    let mut totals = Totals::new(device);
+    let mut progress = Progress::start(mode, label.to_string(), loader.num_batches() as u64);
+    tch::no_grad(|| -> Result<()> {
+        for (i, batch) in loader.epoch(epoch as u64, 0).enumerate() {
+            let Batch { x, y, .. } = batch?;
+            let (x, y) = (x.to_device(device), y.to_device(device));
+            let logits = forward(&x);
+            totals.add(&logits, &logits.cross_entropy_for_logits(&y), &y);
+            progress.set(i as u64 + 1, String::new);
+        }
+        Ok(())
+    })?;
+    progress.finish();
+    Ok(totals.means())
+}

@@ -1,0 +1,188 @@
+//! The settings every training run shares: where it runs, the memory layout, and how it optimises.
+use crate::data::augment::Augment;
+use anyhow::{bail, ensure, Result};
+use serde::{Deserialize, Serialize};
+use tch::{nn::VarStore, Tensor};
+
+/// Where the tensors live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceChoice {
+    /// CUDA when a GPU is visible, else the CPU.
+    #[default]
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+impl DeviceChoice {
+    pub fn resolve(self) -> Result<tch::Device> {
+        match self {
+            DeviceChoice::Auto => Ok(tch::Device::cuda_if_available()),
+            DeviceChoice::Cpu => Ok(tch::Device::Cpu),
+            DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(tch::Device::Cuda(0)),
+            DeviceChoice::Cuda => bail!("device = \"cuda\" but no CUDA device is visible"),
+        }
+    }
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(DeviceChoice::Auto),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" | "gpu" => Ok(DeviceChoice::Cuda),
+            _ => bail!("unknown device `{s}` (auto, cpu, cuda)"),
+        }
+    }
+}
+
+/// Memory layout of activations and convolution weights. Activations follow the weights: libtorch gives a
+/// convolution with channels-last weights a channels-last output, and every later op keeps the layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MemoryFormat {
+    /// Channels-last on the CPU, where libtorch's convolutions, BN and pools are faster on it (BENCHMARKS.md);
+    /// contiguous on CUDA, where it has not been measured.
+    #[default]
+    Auto,
+    ChannelsLast,
+    Contiguous,
+}
+
+impl MemoryFormat {
+    pub fn is_channels_last(self, device: tch::Device) -> bool {
+        match self {
+            MemoryFormat::Auto => device == tch::Device::Cpu,
+            MemoryFormat::ChannelsLast => true,
+            MemoryFormat::Contiguous => false,
+        }
+    }
+
+    /// Puts the 4-D variables (convolution weights) of `vs` into this layout.
+    pub fn apply(self, vs: &tch::nn::VarStore) {
+        if self.is_channels_last(vs.device()) {
+            vars_to_channels_last(vs);
+        }
+    }
+}
+
+impl std::str::FromStr for MemoryFormat {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(MemoryFormat::Auto),
+            "channels_last" | "channels-last" | "nhwc" => Ok(MemoryFormat::ChannelsLast),
+            "contiguous" | "nchw" => Ok(MemoryFormat::Contiguous),
+            _ => bail!("unknown memory format `{s}` (auto, channels_last, contiguous)"),
+        }
+    }
+}
+
+/// The same values with channels-last strides (NHWC in memory, NCHW in shape): libtorch's CPU convolutions,
+/// BN and pools run much faster on it for the narrow layers of cell supernets. tch has no memory-format
+/// argument, so the layout is made by permuting to NHWC, compacting, and permuting the view back.
+pub fn to_channels_last(xs: &Tensor) -> Tensor {
+    if xs.dim() != 4 {
+        return xs.shallow_clone();
+    }
+    xs.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
+/// Puts every 4-D variable (conv weights) of `vs` into channels-last layout, in place.
+pub fn vars_to_channels_last(vs: &VarStore) {
+    tch::no_grad(|| {
+        for (_, mut v) in vs.variables() {
+            if v.dim() == 4 {
+                v.set_data(&to_channels_last(&v));
+            }
+        }
+    });
+}
+
+/// Weights-and-attention training on the training half.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub lr_min: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub nesterov: bool,
+    /// Global L2 norm the gradients are clipped to (0 = no clipping).
+    pub grad_clip: f64,
+    /// Reproduce the official code's LR schedule, stepped at the start of each epoch (epoch e runs at lr(e+1)).
+    pub lr_step_at_epoch_start: bool,
+    pub augment: Augment,
+    /// Steps between mid-epoch checkpoints (0 = only at the end of each epoch).
+    pub checkpoint_every: usize,
+    /// Steps between host reads of the loss (NaN check, progress).
+    pub sync_every: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 50,
+            batch_size: 64,
+            lr: 0.025,
+            lr_min: 0.001,
+            momentum: 0.9,
+            weight_decay: 3e-4,
+            nesterov: false,
+            grad_clip: 5.0,
+            lr_step_at_epoch_start: false,
+            augment: Augment { crop_padding: 4, hflip: true, cutout: 0 },
+            checkpoint_every: 200,
+            sync_every: 10,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Rejects impossible optimisation settings, naming the field (shared by search and retrain).
+    pub fn validate(&self) -> Result<()> {
+        let t = self;
+        ensure!(t.epochs > 0, "train.epochs must be at least 1");
+        ensure!(t.batch_size > 0, "train.batch_size must be at least 1");
+        ensure!(t.lr.is_finite() && t.lr > 0.0, "train.lr must be a positive number (got {})", t.lr);
+        ensure!(
+            t.lr_min.is_finite() && (0.0..=t.lr).contains(&t.lr_min),
+            "train.lr_min must be in [0, train.lr] (got {})",
+            t.lr_min
+        );
+        ensure!((0.0..1.0).contains(&t.momentum), "train.momentum must be in [0, 1) (got {})", t.momentum);
+        ensure!(t.weight_decay >= 0.0, "train.weight_decay must be >= 0 (got {})", t.weight_decay);
+        ensure!(t.grad_clip >= 0.0, "train.grad_clip must be >= 0 (got {})", t.grad_clip);
+        ensure!(t.sync_every > 0, "train.sync_every must be at least 1");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_format_resolves_per_device_and_rejects_unknown_values() {
+        assert!(MemoryFormat::Auto.is_channels_last(tch::Device::Cpu));
+        assert!(!MemoryFormat::Auto.is_channels_last(tch::Device::Cuda(0)));
+        assert!(MemoryFormat::ChannelsLast.is_channels_last(tch::Device::Cuda(0)));
+        assert!(!MemoryFormat::Contiguous.is_channels_last(tch::Device::Cpu));
+        assert_eq!("nhwc".parse::<MemoryFormat>().unwrap(), MemoryFormat::ChannelsLast);
+        assert!("nhcw".parse::<MemoryFormat>().unwrap_err().to_string().contains("nhcw"));
+    }
+
+    #[test]
+    fn channels_last_weights_give_channels_last_activations() {
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let conv = crate::nn::init::conv2d(vs.root() / "c", 3, 8, 3, crate::nn::init::ConvSpec::default().padding(1));
+        MemoryFormat::ChannelsLast.apply(&vs);
+        let y = tch::Tensor::randn([2, 3, 8, 8], (tch::Kind::Float, tch::Device::Cpu)).apply(&conv);
+        // Channels-last strides: C fastest, then W, then H.
+        assert_eq!(y.stride(), [8 * 8 * 8, 1, 8 * 8, 8], "an NCHW input through channels-last weights");
+    }
+}

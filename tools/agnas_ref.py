@@ -134,15 +134,16 @@ class SEAttention(nn.Module):
         return self.fc(X.mean((2, 3)))
 
 
-def nb201_op(name, C):
+def nb201_op(name, C, affine=False):
+    """A stride-1 NB201 op; the supernet's convs have a plain BN, the evaluation network's an affine one."""
     if name == "none":
         return Zero(1)
     if name == "skip_connect":
         return Identity()
     if name == "nor_conv_1x1":
-        return ReLUConvBN(C, C, 1, 1, 0, affine=False)
+        return ReLUConvBN(C, C, 1, 1, 0, affine=affine)
     if name == "nor_conv_3x3":
-        return ReLUConvBN(C, C, 3, 1, 1, affine=False)
+        return ReLUConvBN(C, C, 3, 1, 1, affine=affine)
     if name == "avg_pool_3x3":
         return nn.AvgPool2d(3, 1, 1, count_include_pad=False)
     raise ValueError(f"unknown NB201 op {name!r}")
@@ -371,6 +372,53 @@ class NB201Supernet(nn.Module):
         h = h.mean((2, 3))
         logits = self.classifier(h)
         return logits, torch.stack(imps, 0)
+
+
+def nb201_arch_ops(arch):
+    """The six ops of an NB201 arch string, in ``NB201_EDGES`` order (the string lists them in that order)."""
+    ops = [entry.split("~")[0] for node in arch.split("+") for entry in node.strip("|").split("|")]
+    assert len(ops) == len(NB201_EDGES) and all(op in NB201_OPS for op in ops), arch
+    return ops
+
+
+class NB201InferCell(nn.Module):
+    """The benchmark's ``InferCell`` at stride 1: ``layers[k]`` is the op of edge k, ``none`` included (a Zero, which
+    is summed like the others), and node j is the sum of its edges."""
+
+    def __init__(self, ops, C):
+        super().__init__()
+        self.layers = nn.ModuleList([nb201_op(name, C, affine=True) for name in ops])
+
+    def forward(self, x):
+        nodes = [x]
+        for to in range(1, 4):
+            ys = [self.layers[k](nodes[f]) for k, (t, f) in enumerate(NB201_EDGES) if t == to]
+            nodes.append(sum(ys[1:], ys[0]))
+        return nodes[3]
+
+
+class NB201Network(nn.Module):
+    """The benchmark's ``TinyNetwork``: the NB201 skeleton with one arch in all 3N cells. The ResNet blocks sit in
+    ``cells`` between the stages. Returns ``(logits, None)`` like an evaluation network without auxiliary head."""
+
+    def __init__(self, C, N, ops, num_classes):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
+        cells = []
+        for stage in range(3):
+            c = C << stage
+            if stage > 0:
+                cells.append(ResNetBasicBlock(c // 2, c, 2))
+            cells.extend(NB201InferCell(ops, c) for _ in range(N))
+        self.cells = nn.ModuleList(cells)
+        self.lastact = nn.Sequential(nn.BatchNorm2d(4 * C), nn.ReLU())
+        self.classifier = nn.Linear(4 * C, num_classes)
+
+    def forward(self, x):
+        h = self.stem(x)
+        for cell in self.cells:
+            h = cell(h)
+        return self.classifier(self.lastact(h).mean((2, 3))), None
 
 
 def set_official_style(model, official):

@@ -33,6 +33,10 @@ def _randn(*shape, scale=1.0):
     return torch.randn(*shape) * scale
 
 
+# The benchmark's best CIFAR-10 cell (index 6111), and one with an all-`none` node feeding a conv.
+NB201_6111 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+NB201_ZERO_NODE = "|none~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|avg_pool_3x3~0|none~1|skip_connect~2|"
+
 # Each case: name -> (builder, description, input shape, kind, input scale)
 #   kind "module": y = module(x), gy/gx stored
 #   kind "mixed_op": (y, importance) = module(x)
@@ -151,6 +155,16 @@ CASES = [
      "DartsSupernet(C=2, num_classes=10, layers=5, steps=4, multiplier=4, stem_multiplier=3, "
      "ratio=8); reduction cells 1 and 3",
      (2, 3, 16, 16), "supernet", 1.0),
+    ("nb201_network_6111",
+     lambda: R.NB201Network(8, 1, R.nb201_arch_ops(NB201_6111), 10),
+     "NB201Network(C=8, N=1, arch=" + NB201_6111 + ", num_classes=10) (the benchmark's TinyNetwork); "
+     "loss = CE(logits)",
+     (2, 3, 32, 32), "network", 1.0),
+    ("nb201_network_none",
+     lambda: R.NB201Network(8, 1, R.nb201_arch_ops(NB201_ZERO_NODE), 10),
+     "NB201Network(C=8, N=1, arch=" + NB201_ZERO_NODE + ", num_classes=10); node 1 is all-none; "
+     "loss = CE(logits)",
+     (2, 3, 32, 32), "network", 1.0),
     ("darts_network_agnas",
      lambda: R.NetworkCIFAR(4, 10, 5, True, R.AGNAS, drop_path_prob=0.0),
      "NetworkCIFAR(C=4, num_classes=10, layers=5, auxiliary=True, genotype=AGNAS, "

@@ -1,5 +1,6 @@
-//! Parity with PyTorch: every building block and one NB201 supernet forward+backward against fixtures written by
-//! `tools/make_fixtures.py` (inputs, weights, outputs, gradients, BN running statistics), within 1e-4 relative.
+//! Parity with PyTorch: every building block, the supernets and the evaluation networks, forward and backward,
+//! against fixtures written by `tools/make_fixtures.py` (inputs, weights, outputs, gradients, BN running statistics),
+//! within 1e-4 relative.
 use agnas::nn::init::{batch_norm2d, conv2d, ConvSpec};
 use agnas::nn::ops::{
     DilConv, FactorizedReduce, Identity, Pool, PoolKind, ReLUConvBN, ResNetBasicBlock, SepConv, Zero,
@@ -7,7 +8,7 @@ use agnas::nn::ops::{
 use agnas::nn::{Node, SeAttention};
 use agnas::space::darts;
 use agnas::space::nb201::supernet::mixed_op;
-use agnas::space::nb201::{Nb201Config, Nb201Supernet};
+use agnas::space::nb201::{Arch, Nb201Config, Nb201Network, Nb201NetworkConfig, Nb201Supernet};
 use agnas::train::settings::{to_channels_last, vars_to_channels_last};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -275,6 +276,35 @@ fn darts_network_agnas() {
 #[test]
 fn darts_network_darts_v2() {
     check_network("darts_network_darts_v2", "darts_v2", false);
+}
+
+/// The NB201 evaluation network (the benchmark's `TinyNetwork`, C = 8, N = 1) in training, then in eval mode.
+fn check_nb201_network(case: &str, arch: &Arch) {
+    let f = Fixture::load(case);
+    let vs = VarStore::new(Device::Cpu);
+    let cfg = Nb201NetworkConfig { channels: 8, cells_per_stage: 1 };
+    let net = Nb201Network::new(&vs.root(), &cfg, arch, 3, 10);
+    f.load_params(&vs);
+    let logits = net.forward_t(f.get("x"), true);
+    assert_close(case, "logits", &logits, f.get("y"));
+    let loss = logits.cross_entropy_for_logits(f.get("labels"));
+    assert_close(case, "loss", &loss.reshape([1]), f.get("loss"));
+    loss.backward();
+    check_grads_and_stats(&f, &vs);
+    let y_eval = tch::no_grad(|| net.forward_t(f.get("x"), false));
+    assert_close(case, "y_eval", &y_eval, f.get("y_eval"));
+}
+
+#[test]
+fn nb201_network_6111() {
+    check_nb201_network("nb201_network_6111", &agnas::space::nb201::bench::table().by_index(6111).unwrap().arch);
+}
+
+/// Node 1 has only `none` inputs and feeds a conv: the zero node stays in the graph (zero gradients, BN statistics).
+#[test]
+fn nb201_network_none() {
+    let arch = "|none~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|avg_pool_3x3~0|none~1|skip_connect~2|";
+    check_nb201_network("nb201_network_none", &arch.parse().unwrap());
 }
 
 /// The full-size networks have PyTorch's state_dict keys and shapes (BN's `num_batches_tracked` aside), so released

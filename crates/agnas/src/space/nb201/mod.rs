@@ -2,10 +2,12 @@
 pub mod arch;
 pub mod bench;
 pub mod derive;
+pub mod network;
 pub mod supernet;
 
 pub use arch::{Arch, Nb201Op, EDGES};
 pub use derive::{Aggregation, DeriveConfig};
+pub use network::{Nb201Network, Nb201NetworkConfig};
 pub use supernet::{Nb201Config, Nb201Supernet};
 
 use super::{tensor_to_nested, Derived, SearchSpace, Supernet, SupernetOutput};

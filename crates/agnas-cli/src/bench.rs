@@ -1,18 +1,14 @@
 //! `agnas bench`: time the supernet train step and its building blocks on random data.
-use agnas::config::SearchConfig;
+use crate::parse_space;
+use agnas::config::{self, Preset, SearchConfig, SectionFlags};
 use agnas::data::loader::{Loader, LoaderConfig};
-use agnas::nn::init::ConvSpec;
-use agnas::nn::ops::{DilConv, FactorizedReduce, Pool, PoolKind, ReLUConvBN, SepConv};
-use agnas::nn::{AfterRelu, Node, SeAttention};
-use agnas::search::space_of;
-use agnas::space::darts::CellKind;
-use agnas::space::{darts, nb201, SpaceName};
+use agnas::space::{Space, SpaceName, SpaceTask};
 use agnas::train::Sgd;
 use agnas::train::{DeviceChoice, MemoryFormat};
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use std::time::Instant;
-use tch::nn::{self, ModuleT, VarStore};
+use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 #[derive(Subcommand)]
@@ -28,7 +24,7 @@ pub enum BenchCommand {
 
 #[derive(Args)]
 pub struct StepArgs {
-    #[arg(long, default_value = "nb201")]
+    #[arg(long, default_value = "nb201", value_parser = parse_space)]
     space: SpaceName,
     #[arg(long, default_value_t = 5)]
     steps: usize,
@@ -49,7 +45,7 @@ pub struct StepArgs {
     cells_per_stage: Option<i64>,
     /// DARTS supernet cells (default: the paper's 8).
     #[arg(long)]
-    layers: Option<usize>,
+    layers: Option<i64>,
     /// auto (channels-last on the CPU), channels_last or contiguous.
     #[arg(long, default_value = "auto")]
     memory_format: MemoryFormat,
@@ -77,7 +73,7 @@ fn sync(device: Device) {
 }
 
 /// A training loader over the embedded subset, configured as a search would.
-fn embedded_batches(cfg: &SearchConfig, batch_size: usize) -> Result<Loader> {
+fn embedded_batches<S: Space>(cfg: &SearchConfig<S>, batch_size: usize) -> Result<Loader> {
     let set = agnas::data::open(None, cfg.data.format)?;
     let normalization = agnas::data::Normalization::for_dataset(set.as_ref());
     let indices = (0..set.len()).collect();
@@ -96,8 +92,8 @@ fn embedded_batches(cfg: &SearchConfig, batch_size: usize) -> Result<Loader> {
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
-        BenchCommand::Step(a) => step(a),
-        BenchCommand::Blocks(a) => blocks(a),
+        BenchCommand::Step(a) => a.space.dispatch(&a),
+        BenchCommand::Blocks(a) => a.space.dispatch(&a),
     }
 }
 
@@ -114,20 +110,40 @@ fn lap(t: &mut Instant, device: Device) -> f64 {
     ms
 }
 
-fn step(a: StepArgs) -> Result<()> {
+impl SpaceTask for &StepArgs {
+    type Output = Result<()>;
+
+    fn run<S: Space>(self) -> Result<()> {
+        step::<S>(self)
+    }
+}
+
+/// The paper's search configuration with the supernet shape of the flags.
+fn bench_config<S: Space>(a: &StepArgs) -> Result<SearchConfig<S>> {
+    let mut flags = SectionFlags::default();
+    let keys = [
+        ("supernet.channels", "--channels", a.channels),
+        ("supernet.cells_per_stage", "--cells-per-stage", a.cells_per_stage),
+        ("supernet.layers", "--layers", a.layers),
+    ];
+    for (key, flag, value) in keys {
+        if let Some(v) = value {
+            flags.set(key, flag, v);
+        }
+    }
+    config::layered(S::search_preset(Preset::Paper), None, &flags)
+}
+
+fn step<S: Space>(a: &StepArgs) -> Result<()> {
     if a.threads > 0 {
         tch::set_num_threads(a.threads as i32);
     }
-    let mut cfg = SearchConfig { space: a.space, ..SearchConfig::default() };
-    cfg.nb201.channels = a.channels.unwrap_or(cfg.nb201.channels);
-    cfg.nb201.cells_per_stage = a.cells_per_stage.unwrap_or(cfg.nb201.cells_per_stage);
-    cfg.darts.channels = a.channels.unwrap_or(cfg.darts.channels);
-    cfg.darts.layers = a.layers.unwrap_or(cfg.darts.layers);
+    let cfg = bench_config::<S>(a)?;
     cfg.validate()?;
     let device = a.device.resolve()?;
     tch::manual_seed(0);
     let vs = VarStore::new(device);
-    let supernet = space_of(&cfg).build(&vs.root(), 3, 10);
+    let supernet = S::build_supernet(&cfg.supernet, &vs.root(), 3, 10);
     a.memory_format.apply(&vs);
     let mut opt = Sgd::new(&vs, cfg.train.momentum, cfg.train.weight_decay, cfg.train.nesterov);
     let x = Tensor::randn([a.batch_size, 3, 32, 32], (Kind::Float, device));
@@ -168,15 +184,18 @@ fn step(a: StepArgs) -> Result<()> {
         }
     }
     let mean = whole.iter().sum::<f64>() / whole.len().max(1) as f64;
-    let line = serde_json::json!({
+    let mut line = serde_json::json!({
         "impl": "agnas",
         "space": cfg.space,
         "device": format!("{device:?}"),
         "batch_size": a.batch_size,
         "threads": tch::get_num_threads(),
-        "channels": if a.space == SpaceName::Darts { cfg.darts.channels } else { cfg.nb201.channels },
-        "cells_per_stage": cfg.nb201.cells_per_stage,
-        "layers": cfg.darts.layers,
+    });
+    if let (Some(map), serde_json::Value::Object(shape)) = (line.as_object_mut(), serde_json::to_value(&cfg.supernet)?)
+    {
+        map.extend(shape);
+    }
+    let rest = serde_json::json!({
         "channels_last": a.memory_format.is_channels_last(device),
         "loader": a.loader,
         "forward_only": a.forward_only,
@@ -188,13 +207,16 @@ fn step(a: StepArgs) -> Result<()> {
         "optimizer_ms": median(update),
         "peak_rss_mb": peak_rss_mb(),
     });
+    if let (Some(map), serde_json::Value::Object(rest)) = (line.as_object_mut(), rest) {
+        map.extend(rest);
+    }
     outln!("{line}");
     Ok(())
 }
 
 #[derive(Args)]
 pub struct BlocksArgs {
-    #[arg(long, default_value = "nb201")]
+    #[arg(long, default_value = "nb201", value_parser = parse_space)]
     space: SpaceName,
     #[arg(long, default_value_t = 10)]
     iters: usize,
@@ -214,91 +236,22 @@ pub struct BlocksArgs {
     memory_format: MemoryFormat,
 }
 
-/// A block's training-mode forward from its inputs.
-type BlockForward = Box<dyn Fn(&[Tensor]) -> Tensor>;
+impl SpaceTask for &BlocksArgs {
+    type Output = Result<()>;
 
-/// A block under test: its input shapes and its forward.
-struct Block {
-    name: &'static str,
-    inputs: Vec<Vec<i64>>,
-    forward: BlockForward,
-}
-
-impl Block {
-    fn new(name: &'static str, inputs: Vec<Vec<i64>>, forward: impl Fn(&[Tensor]) -> Tensor + 'static) -> Self {
-        Block { name, inputs, forward: Box::new(forward) }
-    }
-
-    fn module(name: &'static str, input: Vec<i64>, m: impl ModuleT + 'static) -> Self {
-        Block::new(name, vec![input], move |xs| m.forward_t(&xs[0], true))
-    }
-
-    /// A ReLU-first op, fed as the mixed op feeds it (the ReLU is part of the timed block).
-    fn after_relu(name: &'static str, input: Vec<i64>, m: impl AfterRelu + 'static) -> Self {
-        Block::new(name, vec![input], move |xs| m.forward_relu(&xs[0].relu(), true))
+    fn run<S: Space>(self) -> Result<()> {
+        blocks::<S>(self)
     }
 }
 
-/// The blocks of a space's supernet at channels `c` and batch `b`, 32×32, BN without affine parameters.
-fn space_blocks(space: SpaceName, p: &nn::Path, c: i64, b: i64) -> Vec<Block> {
-    let x = vec![b, c, 32, 32];
-    let conv = |k: i64, spec: ConvSpec, name: &str| ReLUConvBN::new(p / name, c, c, k, spec, false);
-    let pool = |kind, stride| Pool { kind, stride };
-    match space {
-        SpaceName::Nb201 => {
-            let cfg = nb201::Nb201Config { channels: c, ..Default::default() };
-            let se = SeAttention::new(p / "se", 5 * c, cfg.attention_ratio);
-            let edge = nb201::supernet::mixed_op(p / "mixed_op", c, &cfg);
-            let cell = nb201::supernet::SearchCell::new(p / "cell", c, &cfg);
-            vec![
-                Block::after_relu("relu_conv_bn_1x1", x.clone(), conv(1, ConvSpec::default(), "c1")),
-                Block::after_relu("relu_conv_bn_3x3", x.clone(), conv(3, ConvSpec::default().padding(1), "c3")),
-                Block::module("avg_pool_3x3", x.clone(), pool(PoolKind::Avg, 1)),
-                Block::new("se_attention", vec![vec![b, 5 * c]], move |xs| se.excite(&xs[0])),
-                Block::new("mixed_op", vec![x.clone()], move |xs| {
-                    edge.forward_t(&Node::new(xs[0].shallow_clone()), true).out
-                }),
-                Block::new("cell", vec![x], move |xs| cell.forward_t(&xs[0], true).0),
-            ]
-        }
-        SpaceName::Darts => {
-            let cfg = darts::DartsConfig { channels: c, ..Default::default() };
-            let pool_bn = |kind, name: &str| {
-                let bn = agnas::nn::init::batch_norm2d(p / name / "1", c, false);
-                move |xs: &[Tensor]| pool(kind, 1).forward_t(&xs[0], true).apply_t(&bn, true)
-            };
-            let edge = darts::supernet::mixed_op(p / "mixed_op", c, 1, cfg.attention_ratio);
-            let edge_s2 = darts::supernet::mixed_op(p / "mixed_op_s2", c, 2, cfg.attention_ratio);
-            let c_in = cfg.stem_multiplier * c;
-            let cell = darts::supernet::SearchCell::new(p / "cell", &cfg, c_in, c_in, c, CellKind::Normal, false);
-            vec![
-                Block::after_relu("sep_conv_3x3", x.clone(), SepConv::new(p / "s3", c, c, 3, 1, false)),
-                Block::after_relu("sep_conv_5x5", x.clone(), SepConv::new(p / "s5", c, c, 5, 1, false)),
-                Block::after_relu("dil_conv_3x3", x.clone(), DilConv::new(p / "d3", c, c, 3, 1, 2, false)),
-                Block::after_relu("dil_conv_5x5", x.clone(), DilConv::new(p / "d5", c, c, 5, 1, 2, false)),
-                Block::new("max_pool_3x3_bn", vec![x.clone()], pool_bn(PoolKind::Max, "max")),
-                Block::new("avg_pool_3x3_bn", vec![x.clone()], pool_bn(PoolKind::Avg, "avg")),
-                Block::after_relu("factorized_reduce", x.clone(), FactorizedReduce::new(p / "fr", c, c, false)),
-                Block::new("mixed_op", vec![x.clone()], move |xs| {
-                    edge.forward_t(&Node::new(xs[0].shallow_clone()), true).out
-                }),
-                Block::new("mixed_op_s2", vec![x], move |xs| {
-                    edge_s2.forward_t(&Node::new(xs[0].shallow_clone()), true).out
-                }),
-                Block::new("cell", vec![vec![b, c_in, 32, 32]; 2], move |xs| cell.forward_t(&xs[0], &xs[1], true).0),
-            ]
-        }
-    }
-}
-
-fn blocks(a: BlocksArgs) -> Result<()> {
+fn blocks<S: Space>(a: &BlocksArgs) -> Result<()> {
     if a.threads > 0 {
         tch::set_num_threads(a.threads as i32);
     }
     let device = a.device.resolve()?;
     tch::manual_seed(0);
     let vs = VarStore::new(device);
-    let blocks = space_blocks(a.space, &vs.root(), a.channels, a.batch_size);
+    let blocks = S::bench_blocks(&vs.root(), a.channels, a.batch_size);
     a.memory_format.apply(&vs);
     let channels_last = a.memory_format.is_channels_last(device);
     let params = vs.trainable_variables();

@@ -27,12 +27,12 @@ pub(crate) fn write_stdout(text: &str) {
     }
 }
 
-use agnas::config::{Preset, SearchConfig};
+use agnas::config::{self, Preset, SearchConfig, SectionFlags};
 use agnas::data::DataFormat;
-use agnas::report::progress::ProgressMode;
+use agnas::report::{progress::ProgressMode, CONFIG_FILE};
 use agnas::search::{self, SearchRun};
 use agnas::space::nb201::{bench as nb201_bench, Aggregation};
-use agnas::space::SpaceName;
+use agnas::space::{Space, SpaceName, SpaceTask};
 use agnas::train::Start;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -80,14 +80,14 @@ enum Bench201Command {
 #[derive(Args)]
 struct SearchArgs {
     /// Search space: nb201 or darts (default: the config file's, else nb201).
-    #[arg(long, group = "config_flags")]
+    #[arg(long, group = "config_flags", value_parser = parse_space)]
     space: Option<SpaceName>,
     /// Training images: CIFAR-10/100 binary folder, class folders (or a .tar.gz of them), or IDX files.
     /// Without it, the CIFAR-10 subset embedded in agnas is used with the `embedded` preset.
     #[arg(long, group = "config_flags")]
     data: Option<PathBuf>,
     /// Starting configuration: paper, embedded or smoke (default: paper with --data, embedded without).
-    #[arg(long, group = "config_flags")]
+    #[arg(long, group = "config_flags", value_parser = parse_preset)]
     preset: Option<Preset>,
     #[command(flatten)]
     run: RunArgs,
@@ -137,66 +137,101 @@ pub(crate) fn parse_format(s: &str) -> Result<DataFormat> {
         .with_context(|| format!("unknown format `{s}` (auto, cifar10, cifar100, folder, idx)"))
 }
 
+pub(crate) fn parse_space(s: &str) -> Result<SpaceName> {
+    Ok(SpaceName::parse(s)?)
+}
+
+pub(crate) fn parse_preset(s: &str) -> Result<Preset> {
+    s.parse().map_err(|_| anyhow::anyhow!("unknown preset `{s}` (paper, embedded, smoke)"))
+}
+
 fn parse_aggregation(s: &str) -> Result<Aggregation> {
     serde_json::from_value(serde_json::Value::String(s.replace('-', "_")))
         .with_context(|| format!("unknown aggregation `{s}` (all-cells, first-stage)"))
 }
 
+/// The space of a command: `--space`, else the one its configuration file names, else the default.
+pub(crate) fn space_of(flag: Option<SpaceName>, config: Option<&std::path::Path>) -> Result<SpaceName> {
+    let from_file = match config {
+        Some(path) => config::space_in_file(path)?,
+        None => None,
+    };
+    if let (Some(flag), Some(file)) = (flag, from_file) {
+        anyhow::ensure!(flag == file, "--space {flag} but {} says space = \"{file}\"", config.unwrap().display());
+    }
+    Ok(flag.or(from_file).unwrap_or_default())
+}
+
 impl SearchArgs {
     /// Preset ← file ← flags.
-    fn config(&self) -> Result<SearchConfig> {
+    fn config<S: Space>(&self) -> Result<SearchConfig<S>> {
         let preset = self.preset.unwrap_or(if self.data.is_some() { Preset::Paper } else { Preset::Embedded });
-        let mut c = SearchConfig::from_preset_and_file(preset, self.space, self.run.config.as_deref())?;
+        let mut flags = SectionFlags::default();
+        let sections: [(&str, &'static str, Option<i64>); 4] = [
+            ("supernet.channels", "--channels", self.channels),
+            ("supernet.layers", "--layers", self.layers.map(|l| l as i64)),
+            ("supernet.cells_per_stage", "--cells-per-stage", self.cells_per_stage),
+            ("supernet.attention_ratio", "--attention-ratio", self.attention_ratio),
+        ];
+        for (key, flag, value) in sections {
+            if let Some(v) = value {
+                flags.set(key, flag, v);
+            }
+        }
+        if let Some(a) = self.aggregation {
+            flags.set("derive.aggregation", "--aggregation", toml::Value::try_from(a)?);
+        }
+        if self.no_none {
+            flags.set("derive.allow_none", "--no-none", false);
+        }
+        let mut c = config::layered(S::search_preset(preset), self.run.config.as_deref(), &flags)?;
         c.apply(&self.run);
         set_flags!(self, c; lr_min => train.lr_min, momentum => train.momentum, weight_decay => train.weight_decay,
-             grad_clip => train.grad_clip, cells_per_stage => nb201.cells_per_stage, layers => darts.layers,
-             split => data.split, aggregation => derive.aggregation);
+             grad_clip => train.grad_clip, split => data.split);
         if self.data.is_some() {
             c.data.path = self.data.clone();
-        }
-        match c.space {
-            SpaceName::Nb201 => {
-                c.nb201.channels = self.channels.unwrap_or(c.nb201.channels);
-                c.nb201.attention_ratio = self.attention_ratio.unwrap_or(c.nb201.attention_ratio);
-            }
-            SpaceName::Darts => {
-                c.darts.channels = self.channels.unwrap_or(c.darts.channels);
-                c.darts.attention_ratio = self.attention_ratio.unwrap_or(c.darts.attention_ratio);
-            }
         }
         c.train.nesterov |= self.nesterov;
         c.importance.augment |= self.augment_heldout;
         c.importance.every_epoch |= self.heldout_every_epoch;
-        c.derive.allow_none &= !self.no_none;
         Ok(c)
     }
 }
 
-fn search(args: &SearchArgs) -> Result<()> {
-    let start = match &args.run.resume {
-        Some(dir) => Start::Resume(dir.clone()),
-        None => {
-            let config = args.config()?;
-            let out = args.run.out_or_default(&format!("{}-seed{}", config.space.as_str(), config.seed));
-            Start::New { config, out }
+impl SpaceTask for &SearchArgs {
+    type Output = Result<()>;
+
+    fn run<S: Space>(self) -> Result<()> {
+        let start = match &self.run.resume {
+            Some(dir) => Start::Resume(dir.clone()),
+            None => {
+                let config = self.config::<S>()?;
+                let out = self.run.out_or_default(&format!("{}-seed{}", S::NAME, config.seed));
+                Start::New { config, out }
+            }
+        };
+        let out = start.out().to_path_buf();
+        let result = search::run::<S>(SearchRun {
+            start,
+            progress: ProgressMode::Auto,
+            stop_after_steps: self.run.stop_after_steps,
+        })?;
+        outln!("{}", serde_json::to_string_pretty(&result)?);
+        eprintln!("found {}", result.arch);
+        for line in &result.report {
+            eprintln!("{line}");
         }
-    };
-    let out = start.out().to_path_buf();
-    let result =
-        search::run(SearchRun { start, progress: ProgressMode::Auto, stop_after_steps: args.run.stop_after_steps })?;
-    outln!("{}", serde_json::to_string_pretty(&result)?);
-    eprintln!("found {}", result.arch);
-    if let Some(record) = result.extra.get("bench201").filter(|r| !r.is_null()) {
-        let acc = |key: &str| record.get(key).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
-        eprintln!(
-            "NAS-Bench-201 (200 epochs): CIFAR-10 test {:.2} %, CIFAR-100 test {:.2} %, ImageNet16-120 test {:.2} %",
-            acc("c10_test"),
-            acc("c100_test"),
-            acc("in16_test")
-        );
+        eprintln!("run folder: {}", out.display());
+        Ok(())
     }
-    eprintln!("run folder: {}", out.display());
-    Ok(())
+}
+
+fn search(args: &SearchArgs) -> Result<()> {
+    let space = match &args.run.resume {
+        Some(dir) => space_of(None, Some(&dir.join(CONFIG_FILE)))?,
+        None => space_of(args.space, args.run.config.as_deref())?,
+    };
+    space.dispatch(args)
 }
 
 fn run(cli: Cli) -> Result<()> {

@@ -1,40 +1,62 @@
-//! `agnas train`, `eval`, `params` and `genotype`: what happens to a genotype after the search.
+//! `agnas train`, `eval`, `params` and `genotype`: what happens to a genotype after the search, in any space.
 use crate::run_args::{set_flags, RunArgs, RunSettings};
-use agnas::config::Preset;
-use agnas::data::DataFormat;
+use crate::{parse_preset, parse_space, space_of};
+use agnas::config::{self, Preset, RetrainConfig, SectionFlags};
 use agnas::data::{
     self,
     augment::Augment,
     loader::{Loader, LoaderConfig},
-    Normalization, Split,
+    DataFormat, Normalization, Split,
 };
 use agnas::nn::weights;
-use agnas::report::{self, progress::ProgressMode};
-use agnas::retrain::{self, ModelCard, RetrainConfig, RetrainRun};
-use agnas::space::darts::{plot, python, Genotype, NetworkConfig};
-use agnas::space::SpaceName;
+use agnas::report::{self, progress::ProgressMode, CONFIG_FILE};
+use agnas::retrain::{self, ModelCard, RetrainRun};
+use agnas::space::{Counts, Section, Space, SpaceName, SpaceTask};
 use agnas::train::{DeviceChoice, MemoryFormat, Start};
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tch::nn::VarStore;
 
-fn darts_only(space: SpaceName) -> Result<()> {
-    ensure!(
-        space == SpaceName::Darts,
-        "only the darts space has an evaluation network so far (got {})",
-        space.as_str()
-    );
-    Ok(())
+/// Flags that shape an evaluation network, as `[network]` keys of the space.
+#[derive(Args, Clone, Default)]
+pub struct NetworkArgs {
+    /// Initial channels C of the network.
+    #[arg(long, group = "config_flags")]
+    channels: Option<i64>,
+    /// Cells of the network (DARTS space).
+    #[arg(long, group = "config_flags")]
+    layers: Option<i64>,
+    /// Cells per stage N (NAS-Bench-201 space).
+    #[arg(long, group = "config_flags")]
+    cells_per_stage: Option<i64>,
+}
+
+impl NetworkArgs {
+    fn flags(&self) -> SectionFlags {
+        let mut flags = SectionFlags::default();
+        let keys = [
+            ("network.channels", "--channels", self.channels),
+            ("network.layers", "--layers", self.layers),
+            ("network.cells_per_stage", "--cells-per-stage", self.cells_per_stage),
+        ];
+        for (key, flag, value) in keys {
+            if let Some(v) = value {
+                flags.set(key, flag, v);
+            }
+        }
+        flags
+    }
 }
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Search space of the genotype.
-    #[arg(long, group = "config_flags", default_value = "darts")]
-    space: SpaceName,
-    /// Built-in name (agnas, darts_v1, darts_v2), random:<seed>, a genotype.json (a search's or a bare one), or Python text.
-    #[arg(long, group = "config_flags")]
+    /// Search space of the genotype: darts or nb201 (default: the config file's, else darts).
+    #[arg(long, group = "config_flags", value_parser = parse_space)]
+    space: Option<SpaceName>,
+    /// DARTS: a built-in name (agnas, darts_v1, darts_v2), random:<seed>, a genotype.json or Python text.
+    /// NAS-Bench-201: an arch string, a benchmark index, or a genotype.json.
+    #[arg(long, visible_alias = "arch", group = "config_flags")]
     genotype: Option<String>,
     /// Training images (default: the embedded CIFAR-10 subset with the `embedded` preset).
     #[arg(long, group = "config_flags")]
@@ -42,23 +64,20 @@ pub struct TrainArgs {
     /// Test images, evaluated once after the last epoch (CIFAR binary folders give their test batch).
     #[arg(long, group = "config_flags")]
     test_data: Option<PathBuf>,
-    /// paper (600 epochs, C=36, 20 cells), embedded or smoke (default: paper with --data, embedded without).
-    #[arg(long, group = "config_flags")]
+    /// paper (the space's recipe: DARTS 600 epochs C=36 20 cells; NB201 the benchmark's 200 epochs), embedded or
+    /// smoke (default: paper with --data, embedded without).
+    #[arg(long, group = "config_flags", value_parser = parse_preset)]
     preset: Option<Preset>,
     #[command(flatten)]
     run: RunArgs,
-    /// Initial channels C of the network.
-    #[arg(long, group = "config_flags")]
-    channels: Option<i64>,
-    /// Cells of the network.
-    #[arg(long, group = "config_flags")]
-    layers: Option<usize>,
-    /// Train without the auxiliary head.
+    #[command(flatten)]
+    network: NetworkArgs,
+    /// Train without the auxiliary head (DARTS space).
     #[arg(long, group = "config_flags")]
     no_auxiliary: bool,
     #[arg(long, group = "config_flags")]
     auxiliary_weight: Option<f64>,
-    /// Drop-path probability at the last epoch.
+    /// Drop-path probability at the last epoch (DARTS space).
     #[arg(long, group = "config_flags")]
     drop_path: Option<f64>,
     /// Share of the training images that trains; the rest is the validation split (1 = none).
@@ -67,53 +86,73 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    fn config(&self) -> Result<RetrainConfig> {
+    fn config<S: Space>(&self) -> Result<RetrainConfig<S>> {
         let preset = self.preset.unwrap_or(if self.data.is_some() { Preset::Paper } else { Preset::Embedded });
-        let mut c = match &self.run.config {
-            Some(path) => {
-                let mut value = toml::Value::try_from(RetrainConfig::preset(preset))?;
-                let text =
-                    std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
-                let top: toml::Value =
-                    toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
-                agnas::config::merge(&mut value, top);
-                value.try_into().with_context(|| format!("config {}", path.display()))?
-            }
-            None => RetrainConfig::preset(preset),
-        };
+        let mut flags = self.network.flags();
+        if self.no_auxiliary {
+            flags.set("network.auxiliary", "--no-auxiliary", false);
+        }
+        if let Some(w) = self.auxiliary_weight {
+            flags.set("network.auxiliary_weight", "--auxiliary-weight", w);
+        }
+        if let Some(p) = self.drop_path {
+            flags.set("network.drop_path", "--drop-path", p);
+        }
+        let mut c = config::layered(S::retrain_preset(preset), self.run.config.as_deref(), &flags)?;
         c.apply(&self.run);
-        set_flags!(self, c; genotype => genotype, channels => network.channels, layers => network.layers,
-             auxiliary_weight => auxiliary_weight, drop_path => drop_path, split => data.split);
+        set_flags!(self, c; genotype => genotype, split => data.split);
+        ensure!(!c.genotype.is_empty(), "give the architecture to train: --genotype (or --arch)");
         if self.data.is_some() {
             c.data.path = self.data.clone();
         }
         if self.test_data.is_some() {
             c.test_data = self.test_data.clone();
         }
-        c.network.auxiliary &= !self.no_auxiliary;
         Ok(c)
     }
 }
 
+impl SpaceTask for &TrainArgs {
+    type Output = Result<()>;
+
+    fn run<S: Space>(self) -> Result<()> {
+        let start = match &self.run.resume {
+            Some(dir) => Start::Resume(dir.clone()),
+            None => {
+                let config = self.config::<S>()?;
+                let name = PathBuf::from(&config.genotype)
+                    .file_stem()
+                    .map_or("genotype".into(), |s| s.to_string_lossy().to_string());
+                let out = self.run.out_or_default(&format!("train-{}-{name}-seed{}", S::NAME, config.seed));
+                Start::New { config, out }
+            }
+        };
+        let out = start.out().to_path_buf();
+        let result = retrain::run::<S>(RetrainRun {
+            start,
+            progress: ProgressMode::Auto,
+            stop_after_steps: self.run.stop_after_steps,
+        })?;
+        outln!("{}", serde_json::to_string_pretty(&result)?);
+        eprintln!("run folder: {}", out.display());
+        Ok(())
+    }
+}
+
+/// The space a command's configuration decides: a resumed run's own, else `--space`, the config file's, or darts.
+fn retrain_space(flag: Option<SpaceName>, run: &RunArgs) -> Result<SpaceName> {
+    let default_darts = |s: Option<SpaceName>| s.unwrap_or(SpaceName::Darts);
+    match &run.resume {
+        Some(dir) => space_of(None, Some(&dir.join(CONFIG_FILE))),
+        None => match &run.config {
+            Some(path) => Ok(default_darts(config::space_in_file(path)?.or(flag))),
+            None => Ok(default_darts(flag)),
+        },
+    }
+}
+
 pub fn train(args: &TrainArgs) -> Result<()> {
-    darts_only(args.space)?;
-    let start = match &args.run.resume {
-        Some(dir) => Start::Resume(dir.clone()),
-        None => {
-            let config = args.config()?;
-            let name = PathBuf::from(&config.genotype)
-                .file_stem()
-                .map_or("genotype".into(), |s| s.to_string_lossy().to_string());
-            let out = args.run.out_or_default(&format!("train-{name}-seed{}", config.seed));
-            Start::New { config, out }
-        }
-    };
-    let out = start.out().to_path_buf();
-    let result =
-        retrain::run(RetrainRun { start, progress: ProgressMode::Auto, stop_after_steps: args.run.stop_after_steps })?;
-    outln!("{}", serde_json::to_string_pretty(&result)?);
-    eprintln!("run folder: {}", out.display());
-    Ok(())
+    retrain_space(args.space, &args.run)?.dispatch(args)
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -135,13 +174,15 @@ pub struct EvalArgs {
     /// Which split of CIFAR/IDX data (a folder is used as it is).
     #[arg(long, value_enum, default_value = "test")]
     split: SplitArg,
-    /// For a bare weights file: the genotype and network shape it was trained with.
-    #[arg(long)]
+    /// For a bare weights file: its space (default darts) …
+    #[arg(long, value_parser = parse_space)]
+    space: Option<SpaceName>,
+    /// … the genotype it was trained with …
+    #[arg(long, visible_alias = "arch")]
     genotype: Option<String>,
-    #[arg(long, default_value_t = 36)]
-    channels: i64,
-    #[arg(long, default_value_t = 20)]
-    layers: usize,
+    /// … and its network shape, when not the paper's.
+    #[command(flatten)]
+    network: NetworkArgs,
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
     #[arg(long, default_value = "auto")]
@@ -153,78 +194,106 @@ pub struct EvalArgs {
     memory_format: MemoryFormat,
 }
 
-pub fn eval(a: &EvalArgs) -> Result<()> {
-    if a.threads > 0 {
-        tch::set_num_threads(a.threads as i32);
-    }
-    let device = a.device.resolve()?;
-    let split = match a.split {
-        SplitArg::Train => Split::Train,
-        SplitArg::Test => Split::Test,
-    };
-    let set = data::open_split(Some(&a.data), a.format, split)?;
-    let (card, vs, net) = if a.checkpoint.is_dir() {
-        retrain::load_run(&a.checkpoint, device)?
-    } else {
-        let Some(spec) = &a.genotype else {
+impl EvalArgs {
+    /// The model card of a bare weights file: the space's paper network with the given flags, and an auxiliary head
+    /// exactly when the file holds one (released checkpoints keep it; it is unused in eval).
+    fn card<S: Space>(&self, set: &dyn data::Dataset) -> Result<ModelCard<S>> {
+        let Some(spec) = &self.genotype else {
             bail!(
-                "{} is a weights file: give --genotype (and --channels/--layers if not 36/20)",
-                a.checkpoint.display()
+                "{} is a weights file: give --genotype (and the network shape if not the paper's)",
+                self.checkpoint.display()
             )
         };
+        let names = tch::Tensor::read_safetensors(&self.checkpoint)
+            .with_context(|| format!("reading weights {}", self.checkpoint.display()))?;
+        let mut flags = self.network.flags();
+        let preset = S::retrain_preset(Preset::Paper);
+        if toml::Value::try_from(&preset.network)?.get("auxiliary").is_some() {
+            let auxiliary = names.iter().any(|(n, _)| n.contains("auxiliary_head."));
+            flags.set("network.auxiliary", "(the weights file)", auxiliary);
+        }
+        let network = config::layered(preset, None, &flags)?.network;
         let first = set.image(0).context("reading the first image")?;
-        // Released checkpoints keep the auxiliary head's weights; the network then gets the head too (unused in eval).
-        let names = tch::Tensor::read_safetensors(&a.checkpoint)
-            .with_context(|| format!("reading weights {}", a.checkpoint.display()))?;
-        let auxiliary = names.iter().any(|(n, _)| n.contains("auxiliary_head."));
         let card = ModelCard {
-            space: "darts".into(),
-            genotype: retrain::resolve_genotype(spec)?,
-            network: NetworkConfig { channels: a.channels, layers: a.layers, auxiliary, ..NetworkConfig::default() },
+            space: S::NAME,
+            genotype: S::parse_genotype(spec)?,
+            network,
             in_channels: first.channels as i64,
             num_classes: set.num_classes() as i64,
-            normalization: Normalization::for_dataset(set.as_ref()),
+            normalization: Normalization::for_dataset(set),
         };
-        card.network.validate()?;
-        let vs = VarStore::new(device);
-        let net = card.build(&vs.root());
-        weights::load(&vs, &a.checkpoint)?;
-        (card, vs, net)
+        card.validate()?;
+        Ok(card)
+    }
+}
+
+impl SpaceTask for &EvalArgs {
+    type Output = Result<()>;
+
+    fn run<S: Space>(self) -> Result<()> {
+        if self.threads > 0 {
+            tch::set_num_threads(self.threads as i32);
+        }
+        let device = self.device.resolve()?;
+        let split = match self.split {
+            SplitArg::Train => Split::Train,
+            SplitArg::Test => Split::Test,
+        };
+        let set = data::open_split(Some(&self.data), self.format, split)?;
+        let (card, vs, net) = if self.checkpoint.is_dir() {
+            retrain::load_run::<S>(&self.checkpoint, device)?
+        } else {
+            let card = self.card::<S>(set.as_ref())?;
+            let vs = VarStore::new(device);
+            let net = card.build(&vs.root());
+            weights::load(&vs, &self.checkpoint)?;
+            (card, vs, net)
+        };
+        self.memory_format.apply(&vs);
+        ensure!(
+            set.num_classes() as i64 == card.num_classes,
+            "{} has {} classes but the network was trained for {}",
+            self.data.display(),
+            set.num_classes(),
+            card.num_classes
+        );
+        let config = LoaderConfig {
+            batch_size: self.batch_size,
+            shuffle: false,
+            drop_last: false,
+            augment: Augment::none(),
+            normalization: card.normalization.clone(),
+            workers: 2,
+            prefetch: 4,
+            seed: 0,
+        };
+        let loader = Loader::new(set.clone(), (0..set.len()).collect(), config);
+        let m = retrain::evaluate(net.as_ref(), &loader, device, ProgressMode::Auto, "eval")?;
+        outln!("{}", serde_json::to_string_pretty(&m)?);
+        Ok(())
+    }
+}
+
+pub fn eval(a: &EvalArgs) -> Result<()> {
+    ensure!(a.checkpoint.exists(), agnas::Error::Missing { path: a.checkpoint.clone() });
+    let space = if a.checkpoint.is_dir() {
+        ensure!(a.space.is_none(), "--space is for a bare weights file; a run folder's model.json names its space");
+        retrain::space_of_run(&a.checkpoint)?
+    } else {
+        a.space.unwrap_or(SpaceName::Darts)
     };
-    a.memory_format.apply(&vs);
-    ensure!(
-        set.num_classes() as i64 == card.num_classes,
-        "{} has {} classes but the network was trained for {}",
-        a.data.display(),
-        set.num_classes(),
-        card.num_classes
-    );
-    let config = LoaderConfig {
-        batch_size: a.batch_size,
-        shuffle: false,
-        drop_last: false,
-        augment: Augment::none(),
-        normalization: card.normalization.clone(),
-        workers: 2,
-        prefetch: 4,
-        seed: 0,
-    };
-    let loader = Loader::new(set.clone(), (0..set.len()).collect(), config);
-    let m = retrain::evaluate(&net, &loader, device, ProgressMode::Auto, "eval")?;
-    outln!("{}", serde_json::to_string_pretty(&m)?);
-    Ok(())
+    space.dispatch(a)
 }
 
 #[derive(Args)]
 pub struct ParamsArgs {
-    #[arg(long, default_value = "darts")]
+    #[arg(long, value_parser = parse_space, default_value = "darts")]
     space: SpaceName,
-    #[arg(long, default_value = "agnas")]
-    genotype: String,
-    #[arg(long, default_value_t = 36)]
-    channels: i64,
-    #[arg(long, default_value_t = 20)]
-    layers: usize,
+    /// The genotype (default: the space's released one, `agnas` for DARTS).
+    #[arg(long, visible_alias = "arch")]
+    genotype: Option<String>,
+    #[command(flatten)]
+    network: NetworkArgs,
     #[arg(long, default_value_t = 10)]
     num_classes: i64,
     /// Input side in pixels (for the MACs).
@@ -232,139 +301,132 @@ pub struct ParamsArgs {
     image_size: i64,
 }
 
+impl SpaceTask for &ParamsArgs {
+    type Output = Result<()>;
+
+    fn run<S: Space>(self) -> Result<()> {
+        let preset = config::layered(S::retrain_preset(Preset::Paper), None, &self.network.flags())?;
+        let spec = self.genotype.clone().unwrap_or(preset.genotype);
+        ensure!(!spec.is_empty(), "give the architecture: --genotype (or --arch)");
+        let genotype = S::parse_genotype(&spec)?;
+        preset.network.validate()?;
+        let size = (self.image_size, self.image_size);
+        let Counts { params, macs } = agnas::space::count::<S>(&preset.network, &genotype, 3, self.num_classes, size);
+        let mut line = serde_json::json!({ "space": S::NAME, "genotype": spec });
+        if let (Some(map), serde_json::Value::Object(network)) =
+            (line.as_object_mut(), serde_json::to_value(&preset.network)?)
+        {
+            map.extend(network);
+        }
+        line["num_classes"] = self.num_classes.into();
+        line["image_size"] = self.image_size.into();
+        line["params"] = params.into();
+        line["params_m"] = ((params as f64 / 1e4).round() / 100.0).into();
+        line["macs"] = macs.into();
+        line["macs_m"] = ((macs as f64 / 1e4).round() / 100.0).into();
+        line["rule"] =
+            "params outside any auxiliary head; MACs = conv and linear multiply-accumulates per image".into();
+        outln!("{line}");
+        Ok(())
+    }
+}
+
 /// Parameters (without the auxiliary head, as the field counts them) and multiply-accumulates of one image.
 pub fn params(a: &ParamsArgs) -> Result<()> {
-    darts_only(a.space)?;
-    let network = NetworkConfig { channels: a.channels, layers: a.layers, ..NetworkConfig::default() };
-    network.validate()?;
-    let card = ModelCard {
-        space: "darts".into(),
-        genotype: retrain::resolve_genotype(&a.genotype)?,
-        network,
-        in_channels: 3,
-        num_classes: a.num_classes,
-        normalization: Normalization::cifar10(),
-    };
-    let (params, macs) = retrain::count(&card, (a.image_size, a.image_size));
-    let line = serde_json::json!({
-        "genotype": a.genotype,
-        "channels": a.channels,
-        "layers": a.layers,
-        "num_classes": a.num_classes,
-        "params": params,
-        "params_m": (params as f64 / 1e4).round() / 100.0,
-        "macs": macs,
-        "macs_m": (macs as f64 / 1e4).round() / 100.0,
-    });
-    outln!("{line}");
-    Ok(())
+    a.space.dispatch(a)
 }
 
 #[derive(Subcommand)]
 pub enum GenotypeCommand {
-    /// Print a genotype as JSON or as DARTS Python text.
+    /// Print a genotype as JSON or as the field's text (DARTS Python, NB201 arch string).
     Show {
         genotype: String,
-        #[arg(long, value_enum, default_value = "python")]
+        #[arg(long, value_enum, default_value = "text")]
         to: TextFormat,
+        /// The genotype's space (default: the one its genotype.json names, else darts).
+        #[arg(long, value_parser = parse_space)]
+        space: Option<SpaceName>,
     },
-    /// Draw each cell of a genotype as an SVG diagram into a folder.
+    /// Draw a genotype's cells as SVG diagrams into a folder.
     Plot {
         genotype: String,
         #[arg(long, default_value = ".")]
         out: PathBuf,
-        /// Also draw the last epoch's held-out importances of a search's importances.json as `importance.svg`.
+        /// Also draw the last epoch's importances of a search's importances.json as `importance.svg`.
         #[arg(long)]
         importances: Option<PathBuf>,
+        #[arg(long, value_parser = parse_space)]
+        space: Option<SpaceName>,
     },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum TextFormat {
     Json,
-    Python,
+    /// DARTS: `Genotype(...)` Python text; NB201: the arch string.
+    #[value(alias = "python")]
+    Text,
 }
 
-pub fn genotype(cmd: &GenotypeCommand) -> Result<()> {
-    match cmd {
-        GenotypeCommand::Show { genotype, to } => {
-            let g = retrain::resolve_genotype(genotype)?;
-            match to {
-                TextFormat::Json => outln!("{}", serde_json::to_string_pretty(&g)?),
-                TextFormat::Python => out!("{}", python::to_python(&g)),
-            }
-        }
-        GenotypeCommand::Plot { genotype, out, importances } => {
-            let g = retrain::resolve_genotype(genotype)?;
-            let label =
-                std::path::Path::new(genotype).file_name().map_or(genotype.clone(), |n| n.to_string_lossy().into());
-            std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-            let cells: Vec<(String, &agnas::space::darts::CellGenotype, agnas::space::darts::CellKind)> = match &g {
-                Genotype::NormalReduce { normal, reduce } => vec![
-                    ("normal".into(), normal, agnas::space::darts::CellKind::Normal),
-                    ("reduce".into(), reduce, agnas::space::darts::CellKind::Reduce),
-                ],
-                Genotype::Stages { cells } => cells
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| {
-                        let kind = if i % 2 == 1 {
-                            agnas::space::darts::CellKind::Reduce
-                        } else {
-                            agnas::space::darts::CellKind::Normal
-                        };
-                        (format!("stage{i}"), c, kind)
-                    })
-                    .collect(),
-            };
-            for (name, cell, kind) in cells {
-                let path = out.join(format!("{name}.svg"));
-                report::atomic_write(&path, plot::cell_svg(cell, kind, &format!("{label}: {name}")).as_bytes())?;
-                eprintln!("wrote {}", path.display());
-            }
-            if let Some(file) = importances {
-                let path = out.join("importance.svg");
-                report::atomic_write(&path, importance_heatmap(file)?.as_bytes())?;
-                eprintln!("wrote {}", path.display());
-            }
-        }
+/// The space of a genotype: `--space`, else the `space` its JSON file names, else darts.
+fn genotype_space(flag: Option<SpaceName>, spec: &str) -> Result<SpaceName> {
+    if let Some(space) = flag {
+        return Ok(space);
     }
-    Ok(())
+    let named = std::fs::read_to_string(spec)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|v| v.get("space").and_then(|s| s.as_str()).map(String::from));
+    match named {
+        Some(name) => Ok(SpaceName::parse(&name).with_context(|| format!("{spec}: space"))?),
+        None => Ok(SpaceName::Darts),
+    }
 }
 
-/// The heatmap of the last epoch of a DARTS search's `importances.json` (held-out sums, else the training pass's).
-fn importance_heatmap(file: &std::path::Path) -> Result<String> {
+impl SpaceTask for &GenotypeCommand {
+    type Output = Result<()>;
+
+    fn run<S: Space>(self) -> Result<()> {
+        match self {
+            GenotypeCommand::Show { genotype, to, .. } => {
+                let g = S::parse_genotype(genotype)?;
+                match to {
+                    TextFormat::Json => outln!("{}", serde_json::to_string_pretty(&g)?),
+                    TextFormat::Text => out!("{}", S::genotype_text(&g)),
+                }
+            }
+            GenotypeCommand::Plot { genotype, out, importances, .. } => {
+                let g = S::parse_genotype(genotype)?;
+                let label = Path::new(genotype).file_name().map_or(genotype.clone(), |n| n.to_string_lossy().into());
+                std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+                let mut pictures = S::pictures(&g, &label);
+                if let Some(file) = importances {
+                    pictures.push(("importance.svg".into(), importance_picture::<S>(file)?));
+                }
+                for (name, svg) in pictures {
+                    let path = out.join(name);
+                    report::atomic_write(&path, svg.as_bytes())?;
+                    eprintln!("wrote {}", path.display());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The heatmap of the last epoch of a search's `importances.json` (held-out sums, else the training pass's).
+fn importance_picture<S: Space>(file: &Path) -> Result<String> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let epochs: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
     let last = epochs.as_array().and_then(|e| e.last()).with_context(|| format!("{}: no epochs", file.display()))?;
     let pass = if last["heldout"].is_null() { &last["train"] } else { &last["heldout"] };
-    /// Values (cells × edges × ops), panel titles, op names.
-    type Heat = (Vec<Vec<Vec<f64>>>, Vec<String>, Vec<String>);
-    let parse = || -> Result<Heat> {
-        let values = serde_json::from_value(pass["values"].clone())?;
-        let cells: Vec<serde_json::Value> = serde_json::from_value(pass["cells"].clone())?;
-        let titles = cells
-            .iter()
-            .map(|c| {
-                format!(
-                    "{} ({}, C={})",
-                    c["name"].as_str().unwrap_or("?"),
-                    c["kind"].as_str().unwrap_or("?"),
-                    c["channels"]
-                )
-            })
-            .collect();
-        let ops = serde_json::from_value(pass["ops"].clone())?;
-        Ok((values, titles, ops))
-    };
-    let (values, titles, ops) =
-        parse().with_context(|| format!("{} is not the importances.json of a DARTS search", file.display()))?;
-    // A cell of s steps has s(s+3)/2 edges.
-    let steps = values
-        .first()
-        .map_or(0, |c: &Vec<Vec<f64>>| (((8 * c.len() + 9) as f64).sqrt() as usize).saturating_sub(3) / 2);
-    let ops: Vec<&str> = ops.iter().map(|s: &String| s.as_str()).collect();
     let title = format!("AGNAS importances, epoch {}", last["epoch"]);
-    Ok(plot::importance_heatmap_svg(&values, &titles, &agnas::space::darts::node_edge_labels(steps), &ops, &title))
+    S::importance_svg(pass, &title)
+        .with_context(|| format!("{} is not the importances.json of a {} search", file.display(), S::NAME))
+}
+
+pub fn genotype(cmd: &GenotypeCommand) -> Result<()> {
+    let (GenotypeCommand::Show { genotype, space, .. } | GenotypeCommand::Plot { genotype, space, .. }) = cmd;
+    genotype_space(*space, genotype)?.dispatch(cmd)
 }

@@ -1,7 +1,7 @@
 //! Flags shared by `agnas search` and `agnas train`: the run folder, the machine, and how the network trains.
-use agnas::config::SearchConfig;
+use agnas::config::{RetrainConfig, SearchConfig};
 use agnas::data::DataFormat;
-use agnas::retrain::RetrainConfig;
+use agnas::space::Space;
 use agnas::train::{DeviceChoice, MemoryFormat};
 use clap::Args;
 use std::path::PathBuf;
@@ -73,8 +73,8 @@ pub trait RunSettings {
 }
 
 macro_rules! run_settings {
-    ($($t:ty),*) => {$(
-        impl RunSettings for $t {
+    ($($t:ident),*) => {$(
+        impl<S: Space> RunSettings for $t<S> {
             fn apply(&mut self, args: &RunArgs) {
                 set_flags!(args, self; seed => seed, device => device, threads => threads,
                            memory_format => memory_format, epochs => train.epochs, batch_size => train.batch_size,

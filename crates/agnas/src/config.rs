@@ -1,12 +1,12 @@
-//! The search configuration: preset defaults ← TOML file ← command-line flags, written back into the run folder.
-use crate::data::DataConfig;
-use crate::space::darts::DartsConfig;
-use crate::space::nb201::{DeriveConfig, Nb201Config};
-use crate::space::SpaceName;
-use crate::train::{DeviceChoice, MemoryFormat, TrainConfig};
-use anyhow::{bail, ensure, Context, Result};
-use serde::{Deserialize, Serialize};
-use std::path::Path;
+//! Run configurations: a space's preset ← TOML file ← command-line flags, written back into the run folder as
+//! `config.toml`. The sections a space owns (`[supernet]`, `[derive]`, `[network]`) have its own types.
+use crate::data::{DataConfig, DataFormat};
+use crate::space::{Section, Space, SpaceName};
+use crate::train::{DeviceChoice, MemoryFormat, RunConfig, TrainConfig};
+use crate::Error;
+use anyhow::{ensure, Context, Result};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 
 /// The held-out pass that accumulates the importances the architecture is derived from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,8 +27,8 @@ impl Default for ImportanceConfig {
 
 /// Everything a search needs; `agnas search` writes the resolved value to `config.toml` in the run folder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SearchConfig {
+#[serde(deny_unknown_fields, bound = "")]
+pub struct SearchConfig<S: Space> {
     pub space: SpaceName,
     pub seed: u64,
     pub device: DeviceChoice,
@@ -38,16 +38,50 @@ pub struct SearchConfig {
     pub data: DataConfig,
     pub train: TrainConfig,
     pub importance: ImportanceConfig,
-    pub nb201: Nb201Config,
-    pub darts: DartsConfig,
-    /// How the NB201 genotype is read off (the DARTS space always takes its top-2 rule).
-    pub derive: DeriveConfig,
+    pub supernet: S::Supernet,
+    pub derive: S::Derive,
 }
 
-impl Default for SearchConfig {
-    fn default() -> Self {
-        SearchConfig {
-            space: SpaceName::Nb201,
+/// Everything a retrain needs; written to the run folder's `config.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, bound = "")]
+pub struct RetrainConfig<S: Space> {
+    pub space: SpaceName,
+    /// What the space's genotype parser takes: a built-in name, an arch string or index, a `genotype.json`, …
+    pub genotype: String,
+    pub seed: u64,
+    pub device: DeviceChoice,
+    pub threads: usize,
+    pub memory_format: MemoryFormat,
+    /// Training images; `data.split` is the share that trains, the rest is the validation split (1 = none).
+    pub data: DataConfig,
+    /// Test images evaluated once, after the last epoch (e.g. CIFAR-10's test batch).
+    #[serde(default)]
+    pub test_data: Option<PathBuf>,
+    pub test_format: DataFormat,
+    pub network: S::Network,
+    pub train: TrainConfig,
+    pub eval_batch_size: usize,
+}
+
+/// Named starting points for a configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::EnumString, strum::VariantNames)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Preset {
+    /// The recipe of the space's paper or benchmark.
+    Paper,
+    /// A real but small run that fits minutes on 2 CPU cores (the default without `--data`).
+    Embedded,
+    /// A check that the pipeline runs end to end, in well under a minute.
+    Smoke,
+}
+
+impl<S: Space> SearchConfig<S> {
+    /// What every space's search preset shares; the space lays its own values over it.
+    pub fn preset_base(preset: Preset) -> Self {
+        let base = SearchConfig {
+            space: S::NAME,
             seed: 0,
             device: DeviceChoice::Auto,
             threads: 0,
@@ -55,67 +89,115 @@ impl Default for SearchConfig {
             data: DataConfig::default(),
             train: TrainConfig::default(),
             importance: ImportanceConfig::default(),
-            nb201: Nb201Config::default(),
-            darts: DartsConfig::default(),
-            derive: DeriveConfig::default(),
-        }
-    }
-}
-
-/// Named starting points for a configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Preset {
-    /// The paper's recipe (50 epochs, batch 64; NB201 C=16, N=5; DARTS C=16, 8 cells, held-out pass every epoch).
-    Paper,
-    /// A real but small search that fits about 10 minutes on 2 CPU cores (the default without `--data`).
-    Embedded,
-    /// A check that the pipeline runs end to end, in well under a minute.
-    Smoke,
-}
-
-impl std::str::FromStr for Preset {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "paper" => Ok(Preset::Paper),
-            "embedded" => Ok(Preset::Embedded),
-            "smoke" => Ok(Preset::Smoke),
-            _ => bail!("unknown preset `{s}` (paper, embedded, smoke)"),
-        }
-    }
-}
-
-impl Preset {
-    pub fn config(self, space: SpaceName) -> SearchConfig {
-        let base = SearchConfig { space, ..SearchConfig::default() };
-        let darts = space == SpaceName::Darts;
-        match self {
-            // The official DARTS-space search accumulates the held-out attention after every epoch.
-            Preset::Paper => {
-                SearchConfig { importance: ImportanceConfig { every_epoch: darts, ..base.importance }, ..base }
-            }
-            Preset::Embedded => SearchConfig {
-                data: DataConfig { per_class: if darts { 500 } else { 1000 }, ..base.data },
-                train: TrainConfig { epochs: if darts { 6 } else { 10 }, checkpoint_every: 50, ..base.train },
-                // Wide and shallow learns far faster in a short budget than narrow and deep at the same step time
-                // (C=16, N=1: 53 % supernet accuracy after 10 epochs; C=8, N=2: 24 %).
-                nb201: Nb201Config { channels: 16, cells_per_stage: 1, ..base.nb201 },
-                // Five cells keep both reductions and a normal cell in every stage.
-                darts: DartsConfig { channels: 8, layers: 5, ..base.darts },
-                ..base
-            },
+            supernet: S::Supernet::default(),
+            derive: S::Derive::default(),
+        };
+        match preset {
+            Preset::Paper => base,
+            Preset::Embedded => SearchConfig { train: TrainConfig { checkpoint_every: 50, ..base.train }, ..base },
             Preset::Smoke => SearchConfig {
                 data: DataConfig { per_class: 16, ..base.data },
                 train: TrainConfig { epochs: 2, batch_size: 16, checkpoint_every: 0, ..base.train },
                 importance: ImportanceConfig { batch_size: 32, ..base.importance },
-                nb201: Nb201Config { channels: 4, cells_per_stage: 1, ..base.nb201 },
-                darts: DartsConfig { channels: 4, layers: 5, ..base.darts },
                 ..base
             },
         }
     }
+
+    /// Rejects impossible values, naming the field.
+    pub fn validate(&self) -> Result<()> {
+        ensure!(self.space == S::NAME, "space = \"{}\" in a configuration of the {} space", self.space, S::NAME);
+        self.train.validate()?;
+        ensure!(self.importance.batch_size > 0, "importance.batch_size must be at least 1");
+        let d = &self.data;
+        ensure!(d.split > 0.0 && d.split < 1.0, "data.split must be strictly between 0 and 1 (got {})", d.split);
+        ensure!(d.workers > 0, "data.workers must be at least 1");
+        ensure!(d.prefetch > 0, "data.prefetch must be at least 1");
+        self.supernet.validate()?;
+        self.derive.validate()
+    }
 }
+
+impl<S: Space> RetrainConfig<S> {
+    /// A preset scaled from the space's paper recipe `paper`: the network shape is the space's to set.
+    pub fn scaled(paper: Self, preset: Preset) -> Self {
+        match preset {
+            Preset::Paper => paper,
+            Preset::Embedded => RetrainConfig {
+                data: DataConfig { split: 0.8, ..paper.data },
+                train: TrainConfig { epochs: 10, checkpoint_every: 50, ..paper.train },
+                ..paper
+            },
+            Preset::Smoke => RetrainConfig {
+                data: DataConfig { per_class: 16, split: 0.75, ..paper.data },
+                train: TrainConfig { epochs: 2, batch_size: 16, checkpoint_every: 0, ..paper.train },
+                eval_batch_size: 32,
+                ..paper
+            },
+        }
+    }
+
+    /// The fields a paper recipe does not decide.
+    pub fn base(network: S::Network, train: TrainConfig) -> Self {
+        RetrainConfig {
+            space: S::NAME,
+            genotype: String::new(),
+            seed: 0,
+            device: DeviceChoice::Auto,
+            threads: 0,
+            memory_format: MemoryFormat::Auto,
+            data: DataConfig { split: 1.0, ..DataConfig::default() },
+            test_data: None,
+            test_format: DataFormat::Auto,
+            network,
+            train,
+            eval_batch_size: 256,
+        }
+    }
+
+    /// Rejects impossible values, naming the field.
+    pub fn validate(&self) -> Result<()> {
+        ensure!(self.space == S::NAME, "space = \"{}\" in a configuration of the {} space", self.space, S::NAME);
+        self.train.validate()?;
+        ensure!(
+            self.data.split > 0.0 && self.data.split <= 1.0,
+            "data.split (the training share) must be in (0, 1] (got {})",
+            self.data.split
+        );
+        ensure!(self.data.workers > 0 && self.data.prefetch > 0, "data.workers and data.prefetch must be at least 1");
+        ensure!(self.eval_batch_size > 0, "eval_batch_size must be at least 1");
+        self.network.validate()
+    }
+}
+
+macro_rules! run_config {
+    ($($t:ident),*) => {$(
+        impl<S: Space> RunConfig for $t<S> {
+            fn seed(&self) -> u64 {
+                self.seed
+            }
+            fn device(&self) -> DeviceChoice {
+                self.device
+            }
+            fn threads(&self) -> usize {
+                self.threads
+            }
+            fn memory_format(&self) -> MemoryFormat {
+                self.memory_format
+            }
+            fn data(&self) -> &DataConfig {
+                &self.data
+            }
+            fn train(&self) -> &TrainConfig {
+                &self.train
+            }
+            fn validate(&self) -> Result<()> {
+                $t::validate(self)
+            }
+        }
+    )*};
+}
+run_config!(SearchConfig, RetrainConfig);
 
 /// Overlays the tables of `top` onto `base`, key by key.
 pub fn merge(base: &mut toml::Value, top: toml::Value) {
@@ -134,147 +216,120 @@ pub fn merge(base: &mut toml::Value, top: toml::Value) {
     }
 }
 
-impl crate::train::RunConfig for SearchConfig {
-    fn seed(&self) -> u64 {
-        self.seed
-    }
-    fn device(&self) -> DeviceChoice {
-        self.device
-    }
-    fn threads(&self) -> usize {
-        self.threads
-    }
-    fn memory_format(&self) -> MemoryFormat {
-        self.memory_format
-    }
-    fn data(&self) -> &DataConfig {
-        &self.data
-    }
-    fn train(&self) -> &TrainConfig {
-        &self.train
-    }
-    fn validate(&self) -> Result<()> {
-        SearchConfig::validate(self)
+/// A configuration file, parsed.
+pub fn read_toml(path: &Path) -> Result<toml::Value, Error> {
+    let source_name = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Config { source_name: source_name.clone(), message: format!("reading: {e}") })?;
+    toml::from_str(&text).map_err(|e| Error::Config { source_name, message: e.to_string() })
+}
+
+/// The `space` a configuration file names, if it names one.
+pub fn space_in_file(path: &Path) -> Result<Option<SpaceName>, Error> {
+    match read_toml(path)?.get("space").and_then(|v| v.as_str()) {
+        Some(name) => SpaceName::parse(name).map(Some),
+        None => Ok(None),
     }
 }
 
-impl SearchConfig {
-    /// `preset` for `space` (else the file's `space`, else NB201) with the TOML file at `path` laid over it;
-    /// unknown keys are errors that name the file.
-    pub fn from_preset_and_file(preset: Preset, space: Option<SpaceName>, path: Option<&Path>) -> Result<Self> {
-        let top: Option<toml::Value> = match path {
-            Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
-                Some(toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?)
+/// Command-line settings of a space's sections, by dotted key (`supernet.channels`).
+#[derive(Debug, Clone, Default)]
+pub struct SectionFlags(Vec<(String, &'static str, toml::Value)>);
+
+impl SectionFlags {
+    /// `key = value`, given on the command line as `flag`.
+    pub fn set(&mut self, key: &str, flag: &'static str, value: impl Into<toml::Value>) {
+        self.0.push((key.to_string(), flag, value.into()));
+    }
+}
+
+/// `preset` ← the TOML file at `path` ← `flags`, as a `T`. Unknown keys are errors naming the file; a flag whose key
+/// the space's sections lack is an error naming the flag.
+pub fn layered<T: Serialize + DeserializeOwned>(preset: T, path: Option<&Path>, flags: &SectionFlags) -> Result<T> {
+    let mut value = toml::Value::try_from(preset)?;
+    let space = value.get("space").cloned();
+    if let Some(path) = path {
+        merge(&mut value, read_toml(path)?);
+    }
+    for (key, flag, v) in &flags.0 {
+        let (section, field) = key.split_once('.').unwrap_or(("", key));
+        let slot = value.get_mut(section).and_then(|s| s.get_mut(field));
+        let Some(slot) = slot else {
+            let known = value.get(section).and_then(|s| s.as_table()).map(|t| t.keys().cloned().collect::<Vec<_>>());
+            return Err(Error::Config {
+                source_name: flag.to_string(),
+                message: format!(
+                    "this space has no {key} (its [{section}] holds: {})",
+                    known.unwrap_or_default().join(", ")
+                ),
             }
-            None => None,
+            .into());
         };
-        let file_space = match top.as_ref().and_then(|t| t.get("space")) {
-            Some(v) => Some(v.clone().try_into::<SpaceName>().with_context(|| {
-                format!("config {}: space", path.map_or(String::new(), |p| p.display().to_string()))
-            })?),
-            None => None,
-        };
-        let space = space.or(file_space).unwrap_or_default();
-        let mut value = toml::Value::try_from(preset.config(space))?;
-        if let Some(top) = top {
-            merge(&mut value, top);
-        }
-        if let toml::Value::Table(t) = &mut value {
-            t.insert("space".into(), toml::Value::String(space.as_str().into()));
-        }
-        let cfg: SearchConfig = value
-            .try_into()
-            .with_context(|| format!("config {}", path.map_or("(preset)".into(), |p| p.display().to_string())))?;
-        Ok(cfg)
+        *slot = v.clone();
     }
+    if let (Some(space), toml::Value::Table(t)) = (space, &mut value) {
+        t.insert("space".into(), space);
+    }
+    let source_name = path.map_or("(preset)".into(), |p| p.display().to_string());
+    value.try_into().map_err(|e: toml::de::Error| Error::Config { source_name, message: e.to_string() }.into())
+}
 
-    /// Reads a resolved configuration (a run folder's `config.toml`).
-    pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-    }
-
-    pub fn to_toml(&self) -> Result<String> {
-        Ok(toml::to_string_pretty(self)?)
-    }
-
-    /// Rejects impossible values, naming the field.
-    pub fn validate(&self) -> Result<()> {
-        self.train.validate()?;
-        ensure!(self.importance.batch_size > 0, "importance.batch_size must be at least 1");
-        let d = &self.data;
-        ensure!(d.split > 0.0 && d.split < 1.0, "data.split must be strictly between 0 and 1 (got {})", d.split);
-        ensure!(d.workers > 0, "data.workers must be at least 1");
-        ensure!(d.prefetch > 0, "data.prefetch must be at least 1");
-        let n = &self.nb201;
-        ensure!(n.channels >= 2, "nb201.channels must be at least 2 (got {})", n.channels);
-        ensure!(n.cells_per_stage >= 1, "nb201.cells_per_stage must be at least 1 (got {})", n.cells_per_stage);
-        ensure!(
-            n.attention_ratio >= 1 && n.attention_ratio <= 5 * n.channels,
-            "nb201.attention_ratio must be in 1..={} (got {})",
-            5 * n.channels,
-            n.attention_ratio
-        );
-        let d = &self.darts;
-        ensure!(d.channels >= 2 && d.channels % 2 == 0, "darts.channels must be even and >= 2 (got {})", d.channels);
-        ensure!(
-            d.layers >= 5,
-            "darts.layers must be at least 5, so that every stage slot has its own cell (got {})",
-            d.layers
-        );
-        ensure!(d.steps >= 1, "darts.steps must be at least 1");
-        ensure!(d.stem_multiplier >= 1, "darts.stem_multiplier must be at least 1");
-        ensure!(
-            d.attention_ratio >= 1 && d.attention_ratio <= 8 * d.channels,
-            "darts.attention_ratio must be in 1..={} (got {})",
-            8 * d.channels,
-            d.attention_ratio
-        );
-        Ok(())
-    }
+/// Reads a resolved configuration (a run folder's `config.toml`).
+pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::space::darts::Darts;
+    use crate::space::nb201::Nb201;
+
+    fn nb201(preset: Preset, path: Option<&Path>, flags: &SectionFlags) -> Result<SearchConfig<Nb201>> {
+        layered(Nb201::search_preset(preset), path, flags)
+    }
 
     #[test]
     fn file_overrides_preset_and_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, "seed = 3\n[train]\nepochs = 7\n[nb201]\nchannels = 12\n").unwrap();
-        let cfg = SearchConfig::from_preset_and_file(Preset::Smoke, None, Some(&path)).unwrap();
-        assert_eq!((cfg.seed, cfg.train.epochs, cfg.nb201.channels), (3, 7, 12));
+        std::fs::write(&path, "seed = 3\n[train]\nepochs = 7\n[supernet]\nchannels = 12\n").unwrap();
+        let cfg = nb201(Preset::Smoke, Some(&path), &SectionFlags::default()).unwrap();
+        assert_eq!((cfg.seed, cfg.train.epochs, cfg.supernet.channels), (3, 7, 12));
         assert_eq!(
             cfg.train.batch_size,
-            Preset::Smoke.config(SpaceName::Nb201).train.batch_size,
+            Nb201::search_preset(Preset::Smoke).train.batch_size,
             "untouched keys keep the preset"
         );
-        let back: SearchConfig = toml::from_str(&cfg.to_toml().unwrap()).unwrap();
+        let back: SearchConfig<Nb201> = toml::from_str(&toml::to_string_pretty(&cfg).unwrap()).unwrap();
         assert_eq!(back, cfg);
     }
 
     #[test]
-    fn unknown_keys_and_bad_values_name_the_field() {
+    fn unknown_keys_flags_and_bad_values_name_the_field() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, "[train]\nepochz = 7\n").unwrap();
-        let err = format!("{:#}", SearchConfig::from_preset_and_file(Preset::Paper, None, Some(&path)).unwrap_err());
+        let err = format!("{:#}", nb201(Preset::Paper, Some(&path), &SectionFlags::default()).unwrap_err());
         assert!(err.contains("epochz") && err.contains("bad.toml"), "{err}");
-        let mut cfg = SearchConfig::default();
+        let mut flags = SectionFlags::default();
+        flags.set("supernet.layers", "--layers", 8);
+        let err = format!("{:#}", nb201(Preset::Paper, None, &flags).unwrap_err());
+        assert!(err.contains("--layers") && err.contains("cells_per_stage"), "{err}");
+        let mut cfg = Nb201::search_preset(Preset::Paper);
         cfg.data.split = 1.0;
         assert!(format!("{}", cfg.validate().unwrap_err()).contains("data.split"));
-        let mut cfg = SearchConfig::default();
+        let mut cfg = Nb201::search_preset(Preset::Paper);
         cfg.train.lr = f64::NAN;
         assert!(format!("{}", cfg.validate().unwrap_err()).contains("train.lr"));
         for preset in [Preset::Paper, Preset::Embedded, Preset::Smoke] {
-            for space in [SpaceName::Nb201, SpaceName::Darts] {
-                preset.config(space).validate().unwrap();
-            }
+            Nb201::search_preset(preset).validate().unwrap();
+            Darts::search_preset(preset).validate().unwrap();
+            Nb201::retrain_preset(preset).validate().unwrap();
+            Darts::retrain_preset(preset).validate().unwrap();
         }
-        assert!(Preset::Paper.config(SpaceName::Darts).importance.every_epoch);
+        assert!(Darts::search_preset(Preset::Paper).importance.every_epoch);
     }
 
     #[test]
@@ -282,10 +337,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("layout.toml");
         std::fs::write(&path, "memory_format = \"contiguous\"\n").unwrap();
-        let cfg = SearchConfig::from_preset_and_file(Preset::Smoke, None, Some(&path)).unwrap();
+        let cfg = nb201(Preset::Smoke, Some(&path), &SectionFlags::default()).unwrap();
         assert_eq!(cfg.memory_format, MemoryFormat::Contiguous);
         std::fs::write(&path, "memory_format = \"sideways\"\n").unwrap();
-        let err = format!("{:#}", SearchConfig::from_preset_and_file(Preset::Smoke, None, Some(&path)).unwrap_err());
+        let err = format!("{:#}", nb201(Preset::Smoke, Some(&path), &SectionFlags::default()).unwrap_err());
         assert!(err.contains("memory_format") && err.contains("layout.toml"), "{err}");
     }
 }

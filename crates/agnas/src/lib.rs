@@ -1,9 +1,12 @@
 //! AGNAS: attention-guided micro and macro architecture search (Sun et al., ICML 2022) on libtorch.
 pub mod config;
 pub mod data;
+mod error;
 pub mod nn;
 pub mod report;
 pub mod retrain;
 pub mod search;
 pub mod space;
 pub mod train;
+
+pub use error::Error;

@@ -4,10 +4,11 @@ use crate::config::SearchConfig;
 use crate::data::augment::Augment;
 use crate::data::loader::Loader;
 use crate::report::{self, progress::ProgressMode, write_json};
-use crate::space::{darts::DartsSpace, nb201::Nb201Space, SearchSpace, SpaceName, Supernet, SupernetOutput};
+use crate::space::{Importances, Space, Supernet, SupernetOutput};
 use crate::train::{evaluate, CosineSchedule, EpochEnd, History, Job, Run, Sgd, Start, StepContext, Trainer};
 use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
+use std::marker::PhantomData;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
@@ -27,8 +28,8 @@ pub struct EpochMetrics {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EpochImportance {
     pub epoch: usize,
-    pub train: serde_json::Value,
-    pub heldout: Option<serde_json::Value>,
+    pub train: Importances,
+    pub heldout: Option<Importances>,
 }
 
 /// What a finished search returns (and writes to `result.json`).
@@ -39,30 +40,25 @@ pub struct SearchResult {
     pub seed: u64,
     pub heldout_acc: f64,
     pub train_seconds: f64,
+    /// Lines for the terminal: what the architecture is worth, where the space knows.
+    #[serde(skip)]
+    pub report: Vec<String>,
     #[serde(flatten)]
     pub extra: serde_json::Value,
 }
 
 /// How a search is started.
-pub struct SearchRun {
-    pub start: Start<SearchConfig>,
+pub struct SearchRun<S: Space> {
+    pub start: Start<SearchConfig<S>>,
     pub progress: ProgressMode,
     /// Stop (as if killed) after this many training steps; for crash tests.
     pub stop_after_steps: Option<u64>,
 }
 
-pub fn space_of(cfg: &SearchConfig) -> Box<dyn SearchSpace> {
-    match cfg.space {
-        SpaceName::Nb201 => Box::new(Nb201Space { supernet: cfg.nb201.clone(), derive: cfg.derive }),
-        SpaceName::Darts => Box::new(DartsSpace { supernet: cfg.darts.clone() }),
-    }
-}
-
 /// The search's part of the training loop: weights and attention trained together, importances summed on the
 /// device, the held-out pass at the end of the epochs that have one.
-struct SearchJob<'a> {
-    cfg: &'a SearchConfig,
-    space: &'a dyn SearchSpace,
+struct SearchJob<'a, S: Space> {
+    cfg: &'a SearchConfig<S>,
     supernet: &'a dyn Supernet,
     heldout: &'a Loader,
     out: &'a Path,
@@ -70,6 +66,7 @@ struct SearchJob<'a> {
     progress: ProgressMode,
     /// Σ of the importances over this epoch's training steps.
     importance: Option<Tensor>,
+    space: PhantomData<S>,
 }
 
 /// The importances of every epoch, kept in the checkpoints' history.
@@ -78,7 +75,7 @@ struct SearchHistory {
     importances: Vec<EpochImportance>,
 }
 
-impl Job for SearchJob<'_> {
+impl<S: Space> Job for SearchJob<'_, S> {
     type Epoch = EpochMetrics;
     type Extra = SearchHistory;
 
@@ -108,10 +105,14 @@ impl Job for SearchJob<'_> {
         } else {
             None
         };
+        let heldout_importances = match &heldout {
+            Some(h) => Some(heldout_importances::<S>(&self.cfg.supernet, h)?),
+            None => None,
+        };
         extra.importances.push(EpochImportance {
             epoch: epoch + 1,
-            train: self.space.describe_importance(&train_importance)?,
-            heldout: heldout.as_ref().map(|h| self.space.describe_importance(&h.importance)).transpose()?,
+            train: S::importances(&self.cfg.supernet, &train_importance)?,
+            heldout: heldout_importances,
         });
         let (train_loss, train_acc) = (end.train.loss, end.train.top1);
         tracing::info!(
@@ -125,7 +126,7 @@ impl Job for SearchJob<'_> {
                 100.0 * h.acc
             ))
         );
-        write_json(&self.out.join("importances.json"), &extra.importances)?;
+        write_json(&self.out.join("importances.json"), &describe::<S>(&self.cfg.supernet, &extra.importances))?;
         Ok(EpochMetrics {
             epoch: epoch + 1,
             lr: end.lr,
@@ -136,6 +137,56 @@ impl Job for SearchJob<'_> {
             seconds: end.started.elapsed().as_secs_f64(),
         })
     }
+}
+
+/// The held-out importances, refused when the pass produced non-finite values: nothing may be derived from them.
+fn heldout_importances<S: Space>(cfg: &S::Supernet, heldout: &HeldOut) -> Result<Importances> {
+    let importances = S::importances(cfg, &heldout.importance)?;
+    let problem = match importances.ensure_finite() {
+        Err(e) => Some(e.to_string()),
+        Ok(()) if !heldout.loss.is_finite() => Some("the attention is finite, the loss is not".to_string()),
+        Ok(()) => None,
+    };
+    match problem {
+        Some(detail) => Err(crate::Error::HeldOutDiverged { loss: heldout.loss, detail }.into()),
+        None => Ok(importances),
+    }
+}
+
+/// `importances.json`: per epoch the training-pass and held-out importances with the labels of every axis.
+pub fn describe<S: Space>(cfg: &S::Supernet, importances: &[EpochImportance]) -> serde_json::Value {
+    importances
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "epoch": e.epoch,
+                "train": S::describe(cfg, &e.train),
+                "heldout": e.heldout.as_ref().map(|h| S::describe(cfg, h)),
+            })
+        })
+        .collect()
+}
+
+/// The importances of `importances.json` back, typed, for re-deriving a genotype.
+pub fn read_importances(path: &Path) -> Result<Vec<EpochImportance>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let epochs: Vec<serde_json::Value> =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let pass = |v: &serde_json::Value| -> Result<Importances> {
+        let axes: Vec<&str> = v["axes"].as_array().into_iter().flatten().filter_map(|a| a.as_str()).collect();
+        Ok(Importances::from_nested(&axes, &v["values"])?)
+    };
+    epochs
+        .iter()
+        .map(|e| {
+            Ok(EpochImportance {
+                epoch: e["epoch"].as_u64().context("an epoch without its number")? as usize,
+                train: pass(&e["train"])?,
+                heldout: if e["heldout"].is_null() { None } else { Some(pass(&e["heldout"])?) },
+            })
+        })
+        .collect::<Result<_>>()
+        .with_context(|| format!("{}", path.display()))
 }
 
 fn add_importance(acc: &mut Option<Tensor>, importance: &Tensor) {
@@ -149,19 +200,18 @@ fn add_importance(acc: &mut Option<Tensor>, importance: &Tensor) {
 }
 
 /// The whole search; returns the result also written to `<out>/result.json`.
-pub fn run(search: SearchRun) -> Result<SearchResult> {
+pub fn run<S: Space>(search: SearchRun<S>) -> Result<SearchResult> {
     let run = Run::open(search.start)?;
     let cfg = &run.config;
-    let space = space_of(cfg);
     tracing::info!(
         "{}: {} training / {} held-out images, {} classes, device {:?}",
-        space.name(),
+        S::NAME,
         run.train_idx.len(),
         run.other_idx.len(),
         run.num_classes,
         run.device
     );
-    let (vs, supernet) = run.model(|p| Ok(space.build(p, run.in_channels, run.num_classes)))?;
+    let (vs, supernet) = run.model(|p| Ok(S::build_supernet(&cfg.supernet, p, run.in_channels, run.num_classes)))?;
     let opt = Sgd::from_config(&vs, &cfg.train);
     let schedule = Box::new(CosineSchedule::from_config(&cfg.train));
     let mut trainer =
@@ -171,38 +221,39 @@ pub fn run(search: SearchRun) -> Result<SearchResult> {
     let heldout_loader = run.loader(run.other_idx.clone(), cfg.importance.batch_size, heldout_augment, false);
     let mut job = SearchJob {
         cfg,
-        space: space.as_ref(),
         supernet: supernet.as_ref(),
         heldout: &heldout_loader,
         out: &run.out,
         device: run.device,
         progress: search.progress,
         importance: None,
+        space: PhantomData,
     };
     let history = trainer.fit(&mut job, &train_loader)?;
     if let Some(result) = run.finished()? {
         return Ok(result);
     }
-    finish(&run, space.as_ref(), &history)
+    finish(&run, &history)
 }
 
 /// Derives the architecture from the last epoch's held-out importances and writes the run's result files.
-fn finish(
-    run: &Run<SearchConfig>,
-    space: &dyn SearchSpace,
+fn finish<S: Space>(
+    run: &Run<SearchConfig<S>>,
     history: &History<EpochMetrics, SearchHistory>,
 ) -> Result<SearchResult> {
     let out = &run.out;
+    let cfg = &run.config;
     let last = history.extra.importances.last().context("the search ran no epoch")?;
     let heldout = last.heldout.as_ref().context("the last epoch has no held-out importances")?;
-    let derived = space.derive(&crate::space::nested_to_tensor(&heldout["values"])?)?;
+    let derived = S::derive(&cfg.supernet, &cfg.derive, heldout)?;
     let heldout_acc = history.metrics.last().and_then(|m| m.heldout_acc).unwrap_or(f64::NAN);
     let result = SearchResult {
-        space: space.name().to_string(),
+        space: S::NAME.to_string(),
         arch: derived.name.clone(),
-        seed: run.config.seed,
+        seed: cfg.seed,
         heldout_acc,
         train_seconds: history.train_seconds,
+        report: derived.report.clone(),
         extra: derived.result,
     };
     write_json(&out.join("genotype.json"), &derived.genotype)?;
@@ -210,7 +261,7 @@ fn finish(
         report::atomic_write(&out.join(name), bytes)?;
     }
     write_json(&out.join("result.json"), &result)?;
-    let summary = summary(&run.config, history, &result, &derived.details_md);
+    let summary = summary(cfg, history, &result, &derived.details_md);
     report::atomic_write(&out.join("summary.md"), summary.as_bytes())?;
     Ok(result)
 }
@@ -256,22 +307,13 @@ fn heldout_pass(
     Ok(HeldOut { loss: means.loss, acc: means.top1, importance })
 }
 
-fn summary(
-    cfg: &SearchConfig,
+fn summary<S: Space>(
+    cfg: &SearchConfig<S>,
     state: &History<EpochMetrics, SearchHistory>,
     result: &SearchResult,
     details_md: &str,
 ) -> String {
     let mut s = format!("# AGNAS search: {}\n\nFound architecture: `{}`\n\n", result.space, result.arch);
-    if let Some(rec) = result.extra.get("bench201").filter(|r| !r.is_null()) {
-        s.push_str("| NAS-Bench-201 (200 epochs) | accuracy % |\n|---|---|\n");
-        for key in ["c10_test", "c10v_valid", "c100_test", "in16_test"] {
-            if let Some(v) = rec.get(key).and_then(|v| v.as_f64()) {
-                s.push_str(&format!("| {key} | {v:.2} |\n"));
-            }
-        }
-        s.push('\n');
-    }
     s.push_str(&format!(
         "Supernet held-out accuracy {:.2} %, {} epochs in {:.0} s, seed {}.\n\n| epoch | lr | train loss | train acc % |\n|---|---|---|---|\n",
         100.0 * result.heldout_acc,

@@ -1,10 +1,18 @@
-//! Search spaces: each folder holds its supernet, genotype type, derivation rule (and evaluation network).
+//! Search spaces. Each folder holds one space: its configuration sections and presets, supernet, importances,
+//! genotype, derivation, evaluation network, counting and pictures, behind the [`Space`] trait. [`SpaceName`] is the
+//! registry: the one place that lists the spaces and turns a name into a type.
 pub mod darts;
+pub mod importance;
 pub mod nb201;
 
+pub use importance::Importances;
+
+use crate::config::{Preset, RetrainConfig, SearchConfig};
+use crate::nn::flops;
 use anyhow::Result;
-use serde::{Deserialize, Serialize};
-use tch::{nn, Tensor};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::fmt::Debug;
+use tch::{nn, Device, Kind, Tensor};
 
 /// Logits and the attention importances of one supernet forward.
 pub struct SupernetOutput {
@@ -18,57 +26,194 @@ pub trait Supernet {
     fn forward_t(&self, xs: &Tensor, train: bool) -> SupernetOutput;
 }
 
-/// What a search produced: the genotype (for `genotype.json`) and what it is worth (for `result.json`).
+/// A network built from a genotype and trained from scratch.
+pub trait EvalNetwork {
+    /// Logits in eval mode.
+    fn logits(&self, xs: &Tensor) -> Tensor;
+    /// A training forward of epoch `epoch` of `epochs`: the logits and the loss with the network's own regularisers
+    /// (an auxiliary head, drop-path).
+    fn training_loss(&self, xs: &Tensor, y: &Tensor, epoch: usize, epochs: usize) -> (Tensor, Tensor);
+    /// The drop-path probability of epoch `epoch` of `epochs` (0 for networks without drop-path).
+    fn drop_path(&self, _epoch: usize, _epochs: usize) -> f64 {
+        0.0
+    }
+}
+
+/// A section of a run's configuration that a space owns (`[supernet]`, `[derive]`, `[network]`).
+pub trait Section: Serialize + DeserializeOwned + Clone + Debug + PartialEq + Default {
+    /// Rejects impossible values, naming the field.
+    fn validate(&self) -> Result<()>;
+}
+
+/// What a search produced, for the run folder.
 pub struct Derived {
     /// One line naming the architecture (the NB201 arch string, …).
     pub name: String,
+    /// `genotype.json`: the genotype and how it was read off the importances.
     pub genotype: serde_json::Value,
-    /// Extra facts for the result, e.g. the benchmark record.
+    /// Extra facts for `result.json` (the benchmark record, …), written as they are.
     pub result: serde_json::Value,
+    /// Lines for the terminal after the search (what the architecture is worth, where known).
+    pub report: Vec<String>,
     /// A Markdown section for `summary.md` showing how the choice was made.
     pub details_md: String,
     /// More files for the run folder, by name (genotype text, pictures).
     pub files: Vec<(String, Vec<u8>)>,
 }
 
-/// A search space, as the generic search loop sees it.
-pub trait SearchSpace {
-    fn name(&self) -> &'static str;
-    /// A supernet for images of `in_channels` channels and `num_classes` classes.
-    fn build(&self, p: &nn::Path, in_channels: i64, num_classes: i64) -> Box<dyn Supernet>;
-    /// Accumulated importances with named axes, for `importances.json`.
-    fn describe_importance(&self, importance: &Tensor) -> Result<serde_json::Value>;
-    /// The architecture read off the held-out importances.
-    fn derive(&self, importance: &Tensor) -> Result<Derived>;
+/// A block's training-mode forward from its inputs.
+pub type BlockForward = Box<dyn Fn(&[Tensor]) -> Tensor>;
+
+/// A building block of a supernet timed by `agnas bench blocks`: its input shapes and its forward.
+pub struct BenchBlock {
+    pub name: &'static str,
+    pub inputs: Vec<Vec<i64>>,
+    pub forward: BlockForward,
 }
 
-/// The spaces `agnas search --space` knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+impl BenchBlock {
+    pub fn new(name: &'static str, inputs: Vec<Vec<i64>>, forward: impl Fn(&[Tensor]) -> Tensor + 'static) -> Self {
+        BenchBlock { name, inputs, forward: Box::new(forward) }
+    }
+
+    pub fn module(name: &'static str, input: Vec<i64>, m: impl nn::ModuleT + 'static) -> Self {
+        BenchBlock::new(name, vec![input], move |xs| m.forward_t(&xs[0], true))
+    }
+
+    /// A ReLU-first op, fed as the mixed op feeds it (the ReLU is part of the timed block).
+    pub fn after_relu(name: &'static str, input: Vec<i64>, m: impl crate::nn::AfterRelu + 'static) -> Self {
+        BenchBlock::new(name, vec![input], move |xs| m.forward_relu(&xs[0].relu(), true))
+    }
+}
+
+/// Parameters (outside any auxiliary head) and multiply-accumulates of one image of an evaluation network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub params: i64,
+    pub macs: u64,
+}
+
+/// A search space.
+pub trait Space: Debug + Clone + Copy + PartialEq + Default + 'static {
+    const NAME: SpaceName;
+    /// `[supernet]`: the shape of the supernet.
+    type Supernet: Section;
+    /// `[derive]`: how the genotype is read off the importances.
+    type Derive: Section;
+    /// `[network]`: the shape and regularisers of the evaluation network.
+    type Network: Section;
+    type Genotype: Serialize + DeserializeOwned + Clone + Debug;
+
+    /// The search configuration of a preset.
+    fn search_preset(preset: Preset) -> SearchConfig<Self>;
+    fn build_supernet(cfg: &Self::Supernet, p: &nn::Path, in_channels: i64, num_classes: i64) -> Box<dyn Supernet>;
+    /// Names the axes of a supernet's importance tensor and marks the candidates that do not exist.
+    fn importances(cfg: &Self::Supernet, importance: &Tensor) -> Result<Importances>;
+    /// The importances as `importances.json` holds them, with the labels of every axis.
+    fn describe(cfg: &Self::Supernet, importances: &Importances) -> serde_json::Value;
+    /// The architecture read off held-out importances.
+    fn derive(cfg: &Self::Supernet, derive: &Self::Derive, importances: &Importances) -> Result<Derived>;
+
+    /// A genotype from what a user types: a built-in name, an arch string, a file.
+    fn parse_genotype(spec: &str) -> Result<Self::Genotype>;
+    /// Checks a genotype read from a file a user may have edited.
+    fn validate_genotype(genotype: &Self::Genotype) -> Result<()>;
+    /// The genotype as the field writes it (Python text, an arch string).
+    fn genotype_text(genotype: &Self::Genotype) -> String;
+    /// Pictures of a genotype, by file name.
+    fn pictures(genotype: &Self::Genotype, title: &str) -> Vec<(String, String)>;
+
+    /// The retrain configuration of a preset.
+    fn retrain_preset(preset: Preset) -> RetrainConfig<Self>;
+    fn build_network(
+        cfg: &Self::Network,
+        genotype: &Self::Genotype,
+        p: &nn::Path,
+        in_channels: i64,
+        num_classes: i64,
+    ) -> Box<dyn EvalNetwork>;
+
+    /// The heatmap of one pass of `importances.json` (what [`Space::describe`] wrote).
+    fn importance_svg(described: &serde_json::Value, title: &str) -> Result<String>;
+    /// The building blocks of the supernet at `c` channels and batch `b`, 32×32, for `agnas bench blocks`.
+    fn bench_blocks(p: &nn::Path, c: i64, b: i64) -> Vec<BenchBlock>;
+}
+
+/// Parameters outside any auxiliary head (as the field's `count_parameters_in_MB` counts them) and MACs of one
+/// `in_channels` × `image_size` image in eval mode.
+pub fn count<S: Space>(
+    cfg: &S::Network,
+    genotype: &S::Genotype,
+    in_channels: i64,
+    num_classes: i64,
+    image_size: (i64, i64),
+) -> Counts {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = S::build_network(cfg, genotype, &vs.root(), in_channels, num_classes);
+    let x = Tensor::zeros([1, in_channels, image_size.0, image_size.1], (Kind::Float, Device::Cpu));
+    let (_, macs) = tch::no_grad(|| flops::count_macs(|| net.logits(&x)));
+    let params = vs
+        .variables()
+        .iter()
+        .filter(|(name, v)| v.requires_grad() && !name.starts_with("auxiliary"))
+        .map(|(_, v)| v.numel() as i64)
+        .sum();
+    Counts { params, macs }
+}
+
+/// The spaces agnas knows: the registry.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    Serialize,
+    Deserialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum SpaceName {
     #[default]
     Nb201,
     Darts,
 }
 
-impl std::str::FromStr for SpaceName {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "nb201" | "nas-bench-201" => Ok(SpaceName::Nb201),
-            "darts" => Ok(SpaceName::Darts),
-            "proxyless" => anyhow::bail!("space `{s}` is not implemented yet (available: nb201, darts)"),
-            _ => anyhow::bail!("unknown space `{s}` (available: nb201, darts)"),
-        }
-    }
+/// Work that needs the space's types: [`SpaceName::dispatch`] runs it with the space a name stands for.
+pub trait SpaceTask {
+    type Output;
+    fn run<S: Space>(self) -> Self::Output;
 }
 
 impl SpaceName {
     pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// Runs `task` with the space this name stands for.
+    pub fn dispatch<T: SpaceTask>(self, task: T) -> T::Output {
         match self {
-            SpaceName::Nb201 => "nb201",
-            SpaceName::Darts => "darts",
+            SpaceName::Nb201 => task.run::<nb201::Nb201>(),
+            SpaceName::Darts => task.run::<darts::Darts>(),
         }
+    }
+
+    /// Parses a name, listing the known ones when it is not one of them.
+    pub fn parse(s: &str) -> Result<Self, crate::Error> {
+        s.parse().map_err(|_| crate::Error::UnknownSpace {
+            name: s.to_string(),
+            known: <SpaceName as strum::VariantNames>::VARIANTS.join(", "),
+        })
+    }
+}
+
+impl std::fmt::Display for SpaceName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -77,40 +222,6 @@ pub fn tensor_to_nested(t: &Tensor) -> Result<serde_json::Value> {
     let t = t.to_kind(tch::Kind::Double).to_device(tch::Device::Cpu).contiguous();
     let size = t.size();
     let flat: Vec<f64> = Vec::try_from(t.flatten(0, -1))?;
-    fn nest(values: &[f64], size: &[i64]) -> serde_json::Value {
-        match size {
-            [] => serde_json::json!(values[0]),
-            [_] => serde_json::json!(values),
-            [n, rest @ ..] => {
-                let chunk = values.len() / *n as usize;
-                serde_json::Value::Array(values.chunks(chunk.max(1)).map(|c| nest(c, rest)).collect())
-            }
-        }
-    }
-    Ok(nest(&flat, &size))
-}
-
-/// The tensor (float64, CPU) of nested lists written by [`tensor_to_nested`]; every row of a level must have the
-/// same length and every value must be a number.
-pub fn nested_to_tensor(value: &serde_json::Value) -> Result<Tensor> {
-    fn walk(v: &serde_json::Value, depth: usize, shape: &mut Vec<i64>, flat: &mut Vec<f64>) -> Result<()> {
-        match v {
-            serde_json::Value::Array(items) => {
-                if shape.len() == depth {
-                    shape.push(items.len() as i64);
-                }
-                anyhow::ensure!(shape[depth] == items.len() as i64, "rows of unequal length at depth {depth}");
-                items.iter().try_for_each(|item| walk(item, depth + 1, shape, flat))
-            }
-            serde_json::Value::Number(n) => {
-                anyhow::ensure!(shape.len() == depth, "a number where a list was expected at depth {depth}");
-                flat.push(n.as_f64().unwrap_or(f64::NAN));
-                Ok(())
-            }
-            other => anyhow::bail!("expected a number or a list, found {other}"),
-        }
-    }
-    let (mut shape, mut flat) = (Vec::new(), Vec::new());
-    walk(value, 0, &mut shape, &mut flat)?;
-    Ok(Tensor::from_slice(&flat).reshape(&shape))
+    let shape: Vec<usize> = size.iter().map(|&s| s as usize).collect();
+    Ok(importance::nest(&flat, &shape))
 }

@@ -10,11 +10,105 @@ pub use genotype::{CellGenotype, CellKind, DartsOp, Genotype};
 pub use network::{NetworkCifar, NetworkConfig};
 pub use supernet::{DartsConfig, DartsSupernet};
 
-use super::{tensor_to_nested, Derived, SearchSpace, Supernet, SupernetOutput};
+use super::{BenchBlock, Derived, EvalNetwork, Importances, Section, Space, SpaceName, Supernet, SupernetOutput};
+use crate::config::{Preset, RetrainConfig, SearchConfig};
+use crate::data::augment::Augment;
+use crate::data::DataConfig;
 use crate::nn::ops::{DilConv, FactorizedReduce, Identity, Pool, PoolKind, SepConv, Zero};
-use anyhow::{Context, Result};
+use crate::nn::Node;
+use crate::report::heatmap::importance_heatmap_svg;
+use crate::train::TrainConfig;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
+
+/// The DARTS space.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Darts;
+
+const AXES: [&str; 3] = ["cell", "edge", "op"];
+
+/// `[derive]` of the DARTS space: the top-2 rule of DARTS has no options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DartsDerive {}
+
+impl Section for DartsDerive {
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Section for DartsConfig {
+    fn validate(&self) -> Result<()> {
+        DartsConfig::validate(self)
+    }
+}
+
+impl Section for NetworkConfig {
+    fn validate(&self) -> Result<()> {
+        NetworkConfig::validate(self)
+    }
+}
+
+/// The evaluation network with its regularisers.
+struct DartsEval {
+    net: NetworkCifar,
+    cfg: NetworkConfig,
+}
+
+impl EvalNetwork for DartsEval {
+    fn logits(&self, xs: &Tensor) -> Tensor {
+        self.net.forward_t(xs, false, 0.0).logits
+    }
+
+    fn training_loss(&self, xs: &Tensor, y: &Tensor, epoch: usize, epochs: usize) -> (Tensor, Tensor) {
+        let output = self.net.forward_t(xs, true, self.drop_path(epoch, epochs));
+        let main = output.logits.cross_entropy_for_logits(y);
+        let loss = match &output.aux {
+            Some(aux) => main + self.cfg.auxiliary_weight * aux.cross_entropy_for_logits(y),
+            None => main,
+        };
+        (output.logits, loss)
+    }
+
+    /// Ramped linearly from 0 to `drop_path` at the last epoch.
+    fn drop_path(&self, epoch: usize, epochs: usize) -> f64 {
+        self.cfg.drop_path * epoch as f64 / epochs as f64
+    }
+}
+
+/// A genotype from a built-in name, `random:<seed>`, a JSON file (a bare genotype, or a search's `genotype.json`),
+/// or a file of Python text.
+pub fn resolve_genotype(spec: &str) -> Result<Genotype> {
+    if let Some(g) = Genotype::builtin(spec) {
+        return Ok(g);
+    }
+    if let Some(seed) = spec.strip_prefix("random:") {
+        let seed: u64 = seed.parse().with_context(|| format!("genotype `{spec}`: the seed must be an integer"))?;
+        return Ok(Genotype::random(seed));
+    }
+    let path = Path::new(spec);
+    if !path.exists() {
+        bail!(
+            "genotype `{spec}` is neither a built-in ({}), nor random:<seed>, nor an existing file",
+            genotype::BUILTIN_NAMES.join(", ")
+        );
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading genotype {}", path.display()))?;
+    let genotype = if text.trim_start().starts_with('{') {
+        let value: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("parsing genotype {}", path.display()))?;
+        let inner = value.get("genotype").cloned().unwrap_or(value);
+        serde_json::from_value(inner).with_context(|| format!("genotype {}", path.display()))?
+    } else {
+        python::parse(&text).with_context(|| format!("genotype {}", path.display()))?
+    };
+    genotype.validate().with_context(|| format!("genotype {}", path.display()))?;
+    Ok(genotype)
+}
 
 /// One op as the DARTS code base builds it (`OPS[name](C, stride, affine)`); a strided skip is a FactorizedReduce.
 fn op(p: nn::Path, o: DartsOp, c: i64, stride: i64, affine: bool) -> Box<dyn ModuleT> {
@@ -35,11 +129,6 @@ impl Supernet for DartsSupernet {
     fn forward_t(&self, xs: &Tensor, train: bool) -> SupernetOutput {
         DartsSupernet::forward_t(self, xs, train)
     }
-}
-
-/// The DARTS space as the search loop sees it.
-pub struct DartsSpace {
-    pub supernet: DartsConfig,
 }
 
 /// The states a cell's edges read, in `_ops` order: `2<-0` is node 2 (the first intermediate node) from c_{k-2}.
@@ -71,47 +160,70 @@ fn cell_string(cell: &CellGenotype) -> String {
         .join("+")
 }
 
-impl DartsSpace {
+impl DartsConfig {
     /// The supernet cells that become the evaluation network's five stage slots: the first cell of each stage and
     /// both reductions, as the released AGNAS genotype takes Cell_0, Cell_2, Cell_3, Cell_5 and Cell_6 of eight.
     pub fn stage_cells(&self) -> [usize; 5] {
-        let l = self.supernet.layers;
+        let l = self.layers;
         let (r1, r2) = (l / 3, 2 * l / 3);
         [0, r1, r1 + 1, r2, r2 + 1]
     }
 }
 
-impl SearchSpace for DartsSpace {
-    fn name(&self) -> &'static str {
-        "darts"
+impl Space for Darts {
+    const NAME: SpaceName = SpaceName::Darts;
+    type Supernet = DartsConfig;
+    type Derive = DartsDerive;
+    type Network = NetworkConfig;
+    type Genotype = Genotype;
+
+    fn search_preset(preset: Preset) -> SearchConfig<Self> {
+        let base = SearchConfig::<Self>::preset_base(preset);
+        match preset {
+            // The official DARTS-space search accumulates the held-out attention after every epoch.
+            Preset::Paper => SearchConfig {
+                importance: crate::config::ImportanceConfig { every_epoch: true, ..base.importance },
+                ..base
+            },
+            // Five cells keep both reductions and a normal cell in every stage.
+            Preset::Embedded => SearchConfig {
+                data: DataConfig { per_class: 500, ..base.data },
+                train: TrainConfig { epochs: 6, ..base.train },
+                supernet: DartsConfig { channels: 8, layers: 5, ..base.supernet },
+                ..base
+            },
+            Preset::Smoke => SearchConfig { supernet: DartsConfig { channels: 4, layers: 5, ..base.supernet }, ..base },
+        }
     }
 
-    fn build(&self, p: &nn::Path, in_channels: i64, num_classes: i64) -> Box<dyn Supernet> {
-        Box::new(DartsSupernet::new(p, &self.supernet, in_channels, num_classes))
+    fn build_supernet(cfg: &DartsConfig, p: &nn::Path, in_channels: i64, num_classes: i64) -> Box<dyn Supernet> {
+        Box::new(DartsSupernet::new(p, cfg, in_channels, num_classes))
     }
 
-    fn describe_importance(&self, importance: &Tensor) -> Result<serde_json::Value> {
-        let cells: Vec<serde_json::Value> = self
-            .supernet
+    fn importances(_: &DartsConfig, importance: &Tensor) -> Result<Importances> {
+        Ok(Importances::from_tensor(&AXES, importance)?)
+    }
+
+    fn describe(cfg: &DartsConfig, importances: &Importances) -> serde_json::Value {
+        let cells: Vec<serde_json::Value> = cfg
             .cells()
             .iter()
             .enumerate()
             .map(|(i, (kind, c))| serde_json::json!({ "name": cell_name(i), "kind": kind, "channels": c }))
             .collect();
         let ops: Vec<&str> = DartsOp::ALL.iter().map(|o| o.name()).collect();
-        Ok(serde_json::json!({
-            "axes": ["cell", "edge", "op"],
+        serde_json::json!({
+            "axes": AXES,
             "cells": cells,
-            "edges": edge_labels(self.supernet.steps),
+            "edges": edge_labels(cfg.steps),
             "ops": ops,
-            "values": tensor_to_nested(importance)?,
-        }))
+            "values": importances.nested(),
+        })
     }
 
-    fn derive(&self, importance: &Tensor) -> Result<Derived> {
-        let values: Vec<Vec<Vec<f64>>> = serde_json::from_value(tensor_to_nested(importance)?)
-            .context("importance tensor must be (cells, edges, 8)")?;
-        let kinds = self.supernet.cells();
+    fn derive(cfg: &DartsConfig, _: &DartsDerive, importances: &Importances) -> Result<Derived> {
+        let values = importances.to_vec3()?;
+        let kinds = cfg.cells();
         anyhow::ensure!(
             values.len() == kinds.len(),
             "importances cover {} cells, the supernet has {}",
@@ -121,9 +233,9 @@ impl SearchSpace for DartsSpace {
         let cells: Vec<CellGenotype> = values
             .iter()
             .enumerate()
-            .map(|(i, v)| derive::derive_cell(v, self.supernet.steps).with_context(|| cell_name(i)))
+            .map(|(i, v)| derive::derive_cell(v, cfg.steps).with_context(|| cell_name(i)))
             .collect::<Result<_>>()?;
-        let stages = self.stage_cells();
+        let stages = cfg.stage_cells();
         let genotype = Genotype::Stages { cells: stages.iter().map(|&i| cells[i].clone()).collect() };
         genotype.validate()?;
         let per_cell: Vec<serde_json::Value> = cells
@@ -159,10 +271,10 @@ impl SearchSpace for DartsSpace {
             files.push((format!("cell_{i}.svg"), plot::cell_svg(cell, *kind, &titles[i]).into_bytes()));
         }
         let ops: Vec<&str> = DartsOp::ALL.iter().map(|o| o.name()).collect();
-        let heatmap = plot::importance_heatmap_svg(
+        let heatmap = importance_heatmap_svg(
             &values,
             &titles,
-            &node_edge_labels(self.supernet.steps),
+            &node_edge_labels(cfg.steps),
             &ops,
             "Held-out attention per edge (AGNAS importances)",
         );
@@ -176,8 +288,120 @@ impl SearchSpace for DartsSpace {
                 "cells": per_cell,
             }),
             result: serde_json::json!({}),
+            report: Vec::new(),
             details_md: details,
             files,
         })
+    }
+
+    fn parse_genotype(spec: &str) -> Result<Genotype> {
+        resolve_genotype(spec)
+    }
+
+    fn validate_genotype(genotype: &Genotype) -> Result<()> {
+        genotype.validate()
+    }
+
+    fn genotype_text(genotype: &Genotype) -> String {
+        python::to_python(genotype)
+    }
+
+    /// One picture per distinct cell: `normal` and `reduce`, or `stage<i>` for the five-cell form.
+    fn pictures(genotype: &Genotype, title: &str) -> Vec<(String, String)> {
+        let cells: Vec<(String, &CellGenotype, CellKind)> = match genotype {
+            Genotype::NormalReduce { normal, reduce } => {
+                vec![("normal".into(), normal, CellKind::Normal), ("reduce".into(), reduce, CellKind::Reduce)]
+            }
+            Genotype::Stages { cells } => cells
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (format!("stage{i}"), c, if i % 2 == 1 { CellKind::Reduce } else { CellKind::Normal }))
+                .collect(),
+        };
+        cells
+            .into_iter()
+            .map(|(name, cell, kind)| {
+                let svg = plot::cell_svg(cell, kind, &format!("{title}: {name}"));
+                (format!("{name}.svg"), svg)
+            })
+            .collect()
+    }
+
+    /// NetworkCIFAR C=36 with 20 cells, 600 epochs, batch 96, SGD 0.025 cosine to 0, weight decay 3e-4, clip 5,
+    /// cutout 16, auxiliary head 0.4, drop-path 0.2.
+    fn retrain_preset(preset: Preset) -> RetrainConfig<Self> {
+        let train = TrainConfig {
+            epochs: 600,
+            batch_size: 96,
+            lr_min: 0.0,
+            augment: Augment { crop_padding: 4, hflip: true, cutout: 16 },
+            checkpoint_every: 500,
+            ..TrainConfig::default()
+        };
+        let scaled = RetrainConfig::scaled(RetrainConfig::base(NetworkConfig::default(), train), preset);
+        let network = match preset {
+            Preset::Paper => scaled.network,
+            Preset::Embedded => NetworkConfig { channels: 16, layers: 8, ..scaled.network },
+            Preset::Smoke => NetworkConfig { channels: 4, layers: 5, ..scaled.network },
+        };
+        RetrainConfig { genotype: "agnas".into(), network, ..scaled }
+    }
+
+    fn build_network(
+        cfg: &NetworkConfig,
+        genotype: &Genotype,
+        p: &nn::Path,
+        in_channels: i64,
+        num_classes: i64,
+    ) -> Box<dyn EvalNetwork> {
+        Box::new(DartsEval { net: NetworkCifar::new(p, cfg, genotype, in_channels, num_classes), cfg: cfg.clone() })
+    }
+
+    fn importance_svg(described: &serde_json::Value, title: &str) -> Result<String> {
+        let values: Vec<Vec<Vec<f64>>> = serde_json::from_value(described["values"].clone())?;
+        let cells: Vec<serde_json::Value> = serde_json::from_value(described["cells"].clone())?;
+        let titles: Vec<String> = cells
+            .iter()
+            .map(|c| {
+                let text = |key: &str| c[key].as_str().unwrap_or("?").to_string();
+                format!("{} ({}, C={})", text("name"), text("kind"), c["channels"])
+            })
+            .collect();
+        let ops: Vec<String> = serde_json::from_value(described["ops"].clone())?;
+        let ops: Vec<&str> = ops.iter().map(String::as_str).collect();
+        // A cell of s steps has s(s+3)/2 edges.
+        let edges = values.first().map_or(0, Vec::len);
+        let steps = (((8 * edges + 9) as f64).sqrt() as usize).saturating_sub(3) / 2;
+        Ok(importance_heatmap_svg(&values, &titles, &node_edge_labels(steps), &ops, title))
+    }
+
+    fn bench_blocks(p: &nn::Path, c: i64, b: i64) -> Vec<BenchBlock> {
+        let x = vec![b, c, 32, 32];
+        let pool = |kind, stride| Pool { kind, stride };
+        let cfg = DartsConfig { channels: c, ..Default::default() };
+        let pool_bn = |kind, name: &str| {
+            let bn = crate::nn::init::batch_norm2d(p / name / "1", c, false);
+            move |xs: &[Tensor]| pool(kind, 1).forward_t(&xs[0], true).apply_t(&bn, true)
+        };
+        let edge = supernet::mixed_op(p / "mixed_op", c, 1, cfg.attention_ratio);
+        let edge_s2 = supernet::mixed_op(p / "mixed_op_s2", c, 2, cfg.attention_ratio);
+        let c_in = cfg.stem_multiplier * c;
+        let cell = supernet::SearchCell::new(p / "cell", &cfg, c_in, c_in, c, CellKind::Normal, false);
+        vec![
+            BenchBlock::after_relu("sep_conv_3x3", x.clone(), SepConv::new(p / "s3", c, c, 3, 1, false)),
+            BenchBlock::after_relu("sep_conv_5x5", x.clone(), SepConv::new(p / "s5", c, c, 5, 1, false)),
+            BenchBlock::after_relu("dil_conv_3x3", x.clone(), DilConv::new(p / "d3", c, c, 3, 1, 2, false)),
+            BenchBlock::after_relu("dil_conv_5x5", x.clone(), DilConv::new(p / "d5", c, c, 5, 1, 2, false)),
+            BenchBlock::new("max_pool_3x3_bn", vec![x.clone()], pool_bn(PoolKind::Max, "max")),
+            BenchBlock::new("avg_pool_3x3_bn", vec![x.clone()], pool_bn(PoolKind::Avg, "avg")),
+            BenchBlock::after_relu("factorized_reduce", x.clone(), FactorizedReduce::new(p / "fr", c, c, false)),
+            BenchBlock::new("mixed_op", vec![x.clone()], move |xs| {
+                edge.forward_t(&Node::new(xs[0].shallow_clone()), true).out
+            }),
+            BenchBlock::new("mixed_op_s2", vec![x], move |xs| {
+                edge_s2.forward_t(&Node::new(xs[0].shallow_clone()), true).out
+            }),
+            BenchBlock::new("cell", vec![vec![b, c_in, 32, 32]; 2], move |xs| cell.forward_t(&xs[0], &xs[1], true).0),
+        ]
     }
 }

@@ -15,19 +15,30 @@ use tch::{Kind, Tensor};
 
 /// Shape of the evaluation network.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct NetworkConfig {
     /// Channels of the first cells (doubled at each reduction).
     pub channels: i64,
     pub layers: usize,
     /// The auxiliary classifier after the second reduction (training only).
     pub auxiliary: bool,
+    /// Weight of the auxiliary head's loss.
+    pub auxiliary_weight: f64,
+    /// Drop-path probability reached at the last epoch (ramped linearly from 0).
+    pub drop_path: f64,
     pub stem_multiplier: i64,
 }
 
 impl Default for NetworkConfig {
     fn default() -> Self {
-        NetworkConfig { channels: 36, layers: 20, auxiliary: true, stem_multiplier: 3 }
+        NetworkConfig {
+            channels: 36,
+            layers: 20,
+            auxiliary: true,
+            auxiliary_weight: 0.4,
+            drop_path: 0.2,
+            stem_multiplier: 3,
+        }
     }
 }
 
@@ -36,6 +47,8 @@ impl NetworkConfig {
         ensure!(self.channels >= 2 && self.channels % 2 == 0, "network.channels must be even and >= 2");
         ensure!(self.layers >= 3, "network.layers must be at least 3 (two reductions and a normal cell)");
         ensure!(self.stem_multiplier >= 1, "network.stem_multiplier must be at least 1");
+        ensure!((0.0..1.0).contains(&self.drop_path), "network.drop_path must be in [0, 1) (got {})", self.drop_path);
+        ensure!(self.auxiliary_weight >= 0.0, "network.auxiliary_weight must be >= 0");
         Ok(())
     }
 }

@@ -35,6 +35,30 @@ impl Default for DartsConfig {
 }
 
 impl DartsConfig {
+    /// Rejects impossible shapes, naming the field.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        use anyhow::ensure;
+        ensure!(
+            self.channels >= 2 && self.channels % 2 == 0,
+            "supernet.channels must be even and >= 2 (got {})",
+            self.channels
+        );
+        ensure!(
+            self.layers >= 5,
+            "supernet.layers must be at least 5, so that every stage slot has its own cell (got {})",
+            self.layers
+        );
+        ensure!(self.steps >= 1, "supernet.steps must be at least 1");
+        ensure!(self.stem_multiplier >= 1, "supernet.stem_multiplier must be at least 1");
+        ensure!(
+            self.attention_ratio >= 1 && self.attention_ratio <= 8 * self.channels,
+            "supernet.attention_ratio must be in 1..={} (got {})",
+            8 * self.channels,
+            self.attention_ratio
+        );
+        Ok(())
+    }
+
     /// Mixed edges per cell: node i reads the two cell inputs and the i earlier nodes.
     pub fn edges_per_cell(&self) -> usize {
         (0..self.steps).map(|i| i + 2).sum()

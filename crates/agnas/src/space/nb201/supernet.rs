@@ -33,6 +33,23 @@ impl Default for Nb201Config {
 }
 
 impl Nb201Config {
+    /// Rejects impossible shapes, naming the field.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.channels >= 2, "supernet.channels must be at least 2 (got {})", self.channels);
+        anyhow::ensure!(
+            self.cells_per_stage >= 1,
+            "supernet.cells_per_stage must be at least 1 (got {})",
+            self.cells_per_stage
+        );
+        anyhow::ensure!(
+            self.attention_ratio >= 1 && self.attention_ratio <= 5 * self.channels,
+            "supernet.attention_ratio must be in 1..={} (got {})",
+            5 * self.channels,
+            self.attention_ratio
+        );
+        Ok(())
+    }
+
     /// Channels of each search cell, in forward order (needed to weigh importances across stages).
     pub fn search_cell_channels(&self) -> Vec<i64> {
         (0..3).flat_map(|stage| std::iter::repeat_n(self.channels << stage, self.cells_per_stage as usize)).collect()

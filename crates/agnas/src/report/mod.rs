@@ -1,4 +1,5 @@
 //! Run folders: claiming them, atomic file and tensor writes, progress display, pictures.
+pub mod cell;
 pub mod heatmap;
 pub mod progress;
 pub mod svg;

@@ -17,6 +17,7 @@ use crate::data::DataConfig;
 use crate::nn::init::ConvSpec;
 use crate::nn::ops::{Pool, PoolKind, ReLUConvBN};
 use crate::nn::{Node, SeAttention};
+use crate::report::cell::{cell_svg, CellPicture, PictureEdge};
 use crate::report::heatmap::importance_heatmap_svg;
 use crate::train::TrainConfig;
 use anyhow::{Context, Result};
@@ -209,8 +210,29 @@ impl Space for Nb201 {
         format!("{genotype}\n")
     }
 
-    fn pictures(_: &Arch, _: &str) -> Vec<(String, String)> {
-        Vec::new()
+    /// The cell: input node 0, nodes 1–3, one arrow per edge (`none` in light grey); node 3 is the output.
+    fn pictures(genotype: &Arch, title: &str) -> Vec<(String, String)> {
+        let edges = EDGES
+            .iter()
+            .zip(genotype.ops)
+            .map(|(&(to, from), op)| PictureEdge {
+                from,
+                to,
+                label: op.name().to_string(),
+                faint: op == Nb201Op::None,
+                thick: false,
+            })
+            .collect();
+        let picture = CellPicture {
+            title: title.to_string(),
+            subtitle: None,
+            inputs: vec!["0".into()],
+            nodes: (1..4).map(|j: usize| j.to_string()).collect(),
+            edges,
+            output: "out".into(),
+            concat: vec![3],
+        };
+        vec![("cell.svg".into(), cell_svg(&picture))]
     }
 
     /// The benchmark's recipe: 200 epochs, batch 256, SGD lr 0.1 Nesterov momentum 0.9, weight decay 5e-4, cosine to

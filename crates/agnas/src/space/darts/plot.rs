@@ -41,6 +41,7 @@ mod tests {
     use super::*;
     use crate::report::cell::spread;
     use crate::report::heatmap::importance_heatmap_svg;
+    use crate::report::svg;
     use crate::space::darts::genotype::{Genotype, BUILTIN_NAMES};
 
     /// Every built-in cell with its kind and a title.
@@ -149,7 +150,7 @@ mod tests {
     }
 
     fn darts_edge_labels() -> Vec<String> {
-        (0..4).flat_map(|node| (0..node + 2).map(move |input| format!("{node}←{}", node_name(input)))).collect()
+        crate::space::darts::node_edge_labels(4)
     }
 
     #[test]

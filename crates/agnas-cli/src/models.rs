@@ -358,6 +358,9 @@ pub enum GenotypeCommand {
         #[arg(long, value_parser = parse_space)]
         space: Option<SpaceName>,
     },
+    /// Derive the genotype again from a search's run folder (its importances.json and config.toml) and print it as
+    /// genotype.json holds it.
+    Derive { run: PathBuf },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -388,6 +391,10 @@ impl SpaceTask for &GenotypeCommand {
 
     fn run<S: Space>(self) -> Result<()> {
         match self {
+            GenotypeCommand::Derive { run } => {
+                let derived = agnas::search::rederive::<S>(run)?;
+                outln!("{}", serde_json::to_string_pretty(&derived.genotype)?);
+            }
             GenotypeCommand::Show { genotype, to, .. } => {
                 let g = S::parse_genotype(genotype)?;
                 match to {
@@ -427,6 +434,11 @@ fn importance_picture<S: Space>(file: &Path) -> Result<String> {
 }
 
 pub fn genotype(cmd: &GenotypeCommand) -> Result<()> {
-    let (GenotypeCommand::Show { genotype, space, .. } | GenotypeCommand::Plot { genotype, space, .. }) = cmd;
-    genotype_space(*space, genotype)?.dispatch(cmd)
+    let space = match cmd {
+        GenotypeCommand::Show { genotype, space, .. } | GenotypeCommand::Plot { genotype, space, .. } => {
+            genotype_space(*space, genotype)?
+        }
+        GenotypeCommand::Derive { run } => space_of(None, Some(&run.join(CONFIG_FILE)))?,
+    };
+    space.dispatch(cmd)
 }

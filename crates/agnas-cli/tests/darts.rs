@@ -1,28 +1,10 @@
 //! End-to-end tests of the DARTS space: search → genotype files and pictures → retrain → eval, resume, counts, errors.
 mod common;
 
-use common::{agnas, json, run_err, run_ok};
+use common::{agnas, json, run_err, run_ok, write_cifar10};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
-
-/// A CIFAR-10 binary folder with `per_file` learnable images per training batch file and a test batch: each class
-/// is a different brightness with some texture.
-fn write_cifar10(dir: &Path, per_file: usize) {
-    std::fs::create_dir_all(dir).unwrap();
-    let record = |i: usize| {
-        let class = (i % 10) as u8;
-        let mut r = vec![class];
-        r.extend((0..3072).map(|p| class * 25 + ((p * 7 + i) % 13) as u8));
-        r
-    };
-    for f in 1..=5 {
-        let bytes: Vec<u8> = (0..per_file).flat_map(|i| record(i + f * 1000)).collect();
-        std::fs::write(dir.join(format!("data_batch_{f}.bin")), bytes).unwrap();
-    }
-    let test: Vec<u8> = (0..40).flat_map(record).collect();
-    std::fs::write(dir.join("test_batch.bin"), test).unwrap();
-}
 
 fn train_smoke(out: &Path, extra: &[&str]) -> Command {
     let mut cmd = agnas();
@@ -40,11 +22,37 @@ fn search_then_retrain_then_eval() {
     assert_eq!(genotype["cells"].as_array().unwrap().len(), 5, "one genotype per supernet cell");
     assert_eq!(genotype["genotype"]["cells"].as_array().unwrap().len(), 5, "five stage slots");
     assert_eq!(genotype["stage_cells"], serde_json::json!(["Cell_0", "Cell_1", "Cell_2", "Cell_3", "Cell_4"]));
-    for i in 0..5 {
-        let svg = std::fs::read_to_string(search.join(format!("cell_{i}.svg"))).unwrap();
-        assert!(svg.starts_with("<svg") && svg.contains(&format!("Cell_{i}")), "cell_{i}.svg");
+    // Each cell's picture: one box per state (2 inputs, 4 nodes, the output) and one labelled arrow per chosen op.
+    for (i, cell) in genotype["cells"].as_array().unwrap().iter().enumerate() {
+        let text = std::fs::read_to_string(search.join(format!("cell_{i}.svg"))).unwrap();
+        let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("cell_{i}.svg: {e}"));
+        let of_class = |class: &str| doc.descendants().filter(|n| n.attribute("class") == Some(class)).count();
+        assert_eq!(of_class("node"), 7, "cell_{i}.svg");
+        let ops = cell["ops"].as_array().unwrap();
+        assert_eq!(of_class("op-edge"), ops.len(), "cell_{i}.svg");
+        let mut labels: Vec<String> = doc
+            .descendants()
+            .filter(|n| n.attribute("class") == Some("op-label"))
+            .map(|n| n.text().unwrap().trim_end_matches(" /2").to_string())
+            .collect();
+        let mut chosen: Vec<String> = ops.iter().map(|p| p[0].as_str().unwrap().to_string()).collect();
+        labels.sort();
+        chosen.sort();
+        assert_eq!(labels, chosen, "cell_{i}.svg draws the ops of Cell_{i}");
+        assert!(
+            doc.descendants().any(|n| n.text()
+                == Some(&*format!(
+                    "Cell_{i} ({}, C={})",
+                    if cell["kind"] == "reduce" { "Reduce" } else { "Normal" },
+                    cell["channels"]
+                ))),
+            "cell_{i}.svg title"
+        );
     }
-    assert!(std::fs::read_to_string(search.join("importance.svg")).unwrap().contains("<svg"));
+    let heatmap = std::fs::read_to_string(search.join("importance.svg")).unwrap();
+    let doc = roxmltree::Document::parse(&heatmap).unwrap();
+    let squares = doc.descendants().filter(|n| n.attribute("class") == Some("square")).count();
+    assert_eq!(squares, 5 * 14 * 8, "one square per cell, edge and op");
     let importances = json(&search.join("importances.json"));
     let last = importances.as_array().unwrap().last().unwrap();
     assert_eq!(last["heldout"]["values"].as_array().unwrap().len(), 5);
@@ -83,6 +91,20 @@ fn search_then_retrain_then_eval() {
     );
     let metrics: Value = serde_json::from_slice(&eval.stdout).unwrap();
     assert_eq!(metrics, result["test"]);
+
+    // A hand-edited model.json whose genotype reads a state that does not exist: an error naming the file and the
+    // pair, not a panic while building the network.
+    let edited = dir.path().join("edited");
+    std::fs::create_dir(&edited).unwrap();
+    for f in ["model.json", "weights.safetensors"] {
+        std::fs::copy(train.join(f), edited.join(f)).unwrap();
+    }
+    let mut card = json(&edited.join("model.json"));
+    card["genotype"]["cells"][0]["ops"][3][1] = 9.into();
+    std::fs::write(edited.join("model.json"), serde_json::to_string(&card).unwrap()).unwrap();
+    let err = run_err(agnas().args(["eval", "--threads", "1", "--checkpoint"]).arg(&edited).arg("--data").arg(&data));
+    assert!(err.contains("model.json") && err.contains("genotype") && err.contains("reads state 9"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]

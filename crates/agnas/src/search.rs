@@ -4,7 +4,7 @@ use crate::config::SearchConfig;
 use crate::data::augment::Augment;
 use crate::data::loader::Loader;
 use crate::report::{self, progress::ProgressMode, write_json};
-use crate::space::{Importances, Space, Supernet, SupernetOutput};
+use crate::space::{Derived, Importances, Space, Supernet, SupernetOutput};
 use crate::train::{evaluate, CosineSchedule, EpochEnd, History, Job, Run, Sgd, Start, StepContext, Trainer};
 use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -187,6 +187,20 @@ pub fn read_importances(path: &Path) -> Result<Vec<EpochImportance>> {
         })
         .collect::<Result<_>>()
         .with_context(|| format!("{}", path.display()))
+}
+
+/// The architecture derived again from a run folder: the last held-out importances of its `importances.json` under
+/// the `[supernet]` and `[derive]` of its `config.toml`.
+pub fn rederive<S: Space>(dir: &Path) -> Result<Derived> {
+    let cfg: SearchConfig<S> = crate::config::load(&dir.join(crate::report::CONFIG_FILE))?;
+    let path = dir.join("importances.json");
+    let epochs = read_importances(&path)?;
+    let last = epochs
+        .iter()
+        .rev()
+        .find_map(|e| e.heldout.as_ref())
+        .with_context(|| format!("{}: no epoch has held-out importances yet", path.display()))?;
+    S::derive(&cfg.supernet, &cfg.derive, last)
 }
 
 fn add_importance(acc: &mut Option<Tensor>, importance: &Tensor) {

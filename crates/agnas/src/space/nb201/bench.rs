@@ -303,17 +303,13 @@ mod tests {
         assert!(err.to_string().starts_with("index 0 is used by both"), "{err}");
     }
 
-    /// Compares against the source CSV when it is around; it is not shipped with the crate.
+    /// Compares against the source CSV, which is not shipped with the crate. `make test` runs it when
+    /// `AGNAS_NB201_CSV` names the CSV; run alone, it fails without it rather than pass without having run.
     #[test]
+    #[ignore = "needs the NAS-Bench-201 source CSV: set AGNAS_NB201_CSV (make test then runs it)"]
     fn nb201_table_matches_source_csv() {
-        let path = std::env::var_os("AGNAS_NB201_CSV").map_or_else(
-            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/nb201/nb201_200ep.csv"),
-            PathBuf::from,
-        );
-        let Ok(csv) = std::fs::read_to_string(&path) else {
-            println!("skipped: NB201 source CSV not found at {}", path.display());
-            return;
-        };
+        let path = PathBuf::from(std::env::var_os("AGNAS_NB201_CSV").expect("AGNAS_NB201_CSV must name the CSV"));
+        let csv = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let mut lines = csv.lines();
         assert_eq!(
             lines.next(),

@@ -1,0 +1,100 @@
+//! Every registered space end to end: search → derive again → params → train → eval. Registering a space in
+//! `SpaceName` is what gets it tested here.
+mod common;
+
+use agnas::space::SpaceName;
+use common::{agnas, json, run_err, run_ok, write_cifar10};
+use serde_json::Value;
+use std::path::Path;
+use strum::VariantNames;
+
+fn stdout_json(out: std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn pipeline(space: &str, dir: &Path) {
+    let search = dir.join("search");
+    run_ok(agnas().args(["search", "--space", space, "--preset", "smoke", "--threads", "1", "--out"]).arg(&search));
+    let genotype = json(&search.join("genotype.json"));
+    assert_eq!(genotype["space"], space);
+
+    // The genotype derived again from the run folder's importances.json is the one the search wrote.
+    let again = stdout_json(run_ok(agnas().args(["genotype", "derive"]).arg(&search)));
+    assert_eq!(again, genotype, "{space}: re-derived from importances.json");
+
+    // Every search draws its importances: one square per value of the last held-out pass.
+    let importances = json(&search.join("importances.json"));
+    let values = &importances.as_array().unwrap().last().unwrap()["heldout"]["values"];
+    let count = values
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c.as_array().unwrap())
+        .flat_map(|e| e.as_array().unwrap())
+        .count();
+    let heatmap = std::fs::read_to_string(search.join("importance.svg")).unwrap();
+    assert_eq!(heatmap.matches("class=\"square\"").count(), count, "{space}: importance.svg");
+
+    let genotype_file = search.join("genotype.json");
+    let params = stdout_json(run_ok(agnas().args(["params", "--space", space, "--genotype"]).arg(&genotype_file)));
+    assert!(params["params"].as_i64().unwrap() > 0 && params["macs"].as_u64().unwrap() > 0, "{params}");
+
+    let data = dir.join("cifar");
+    write_cifar10(&data, 12);
+    let train = dir.join("train");
+    let result = stdout_json(run_ok(
+        agnas()
+            .args([
+                "train",
+                "--space",
+                space,
+                "--preset",
+                "smoke",
+                "--per-class",
+                "0",
+                "--epochs",
+                "1",
+                "--threads",
+                "1",
+            ])
+            .arg("--genotype")
+            .arg(&genotype_file)
+            .arg("--data")
+            .arg(&data)
+            .arg("--test-data")
+            .arg(&data)
+            .arg("--out")
+            .arg(&train),
+    ));
+    assert_eq!(result["test"]["images"], 40, "{space}");
+    let card = json(&train.join("model.json"));
+    assert_eq!(card["space"], space);
+    let eval = stdout_json(run_ok(
+        agnas()
+            .args(["eval", "--threads", "1", "--batch-size", "32", "--checkpoint"])
+            .arg(&train)
+            .arg("--data")
+            .arg(&data),
+    ));
+    assert_eq!(eval, result["test"], "{space}: eval of the saved weights gives the run's own test numbers");
+}
+
+#[test]
+fn every_registered_space_searches_derives_counts_trains_and_evaluates() {
+    assert!(SpaceName::VARIANTS.len() >= 2, "{:?}", SpaceName::VARIANTS);
+    for space in SpaceName::VARIANTS {
+        let dir = tempfile::tempdir().unwrap();
+        pipeline(space, dir.path());
+    }
+}
+
+#[test]
+fn an_unknown_space_is_refused_with_the_registered_ones() {
+    for command in [&["search", "--space", "nowhere"][..], &["params", "--space", "nowhere"]] {
+        let err = run_err(agnas().args(command));
+        assert!(err.contains("unknown space `nowhere`"), "{err}");
+        for space in SpaceName::VARIANTS {
+            assert!(err.contains(space), "{space} missing from: {err}");
+        }
+    }
+}

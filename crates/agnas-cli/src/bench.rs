@@ -35,7 +35,7 @@ pub struct StepArgs {
     /// CPU threads for libtorch (0 = its default).
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    #[arg(long, default_value = "auto")]
+    #[arg(long, value_parser = crate::parse_named::<DeviceChoice>, default_value = "auto")]
     device: DeviceChoice,
     /// Supernet channels C (default: the paper's).
     #[arg(long)]
@@ -47,7 +47,7 @@ pub struct StepArgs {
     #[arg(long)]
     layers: Option<i64>,
     /// auto (channels-last on the CPU), channels_last or contiguous.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, value_parser = crate::parse_named::<MemoryFormat>, default_value = "auto")]
     memory_format: MemoryFormat,
     /// Feed augmented batches of the embedded CIFAR-10 subset through the data loader instead of one random
     /// batch, so that loading (and real-data numerics) is part of the timed step.
@@ -230,9 +230,9 @@ pub struct BlocksArgs {
     /// CPU threads for libtorch (0 = its default).
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    #[arg(long, default_value = "auto")]
+    #[arg(long, value_parser = crate::parse_named::<DeviceChoice>, default_value = "auto")]
     device: DeviceChoice,
-    #[arg(long, default_value = "auto")]
+    #[arg(long, value_parser = crate::parse_named::<MemoryFormat>, default_value = "auto")]
     memory_format: MemoryFormat,
 }
 

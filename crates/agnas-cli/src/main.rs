@@ -28,13 +28,12 @@ pub(crate) fn write_stdout(text: &str) {
 }
 
 use agnas::config::{self, Preset, SearchConfig, SectionFlags};
-use agnas::data::DataFormat;
 use agnas::report::{progress::ProgressMode, CONFIG_FILE};
 use agnas::search::{self, SearchRun};
 use agnas::space::nb201::{bench as nb201_bench, Aggregation};
 use agnas::space::{Space, SpaceName, SpaceTask};
 use agnas::train::Start;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use run_args::{set_flags, RunArgs, RunSettings};
 use std::path::PathBuf;
@@ -87,7 +86,7 @@ struct SearchArgs {
     #[arg(long, group = "config_flags")]
     data: Option<PathBuf>,
     /// Starting configuration: paper, embedded or smoke (default: paper with --data, embedded without).
-    #[arg(long, group = "config_flags", value_parser = parse_preset)]
+    #[arg(long, group = "config_flags", value_parser = parse_named::<Preset>)]
     preset: Option<Preset>,
     #[command(flatten)]
     run: RunArgs,
@@ -128,26 +127,17 @@ struct SearchArgs {
     #[arg(long, group = "config_flags")]
     no_none: bool,
     /// How cells' importances combine: all-cells or first-stage.
-    #[arg(long, group = "config_flags", value_parser = parse_aggregation)]
+    #[arg(long, group = "config_flags", value_parser = parse_named::<Aggregation>)]
     aggregation: Option<Aggregation>,
 }
 
-pub(crate) fn parse_format(s: &str) -> Result<DataFormat> {
-    serde_json::from_value(serde_json::Value::String(s.to_string()))
-        .with_context(|| format!("unknown format `{s}` (auto, cifar10, cifar100, folder, idx)"))
+/// A setting's value by its name, listing the names when it is none of them.
+pub(crate) fn parse_named<T: std::str::FromStr + strum::VariantNames>(s: &str) -> Result<T> {
+    s.parse().map_err(|_| anyhow::anyhow!("unknown value `{s}` (one of: {})", T::VARIANTS.join(", ")))
 }
 
 pub(crate) fn parse_space(s: &str) -> Result<SpaceName> {
     Ok(SpaceName::parse(s)?)
-}
-
-pub(crate) fn parse_preset(s: &str) -> Result<Preset> {
-    s.parse().map_err(|_| anyhow::anyhow!("unknown preset `{s}` (paper, embedded, smoke)"))
-}
-
-fn parse_aggregation(s: &str) -> Result<Aggregation> {
-    serde_json::from_value(serde_json::Value::String(s.replace('-', "_")))
-        .with_context(|| format!("unknown aggregation `{s}` (all-cells, first-stage)"))
 }
 
 /// The space of a command: `--space`, else the one its configuration file names, else the default.

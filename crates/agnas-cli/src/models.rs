@@ -1,6 +1,6 @@
 //! `agnas train`, `eval`, `params` and `genotype`: what happens to a genotype after the search, in any space.
 use crate::run_args::{set_flags, RunArgs, RunSettings};
-use crate::{parse_preset, parse_space, space_of};
+use crate::{parse_named, parse_space, space_of};
 use agnas::config::{self, Preset, RetrainConfig, SectionFlags};
 use agnas::data::{
     self,
@@ -66,7 +66,7 @@ pub struct TrainArgs {
     test_data: Option<PathBuf>,
     /// paper (the space's recipe: DARTS 600 epochs C=36 20 cells; NB201 the benchmark's 200 epochs), embedded or
     /// smoke (default: paper with --data, embedded without).
-    #[arg(long, group = "config_flags", value_parser = parse_preset)]
+    #[arg(long, group = "config_flags", value_parser = parse_named::<Preset>)]
     preset: Option<Preset>,
     #[command(flatten)]
     run: RunArgs,
@@ -169,7 +169,7 @@ pub struct EvalArgs {
     /// Images to evaluate on.
     #[arg(long)]
     data: PathBuf,
-    #[arg(long, value_parser = crate::parse_format, default_value = "auto")]
+    #[arg(long, value_parser = parse_named::<DataFormat>, default_value = "auto")]
     format: DataFormat,
     /// Which split of CIFAR/IDX data (a folder is used as it is).
     #[arg(long, value_enum, default_value = "test")]
@@ -185,12 +185,12 @@ pub struct EvalArgs {
     network: NetworkArgs,
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
-    #[arg(long, default_value = "auto")]
+    #[arg(long, value_parser = parse_named::<DeviceChoice>, default_value = "auto")]
     device: DeviceChoice,
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Memory layout: auto (channels-last on the CPU), channels_last or contiguous.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, value_parser = parse_named::<MemoryFormat>, default_value = "auto")]
     memory_format: MemoryFormat,
 }
 

@@ -19,18 +19,18 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "config_flags")]
     pub resume: Option<PathBuf>,
     /// Format of --data (default: guessed).
-    #[arg(long, group = "config_flags", value_parser = crate::parse_format)]
+    #[arg(long, group = "config_flags", value_parser = crate::parse_named::<DataFormat>)]
     format: Option<DataFormat>,
     #[arg(long, group = "config_flags")]
     seed: Option<u64>,
     /// auto, cpu or cuda.
-    #[arg(long, group = "config_flags")]
+    #[arg(long, group = "config_flags", value_parser = crate::parse_named::<DeviceChoice>)]
     device: Option<DeviceChoice>,
     /// CPU threads for libtorch.
     #[arg(long, group = "config_flags")]
     threads: Option<usize>,
     /// Memory layout: auto (channels-last on the CPU), channels_last or contiguous.
-    #[arg(long, group = "config_flags")]
+    #[arg(long, group = "config_flags", value_parser = crate::parse_named::<MemoryFormat>)]
     memory_format: Option<MemoryFormat>,
     #[arg(long, group = "config_flags")]
     epochs: Option<usize>,

@@ -17,8 +17,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The file format of `data.path`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, strum::EnumString, strum::VariantNames,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum DataFormat {
     /// Guessed from what is at the path.
     #[default]
@@ -416,7 +419,11 @@ pub fn open_split(path: Option<&Path>, format: DataFormat, split: Split) -> Resu
         ensure!(split == Split::Train, "the embedded CIFAR-10 subset has no test split: give a data path");
         return Ok(Arc::new(embedded::cifar10_subset()?));
     };
-    ensure!(path.exists(), "data path {} does not exist", path.display());
+    if !path.exists() {
+        return Err(
+            crate::Error::Data { path: path.to_path_buf(), message: "the data path does not exist".into() }.into()
+        );
+    }
     let format = match format {
         DataFormat::Auto => guess_format(path),
         f => f,

@@ -216,12 +216,3 @@ impl std::fmt::Display for SpaceName {
         f.write_str(self.as_str())
     }
 }
-
-/// Nested lists of a tensor's values, for JSON (importances are small).
-pub fn tensor_to_nested(t: &Tensor) -> Result<serde_json::Value> {
-    let t = t.to_kind(tch::Kind::Double).to_device(tch::Device::Cpu).contiguous();
-    let size = t.size();
-    let flat: Vec<f64> = Vec::try_from(t.flatten(0, -1))?;
-    let shape: Vec<usize> = size.iter().map(|&s| s as usize).collect();
-    Ok(importance::nest(&flat, &shape))
-}

@@ -3,7 +3,7 @@
 //! Each checkpoint is a folder `step-<global step>`; the file `latest` names the newest complete one and is
 //! replaced atomically after the folder is fully written, so a crash at any moment leaves a usable checkpoint.
 use crate::report::{atomic_write, atomic_write_with, write_tensors};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::{de::DeserializeOwned, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -65,7 +65,8 @@ impl Checkpoints {
         let name = fs::read_to_string(&latest).with_context(|| format!("reading {}", latest.display()))?;
         let dir = self.dir.join(name.trim());
         if !dir.join("state.json").exists() {
-            bail!("{} names {}, which is incomplete or missing", latest.display(), dir.display());
+            let message = format!("{} names it, but it is incomplete or missing", latest.display());
+            return Err(crate::Error::Checkpoint { path: dir, message }.into());
         }
         Ok(Some(dir))
     }

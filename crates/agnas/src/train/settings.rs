@@ -5,13 +5,17 @@ use serde::{Deserialize, Serialize};
 use tch::{nn::VarStore, Tensor};
 
 /// Where the tensors live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, strum::EnumString, strum::VariantNames,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum DeviceChoice {
     /// CUDA when a GPU is visible, else the CPU.
     #[default]
     Auto,
     Cpu,
+    #[strum(serialize = "cuda", serialize = "gpu")]
     Cuda,
 }
 
@@ -26,28 +30,21 @@ impl DeviceChoice {
     }
 }
 
-impl std::str::FromStr for DeviceChoice {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "auto" => Ok(DeviceChoice::Auto),
-            "cpu" => Ok(DeviceChoice::Cpu),
-            "cuda" | "gpu" => Ok(DeviceChoice::Cuda),
-            _ => bail!("unknown device `{s}` (auto, cpu, cuda)"),
-        }
-    }
-}
-
 /// Memory layout of activations and convolution weights. Activations follow the weights: libtorch gives a
 /// convolution with channels-last weights a channels-last output, and every later op keeps the layout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, strum::EnumString, strum::VariantNames,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum MemoryFormat {
     /// Channels-last on the CPU, where libtorch's convolutions, BN and pools are faster on it (BENCHMARKS.md);
     /// contiguous on CUDA, where it has not been measured.
     #[default]
     Auto,
+    #[strum(serialize = "channels_last", serialize = "channels-last", serialize = "nhwc")]
     ChannelsLast,
+    #[strum(serialize = "contiguous", serialize = "nchw")]
     Contiguous,
 }
 
@@ -64,18 +61,6 @@ impl MemoryFormat {
     pub fn apply(self, vs: &tch::nn::VarStore) {
         if self.is_channels_last(vs.device()) {
             vars_to_channels_last(vs);
-        }
-    }
-}
-
-impl std::str::FromStr for MemoryFormat {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "auto" => Ok(MemoryFormat::Auto),
-            "channels_last" | "channels-last" | "nhwc" => Ok(MemoryFormat::ChannelsLast),
-            "contiguous" | "nchw" => Ok(MemoryFormat::Contiguous),
-            _ => bail!("unknown memory format `{s}` (auto, channels_last, contiguous)"),
         }
     }
 }
@@ -173,7 +158,8 @@ mod tests {
         assert!(MemoryFormat::ChannelsLast.is_channels_last(tch::Device::Cuda(0)));
         assert!(!MemoryFormat::Contiguous.is_channels_last(tch::Device::Cpu));
         assert_eq!("nhwc".parse::<MemoryFormat>().unwrap(), MemoryFormat::ChannelsLast);
-        assert!("nhcw".parse::<MemoryFormat>().unwrap_err().to_string().contains("nhcw"));
+        assert!("nhcw".parse::<MemoryFormat>().is_err());
+        assert_eq!("gpu".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda);
     }
 
     #[test]

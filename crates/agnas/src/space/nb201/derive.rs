@@ -4,8 +4,11 @@ use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 
 /// How the 15 cells' importances become one cell genotype.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, strum::EnumString, strum::VariantNames,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Aggregation {
     /// Σ over all search cells of importance / cell channels, so that every stage weighs the same.
     #[default]

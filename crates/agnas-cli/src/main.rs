@@ -32,7 +32,6 @@ use agnas::report::{progress::ProgressMode, CONFIG_FILE};
 use agnas::search::{self, SearchRun};
 use agnas::space::nb201::{bench as nb201_bench, Aggregation};
 use agnas::space::{Space, SpaceName, SpaceTask};
-use agnas::train::Start;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use run_args::{set_flags, RunArgs, RunSettings};
@@ -192,14 +191,11 @@ impl SpaceTask for &SearchArgs {
     type Output = Result<()>;
 
     fn run<S: Space>(self) -> Result<()> {
-        let start = match &self.run.resume {
-            Some(dir) => Start::Resume(dir.clone()),
-            None => {
-                let config = self.config::<S>()?;
-                let out = self.run.out_or_default(&format!("{}-seed{}", S::NAME, config.seed));
-                Start::New { config, out }
-            }
-        };
+        let start = self.run.start(|| {
+            let config = self.config::<S>()?;
+            let name = format!("{}-seed{}", S::NAME, config.seed);
+            Ok((config, name))
+        })?;
         let out = start.out().to_path_buf();
         let result = search::run::<S>(SearchRun {
             start,

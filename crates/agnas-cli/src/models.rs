@@ -12,7 +12,7 @@ use agnas::nn::weights;
 use agnas::report::{self, progress::ProgressMode, CONFIG_FILE};
 use agnas::retrain::{self, ModelCard, RetrainRun};
 use agnas::space::{Counts, Section, Space, SpaceName, SpaceTask};
-use agnas::train::{DeviceChoice, MemoryFormat, Start};
+use agnas::train::{DeviceChoice, MemoryFormat};
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -116,17 +116,12 @@ impl SpaceTask for &TrainArgs {
     type Output = Result<()>;
 
     fn run<S: Space>(self) -> Result<()> {
-        let start = match &self.run.resume {
-            Some(dir) => Start::Resume(dir.clone()),
-            None => {
-                let config = self.config::<S>()?;
-                let name = PathBuf::from(&config.genotype)
-                    .file_stem()
-                    .map_or("genotype".into(), |s| s.to_string_lossy().to_string());
-                let out = self.run.out_or_default(&format!("train-{}-{name}-seed{}", S::NAME, config.seed));
-                Start::New { config, out }
-            }
-        };
+        let start = self.run.start(|| {
+            let config = self.config::<S>()?;
+            let stem = Path::new(&config.genotype).file_stem().map_or("genotype".into(), |s| s.to_string_lossy());
+            let name = format!("train-{}-{stem}-seed{}", S::NAME, config.seed);
+            Ok((config, name))
+        })?;
         let out = start.out().to_path_buf();
         let result = retrain::run::<S>(RetrainRun {
             start,

@@ -2,7 +2,7 @@
 use agnas::config::{RetrainConfig, SearchConfig};
 use agnas::data::DataFormat;
 use agnas::space::Space;
-use agnas::train::{DeviceChoice, MemoryFormat};
+use agnas::train::{DeviceChoice, MemoryFormat, Start};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -89,8 +89,19 @@ macro_rules! run_settings {
 run_settings!(SearchConfig, RetrainConfig);
 
 impl RunArgs {
+    /// The run `--resume` names, or a new one of the configuration and name `new` gives, in `--out`.
+    pub fn start<C>(&self, new: impl FnOnce() -> anyhow::Result<(C, String)>) -> anyhow::Result<Start<C>> {
+        Ok(match &self.resume {
+            Some(dir) => Start::Resume(dir.clone()),
+            None => {
+                let (config, name) = new()?;
+                Start::New { config, out: self.out_or_default(&name) }
+            }
+        })
+    }
+
     /// The run folder: `--out`, or `runs/<name>-<unix seconds>`.
-    pub fn out_or_default(&self, name: &str) -> PathBuf {
+    fn out_or_default(&self, name: &str) -> PathBuf {
         self.out.clone().unwrap_or_else(|| {
             let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
             PathBuf::from(format!("runs/{name}-{secs}"))

@@ -3,6 +3,7 @@ pub mod arch;
 pub mod bench;
 pub mod derive;
 pub mod network;
+mod skeleton;
 pub mod supernet;
 
 pub use arch::{Arch, Nb201Op, EDGES};

@@ -17,9 +17,9 @@
 //! - The convs of `nor_conv_*` have no bias because their BN is affine (`bias = not affine`).
 //! - A node is Python's `sum(...)` of its edges, i.e. `0 + e₁ + e₂ …`: the same values as `e₁ + e₂ …`.
 use super::arch::{Arch, Nb201Op, EDGES};
-use crate::nn::flops::{Conv2d, Linear};
-use crate::nn::init::{batch_norm2d, conv2d, linear, ConvSpec};
-use crate::nn::ops::{Identity, Pool, PoolKind, ReLUConvBN, ResNetBasicBlock, Zero};
+use super::skeleton::Skeleton;
+use crate::nn::init::ConvSpec;
+use crate::nn::ops::{Identity, Pool, PoolKind, ReLUConvBN, Zero};
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
@@ -102,60 +102,19 @@ impl InferCell {
     }
 }
 
-#[derive(Debug)]
-enum Layer {
-    Cell(InferCell),
-    Reduction(Box<ResNetBasicBlock>),
-}
-
 /// The benchmark's `TinyNetwork` for one arch.
 #[derive(Debug)]
-pub struct Nb201Network {
-    stem_conv: Conv2d,
-    stem_bn: nn::BatchNorm,
-    layers: Vec<Layer>,
-    last_bn: nn::BatchNorm,
-    classifier: Linear,
-}
+pub struct Nb201Network(Skeleton<InferCell>);
 
 impl Nb201Network {
     pub fn new(p: &nn::Path, cfg: &Nb201NetworkConfig, arch: &Arch, in_channels: i64, num_classes: i64) -> Self {
-        let c = cfg.channels;
-        let stem = p / "stem";
-        let cells = p / "cells";
-        let mut layers = Vec::new();
-        let mut c_prev = c;
-        for stage in 0..3 {
-            let c_stage = c << stage;
-            if stage > 0 {
-                let block = ResNetBasicBlock::new(&cells / layers.len(), c_prev, c_stage, 2);
-                layers.push(Layer::Reduction(Box::new(block)));
-            }
-            for _ in 0..cfg.cells_per_stage {
-                layers.push(Layer::Cell(InferCell::new(&cells / layers.len(), c_stage, arch)));
-            }
-            c_prev = c_stage;
-        }
-        Nb201Network {
-            stem_conv: conv2d(&stem / "0", in_channels, c, 3, ConvSpec::default().padding(1)),
-            stem_bn: batch_norm2d(&stem / "1", c, true),
-            layers,
-            last_bn: batch_norm2d(p / "lastact" / "0", c_prev, true),
-            classifier: linear(p / "classifier", c_prev, num_classes, true),
-        }
+        let cell = |p: nn::Path, c: i64| InferCell::new(p, c, arch);
+        Nb201Network(Skeleton::new(p, cfg.channels, cfg.cells_per_stage, in_channels, num_classes, cell))
     }
 
     /// Logits, shape (batch, classes).
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut h = xs.apply(&self.stem_conv).apply_t(&self.stem_bn, train);
-        for layer in &self.layers {
-            h = match layer {
-                Layer::Cell(cell) => cell.forward_t(&h, train),
-                Layer::Reduction(block) => block.forward_t(&h, train),
-            };
-        }
-        let pooled = h.apply_t(&self.last_bn, train).relu().mean_dim([2i64, 3].as_slice(), false, h.kind());
-        pooled.apply(&self.classifier)
+        self.0.forward_t(xs, train, |cell, h| cell.forward_t(h, train))
     }
 }
 

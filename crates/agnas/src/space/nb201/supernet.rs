@@ -3,13 +3,13 @@
 //! Stem → N search cells (C) → ResNet reduction → N cells (2C) → reduction → N cells (4C) → BN-ReLU → GAP → FC.
 //! All search cells have their own weights and attention; the genotype is shared (see `derive`).
 use super::arch::{Nb201Op, EDGES};
-use crate::nn::flops::{Conv2d, Linear};
-use crate::nn::init::{batch_norm2d, conv2d, linear, ConvSpec};
-use crate::nn::ops::{Pool, PoolKind, ReLUConvBN, ResNetBasicBlock};
+use super::skeleton::Skeleton;
+use crate::nn::init::ConvSpec;
+use crate::nn::ops::{Pool, PoolKind, ReLUConvBN};
 use crate::nn::{Candidate, MixedOp, Node, Shared};
 use crate::space::SupernetOutput;
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, ModuleT};
+use tch::nn;
 use tch::Tensor;
 
 /// Shape of the NB201 supernet.
@@ -106,64 +106,24 @@ impl SearchCell {
     }
 }
 
-#[derive(Debug)]
-enum Layer {
-    Search(SearchCell),
-    Reduction(Box<ResNetBasicBlock>),
-}
-
 /// The supernet; parameter names follow the PyTorch reference in `tools/agnas_ref.py`.
 #[derive(Debug)]
-pub struct Nb201Supernet {
-    stem_conv: Conv2d,
-    stem_bn: nn::BatchNorm,
-    layers: Vec<Layer>,
-    last_bn: nn::BatchNorm,
-    classifier: Linear,
-}
+pub struct Nb201Supernet(Skeleton<SearchCell>);
 
 impl Nb201Supernet {
     pub fn new(p: &nn::Path, cfg: &Nb201Config, in_channels: i64, num_classes: i64) -> Self {
-        let c = cfg.channels;
-        let stem = p / "stem";
-        let cells = p / "cells";
-        let mut layers = Vec::new();
-        let mut c_prev = c;
-        for stage in 0..3 {
-            let c_stage = c << stage;
-            if stage > 0 {
-                let block = ResNetBasicBlock::new(&cells / layers.len(), c_prev, c_stage, 2);
-                layers.push(Layer::Reduction(Box::new(block)));
-            }
-            for _ in 0..cfg.cells_per_stage {
-                layers.push(Layer::Search(SearchCell::new(&cells / layers.len(), c_stage, cfg)));
-            }
-            c_prev = c_stage;
-        }
-        Nb201Supernet {
-            stem_conv: conv2d(&stem / "0", in_channels, c, 3, ConvSpec::default().padding(1)),
-            stem_bn: batch_norm2d(&stem / "1", c, true),
-            layers,
-            last_bn: batch_norm2d(p / "lastact" / "0", c_prev, true),
-            classifier: linear(p / "classifier", c_prev, num_classes, true),
-        }
+        let cell = |p: nn::Path, c: i64| SearchCell::new(p, c, cfg);
+        Nb201Supernet(Skeleton::new(p, cfg.channels, cfg.cells_per_stage, in_channels, num_classes, cell))
     }
 
     /// Logits and the importances of this forward, shape (search cells, 6 edges, 5 ops).
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> SupernetOutput {
-        let mut h = xs.apply(&self.stem_conv).apply_t(&self.stem_bn, train);
         let mut importances = Vec::new();
-        for layer in &self.layers {
-            h = match layer {
-                Layer::Search(cell) => {
-                    let (out, imp) = cell.forward_t(&h, train);
-                    importances.push(imp);
-                    out
-                }
-                Layer::Reduction(block) => block.forward_t(&h, train),
-            };
-        }
-        let pooled = h.apply_t(&self.last_bn, train).relu().mean_dim([2i64, 3].as_slice(), false, h.kind());
-        SupernetOutput { logits: pooled.apply(&self.classifier), importance: Tensor::stack(&importances, 0) }
+        let logits = self.0.forward_t(xs, train, |cell, h| {
+            let (out, imp) = cell.forward_t(h, train);
+            importances.push(imp);
+            out
+        });
+        SupernetOutput { logits, importance: Tensor::stack(&importances, 0) }
     }
 }

@@ -142,7 +142,7 @@ pub(crate) fn parse_space(s: &str) -> Result<SpaceName> {
 /// The space of a command: `--space`, else the one its configuration file names, else the default.
 pub(crate) fn space_of(flag: Option<SpaceName>, config: Option<&std::path::Path>) -> Result<SpaceName> {
     let from_file = match config {
-        Some(path) => config::space_in_file(path)?,
+        Some(path) => SpaceName::in_file(path)?,
         None => None,
     };
     if let (Some(flag), Some(file)) = (flag, from_file) {

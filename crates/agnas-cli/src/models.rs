@@ -140,7 +140,7 @@ fn retrain_space(flag: Option<SpaceName>, run: &RunArgs) -> Result<SpaceName> {
     match &run.resume {
         Some(dir) => space_of(None, Some(&dir.join(CONFIG_FILE))),
         None => match &run.config {
-            Some(path) => Ok(default_darts(config::space_in_file(path)?.or(flag))),
+            Some(path) => Ok(default_darts(SpaceName::in_file(path)?.or(flag))),
             None => Ok(default_darts(flag)),
         },
     }
@@ -210,7 +210,7 @@ impl EvalArgs {
         let network = config::layered(preset, None, &flags)?.network;
         let first = set.image(0).context("reading the first image")?;
         let card = ModelCard {
-            space: S::NAME,
+            space: S::NAME.to_string(),
             genotype: S::parse_genotype(spec)?,
             network,
             in_channels: first.channels as i64,

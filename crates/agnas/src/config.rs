@@ -1,12 +1,30 @@
 //! Run configurations: a space's preset ← TOML file ← command-line flags, written back into the run folder as
 //! `config.toml`. The sections a space owns (`[supernet]`, `[derive]`, `[network]`) have its own types.
 use crate::data::{DataConfig, DataFormat};
-use crate::space::{Section, Space, SpaceName};
 use crate::train::{DeviceChoice, MemoryFormat, RunConfig, TrainConfig};
 use crate::Error;
 use anyhow::{ensure, Context, Result};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::fmt::Debug;
 use std::path::{Path, PathBuf};
+
+/// A section of a run's configuration that a space owns (`[supernet]`, `[derive]`, `[network]`).
+pub trait Section: Serialize + DeserializeOwned + Clone + Debug + PartialEq + Default {
+    /// Rejects impossible values, naming the field.
+    fn validate(&self) -> Result<()>;
+}
+
+/// What a configuration needs of a search space: its name and the types of its sections.
+pub trait SpaceSections: Debug + Clone + Copy + PartialEq + Default + 'static {
+    /// The name in `space = "…"` and on the command line.
+    const NAME: &'static str;
+    /// `[supernet]`: the shape of the supernet.
+    type Supernet: Section;
+    /// `[derive]`: how the genotype is read off the importances.
+    type Derive: Section;
+    /// `[network]`: the shape and regularisers of the evaluation network.
+    type Network: Section;
+}
 
 /// The held-out pass that accumulates the importances the architecture is derived from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,8 +46,8 @@ impl Default for ImportanceConfig {
 /// Everything a search needs; `agnas search` writes the resolved value to `config.toml` in the run folder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, bound = "")]
-pub struct SearchConfig<S: Space> {
-    pub space: SpaceName,
+pub struct SearchConfig<S: SpaceSections> {
+    pub space: String,
     pub seed: u64,
     pub device: DeviceChoice,
     /// CPU threads for libtorch (0 = libtorch's default).
@@ -45,8 +63,8 @@ pub struct SearchConfig<S: Space> {
 /// Everything a retrain needs; written to the run folder's `config.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, bound = "")]
-pub struct RetrainConfig<S: Space> {
-    pub space: SpaceName,
+pub struct RetrainConfig<S: SpaceSections> {
+    pub space: String,
     /// What the space's genotype parser takes: a built-in name, an arch string or index, a `genotype.json`, …
     pub genotype: String,
     pub seed: u64,
@@ -77,11 +95,11 @@ pub enum Preset {
     Smoke,
 }
 
-impl<S: Space> SearchConfig<S> {
+impl<S: SpaceSections> SearchConfig<S> {
     /// What every space's search preset shares; the space lays its own values over it.
     pub fn preset_base(preset: Preset) -> Self {
         let base = SearchConfig {
-            space: S::NAME,
+            space: S::NAME.to_string(),
             seed: 0,
             device: DeviceChoice::Auto,
             threads: 0,
@@ -118,7 +136,7 @@ impl<S: Space> SearchConfig<S> {
     }
 }
 
-impl<S: Space> RetrainConfig<S> {
+impl<S: SpaceSections> RetrainConfig<S> {
     /// A preset scaled from the space's paper recipe `paper`: the network shape is the space's to set.
     pub fn scaled(paper: Self, preset: Preset) -> Self {
         match preset {
@@ -140,7 +158,7 @@ impl<S: Space> RetrainConfig<S> {
     /// The fields a paper recipe does not decide.
     pub fn base(network: S::Network, train: TrainConfig) -> Self {
         RetrainConfig {
-            space: S::NAME,
+            space: S::NAME.to_string(),
             genotype: String::new(),
             seed: 0,
             device: DeviceChoice::Auto,
@@ -172,7 +190,7 @@ impl<S: Space> RetrainConfig<S> {
 
 macro_rules! run_config {
     ($($t:ident),*) => {$(
-        impl<S: Space> RunConfig for $t<S> {
+        impl<S: SpaceSections> RunConfig for $t<S> {
             fn seed(&self) -> u64 {
                 self.seed
             }
@@ -224,14 +242,6 @@ pub fn read_toml(path: &Path) -> Result<toml::Value, Error> {
     toml::from_str(&text).map_err(|e| Error::Config { source_name, message: e.to_string() })
 }
 
-/// The `space` a configuration file names, if it names one.
-pub fn space_in_file(path: &Path) -> Result<Option<SpaceName>, Error> {
-    match read_toml(path)?.get("space").and_then(|v| v.as_str()) {
-        Some(name) => SpaceName::parse(name).map(Some),
-        None => Ok(None),
-    }
-}
-
 /// Command-line settings of a space's sections, by dotted key (`supernet.channels`).
 #[derive(Debug, Clone, Default)]
 pub struct SectionFlags(Vec<(String, &'static str, toml::Value)>);
@@ -278,69 +288,4 @@ pub fn layered<T: Serialize + DeserializeOwned>(preset: T, path: Option<&Path>, 
 pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::space::darts::Darts;
-    use crate::space::nb201::Nb201;
-
-    fn nb201(preset: Preset, path: Option<&Path>, flags: &SectionFlags) -> Result<SearchConfig<Nb201>> {
-        layered(Nb201::search_preset(preset), path, flags)
-    }
-
-    #[test]
-    fn file_overrides_preset_and_round_trips() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
-        std::fs::write(&path, "seed = 3\n[train]\nepochs = 7\n[supernet]\nchannels = 12\n").unwrap();
-        let cfg = nb201(Preset::Smoke, Some(&path), &SectionFlags::default()).unwrap();
-        assert_eq!((cfg.seed, cfg.train.epochs, cfg.supernet.channels), (3, 7, 12));
-        assert_eq!(
-            cfg.train.batch_size,
-            Nb201::search_preset(Preset::Smoke).train.batch_size,
-            "untouched keys keep the preset"
-        );
-        let back: SearchConfig<Nb201> = toml::from_str(&toml::to_string_pretty(&cfg).unwrap()).unwrap();
-        assert_eq!(back, cfg);
-    }
-
-    #[test]
-    fn unknown_keys_flags_and_bad_values_name_the_field() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bad.toml");
-        std::fs::write(&path, "[train]\nepochz = 7\n").unwrap();
-        let err = format!("{:#}", nb201(Preset::Paper, Some(&path), &SectionFlags::default()).unwrap_err());
-        assert!(err.contains("epochz") && err.contains("bad.toml"), "{err}");
-        let mut flags = SectionFlags::default();
-        flags.set("supernet.layers", "--layers", 8);
-        let err = format!("{:#}", nb201(Preset::Paper, None, &flags).unwrap_err());
-        assert!(err.contains("--layers") && err.contains("cells_per_stage"), "{err}");
-        let mut cfg = Nb201::search_preset(Preset::Paper);
-        cfg.data.split = 1.0;
-        assert!(format!("{}", cfg.validate().unwrap_err()).contains("data.split"));
-        let mut cfg = Nb201::search_preset(Preset::Paper);
-        cfg.train.lr = f64::NAN;
-        assert!(format!("{}", cfg.validate().unwrap_err()).contains("train.lr"));
-        for preset in [Preset::Paper, Preset::Embedded, Preset::Smoke] {
-            Nb201::search_preset(preset).validate().unwrap();
-            Darts::search_preset(preset).validate().unwrap();
-            Nb201::retrain_preset(preset).validate().unwrap();
-            Darts::retrain_preset(preset).validate().unwrap();
-        }
-        assert!(Darts::search_preset(Preset::Paper).importance.every_epoch);
-    }
-
-    #[test]
-    fn memory_format_is_read_from_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("layout.toml");
-        std::fs::write(&path, "memory_format = \"contiguous\"\n").unwrap();
-        let cfg = nb201(Preset::Smoke, Some(&path), &SectionFlags::default()).unwrap();
-        assert_eq!(cfg.memory_format, MemoryFormat::Contiguous);
-        std::fs::write(&path, "memory_format = \"sideways\"\n").unwrap();
-        let err = format!("{:#}", nb201(Preset::Smoke, Some(&path), &SectionFlags::default()).unwrap_err());
-        assert!(err.contains("memory_format") && err.contains("layout.toml"), "{err}");
-    }
 }

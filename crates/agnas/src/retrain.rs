@@ -20,7 +20,7 @@ use tch::{Device, Tensor};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(bound = "")]
 pub struct ModelCard<S: Space> {
-    pub space: SpaceName,
+    pub space: String,
     pub genotype: S::Genotype,
     pub network: S::Network,
     pub in_channels: i64,
@@ -181,7 +181,7 @@ pub fn run<S: Space>(retrain: RetrainRun<S>) -> Result<RetrainResult> {
         write_json(&out.join("genotype.json"), &genotype)?;
     }
     let card = ModelCard::<S> {
-        space: S::NAME,
+        space: S::NAME.to_string(),
         genotype,
         network: cfg.network.clone(),
         in_channels: run.in_channels,

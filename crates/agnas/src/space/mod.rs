@@ -8,10 +8,10 @@ pub mod nb201;
 pub use importance::Importances;
 
 use crate::config::{Preset, RetrainConfig, SearchConfig};
+pub use crate::config::{Section, SpaceSections};
 use crate::nn::flops;
 use anyhow::Result;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use std::fmt::Debug;
 use tch::{nn, Device, Kind, Tensor};
 
 /// Logits and the attention importances of one supernet forward.
@@ -37,12 +37,6 @@ pub trait EvalNetwork {
     fn drop_path(&self, _epoch: usize, _epochs: usize) -> f64 {
         0.0
     }
-}
-
-/// A section of a run's configuration that a space owns (`[supernet]`, `[derive]`, `[network]`).
-pub trait Section: Serialize + DeserializeOwned + Clone + Debug + PartialEq + Default {
-    /// Rejects impossible values, naming the field.
-    fn validate(&self) -> Result<()>;
 }
 
 /// What a search produced, for the run folder.
@@ -94,15 +88,8 @@ pub struct Counts {
 }
 
 /// A search space.
-pub trait Space: Debug + Clone + Copy + PartialEq + Default + 'static {
-    const NAME: SpaceName;
-    /// `[supernet]`: the shape of the supernet.
-    type Supernet: Section;
-    /// `[derive]`: how the genotype is read off the importances.
-    type Derive: Section;
-    /// `[network]`: the shape and regularisers of the evaluation network.
-    type Network: Section;
-    type Genotype: Serialize + DeserializeOwned + Clone + Debug;
+pub trait Space: SpaceSections {
+    type Genotype: Serialize + DeserializeOwned + Clone + std::fmt::Debug;
 
     /// The search configuration of a preset.
     fn search_preset(preset: Preset) -> SearchConfig<Self>;
@@ -202,6 +189,14 @@ impl SpaceName {
         }
     }
 
+    /// The `space` a configuration file names, if it names one.
+    pub fn in_file(path: &std::path::Path) -> Result<Option<Self>, crate::Error> {
+        match crate::config::read_toml(path)?.get("space").and_then(|v| v.as_str()) {
+            Some(name) => SpaceName::parse(name).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Parses a name, listing the known ones when it is not one of them.
     pub fn parse(s: &str) -> Result<Self, crate::Error> {
         s.parse().map_err(|_| crate::Error::UnknownSpace {
@@ -214,5 +209,89 @@ impl SpaceName {
 impl std::fmt::Display for SpaceName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{layered, Preset, SearchConfig, SectionFlags};
+    use crate::space::darts::Darts;
+    use crate::space::nb201::Nb201;
+    use crate::train::MemoryFormat;
+    use anyhow::Result;
+    use std::path::Path;
+
+    fn nb201(preset: Preset, path: Option<&Path>, flags: &SectionFlags) -> Result<SearchConfig<Nb201>> {
+        layered(Nb201::search_preset(preset), path, flags)
+    }
+
+    #[test]
+    fn file_overrides_preset_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "seed = 3\n[train]\nepochs = 7\n[supernet]\nchannels = 12\n").unwrap();
+        let cfg = nb201(Preset::Smoke, Some(&path), &SectionFlags::default()).unwrap();
+        assert_eq!((cfg.seed, cfg.train.epochs, cfg.supernet.channels), (3, 7, 12));
+        assert_eq!(
+            cfg.train.batch_size,
+            Nb201::search_preset(Preset::Smoke).train.batch_size,
+            "untouched keys keep the preset"
+        );
+        let back: SearchConfig<Nb201> = toml::from_str(&toml::to_string_pretty(&cfg).unwrap()).unwrap();
+        assert_eq!(back, cfg);
+    }
+
+    #[test]
+    fn unknown_keys_flags_and_bad_values_name_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[train]\nepochz = 7\n").unwrap();
+        let err = format!("{:#}", nb201(Preset::Paper, Some(&path), &SectionFlags::default()).unwrap_err());
+        assert!(err.contains("epochz") && err.contains("bad.toml"), "{err}");
+        let mut flags = SectionFlags::default();
+        flags.set("supernet.layers", "--layers", 8);
+        let err = format!("{:#}", nb201(Preset::Paper, None, &flags).unwrap_err());
+        assert!(err.contains("--layers") && err.contains("cells_per_stage"), "{err}");
+        let mut cfg = Nb201::search_preset(Preset::Paper);
+        cfg.data.split = 1.0;
+        assert!(format!("{}", cfg.validate().unwrap_err()).contains("data.split"));
+        let mut cfg = Nb201::search_preset(Preset::Paper);
+        cfg.train.lr = f64::NAN;
+        assert!(format!("{}", cfg.validate().unwrap_err()).contains("train.lr"));
+        for preset in [Preset::Paper, Preset::Embedded, Preset::Smoke] {
+            Nb201::search_preset(preset).validate().unwrap();
+            Darts::search_preset(preset).validate().unwrap();
+            Nb201::retrain_preset(preset).validate().unwrap();
+            Darts::retrain_preset(preset).validate().unwrap();
+        }
+        assert!(Darts::search_preset(Preset::Paper).importance.every_epoch);
+    }
+
+    #[test]
+    fn memory_format_is_read_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("layout.toml");
+        std::fs::write(&path, "memory_format = \"contiguous\"\n").unwrap();
+        let cfg = nb201(Preset::Smoke, Some(&path), &SectionFlags::default()).unwrap();
+        assert_eq!(cfg.memory_format, MemoryFormat::Contiguous);
+        std::fs::write(&path, "memory_format = \"sideways\"\n").unwrap();
+        let err = format!("{:#}", nb201(Preset::Smoke, Some(&path), &SectionFlags::default()).unwrap_err());
+        assert!(err.contains("memory_format") && err.contains("layout.toml"), "{err}");
+    }
+
+    #[test]
+    fn every_registered_name_dispatches_to_the_space_of_that_name() {
+        struct Name;
+        impl SpaceTask for Name {
+            type Output = &'static str;
+            fn run<S: Space>(self) -> &'static str {
+                S::NAME
+            }
+        }
+        for name in <SpaceName as strum::VariantNames>::VARIANTS {
+            assert_eq!(SpaceName::parse(name).unwrap().dispatch(Name), *name);
+        }
+        assert!(SpaceName::parse("nowhere").unwrap_err().to_string().contains("nb201, darts"));
     }
 }

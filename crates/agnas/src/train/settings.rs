@@ -165,7 +165,7 @@ mod tests {
     #[test]
     fn channels_last_weights_give_channels_last_activations() {
         let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        let conv = crate::nn::init::conv2d(vs.root() / "c", 3, 8, 3, crate::nn::init::ConvSpec::default().padding(1));
+        let conv = tch::nn::conv2d(vs.root() / "c", 3, 8, 3, tch::nn::ConvConfig { padding: 1, ..Default::default() });
         MemoryFormat::ChannelsLast.apply(&vs);
         let y = tch::Tensor::randn([2, 3, 8, 8], (tch::Kind::Float, tch::Device::Cpu)).apply(&conv);
         // Channels-last strides: C fastest, then W, then H.

@@ -10,7 +10,7 @@ pub use genotype::{CellGenotype, CellKind, DartsOp, Genotype};
 pub use network::{NetworkCifar, NetworkConfig};
 pub use supernet::{DartsConfig, DartsSupernet};
 
-use super::{BenchBlock, Derived, EvalNetwork, Importances, Section, Space, SpaceName, Supernet, SupernetOutput};
+use super::{BenchBlock, Derived, EvalNetwork, Importances, Section, Space, SpaceSections, Supernet, SupernetOutput};
 use crate::config::{Preset, RetrainConfig, SearchConfig};
 use crate::data::augment::Augment;
 use crate::data::DataConfig;
@@ -170,11 +170,14 @@ impl DartsConfig {
     }
 }
 
-impl Space for Darts {
-    const NAME: SpaceName = SpaceName::Darts;
+impl SpaceSections for Darts {
+    const NAME: &'static str = "darts";
     type Supernet = DartsConfig;
     type Derive = DartsDerive;
     type Network = NetworkConfig;
+}
+
+impl Space for Darts {
     type Genotype = Genotype;
 
     fn search_preset(preset: Preset) -> SearchConfig<Self> {

@@ -11,7 +11,7 @@ pub use derive::{Aggregation, DeriveConfig};
 pub use network::{Nb201Network, Nb201NetworkConfig};
 pub use supernet::{Nb201Config, Nb201Supernet};
 
-use super::{BenchBlock, Derived, EvalNetwork, Importances, Section, Space, SpaceName, Supernet, SupernetOutput};
+use super::{BenchBlock, Derived, EvalNetwork, Importances, Section, Space, SpaceSections, Supernet, SupernetOutput};
 use crate::config::{Preset, RetrainConfig, SearchConfig};
 use crate::data::augment::Augment;
 use crate::data::DataConfig;
@@ -102,11 +102,14 @@ fn parse_arch(spec: &str) -> Result<Arch> {
     Ok(bench::query(spec).map(|r| r.arch)?)
 }
 
-impl Space for Nb201 {
-    const NAME: SpaceName = SpaceName::Nb201;
+impl SpaceSections for Nb201 {
+    const NAME: &'static str = "nb201";
     type Supernet = Nb201Config;
     type Derive = DeriveConfig;
     type Network = Nb201NetworkConfig;
+}
+
+impl Space for Nb201 {
     type Genotype = Arch;
 
     fn search_preset(preset: Preset) -> SearchConfig<Self> {

@@ -12,7 +12,8 @@ pub struct Sgd {
     params: Vec<(String, Tensor)>,
     buffers: Vec<Option<Tensor>>,
     momentum: f64,
-    weight_decay: f64,
+    /// Per parameter: a space's rule may exempt some (the macro search decays only conv weights and the classifier).
+    weight_decay: Vec<f64>,
     nesterov: bool,
 }
 
@@ -22,7 +23,30 @@ impl Sgd {
         let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         params.sort_by(|a, b| a.0.cmp(&b.0));
         let buffers = params.iter().map(|_| None).collect();
+        let weight_decay = vec![weight_decay; params.len()];
         Sgd { params, buffers, momentum, weight_decay, nesterov }
+    }
+
+    /// Decays only the parameters for which `decays(name, parameter)` holds.
+    pub fn decay_only(mut self, decays: impl Fn(&str, &Tensor) -> bool) -> Self {
+        for ((name, p), wd) in self.params.iter().zip(self.weight_decay.iter_mut()) {
+            if !decays(name, p) {
+                *wd = 0.0;
+            }
+        }
+        self
+    }
+
+    /// Clamps every gradient element to [-`clip`, `clip`] (`clip_grad_value_`).
+    pub fn clip_grad_value(&self, clip: f64) {
+        tch::no_grad(|| {
+            for (_, p) in &self.params {
+                let mut g = p.grad();
+                if g.defined() {
+                    let _ = g.clamp_(-clip, clip);
+                }
+            }
+        });
     }
 
     /// The optimiser `train` asks for, over every trainable variable of `vs`.
@@ -66,12 +90,12 @@ impl Sgd {
 
     pub fn step(&mut self, lr: f64) {
         tch::no_grad(|| {
-            for ((_, p), buf) in self.params.iter_mut().zip(self.buffers.iter_mut()) {
+            for (((_, p), buf), &wd) in self.params.iter_mut().zip(self.buffers.iter_mut()).zip(&self.weight_decay) {
                 let g = p.grad();
                 if !g.defined() {
                     continue;
                 }
-                let mut d = if self.weight_decay != 0.0 { g + &*p * self.weight_decay } else { g.copy() };
+                let mut d = if wd != 0.0 { g + &*p * wd } else { g.copy() };
                 if self.momentum != 0.0 {
                     let b = match buf {
                         Some(b) => {
@@ -203,6 +227,22 @@ mod tests {
                 assert!((got[i] - p[i]).abs() < 1e-6, "nesterov={nesterov} {got:?} vs {p:?}");
             }
         }
+    }
+
+    /// Exempted parameters get no weight decay; gradients are clamped element by element.
+    #[test]
+    fn decay_rule_and_clip_by_value() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let conv = (vs.root() / "conv").var("weight", &[1, 1, 1, 2], nn::Init::Const(1.0));
+        let bn = (vs.root() / "bn").var("weight", &[2], nn::Init::Const(1.0));
+        let mut opt = Sgd::new(&vs, 0.0, 0.5, false).decay_only(|_, p| p.dim() == 4);
+        ((&conv * 3.0).sum(Kind::Float) + (&bn * -0.25).sum(Kind::Float)).backward();
+        opt.clip_grad_value(1.0);
+        opt.step(0.1);
+        // conv: 1 - 0.1·(clamp(3) + 0.5·1) = 0.85; bn: 1 - 0.1·(-0.25) = 1.025, no decay.
+        let got = |t: &Tensor| Vec::<f64>::try_from(t.to_kind(Kind::Double).flatten(0, -1)).unwrap();
+        assert!(got(&conv).iter().all(|v| (v - 0.85).abs() < 1e-6), "{:?}", got(&conv));
+        assert!(got(&bn).iter().all(|v| (v - 1.025).abs() < 1e-6), "{:?}", got(&bn));
     }
 
     #[test]

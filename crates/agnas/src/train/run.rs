@@ -369,3 +369,122 @@ pub fn evaluate(
     progress.finish();
     Ok(totals.means())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    /// The settings of a toy run on a few embedded images.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    struct ToyConfig {
+        seed: u64,
+        data: DataConfig,
+        train: TrainConfig,
+    }
+
+    impl RunConfig for ToyConfig {
+        fn seed(&self) -> u64 {
+            self.seed
+        }
+        fn device(&self) -> DeviceChoice {
+            DeviceChoice::Cpu
+        }
+        fn threads(&self) -> usize {
+            0
+        }
+        fn memory_format(&self) -> MemoryFormat {
+            MemoryFormat::Contiguous
+        }
+        fn data(&self) -> &DataConfig {
+            &self.data
+        }
+        fn train(&self) -> &TrainConfig {
+            &self.train
+        }
+        fn validate(&self) -> Result<()> {
+            self.train.validate()
+        }
+    }
+
+    /// Linear decay from `lr` to 0 over every step of the run, stepped per iteration as the macro search's is.
+    struct PerIteration {
+        lr: f64,
+        total: usize,
+    }
+
+    impl LrSchedule for PerIteration {
+        fn lr(&self, epoch: usize, step: usize, steps_per_epoch: usize) -> f64 {
+            self.lr * (1.0 - (epoch * steps_per_epoch + step) as f64 / self.total as f64)
+        }
+    }
+
+    /// A loop unlike search and retrain: label smoothing, clipping by value, its own rates recorded.
+    struct Toy<'a> {
+        net: &'a tch::nn::Linear,
+        rates: &'a RefCell<Vec<f64>>,
+    }
+
+    impl Job for Toy<'_> {
+        type Epoch = f64;
+        type Extra = ();
+
+        fn step(&mut self, x: &Tensor, y: &Tensor, ctx: StepContext, opt: &mut Sgd) -> Result<(Tensor, Tensor)> {
+            self.rates.borrow_mut().push(ctx.lr);
+            let logits = x.flatten(1, -1).apply(self.net);
+            let loss = logits.cross_entropy_loss::<Tensor>(y, None, tch::Reduction::Mean, -100, 0.1);
+            opt.zero_grad();
+            loss.backward();
+            opt.clip_grad_value(5.0);
+            opt.step(ctx.lr);
+            Ok((logits, loss))
+        }
+
+        fn end_epoch(&mut self, end: &EpochEnd, _: &mut ()) -> Result<f64> {
+            Ok(end.train.loss)
+        }
+    }
+
+    /// Trains the toy loop in `out` (new or resumed); returns the rates of its steps and the final weight.
+    fn toy(start: Start<ToyConfig>, stop_after: Option<u64>) -> Result<(Vec<f64>, Tensor)> {
+        let run = Run::open(start)?;
+        let (vs, net) =
+            run.model(|p| Ok(tch::nn::linear(p / "fc", 3 * 32 * 32, run.num_classes, Default::default())))?;
+        let opt = Sgd::new(&vs, 0.9, 4e-5, false).decay_only(|name, _| name.ends_with("weight"));
+        let schedule = Box::new(PerIteration { lr: 0.05, total: 3 * 5 });
+        let mut trainer =
+            Trainer::new(&run, vs, opt, schedule).progress(ProgressMode::Hidden).stop_after_steps(stop_after);
+        let loader = run.loader(run.train_idx.clone(), run.config.train.batch_size, Augment::none(), true);
+        let rates = RefCell::new(Vec::new());
+        trainer.fit(&mut Toy { net: &net, rates: &rates }, &loader)?;
+        Ok((rates.into_inner(), net.ws.copy()))
+    }
+
+    #[test]
+    fn a_third_loop_runs_on_the_skeleton_and_resumes_to_the_same_weights() {
+        let config = ToyConfig {
+            seed: 3,
+            // 2 images per class, half of them train: 10 images in batches of 2, five steps an epoch.
+            data: DataConfig { per_class: 2, split: 0.5, workers: 1, ..DataConfig::default() },
+            train: TrainConfig { epochs: 3, batch_size: 2, checkpoint_every: 2, ..TrainConfig::default() },
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let straight = dir.path().join("straight");
+        let (rates, weights) = toy(Start::New { config: config.clone(), out: straight.clone() }, None).unwrap();
+        assert_eq!(rates.len(), 15, "three epochs of five steps");
+        for (k, lr) in rates.iter().enumerate() {
+            assert!((lr - 0.05 * (1.0 - k as f64 / 15.0)).abs() < 1e-12, "step {k}: {lr}");
+        }
+        let metrics = std::fs::read_to_string(straight.join("metrics.jsonl")).unwrap();
+        assert_eq!(metrics.lines().count(), 3);
+
+        let stopped = dir.path().join("stopped");
+        let err = toy(Start::New { config, out: stopped.clone() }, Some(7)).unwrap_err();
+        assert!(err.to_string().contains("stopped after 7 steps"), "{err}");
+        let (resumed_rates, resumed) = toy(Start::Resume(stopped.clone()), None).unwrap();
+        // It stopped right after the checkpoint of its 7th step (epoch 2, step 2 of 5) and picks up there.
+        assert_eq!(resumed_rates, rates[7..], "the resumed run continues the schedule where it stopped");
+        assert!(resumed.equal(&weights), "same weights as the straight run");
+        assert_eq!(std::fs::read_to_string(stopped.join("metrics.jsonl")).unwrap().lines().count(), 3);
+    }
+}

@@ -22,13 +22,13 @@ use tch::nn::VarStore;
 #[derive(Args, Clone, Default)]
 pub struct NetworkArgs {
     /// Initial channels C of the network.
-    #[arg(long, group = "config_flags")]
+    #[arg(long)]
     channels: Option<i64>,
     /// Cells of the network (DARTS space).
-    #[arg(long, group = "config_flags")]
+    #[arg(long)]
     layers: Option<i64>,
     /// Cells per stage N (NAS-Bench-201 space).
-    #[arg(long, group = "config_flags")]
+    #[arg(long)]
     cells_per_stage: Option<i64>,
 }
 
@@ -116,6 +116,11 @@ impl SpaceTask for &TrainArgs {
     type Output = Result<()>;
 
     fn run<S: Space>(self) -> Result<()> {
+        // Not in clap's group of configuration flags, which `eval` and `params` (that share them) do not have.
+        ensure!(
+            self.run.resume.is_none() || self.network.flags().is_empty(),
+            "--resume continues a run with its own configuration: drop --channels, --layers and --cells-per-stage"
+        );
         let start = self.run.start(|| {
             let config = self.config::<S>()?;
             let stem = Path::new(&config.genotype).file_stem().map_or("genotype".into(), |s| s.to_string_lossy());
@@ -190,8 +195,7 @@ pub struct EvalArgs {
 }
 
 impl EvalArgs {
-    /// The model card of a bare weights file: the space's paper network with the given flags, and an auxiliary head
-    /// exactly when the file holds one (released checkpoints keep it; it is unused in eval).
+    /// The model card of a bare weights file: the space's paper network with the given flags, fitted to the file.
     fn card<S: Space>(&self, set: &dyn data::Dataset) -> Result<ModelCard<S>> {
         let Some(spec) = &self.genotype else {
             bail!(
@@ -201,13 +205,8 @@ impl EvalArgs {
         };
         let names = tch::Tensor::read_safetensors(&self.checkpoint)
             .with_context(|| format!("reading weights {}", self.checkpoint.display()))?;
-        let mut flags = self.network.flags();
-        let preset = S::retrain_preset(Preset::Paper);
-        if toml::Value::try_from(&preset.network)?.get("auxiliary").is_some() {
-            let auxiliary = names.iter().any(|(n, _)| n.contains("auxiliary_head."));
-            flags.set("network.auxiliary", "(the weights file)", auxiliary);
-        }
-        let network = config::layered(preset, None, &flags)?.network;
+        let mut network = config::layered(S::retrain_preset(Preset::Paper), None, &self.network.flags())?.network;
+        S::fit_to_weights(&mut network, &names.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>());
         let first = set.image(0).context("reading the first image")?;
         let card = ModelCard {
             space: S::NAME.to_string(),

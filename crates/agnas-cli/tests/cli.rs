@@ -58,6 +58,13 @@ fn smoke_search_writes_a_complete_run_folder() {
             }
         }
     }
+    // The cell's picture: input, nodes 1–3 and the output, one arrow per edge labelled with the edge's op.
+    let svg = std::fs::read_to_string(out.join("cell.svg")).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let of_class = |class: &str| doc.descendants().filter(|n| n.attribute("class") == Some(class)).collect::<Vec<_>>();
+    assert_eq!(of_class("node").len(), 5);
+    let labels: Vec<&str> = of_class("op-label").iter().map(|n| n.text().unwrap()).collect();
+    assert_eq!(labels, arch.ops.iter().map(|o| o.name()).collect::<Vec<_>>(), "edges in arch-string order");
     let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
     assert!(config.contains("epochs = 2"), "resolved config written:\n{config}");
     assert!(std::fs::read_to_string(out.join("summary.md")).unwrap().contains(result["arch"].as_str().unwrap()));

@@ -91,6 +91,17 @@ fn search_then_retrain_then_eval() {
     );
     let metrics: Value = serde_json::from_slice(&eval.stdout).unwrap();
     assert_eq!(metrics, result["test"]);
+    // The bare weights file with its genotype and shape (it holds the auxiliary head, which eval must accept).
+    let bare = run_ok(
+        agnas()
+            .args(["eval", "--threads", "1", "--batch-size", "32", "--channels", "4", "--layers", "5", "--checkpoint"])
+            .arg(train.join("weights.safetensors"))
+            .arg("--genotype")
+            .arg(train.join("genotype.json"))
+            .arg("--data")
+            .arg(&data),
+    );
+    assert_eq!(serde_json::from_slice::<Value>(&bare.stdout).unwrap(), result["test"]);
 
     // A hand-edited model.json whose genotype reads a state that does not exist: an error naming the file and the
     // pair, not a panic while building the network.

@@ -251,6 +251,10 @@ impl SectionFlags {
     pub fn set(&mut self, key: &str, flag: &'static str, value: impl Into<toml::Value>) {
         self.0.push((key.to_string(), flag, value.into()));
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// `preset` ← the TOML file at `path` ← `flags`, as a `T`. Unknown keys are errors naming the file; a flag whose key

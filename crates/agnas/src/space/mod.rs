@@ -120,6 +120,10 @@ pub trait Space: SpaceSections {
         num_classes: i64,
     ) -> Box<dyn EvalNetwork>;
 
+    /// The network shape that fits a weights file holding the tensors `names` (released checkpoints may carry heads
+    /// that the paper's recipe would leave out, or lack them).
+    fn fit_to_weights(_network: &mut Self::Network, _names: &[&str]) {}
+
     /// The heatmap of one pass of `importances.json` (what [`Space::describe`] wrote).
     fn importance_svg(described: &serde_json::Value, title: &str) -> Result<String>;
     /// The building blocks of the supernet at `c` channels and batch `b`, 32×32, for `agnas bench blocks`.

@@ -360,6 +360,11 @@ impl Space for Darts {
         Box::new(DartsEval { net: NetworkCifar::new(p, cfg, genotype, in_channels, num_classes), cfg: cfg.clone() })
     }
 
+    /// Released checkpoints keep the auxiliary head's weights; the network then gets the head too (unused in eval).
+    fn fit_to_weights(network: &mut NetworkConfig, names: &[&str]) {
+        network.auxiliary = names.iter().any(|n| n.contains("auxiliary_head."));
+    }
+
     fn importance_svg(described: &serde_json::Value, title: &str) -> Result<String> {
         let values: Vec<Vec<Vec<f64>>> = serde_json::from_value(described["values"].clone())?;
         let cells: Vec<serde_json::Value> = serde_json::from_value(described["cells"].clone())?;

@@ -30,7 +30,7 @@ pub(crate) fn write_stdout(text: &str) {
 use agnas::config::{self, Preset, SearchConfig, SectionFlags};
 use agnas::report::{progress::ProgressMode, CONFIG_FILE};
 use agnas::search::{self, SearchRun};
-use agnas::space::nb201::{bench as nb201_bench, Aggregation};
+use agnas::space::nb201::bench as nb201_bench;
 use agnas::space::{Space, SpaceName, SpaceTask};
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -52,7 +52,7 @@ enum Command {
     /// The NAS-Bench-201 table embedded in agnas.
     #[command(subcommand)]
     Bench201(Bench201Command),
-    /// Retrain a genotype's evaluation network from scratch (DARTS space: NetworkCIFAR).
+    /// Retrain a genotype's evaluation network from scratch.
     Train(Box<models::TrainArgs>),
     /// Top-1/top-5 accuracy and loss of a retrained network on a data set.
     Eval(models::EvalArgs),
@@ -126,8 +126,8 @@ struct SearchArgs {
     #[arg(long, group = "config_flags")]
     no_none: bool,
     /// How cells' importances combine: all-cells or first-stage.
-    #[arg(long, group = "config_flags", value_parser = parse_named::<Aggregation>)]
-    aggregation: Option<Aggregation>,
+    #[arg(long, group = "config_flags")]
+    aggregation: Option<String>,
 }
 
 /// A setting's value by its name, listing the names when it is none of them.
@@ -139,16 +139,16 @@ pub(crate) fn parse_space(s: &str) -> Result<SpaceName> {
     Ok(SpaceName::parse(s)?)
 }
 
-/// The space of a command: `--space`, else the one its configuration file names, else the default.
-pub(crate) fn space_of(flag: Option<SpaceName>, config: Option<&std::path::Path>) -> Result<SpaceName> {
+/// The space a command's flags decide: `--space` or the one its configuration file names (they must agree).
+pub(crate) fn space_of(flag: Option<SpaceName>, config: Option<&std::path::Path>) -> Result<Option<SpaceName>> {
     let from_file = match config {
         Some(path) => SpaceName::in_file(path)?,
         None => None,
     };
-    if let (Some(flag), Some(file)) = (flag, from_file) {
-        anyhow::ensure!(flag == file, "--space {flag} but {} says space = \"{file}\"", config.unwrap().display());
+    if let (Some(flag), Some(file), Some(path)) = (flag, from_file, config) {
+        anyhow::ensure!(flag == file, "--space {flag} but {} says space = \"{file}\"", path.display());
     }
-    Ok(flag.or(from_file).unwrap_or_default())
+    Ok(flag.or(from_file))
 }
 
 impl SearchArgs {
@@ -167,8 +167,8 @@ impl SearchArgs {
                 flags.set(key, flag, v);
             }
         }
-        if let Some(a) = self.aggregation {
-            flags.set("derive.aggregation", "--aggregation", toml::Value::try_from(a)?);
+        if let Some(a) = &self.aggregation {
+            flags.set("derive.aggregation", "--aggregation", a.replace('-', "_"));
         }
         if self.no_none {
             flags.set("derive.allow_none", "--no-none", false);
@@ -217,7 +217,7 @@ fn search(args: &SearchArgs) -> Result<()> {
         Some(dir) => space_of(None, Some(&dir.join(CONFIG_FILE)))?,
         None => space_of(args.space, args.run.config.as_deref())?,
     };
-    space.dispatch(args)
+    space.unwrap_or_default().dispatch(args)
 }
 
 fn run(cli: Cli) -> Result<()> {

@@ -6,17 +6,15 @@ use agnas::data::{
     self,
     augment::Augment,
     loader::{Loader, LoaderConfig},
-    DataFormat, Normalization, Split,
+    DataFormat, Split,
 };
-use agnas::nn::weights;
 use agnas::report::{self, progress::ProgressMode, CONFIG_FILE};
-use agnas::retrain::{self, ModelCard, RetrainRun};
+use agnas::retrain::{self, RetrainRun};
 use agnas::space::{Counts, Section, Space, SpaceName, SpaceTask};
 use agnas::train::{DeviceChoice, MemoryFormat};
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
-use tch::nn::VarStore;
 
 /// Flags that shape an evaluation network, as `[network]` keys of the space.
 #[derive(Args, Clone, Default)]
@@ -123,8 +121,7 @@ impl SpaceTask for &TrainArgs {
         );
         let start = self.run.start(|| {
             let config = self.config::<S>()?;
-            let stem = Path::new(&config.genotype).file_stem().map_or("genotype".into(), |s| s.to_string_lossy());
-            let name = format!("train-{}-{stem}-seed{}", S::NAME, config.seed);
+            let name = format!("train-{}-{}-seed{}", S::NAME, folder_word(&config.genotype), config.seed);
             Ok((config, name))
         })?;
         let out = start.out().to_path_buf();
@@ -139,20 +136,43 @@ impl SpaceTask for &TrainArgs {
     }
 }
 
-/// The space a command's configuration decides: a resumed run's own, else `--space`, the config file's, or darts.
-fn retrain_space(flag: Option<SpaceName>, run: &RunArgs) -> Result<SpaceName> {
-    let default_darts = |s: Option<SpaceName>| s.unwrap_or(SpaceName::Darts);
-    match &run.resume {
-        Some(dir) => space_of(None, Some(&dir.join(CONFIG_FILE))),
-        None => match &run.config {
-            Some(path) => Ok(default_darts(SpaceName::in_file(path)?.or(flag))),
-            None => Ok(default_darts(flag)),
-        },
+/// A genotype as a folder name: a file's stem, or the text with everything but letters, digits, `-` and `_` dropped
+/// (an NB201 arch string is all bars and tildes).
+fn folder_word(genotype: &str) -> String {
+    let stem = Path::new(genotype).file_stem().map_or(genotype.into(), |s| s.to_string_lossy());
+    let word: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect::<String>()
+        .split('_')
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("_");
+    if word.is_empty() {
+        "genotype".into()
+    } else {
+        word.chars().take(60).collect()
+    }
+}
+
+/// The genotype a command takes when none is given: the released AGNAS cells (DARTS space).
+const DEFAULT_GENOTYPE: &str = "agnas";
+
+/// The space of a command on a genotype: `--space` or the one its configuration file names (they must agree), else
+/// the space of the genotype itself.
+fn genotype_space(flag: Option<SpaceName>, config: Option<&Path>, genotype: Option<&str>) -> Result<SpaceName> {
+    match space_of(flag, config)? {
+        Some(space) => Ok(space),
+        None => SpaceName::of_genotype(genotype.unwrap_or(DEFAULT_GENOTYPE)),
     }
 }
 
 pub fn train(args: &TrainArgs) -> Result<()> {
-    retrain_space(args.space, &args.run)?.dispatch(args)
+    let space = match &args.run.resume {
+        Some(dir) => space_of(None, Some(&dir.join(CONFIG_FILE)))?.unwrap_or_default(),
+        None => genotype_space(args.space, args.run.config.as_deref(), args.genotype.as_deref())?,
+    };
+    space.dispatch(args)
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -194,33 +214,6 @@ pub struct EvalArgs {
     memory_format: MemoryFormat,
 }
 
-impl EvalArgs {
-    /// The model card of a bare weights file: the space's paper network with the given flags, fitted to the file.
-    fn card<S: Space>(&self, set: &dyn data::Dataset) -> Result<ModelCard<S>> {
-        let Some(spec) = &self.genotype else {
-            bail!(
-                "{} is a weights file: give --genotype (and the network shape if not the paper's)",
-                self.checkpoint.display()
-            )
-        };
-        let names = tch::Tensor::read_safetensors(&self.checkpoint)
-            .with_context(|| format!("reading weights {}", self.checkpoint.display()))?;
-        let mut network = config::layered(S::retrain_preset(Preset::Paper), None, &self.network.flags())?.network;
-        S::fit_to_weights(&mut network, &names.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>());
-        let first = set.image(0).context("reading the first image")?;
-        let card = ModelCard {
-            space: S::NAME.to_string(),
-            genotype: S::parse_genotype(spec)?,
-            network,
-            in_channels: first.channels as i64,
-            num_classes: set.num_classes() as i64,
-            normalization: Normalization::for_dataset(set),
-        };
-        card.validate()?;
-        Ok(card)
-    }
-}
-
 impl SpaceTask for &EvalArgs {
     type Output = Result<()>;
 
@@ -234,14 +227,17 @@ impl SpaceTask for &EvalArgs {
             SplitArg::Test => Split::Test,
         };
         let set = data::open_split(Some(&self.data), self.format, split)?;
-        let (card, vs, net) = if self.checkpoint.is_dir() {
-            retrain::load_run::<S>(&self.checkpoint, device)?
-        } else {
-            let card = self.card::<S>(set.as_ref())?;
-            let vs = VarStore::new(device);
-            let net = card.build(&vs.root());
-            weights::load(&vs, &self.checkpoint)?;
-            (card, vs, net)
+        let (card, vs, net) = match &self.genotype {
+            _ if self.checkpoint.is_dir() => retrain::load_run::<S>(&self.checkpoint, device)?,
+            Some(spec) => {
+                // The space's paper network with the shape of the flags.
+                let network = config::layered(S::retrain_preset(Preset::Paper), None, &self.network.flags())?.network;
+                retrain::load_weights::<S>(&self.checkpoint, S::parse_genotype(spec)?, network, set.as_ref(), device)?
+            }
+            None => bail!(
+                "{} is a weights file: give --genotype (and the network shape if not the paper's)",
+                self.checkpoint.display()
+            ),
         };
         self.memory_format.apply(&vs);
         ensure!(
@@ -271,19 +267,24 @@ impl SpaceTask for &EvalArgs {
 pub fn eval(a: &EvalArgs) -> Result<()> {
     ensure!(a.checkpoint.exists(), agnas::Error::Missing { path: a.checkpoint.clone() });
     let space = if a.checkpoint.is_dir() {
-        ensure!(a.space.is_none(), "--space is for a bare weights file; a run folder's model.json names its space");
+        ensure!(
+            a.space.is_none() && a.genotype.is_none() && a.network.flags().is_empty(),
+            "--space, --genotype and the network shape are for a bare weights file; a run folder's model.json \
+             decides them"
+        );
         retrain::space_of_run(&a.checkpoint)?
     } else {
-        a.space.unwrap_or(SpaceName::Darts)
+        genotype_space(a.space, None, a.genotype.as_deref())?
     };
     space.dispatch(a)
 }
 
 #[derive(Args)]
 pub struct ParamsArgs {
-    #[arg(long, value_parser = parse_space, default_value = "darts")]
-    space: SpaceName,
-    /// The genotype (default: the space's released one, `agnas` for DARTS).
+    /// The genotype's space (default: the one the genotype belongs to).
+    #[arg(long, value_parser = parse_space)]
+    space: Option<SpaceName>,
+    /// The genotype (default: the space's released one; the released AGNAS cells without --space).
     #[arg(long, visible_alias = "arch")]
     genotype: Option<String>,
     #[command(flatten)]
@@ -327,7 +328,7 @@ impl SpaceTask for &ParamsArgs {
 
 /// Parameters (without the auxiliary head, as the field counts them) and multiply-accumulates of one image.
 pub fn params(a: &ParamsArgs) -> Result<()> {
-    a.space.dispatch(a)
+    genotype_space(a.space, None, a.genotype.as_deref())?.dispatch(a)
 }
 
 #[derive(Subcommand)]
@@ -337,7 +338,7 @@ pub enum GenotypeCommand {
         genotype: String,
         #[arg(long, value_enum, default_value = "text")]
         to: TextFormat,
-        /// The genotype's space (default: the one its genotype.json names, else darts).
+        /// The genotype's space (default: the one the genotype belongs to).
         #[arg(long, value_parser = parse_space)]
         space: Option<SpaceName>,
     },
@@ -363,21 +364,6 @@ pub enum TextFormat {
     /// DARTS: `Genotype(...)` Python text; NB201: the arch string.
     #[value(alias = "python")]
     Text,
-}
-
-/// The space of a genotype: `--space`, else the `space` its JSON file names, else darts.
-fn genotype_space(flag: Option<SpaceName>, spec: &str) -> Result<SpaceName> {
-    if let Some(space) = flag {
-        return Ok(space);
-    }
-    let named = std::fs::read_to_string(spec)
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|v| v.get("space").and_then(|s| s.as_str()).map(String::from));
-    match named {
-        Some(name) => Ok(SpaceName::parse(&name).with_context(|| format!("{spec}: space"))?),
-        None => Ok(SpaceName::Darts),
-    }
 }
 
 impl SpaceTask for &GenotypeCommand {
@@ -430,9 +416,9 @@ fn importance_picture<S: Space>(file: &Path) -> Result<String> {
 pub fn genotype(cmd: &GenotypeCommand) -> Result<()> {
     let space = match cmd {
         GenotypeCommand::Show { genotype, space, .. } | GenotypeCommand::Plot { genotype, space, .. } => {
-            genotype_space(*space, genotype)?
+            genotype_space(*space, None, Some(genotype))?
         }
-        GenotypeCommand::Derive { run } => space_of(None, Some(&run.join(CONFIG_FILE)))?,
+        GenotypeCommand::Derive { run } => space_of(None, Some(&run.join(CONFIG_FILE)))?.unwrap_or_default(),
     };
     space.dispatch(cmd)
 }

@@ -102,6 +102,9 @@ fn search_then_retrain_then_eval() {
             .arg(&data),
     );
     assert_eq!(serde_json::from_slice::<Value>(&bare.stdout).unwrap(), result["test"]);
+    // A run folder's model.json decides its network: flags that would change it are refused, not ignored.
+    let err = run_err(agnas().args(["eval", "--channels", "8", "--checkpoint"]).arg(&train).arg("--data").arg(&data));
+    assert!(err.contains("model.json"), "{err}");
 
     // A hand-edited model.json whose genotype reads a state that does not exist: an error naming the file and the
     // pair, not a panic while building the network.

@@ -35,8 +35,10 @@ fn pipeline(space: &str, dir: &Path) {
     let heatmap = std::fs::read_to_string(search.join("importance.svg")).unwrap();
     assert_eq!(heatmap.matches("class=\"square\"").count(), count, "{space}: importance.svg");
 
+    // From here on no --space: the genotype files say which space they belong to.
     let genotype_file = search.join("genotype.json");
-    let params = stdout_json(run_ok(agnas().args(["params", "--space", space, "--genotype"]).arg(&genotype_file)));
+    let params = stdout_json(run_ok(agnas().args(["params", "--genotype"]).arg(&genotype_file)));
+    assert_eq!(params["space"], space);
     assert!(params["params"].as_i64().unwrap() > 0 && params["macs"].as_u64().unwrap() > 0, "{params}");
 
     let data = dir.join("cifar");
@@ -44,19 +46,7 @@ fn pipeline(space: &str, dir: &Path) {
     let train = dir.join("train");
     let result = stdout_json(run_ok(
         agnas()
-            .args([
-                "train",
-                "--space",
-                space,
-                "--preset",
-                "smoke",
-                "--per-class",
-                "0",
-                "--epochs",
-                "1",
-                "--threads",
-                "1",
-            ])
+            .args(["train", "--preset", "smoke", "--per-class", "0", "--epochs", "1", "--threads", "1"])
             .arg("--genotype")
             .arg(&genotype_file)
             .arg("--data")
@@ -69,6 +59,19 @@ fn pipeline(space: &str, dir: &Path) {
     assert_eq!(result["test"]["images"], 40, "{space}");
     let card = json(&train.join("model.json"));
     assert_eq!(card["space"], space);
+    // The retrain's own genotype.json (no `space` key) still finds its space, and reads back as the search's.
+    let shown =
+        stdout_json(run_ok(agnas().args(["genotype", "show", "--to", "json"]).arg(train.join("genotype.json"))));
+    assert_eq!(shown, card["genotype"], "{space}");
+    // The counts of the trained network are the ones `params` gives for its shape.
+    let mut shape = vec!["params".to_string(), "--genotype".into(), genotype_file.display().to_string()];
+    for (key, value) in card["network"].as_object().unwrap() {
+        if ["channels", "layers", "cells_per_stage"].contains(&key.as_str()) {
+            shape.extend([format!("--{}", key.replace('_', "-")), value.to_string()]);
+        }
+    }
+    let counted = stdout_json(run_ok(agnas().args(&shape)));
+    assert_eq!((&counted["params"], &counted["macs"]), (&result["params"], &result["macs"]), "{space}");
     let eval = stdout_json(run_ok(
         agnas()
             .args(["eval", "--threads", "1", "--batch-size", "32", "--checkpoint"])
@@ -96,5 +99,17 @@ fn an_unknown_space_is_refused_with_the_registered_ones() {
         for space in SpaceName::VARIANTS {
             assert!(err.contains(space), "{space} missing from: {err}");
         }
+    }
+}
+
+/// Where a command names its space twice, the two must agree.
+#[test]
+fn a_space_flag_against_a_config_file_of_another_space_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("nb201.toml");
+    std::fs::write(&config, "space = \"nb201\"\n").unwrap();
+    for command in ["search", "train"] {
+        let err = run_err(agnas().args([command, "--space", "darts", "--config"]).arg(&config));
+        assert!(err.contains("--space darts") && err.contains("nb201.toml"), "{command}: {err}");
     }
 }

@@ -284,7 +284,12 @@ pub fn layered<T: Serialize + DeserializeOwned>(preset: T, path: Option<&Path>, 
     if let (Some(space), toml::Value::Table(t)) = (space, &mut value) {
         t.insert("space".into(), space);
     }
-    let source_name = path.map_or("(preset)".into(), |p| p.display().to_string());
+    let source_name = match (path, flags.is_empty()) {
+        (Some(p), true) => p.display().to_string(),
+        (Some(p), false) => format!("{} with the command-line flags", p.display()),
+        (None, false) => "(command-line flags)".into(),
+        (None, true) => "(preset)".into(),
+    };
     value.try_into().map_err(|e: toml::de::Error| Error::Config { source_name, message: e.to_string() }.into())
 }
 

@@ -171,15 +171,21 @@ impl Job for RetrainJob<'_> {
 
 /// The whole retrain; returns the result also written to `<out>/result.json`.
 pub fn run<S: Space>(retrain: RetrainRun<S>) -> Result<RetrainResult> {
-    let genotype = match &retrain.start {
-        Start::New { config, .. } => S::parse_genotype(&config.genotype)?,
-        Start::Resume(dir) => S::parse_genotype(&dir.join("genotype.json").to_string_lossy())?,
-    };
+    if let Start::New { config, .. } = &retrain.start {
+        // A genotype that does not parse is refused before the run folder is claimed.
+        S::parse_genotype(&config.genotype)?;
+    }
     let run = Run::open(retrain.start)?;
     let (cfg, out) = (&run.config, &run.out);
-    if !run.resumed {
-        write_json(&out.join("genotype.json"), &genotype)?;
-    }
+    // The run's own copy once it has one: a run stopped before writing it resumes from its configuration.
+    let saved = out.join("genotype.json");
+    let genotype = if run.resumed && saved.exists() {
+        S::parse_genotype(&saved.to_string_lossy())?
+    } else {
+        let genotype = S::parse_genotype(&cfg.genotype)?;
+        write_json(&saved, &genotype)?;
+        genotype
+    };
     let card = ModelCard::<S> {
         space: S::NAME.to_string(),
         genotype,
@@ -272,6 +278,34 @@ pub fn space_of_run(dir: &Path) -> Result<SpaceName> {
         serde_json::from_str(&text).with_context(|| format!("parsing {}", card_path.display()))?;
     let name = value.get("space").and_then(|s| s.as_str()).unwrap_or_default();
     SpaceName::parse(name).with_context(|| format!("{}: space", card_path.display()))
+}
+
+/// A network from a bare weights file (PyTorch names), built from `genotype` and `network` fitted to what the file
+/// holds, for images like those of `set`.
+#[allow(clippy::type_complexity)]
+pub fn load_weights<S: Space>(
+    path: &Path,
+    genotype: S::Genotype,
+    mut network: S::Network,
+    set: &dyn data::Dataset,
+    device: Device,
+) -> Result<(ModelCard<S>, VarStore, Box<dyn EvalNetwork>)> {
+    let names = weights::names(path)?;
+    S::fit_to_weights(&mut network, &names.iter().map(String::as_str).collect::<Vec<_>>());
+    let first = set.image(0).context("reading the first image")?;
+    let card = ModelCard::<S> {
+        space: S::NAME.to_string(),
+        genotype,
+        network,
+        in_channels: first.channels as i64,
+        num_classes: set.num_classes() as i64,
+        normalization: Normalization::for_dataset(set),
+    };
+    card.validate()?;
+    let vs = VarStore::new(device);
+    let net = card.build(&vs.root());
+    weights::load(&vs, path)?;
+    Ok((card, vs, net))
 }
 
 /// Loads a retrained network from a run folder (`model.json` + `weights.safetensors`) onto `device`.

@@ -192,7 +192,9 @@ pub fn read_importances(path: &Path) -> Result<Vec<EpochImportance>> {
 /// The architecture derived again from a run folder: the last held-out importances of its `importances.json` under
 /// the `[supernet]` and `[derive]` of its `config.toml`.
 pub fn rederive<S: Space>(dir: &Path) -> Result<Derived> {
-    let cfg: SearchConfig<S> = crate::config::load(&dir.join(crate::report::CONFIG_FILE))?;
+    let path = dir.join(crate::report::CONFIG_FILE);
+    let cfg: SearchConfig<S> = crate::config::load(&path)?;
+    cfg.validate().with_context(|| format!("{}", path.display()))?;
     let path = dir.join("importances.json");
     let epochs = read_importances(&path)?;
     let last = epochs

@@ -22,6 +22,23 @@ pub fn save(vs: &VarStore, path: &Path, batches: i64) -> Result<()> {
     write_tensors(named.iter().map(|(n, t)| (n.as_str(), *t)), path)
 }
 
+/// The tensor names of a safetensors file, read from its header only.
+pub fn names(path: &Path) -> Result<Vec<String>> {
+    use std::io::Read;
+    let read = || -> std::io::Result<Vec<u8>> {
+        let mut file = std::fs::File::open(path)?;
+        let mut len = [0u8; 8];
+        file.read_exact(&mut len)?;
+        let mut header = vec![0u8; u64::from_le_bytes(len).min(100 << 20) as usize];
+        file.read_exact(&mut header)?;
+        Ok(header)
+    };
+    let header = read().with_context(|| format!("reading weights {}", path.display()))?;
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&header)
+        .with_context(|| format!("weights {}: not a safetensors header", path.display()))?;
+    Ok(map.into_iter().map(|(k, _)| k).filter(|k| k != "__metadata__").collect())
+}
+
 /// Loads weights by name, strictly: every variable must be in the file with its shape, and the file may hold nothing
 /// else besides `num_batches_tracked` counters. A `module.` prefix (PyTorch's DataParallel) is stripped.
 pub fn load(vs: &VarStore, path: &Path) -> Result<()> {

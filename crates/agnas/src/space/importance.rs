@@ -33,7 +33,7 @@ impl Importances {
     pub fn from_nested(axes: &[&str], nested: &serde_json::Value) -> Result<Self, Error> {
         let (mut shape, mut values) = (Vec::new(), Vec::new());
         unnest(nested, 0, &mut shape, &mut values)?;
-        if shape.len() != axes.len() {
+        if shape.len() != axes.len() || shape.iter().product::<usize>() != values.len() {
             return Err(Error::Importances(format!("nested lists of shape {shape:?} for axes {axes:?}")));
         }
         Ok(Importances { axes: axes.iter().map(|a| a.to_string()).collect(), shape, values, mask: None })
@@ -69,6 +69,9 @@ impl Importances {
 
     /// An error naming the first value (of an existing candidate) that is not finite.
     pub fn ensure_finite(&self) -> Result<(), Error> {
+        if self.mask.as_ref().is_some_and(|m| m.len() != self.values.len()) {
+            return Err(Error::Importances("the mask and the values differ in length".into()));
+        }
         let present = |i: usize| self.mask.as_ref().is_none_or(|m| m[i]);
         match self.values.iter().enumerate().find(|&(i, v)| present(i) && !v.is_finite()) {
             Some((i, v)) => Err(Error::NonFiniteAttention { value: *v, at: self.index_of(i) }),
@@ -142,6 +145,8 @@ mod tests {
         // A masked-out candidate may hold anything.
         assert!(bad.with_mask((0..12).map(|i| i != 9).collect()).ensure_finite().is_ok());
         assert!(Importances::from_nested(&["a", "b"], &serde_json::json!([[1.0], [2.0, 3.0]])).is_err());
+        assert!(Importances::from_nested(&["a", "b", "c"], &serde_json::json!([[[1.0]], [[2.0, 3.0]]])).is_err());
+        assert!(imp.clone().with_mask(vec![true; 3]).ensure_finite().is_err(), "a mask of the wrong length");
         assert!(Importances::from_tensor(&["a"], &t).is_err());
     }
 }

@@ -80,7 +80,7 @@ impl BenchBlock {
     }
 }
 
-/// Parameters (outside any auxiliary head) and multiply-accumulates of one image of an evaluation network.
+/// Parameters (as the space counts them) and multiply-accumulates of one image of an evaluation network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub params: i64,
@@ -120,6 +120,12 @@ pub trait Space: SpaceSections {
         num_classes: i64,
     ) -> Box<dyn EvalNetwork>;
 
+    /// Whether the parameter `name` of the evaluation network counts in its size (the field leaves out heads used in
+    /// training only).
+    fn counts_param(_name: &str) -> bool {
+        true
+    }
+
     /// The network shape that fits a weights file holding the tensors `names` (released checkpoints may carry heads
     /// that the paper's recipe would leave out, or lack them).
     fn fit_to_weights(_network: &mut Self::Network, _names: &[&str]) {}
@@ -130,7 +136,7 @@ pub trait Space: SpaceSections {
     fn bench_blocks(p: &nn::Path, c: i64, b: i64) -> Vec<BenchBlock>;
 }
 
-/// Parameters outside any auxiliary head (as the field's `count_parameters_in_MB` counts them) and MACs of one
+/// The trainable parameters the space counts (as the field's `count_parameters_in_MB` does) and MACs of one
 /// `in_channels` × `image_size` image in eval mode.
 pub fn count<S: Space>(
     cfg: &S::Network,
@@ -146,7 +152,7 @@ pub fn count<S: Space>(
     let params = vs
         .variables()
         .iter()
-        .filter(|(name, v)| v.requires_grad() && !name.starts_with("auxiliary"))
+        .filter(|(name, v)| v.requires_grad() && S::counts_param(name))
         .map(|(_, v)| v.numel() as i64)
         .sum();
     Counts { params, macs }
@@ -198,6 +204,41 @@ impl SpaceName {
         match crate::config::read_toml(path)?.get("space").and_then(|v| v.as_str()) {
             Some(name) => SpaceName::parse(name).map(Some),
             None => Ok(None),
+        }
+    }
+
+    /// Every registered space.
+    pub fn all() -> impl Iterator<Item = SpaceName> {
+        <SpaceName as strum::VariantNames>::VARIANTS.iter().filter_map(|n| n.parse().ok())
+    }
+
+    /// The space of a genotype as a user gives it: the `space` its JSON file names, else the one registered space
+    /// whose parser takes it (a DARTS built-in name, an NB201 arch string or index, a retrain's `genotype.json`).
+    pub fn of_genotype(spec: &str) -> anyhow::Result<SpaceName> {
+        let named = std::fs::read_to_string(spec)
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .and_then(|v| v.get("space").and_then(|s| s.as_str()).map(String::from));
+        if let Some(name) = named {
+            return Ok(SpaceName::parse(&name)?);
+        }
+        /// Whether a space's parser takes the genotype, and why not.
+        struct Parses<'a>(&'a str);
+        impl SpaceTask for Parses<'_> {
+            type Output = Result<(), String>;
+            fn run<S: Space>(self) -> Result<(), String> {
+                S::parse_genotype(self.0).map(|_| ()).map_err(|e| format!("{e:#}"))
+            }
+        }
+        let (fits, misses): (Vec<_>, Vec<_>) =
+            SpaceName::all().map(|n| (n, n.dispatch(Parses(spec)))).partition(|(_, r)| r.is_ok());
+        match fits[..] {
+            [(one, _)] => Ok(one),
+            [] => {
+                let why: Vec<String> = misses.iter().map(|(n, r)| format!("{n}: {}", r.clone().unwrap_err())).collect();
+                anyhow::bail!("`{spec}` is a genotype of no space ({})", why.join("; "))
+            }
+            _ => anyhow::bail!("`{spec}` is a genotype of several spaces: give --space"),
         }
     }
 

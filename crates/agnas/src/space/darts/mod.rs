@@ -285,7 +285,7 @@ impl Space for Darts {
         Ok(Derived {
             name,
             genotype: serde_json::json!({
-                "space": "darts",
+                "space": Self::NAME,
                 "genotype": genotype,
                 "stage_cells": stages.iter().map(|&i| cell_name(i)).collect::<Vec<_>>(),
                 "cells": per_cell,
@@ -358,6 +358,11 @@ impl Space for Darts {
         num_classes: i64,
     ) -> Box<dyn EvalNetwork> {
         Box::new(DartsEval { net: NetworkCifar::new(p, cfg, genotype, in_channels, num_classes), cfg: cfg.clone() })
+    }
+
+    /// Without the auxiliary head, which only trains.
+    fn counts_param(name: &str) -> bool {
+        !name.starts_with("auxiliary_head")
     }
 
     /// Released checkpoints keep the auxiliary head's weights; the network then gets the head too (unused in eval).

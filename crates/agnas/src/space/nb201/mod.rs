@@ -181,7 +181,7 @@ impl Space for Nb201 {
         Ok(Derived {
             name: arch.to_string(),
             genotype: serde_json::json!({
-                "space": "nb201",
+                "space": Self::NAME,
                 "arch": arch.to_string(),
                 "edge_scores": scores,
                 "aggregation": derive.aggregation,

@@ -246,10 +246,18 @@ pub fn run<S: Space>(search: SearchRun<S>) -> Result<SearchResult> {
         space: PhantomData,
     };
     let history = trainer.fit(&mut job, &train_loader)?;
-    if let Some(result) = run.finished()? {
-        return Ok(result);
+    if let Some(result) = run.finished::<SearchResult>()? {
+        // A finished run resumed: its files stand; what the terminal shows is derived again.
+        let report = last_heldout(&history).and_then(|h| S::derive(&cfg.supernet, &cfg.derive, h))?.report;
+        return Ok(SearchResult { report, ..result });
     }
     finish(&run, &history)
+}
+
+/// The held-out importances of the last epoch, from which the architecture is derived.
+fn last_heldout(history: &History<EpochMetrics, SearchHistory>) -> Result<&Importances> {
+    let last = history.extra.importances.last().context("the search ran no epoch")?;
+    last.heldout.as_ref().context("the last epoch has no held-out importances")
 }
 
 /// Derives the architecture from the last epoch's held-out importances and writes the run's result files.
@@ -259,9 +267,7 @@ fn finish<S: Space>(
 ) -> Result<SearchResult> {
     let out = &run.out;
     let cfg = &run.config;
-    let last = history.extra.importances.last().context("the search ran no epoch")?;
-    let heldout = last.heldout.as_ref().context("the last epoch has no held-out importances")?;
-    let derived = S::derive(&cfg.supernet, &cfg.derive, heldout)?;
+    let derived = S::derive(&cfg.supernet, &cfg.derive, last_heldout(history)?)?;
     let heldout_acc = history.metrics.last().and_then(|m| m.heldout_acc).unwrap_or(f64::NAN);
     let result = SearchResult {
         space: S::NAME.to_string(),

@@ -50,11 +50,6 @@ impl Importances {
         nest(&self.values, &self.shape)
     }
 
-    /// The rows of candidates, one per decision point, in row-major order.
-    pub fn rows(&self) -> impl Iterator<Item = &[f64]> {
-        self.values.chunks(self.shape.last().copied().unwrap_or(1).max(1))
-    }
-
     /// The values as (outer × decision points × candidates) for spaces with three axes.
     pub fn to_vec3(&self) -> Result<Vec<Vec<Vec<f64>>>, Error> {
         let [_, b, c] = self.shape[..] else {
@@ -137,7 +132,6 @@ mod tests {
         let back = Importances::from_nested(&["cell", "edge", "op"], &imp.nested()).unwrap();
         assert_eq!(back, imp);
         assert_eq!(imp.to_vec3().unwrap()[1][2], vec![10.0, 11.0]);
-        assert_eq!(imp.rows().count(), 6);
         let mut bad = imp.clone();
         bad.values[9] = f64::NAN;
         let err = bad.ensure_finite().unwrap_err().to_string();

@@ -448,8 +448,13 @@ mod tests {
     /// Trains the toy loop in `out` (new or resumed); returns the rates of its steps and the final weight.
     fn toy(start: Start<ToyConfig>, stop_after: Option<u64>) -> Result<(Vec<f64>, Tensor)> {
         let run = Run::open(start)?;
-        let (vs, net) =
-            run.model(|p| Ok(tch::nn::linear(p / "fc", 3 * 32 * 32, run.num_classes, Default::default())))?;
+        // Constant initial weights: the global generator `Run::model` seeds is shared with tests running alongside.
+        let init = tch::nn::LinearConfig {
+            ws_init: tch::nn::Init::Const(0.0),
+            bs_init: Some(tch::nn::Init::Const(0.0)),
+            bias: true,
+        };
+        let (vs, net) = run.model(|p| Ok(tch::nn::linear(p / "fc", 3 * 32 * 32, run.num_classes, init)))?;
         let opt = Sgd::new(&vs, 0.9, 4e-5, false).decay_only(|name, _| name.ends_with("weight"));
         let schedule = Box::new(PerIteration { lr: 0.05, total: 3 * 5 });
         let mut trainer =

@@ -120,17 +120,11 @@ impl SpaceTask for &StepArgs {
 
 /// The paper's search configuration with the supernet shape of the flags.
 fn bench_config<S: Space>(a: &StepArgs) -> Result<SearchConfig<S>> {
-    let mut flags = SectionFlags::default();
-    let keys = [
+    let flags = SectionFlags::default().given([
         ("supernet.channels", "--channels", a.channels),
         ("supernet.cells_per_stage", "--cells-per-stage", a.cells_per_stage),
         ("supernet.layers", "--layers", a.layers),
-    ];
-    for (key, flag, value) in keys {
-        if let Some(v) = value {
-            flags.set(key, flag, v);
-        }
-    }
+    ]);
     config::layered(S::search_preset(Preset::Paper), None, &flags)
 }
 

@@ -155,18 +155,12 @@ impl SearchArgs {
     /// Preset ← file ← flags.
     fn config<S: Space>(&self) -> Result<SearchConfig<S>> {
         let preset = self.preset.unwrap_or(if self.data.is_some() { Preset::Paper } else { Preset::Embedded });
-        let mut flags = SectionFlags::default();
-        let sections: [(&str, &'static str, Option<i64>); 4] = [
+        let mut flags = SectionFlags::default().given([
             ("supernet.channels", "--channels", self.channels),
             ("supernet.layers", "--layers", self.layers.map(|l| l as i64)),
             ("supernet.cells_per_stage", "--cells-per-stage", self.cells_per_stage),
             ("supernet.attention_ratio", "--attention-ratio", self.attention_ratio),
-        ];
-        for (key, flag, value) in sections {
-            if let Some(v) = value {
-                flags.set(key, flag, v);
-            }
-        }
+        ]);
         if let Some(a) = &self.aggregation {
             flags.set("derive.aggregation", "--aggregation", a.replace('-', "_"));
         }

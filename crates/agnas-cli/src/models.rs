@@ -32,18 +32,11 @@ pub struct NetworkArgs {
 
 impl NetworkArgs {
     fn flags(&self) -> SectionFlags {
-        let mut flags = SectionFlags::default();
-        let keys = [
+        SectionFlags::default().given([
             ("network.channels", "--channels", self.channels),
             ("network.layers", "--layers", self.layers),
             ("network.cells_per_stage", "--cells-per-stage", self.cells_per_stage),
-        ];
-        for (key, flag, value) in keys {
-            if let Some(v) = value {
-                flags.set(key, flag, v);
-            }
-        }
-        flags
+        ])
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::data::{DataConfig, DataFormat};
 use crate::train::{DeviceChoice, MemoryFormat, RunConfig, TrainConfig};
 use crate::Error;
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
@@ -252,6 +252,19 @@ impl SectionFlags {
         self.0.push((key.to_string(), flag, value.into()));
     }
 
+    /// `key = value` for each flag that was given.
+    pub fn given<V: Into<toml::Value>>(
+        mut self,
+        flags: impl IntoIterator<Item = (&'static str, &'static str, Option<V>)>,
+    ) -> Self {
+        for (key, flag, value) in flags {
+            if let Some(v) = value {
+                self.set(key, flag, v);
+            }
+        }
+        self
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -291,10 +304,4 @@ pub fn layered<T: Serialize + DeserializeOwned>(preset: T, path: Option<&Path>, 
         (None, true) => "(preset)".into(),
     };
     value.try_into().map_err(|e: toml::de::Error| Error::Config { source_name, message: e.to_string() }.into())
-}
-
-/// Reads a resolved configuration (a run folder's `config.toml`).
-pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }

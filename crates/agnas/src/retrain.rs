@@ -12,7 +12,7 @@ use crate::train::{self, CosineSchedule, EpochEnd, Job, Means, Run, Sgd, Start, 
 use crate::Error;
 use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
@@ -266,30 +266,46 @@ pub fn run<S: Space>(retrain: RetrainRun<S>) -> Result<RetrainResult> {
     Ok(result)
 }
 
-/// The space of the retrained network in a run folder (its `model.json`).
-pub fn space_of_run(dir: &Path) -> Result<SpaceName> {
-    let card_path = dir.join("model.json");
+/// A retrained network on its device: what it is, its weights, and the network.
+pub type Loaded<S> = (ModelCard<S>, VarStore, Box<dyn EvalNetwork>);
+
+/// The text of a run folder's `model.json`, and its path.
+fn model_json(dir: &Path) -> Result<(PathBuf, String)> {
     if !dir.exists() {
         return Err(Error::Missing { path: dir.to_path_buf() }.into());
     }
-    let text = std::fs::read_to_string(&card_path)
-        .with_context(|| format!("reading {} (is {} a finished retrain run?)", card_path.display(), dir.display()))?;
+    let path = dir.join("model.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (is {} a finished retrain run?)", path.display(), dir.display()))?;
+    Ok((path, text))
+}
+
+/// The space of the retrained network in a run folder (its `model.json`).
+pub fn space_of_run(dir: &Path) -> Result<SpaceName> {
+    let (path, text) = model_json(dir)?;
     let value: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", card_path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     let name = value.get("space").and_then(|s| s.as_str()).unwrap_or_default();
-    SpaceName::parse(name).with_context(|| format!("{}: space", card_path.display()))
+    SpaceName::parse(name).with_context(|| format!("{}: space", path.display()))
+}
+
+/// The network a checked card describes, with the weights of `weights` (PyTorch names), on `device`.
+fn load<S: Space>(card: ModelCard<S>, weights: &Path, device: Device) -> Result<Loaded<S>> {
+    let vs = VarStore::new(device);
+    let net = card.build(&vs.root());
+    weights::load(&vs, weights)?;
+    Ok((card, vs, net))
 }
 
 /// A network from a bare weights file (PyTorch names), built from `genotype` and `network` fitted to what the file
 /// holds, for images like those of `set`.
-#[allow(clippy::type_complexity)]
 pub fn load_weights<S: Space>(
     path: &Path,
     genotype: S::Genotype,
     mut network: S::Network,
     set: &dyn data::Dataset,
     device: Device,
-) -> Result<(ModelCard<S>, VarStore, Box<dyn EvalNetwork>)> {
+) -> Result<Loaded<S>> {
     let names = weights::names(path)?;
     S::fit_to_weights(&mut network, &names.iter().map(String::as_str).collect::<Vec<_>>());
     let first = set.image(0).context("reading the first image")?;
@@ -302,22 +318,13 @@ pub fn load_weights<S: Space>(
         normalization: Normalization::for_dataset(set),
     };
     card.validate()?;
-    let vs = VarStore::new(device);
-    let net = card.build(&vs.root());
-    weights::load(&vs, path)?;
-    Ok((card, vs, net))
+    load(card, path, device)
 }
 
 /// Loads a retrained network from a run folder (`model.json` + `weights.safetensors`) onto `device`.
-#[allow(clippy::type_complexity)]
-pub fn load_run<S: Space>(dir: &Path, device: Device) -> Result<(ModelCard<S>, VarStore, Box<dyn EvalNetwork>)> {
-    let card_path = dir.join("model.json");
-    let text = std::fs::read_to_string(&card_path)
-        .with_context(|| format!("reading {} (is {} a finished retrain run?)", card_path.display(), dir.display()))?;
-    let card: ModelCard<S> = serde_json::from_str(&text).with_context(|| format!("parsing {}", card_path.display()))?;
-    card.validate().with_context(|| format!("{}", card_path.display()))?;
-    let vs = VarStore::new(device);
-    let net = card.build(&vs.root());
-    weights::load(&vs, &dir.join("weights.safetensors"))?;
-    Ok((card, vs, net))
+pub fn load_run<S: Space>(dir: &Path, device: Device) -> Result<Loaded<S>> {
+    let (path, text) = model_json(dir)?;
+    let card: ModelCard<S> = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    card.validate().with_context(|| format!("{}", path.display()))?;
+    load(card, &dir.join("weights.safetensors"), device)
 }

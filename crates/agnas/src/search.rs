@@ -5,10 +5,11 @@ use crate::data::augment::Augment;
 use crate::data::loader::Loader;
 use crate::report::{self, progress::ProgressMode, write_json};
 use crate::space::{Derived, Importances, Space, Supernet, SupernetOutput};
-use crate::train::{evaluate, CosineSchedule, EpochEnd, History, Job, Run, Sgd, Start, StepContext, Trainer};
+use crate::train::{
+    evaluate, CosineSchedule, EpochEnd, History, Job, Run, RunConfig, Sgd, Start, StepContext, Trainer,
+};
 use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
-use std::marker::PhantomData;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
@@ -66,7 +67,6 @@ struct SearchJob<'a, S: Space> {
     progress: ProgressMode,
     /// Σ of the importances over this epoch's training steps.
     importance: Option<Tensor>,
-    space: PhantomData<S>,
 }
 
 /// The importances of every epoch, kept in the checkpoints' history.
@@ -192,9 +192,7 @@ pub fn read_importances(path: &Path) -> Result<Vec<EpochImportance>> {
 /// The architecture derived again from a run folder: the last held-out importances of its `importances.json` under
 /// the `[supernet]` and `[derive]` of its `config.toml`.
 pub fn rederive<S: Space>(dir: &Path) -> Result<Derived> {
-    let path = dir.join(crate::report::CONFIG_FILE);
-    let cfg: SearchConfig<S> = crate::config::load(&path)?;
-    cfg.validate().with_context(|| format!("{}", path.display()))?;
+    let cfg = SearchConfig::<S>::load(&dir.join(crate::report::CONFIG_FILE))?;
     let path = dir.join("importances.json");
     let epochs = read_importances(&path)?;
     let last = epochs
@@ -243,7 +241,6 @@ pub fn run<S: Space>(search: SearchRun<S>) -> Result<SearchResult> {
         device: run.device,
         progress: search.progress,
         importance: None,
-        space: PhantomData,
     };
     let history = trainer.fit(&mut job, &train_loader)?;
     if let Some(result) = run.finished::<SearchResult>()? {

@@ -14,6 +14,9 @@ use anyhow::Result;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
+/// The title of the heatmap a search writes as `importance.svg`.
+const HELDOUT_HEATMAP_TITLE: &str = "Held-out attention per edge (AGNAS importances)";
+
 /// Logits and the attention importances of one supernet forward.
 pub struct SupernetOutput {
     pub logits: Tensor,

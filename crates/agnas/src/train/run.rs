@@ -44,6 +44,14 @@ pub trait RunConfig: Serialize + DeserializeOwned {
     fn train(&self) -> &TrainConfig;
     /// Rejects impossible values, naming the field.
     fn validate(&self) -> Result<()>;
+
+    /// A run folder's resolved configuration (`config.toml`), parsed and checked.
+    fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let config: Self = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        config.validate().with_context(|| format!("{}", path.display()))?;
+        Ok(config)
+    }
 }
 
 /// An opened run: its configuration, folder, device and data.
@@ -75,11 +83,8 @@ impl<C: RunConfig> Run<C> {
                 (config, out, false)
             }
             Start::Resume(dir) => {
-                let path = dir.join(CONFIG_FILE);
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("resuming needs the run folder's {}", path.display()))?;
-                let config: C = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-                config.validate().with_context(|| format!("{}", path.display()))?;
+                let config =
+                    C::load(&dir.join(CONFIG_FILE)).context("resuming needs the run folder's configuration")?;
                 (config, dir, true)
             }
         };

@@ -273,14 +273,7 @@ impl Space for Darts {
         for (i, (cell, (kind, _))) in cells.iter().zip(&kinds).enumerate() {
             files.push((format!("cell_{i}.svg"), plot::cell_svg(cell, *kind, &titles[i]).into_bytes()));
         }
-        let ops: Vec<&str> = DartsOp::ALL.iter().map(|o| o.name()).collect();
-        let heatmap = importance_heatmap_svg(
-            &values,
-            &titles,
-            &node_edge_labels(cfg.steps),
-            &ops,
-            "Held-out attention per edge (AGNAS importances)",
-        );
+        let heatmap = Self::importance_svg(&Self::describe(cfg, importances), super::HELDOUT_HEATMAP_TITLE)?;
         files.push(("importance.svg".to_string(), heatmap.into_bytes()));
         Ok(Derived {
             name,
@@ -372,14 +365,16 @@ impl Space for Darts {
 
     fn importance_svg(described: &serde_json::Value, title: &str) -> Result<String> {
         let values: Vec<Vec<Vec<f64>>> = serde_json::from_value(described["values"].clone())?;
-        let cells: Vec<serde_json::Value> = serde_json::from_value(described["cells"].clone())?;
-        let titles: Vec<String> = cells
-            .iter()
-            .map(|c| {
-                let text = |key: &str| c[key].as_str().unwrap_or("?").to_string();
-                format!("{} ({}, C={})", text("name"), text("kind"), c["channels"])
-            })
-            .collect();
+        /// A cell as `describe` labels it.
+        #[derive(Deserialize)]
+        struct Cell {
+            name: String,
+            kind: CellKind,
+            channels: i64,
+        }
+        let cells: Vec<Cell> = serde_json::from_value(described["cells"].clone())?;
+        let titles: Vec<String> =
+            cells.iter().map(|c| format!("{} ({:?}, C={})", c.name, c.kind, c.channels)).collect();
         let ops: Vec<String> = serde_json::from_value(described["ops"].clone())?;
         let ops: Vec<&str> = ops.iter().map(String::as_str).collect();
         // A cell of s steps has s(s+3)/2 edges.

@@ -29,7 +29,6 @@ use tch::{nn, Tensor};
 pub struct Nb201;
 
 const AXES: [&str; 3] = ["cell", "edge", "op"];
-const HEATMAP_TITLE: &str = "Held-out attention per edge (AGNAS importances)";
 
 impl Supernet for Nb201Supernet {
     fn forward_t(&self, xs: &Tensor, train: bool) -> SupernetOutput {
@@ -194,7 +193,7 @@ impl Space for Nb201 {
                 .into_iter()
                 .chain([(
                     "importance.svg".to_string(),
-                    Self::importance_svg(&Self::describe(cfg, importances), HEATMAP_TITLE)?,
+                    Self::importance_svg(&Self::describe(cfg, importances), super::HELDOUT_HEATMAP_TITLE)?,
                 )])
                 .map(|(name, svg)| (name, svg.into_bytes()))
                 .collect(),

@@ -3,7 +3,7 @@ use crate::parse_space;
 use agnas::config::{self, Preset, SearchConfig, SectionFlags};
 use agnas::data::loader::{Loader, LoaderConfig};
 use agnas::space::{Space, SpaceName, SpaceTask};
-use agnas::train::Sgd;
+use agnas::train::{cross_entropy, Sgd};
 use agnas::train::{DeviceChoice, MemoryFormat};
 use anyhow::Result;
 use clap::{Args, Subcommand};
@@ -139,7 +139,7 @@ fn step<S: Space>(a: &StepArgs) -> Result<()> {
     let vs = VarStore::new(device);
     let supernet = S::build_supernet(&cfg.supernet, &vs.root(), 3, 10);
     a.memory_format.apply(&vs);
-    let mut opt = Sgd::new(&vs, cfg.train.momentum, cfg.train.weight_decay, cfg.train.nesterov);
+    let mut opt = Sgd::from_config(&vs, &cfg.train);
     let x = Tensor::randn([a.batch_size, 3, 32, 32], (Kind::Float, device));
     let y = Tensor::randint(10, [a.batch_size], (Kind::Int64, device));
     let batches = if a.loader { Some(embedded_batches(&cfg, a.batch_size as usize)?) } else { None };
@@ -158,7 +158,7 @@ fn step<S: Space>(a: &StepArgs) -> Result<()> {
             None => (x.shallow_clone(), y.shallow_clone()),
         };
         // The parts of `agnas::search::train_step`, timed one by one.
-        let loss = supernet.forward_t(&x, true).logits.cross_entropy_for_logits(&y);
+        let loss = cross_entropy(&supernet.forward_t(&x, true).logits, &y, cfg.train.label_smoothing);
         let forward_ms = lap(&mut t, device);
         let (backward_ms, update_ms) = if a.forward_only {
             drop(loss);
@@ -167,7 +167,7 @@ fn step<S: Space>(a: &StepArgs) -> Result<()> {
             opt.zero_grad();
             loss.backward();
             let backward_ms = lap(&mut t, device);
-            opt.clip_and_step(cfg.train.lr, cfg.train.grad_clip);
+            opt.clip_and_step(cfg.train.lr, cfg.train.grad_clip, cfg.train.grad_clip_by);
             (backward_ms, lap(&mut t, device))
         };
         if i >= a.warmup {

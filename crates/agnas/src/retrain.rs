@@ -7,8 +7,8 @@ use crate::data::loader::Loader;
 use crate::data::{self, Normalization, Split};
 use crate::nn::weights;
 use crate::report::{self, progress::ProgressMode, write_json};
-use crate::space::{self, Counts, EvalNetwork, Section, Space, SpaceName};
-use crate::train::{self, CosineSchedule, EpochEnd, Job, Means, Run, Sgd, Start, StepContext, Trainer};
+use crate::space::{self, Counts, EvalNetwork, Section, Space, SpaceName, TrainingStep};
+use crate::train::{self, EpochEnd, Job, Means, Run, Sgd, Start, StepContext, TrainConfig, Trainer};
 use crate::Error;
 use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -121,8 +121,7 @@ pub fn evaluate(
 /// The retrain's part of the training loop: the network's own loss, the validation pass.
 struct RetrainJob<'a> {
     seed: u64,
-    epochs: usize,
-    grad_clip: f64,
+    train: &'a TrainConfig,
     net: &'a dyn EvalNetwork,
     valid: Option<&'a Loader>,
     device: Device,
@@ -136,10 +135,12 @@ impl Job for RetrainJob<'_> {
     fn step(&mut self, x: &Tensor, y: &Tensor, ctx: StepContext, opt: &mut Sgd) -> Result<(Tensor, Tensor)> {
         // Drop-path masks come from a generator seeded by the step, so that a resumed run draws the same ones.
         tch::manual_seed((self.seed as i64).wrapping_mul(1_000_003).wrapping_add(ctx.global_step as i64));
-        let (logits, loss) = self.net.training_loss(x, y, ctx.epoch, self.epochs);
+        let step =
+            TrainingStep { epoch: ctx.epoch, epochs: self.train.epochs, label_smoothing: self.train.label_smoothing };
+        let (logits, loss) = self.net.training_loss(x, y, step);
         opt.zero_grad();
         loss.backward();
-        opt.clip_and_step(ctx.lr, self.grad_clip);
+        opt.clip_and_step(ctx.lr, self.train.grad_clip, self.train.grad_clip_by);
         Ok((logits, loss))
     }
 
@@ -152,7 +153,7 @@ impl Job for RetrainJob<'_> {
         tracing::info!(
             "epoch {}/{}: train loss {:.4} acc {:.2}%{}",
             end.epoch + 1,
-            self.epochs,
+            self.train.epochs,
             train.loss,
             100.0 * train.top1,
             valid.map_or(String::new(), |v| format!(", validation loss {:.4} acc {:.2}%", v.loss, 100.0 * v.top1))
@@ -160,7 +161,7 @@ impl Job for RetrainJob<'_> {
         Ok(EpochMetrics {
             epoch: end.epoch + 1,
             lr: end.lr,
-            drop_path: self.net.drop_path(end.epoch, self.epochs),
+            drop_path: self.net.drop_path(end.epoch, self.train.epochs),
             train_loss: train.loss,
             train_acc: train.top1,
             valid,
@@ -207,7 +208,7 @@ pub fn run<S: Space>(retrain: RetrainRun<S>) -> Result<RetrainResult> {
     );
     let (vs, net) = run.model(|p| Ok(card.build(p)))?;
     let opt = Sgd::from_config(&vs, &cfg.train);
-    let schedule = Box::new(CosineSchedule::from_config(&cfg.train));
+    let schedule = train::schedule(&cfg.train);
     let mut trainer =
         Trainer::new(&run, vs, opt, schedule).progress(retrain.progress).stop_after_steps(retrain.stop_after_steps);
     let train_loader = run.loader(run.train_idx.clone(), cfg.train.batch_size, cfg.train.augment, true);
@@ -215,8 +216,7 @@ pub fn run<S: Space>(retrain: RetrainRun<S>) -> Result<RetrainResult> {
         .then(|| run.loader(run.other_idx.clone(), cfg.eval_batch_size, Augment::none(), false));
     let mut job = RetrainJob {
         seed: cfg.seed,
-        epochs: cfg.train.epochs,
-        grad_clip: cfg.train.grad_clip,
+        train: &cfg.train,
         net: net.as_ref(),
         valid: valid_loader.as_ref(),
         device: run.device,

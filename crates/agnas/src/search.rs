@@ -6,7 +6,7 @@ use crate::data::loader::Loader;
 use crate::report::{self, progress::ProgressMode, write_json};
 use crate::space::{Derived, Importances, Space, Supernet, SupernetOutput};
 use crate::train::{
-    evaluate, CosineSchedule, EpochEnd, History, Job, Run, RunConfig, Sgd, Start, StepContext, Trainer,
+    cross_entropy, evaluate, EpochEnd, History, Job, Run, RunConfig, Sgd, Start, StepContext, TrainConfig, Trainer,
 };
 use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -80,7 +80,7 @@ impl<S: Space> Job for SearchJob<'_, S> {
     type Extra = SearchHistory;
 
     fn step(&mut self, x: &Tensor, y: &Tensor, ctx: StepContext, opt: &mut Sgd) -> Result<(Tensor, Tensor)> {
-        let (output, loss) = train_step(self.supernet, opt, x, y, ctx.lr, self.cfg.train.grad_clip);
+        let (output, loss) = train_step(self.supernet, opt, x, y, ctx.lr, &self.cfg.train);
         add_importance(&mut self.importance, &output.importance);
         Ok((output.logits, loss))
     }
@@ -227,7 +227,7 @@ pub fn run<S: Space>(search: SearchRun<S>) -> Result<SearchResult> {
     );
     let (vs, supernet) = run.model(|p| Ok(S::build_supernet(&cfg.supernet, p, run.in_channels, run.num_classes)))?;
     let opt = Sgd::from_config(&vs, &cfg.train);
-    let schedule = Box::new(CosineSchedule::from_config(&cfg.train));
+    let schedule = crate::train::schedule(&cfg.train);
     let mut trainer =
         Trainer::new(&run, vs, opt, schedule).progress(search.progress).stop_after_steps(search.stop_after_steps);
     let train_loader = run.loader(run.train_idx.clone(), cfg.train.batch_size, cfg.train.augment, true);
@@ -292,13 +292,13 @@ pub fn train_step(
     x: &Tensor,
     y: &Tensor,
     lr: f64,
-    grad_clip: f64,
+    train: &TrainConfig,
 ) -> (SupernetOutput, Tensor) {
     let output = supernet.forward_t(x, true);
-    let loss = output.logits.cross_entropy_for_logits(y);
+    let loss = cross_entropy(&output.logits, y, train.label_smoothing);
     opt.zero_grad();
     loss.backward();
-    opt.clip_and_step(lr, grad_clip);
+    opt.clip_and_step(lr, train.grad_clip, train.grad_clip_by);
     (output, loss)
 }
 

@@ -29,13 +29,21 @@ pub trait Supernet {
     fn forward_t(&self, xs: &Tensor, train: bool) -> SupernetOutput;
 }
 
+/// Where a training forward of an evaluation network stands, and the loss it is trained with.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainingStep {
+    pub epoch: usize,
+    pub epochs: usize,
+    pub label_smoothing: f64,
+}
+
 /// A network built from a genotype and trained from scratch.
 pub trait EvalNetwork {
     /// Logits in eval mode.
     fn logits(&self, xs: &Tensor) -> Tensor;
-    /// A training forward of epoch `epoch` of `epochs`: the logits and the loss with the network's own regularisers
-    /// (an auxiliary head, drop-path).
-    fn training_loss(&self, xs: &Tensor, y: &Tensor, epoch: usize, epochs: usize) -> (Tensor, Tensor);
+    /// A training forward: the logits and the loss with the network's own regularisers (an auxiliary head,
+    /// drop-path).
+    fn training_loss(&self, xs: &Tensor, y: &Tensor, step: TrainingStep) -> (Tensor, Tensor);
     /// The drop-path probability of epoch `epoch` of `epochs` (0 for networks without drop-path).
     fn drop_path(&self, _epoch: usize, _epochs: usize) -> f64 {
         0.0

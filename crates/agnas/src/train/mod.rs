@@ -1,14 +1,16 @@
 //! The training skeleton and what it is made of: SGD, schedules, clipping, checkpoints, run settings.
 pub mod allocator;
 pub mod checkpoint;
+pub mod loss;
 pub mod metrics;
 pub mod optim;
 pub mod run;
 pub mod schedule;
 pub mod settings;
 
+pub use loss::cross_entropy;
 pub use metrics::{Means, Totals};
-pub use optim::{CosineSchedule, LrSchedule, Sgd};
+pub use optim::{schedule, CosineSchedule, LinearSchedule, LrSchedule, Sgd};
 pub use run::{evaluate, EpochEnd, History, Job, Run, RunConfig, Start, StepContext, Trainer};
 pub use schedule::StepSchedule;
-pub use settings::{DeviceChoice, MemoryFormat, TrainConfig};
+pub use settings::{ClipBy, DecayRule, DeviceChoice, MemoryFormat, ScheduleKind, TrainConfig};

@@ -2,6 +2,7 @@
 //!
 //! Written on tensors rather than through tch's `COptimizer` because resuming bit-identically needs the momentum
 //! buffers, which libtorch's optimizer does not expose.
+use super::settings::{ClipBy, ScheduleKind, TrainConfig};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -50,8 +51,9 @@ impl Sgd {
     }
 
     /// The optimiser `train` asks for, over every trainable variable of `vs`.
-    pub fn from_config(vs: &VarStore, train: &super::TrainConfig) -> Self {
-        Sgd::new(vs, train.momentum, train.weight_decay, train.nesterov)
+    pub fn from_config(vs: &VarStore, train: &TrainConfig) -> Self {
+        let rule = train.weight_decay_on;
+        Sgd::new(vs, train.momentum, train.weight_decay, train.nesterov).decay_only(|name, p| rule.decays(name, p))
     }
 
     pub fn zero_grad(&mut self) {
@@ -80,10 +82,12 @@ impl Sgd {
         });
     }
 
-    /// Clips the gradients to `max_norm` (when positive), then steps.
-    pub fn clip_and_step(&mut self, lr: f64, max_norm: f64) {
-        if max_norm > 0.0 {
-            self.clip_grad_norm(max_norm);
+    /// Clips the gradients to `bound` (when positive) by global norm or by value, then steps.
+    pub fn clip_and_step(&mut self, lr: f64, bound: f64, by: ClipBy) {
+        match by {
+            _ if bound <= 0.0 => {}
+            ClipBy::Norm => self.clip_grad_norm(bound),
+            ClipBy::Value => self.clip_grad_value(bound),
         }
         self.step(lr);
     }
@@ -160,9 +164,45 @@ pub trait LrSchedule {
     fn lr(&self, epoch: usize, step: usize, steps_per_epoch: usize) -> f64;
 }
 
+/// The schedule `train` asks for.
+pub fn schedule(train: &TrainConfig) -> Box<dyn LrSchedule> {
+    match train.schedule {
+        ScheduleKind::Cosine => Box::new(CosineSchedule::from_config(train)),
+        ScheduleKind::Linear => Box::new(LinearSchedule {
+            lr: train.lr,
+            lr_min: train.lr_min,
+            epochs: train.epochs,
+            step_first: train.lr_step_at_epoch_start,
+        }),
+    }
+}
+
+/// Linear decay per iteration from `lr` to `lr_min` over all the steps of `epochs`, then held at `lr_min`.
+///
+/// The macro search's official `LambdaLR(1 − it/δ)` with δ = T/(1 − lr_min/lr), stepped before each update and no
+/// more once the rate is at most `lr_min`, is this schedule with `step_first` (step t runs at the value for t+1, the
+/// last one at `lr_min`). The macro retrain's `1 − it/T`, stepped after each update, is this with `lr_min` = 0 and
+/// without `step_first`; its official rate turns negative past T (the loader is longer than its T): clamped here.
+/// T comes from the real loader length, not from a hard-coded data set size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinearSchedule {
+    pub lr: f64,
+    pub lr_min: f64,
+    pub epochs: usize,
+    pub step_first: bool,
+}
+
+impl LrSchedule for LinearSchedule {
+    fn lr(&self, epoch: usize, step: usize, steps_per_epoch: usize) -> f64 {
+        let total = (self.epochs * steps_per_epoch).max(1) as f64;
+        let t = (epoch * steps_per_epoch + step + usize::from(self.step_first)) as f64;
+        (self.lr - (self.lr - self.lr_min) * t / total).max(self.lr_min)
+    }
+}
+
 impl CosineSchedule {
     /// The schedule `train` asks for.
-    pub fn from_config(train: &super::TrainConfig) -> Self {
+    pub fn from_config(train: &TrainConfig) -> Self {
         CosineSchedule {
             lr: train.lr,
             lr_min: train.lr_min,
@@ -200,6 +240,30 @@ mod tests {
         let e = 7;
         let want = 0.001 + 0.012 * (1.0 + (std::f64::consts::PI * (e as f64 + 1.0) / 50.0).cos());
         assert!((official.lr_at(e) - want).abs() < 1e-12);
+    }
+
+    /// The official macro-search rule, iterated as the official loop does it, against the closed form.
+    #[test]
+    fn linear_schedule_matches_the_official_lambda_rules() {
+        let (lr, min, epochs, spe) = (0.25, 5e-4, 3, 7);
+        let total = (epochs * spe) as f64;
+        let delta = total / (1.0 - min / lr);
+        let search = LinearSchedule { lr, lr_min: min, epochs, step_first: true };
+        // LambdaLR's counter: `scheduler.step()` before each step while the current rate is above the minimum.
+        let (mut it, mut current) = (0.0, lr);
+        for k in 0..epochs * spe + 5 {
+            if current > min {
+                it += 1.0;
+                current = lr * (1.0 - it / delta);
+            }
+            let ours = search.lr(k / spe, k % spe, spe);
+            assert!((ours - current.max(min)).abs() < 1e-12, "step {k}: {ours} vs {current}");
+        }
+        let retrain = LinearSchedule { lr: 0.5, lr_min: 0.0, epochs, step_first: false };
+        for k in 0..epochs * spe + 5 {
+            let official = 0.5 * (1.0 - k as f64 / total);
+            assert!((retrain.lr(k / spe, k % spe, spe) - official.max(0.0)).abs() < 1e-12, "step {k}");
+        }
     }
 
     /// Two steps of momentum SGD with weight decay and Nesterov, against the closed form of torch.optim.SGD.

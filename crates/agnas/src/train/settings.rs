@@ -86,6 +86,59 @@ pub fn vars_to_channels_last(vs: &VarStore) {
     });
 }
 
+/// Which parameters weight decay applies to.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, strum::EnumString, strum::VariantNames,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum DecayRule {
+    #[default]
+    All,
+    /// 4-D (convolution) weights only: BN, attention and classifier are not decayed (the macro retrain).
+    ConvWeights,
+    /// 4-D weights and the parameters of `classifier.*` (the macro search; its attention Linears and BN get none).
+    ConvWeightsAndClassifier,
+}
+
+impl DecayRule {
+    pub fn decays(self, name: &str, param: &Tensor) -> bool {
+        match self {
+            DecayRule::All => true,
+            DecayRule::ConvWeights => param.dim() == 4,
+            DecayRule::ConvWeightsAndClassifier => param.dim() == 4 || name.starts_with("classifier."),
+        }
+    }
+}
+
+/// How gradients are clipped to `grad_clip`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, strum::EnumString, strum::VariantNames,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum ClipBy {
+    /// Scale all gradients so that their global L2 norm is at most the bound (`clip_grad_norm_`).
+    #[default]
+    Norm,
+    /// Clamp every gradient element to ±bound (`clip_grad_value_`).
+    Value,
+}
+
+/// The learning-rate schedule.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, strum::EnumString, strum::VariantNames,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum ScheduleKind {
+    /// Cosine annealing, one value per epoch.
+    #[default]
+    Cosine,
+    /// Linear decay per iteration, floored at `lr_min`.
+    Linear,
+}
+
 /// Weights-and-attention training on the training half.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -97,10 +150,18 @@ pub struct TrainConfig {
     pub momentum: f64,
     pub weight_decay: f64,
     pub nesterov: bool,
-    /// Global L2 norm the gradients are clipped to (0 = no clipping).
+    /// Which parameters weight decay applies to.
+    pub weight_decay_on: DecayRule,
+    /// The bound gradients are clipped to (0 = no clipping), as a global L2 norm or element by element.
     pub grad_clip: f64,
-    /// Reproduce the official code's LR schedule, stepped at the start of each epoch (epoch e runs at lr(e+1)).
+    pub grad_clip_by: ClipBy,
+    /// How the LR goes from `lr` to `lr_min`.
+    pub schedule: ScheduleKind,
+    /// Reproduce the official codes' order, the scheduler stepped before the update: with the per-epoch cosine,
+    /// epoch e runs at lr(e+1); with the per-step linear schedule, step t runs at lr(t+1).
     pub lr_step_at_epoch_start: bool,
+    /// ε of label-smoothing cross-entropy (0 = plain cross-entropy).
+    pub label_smoothing: f64,
     pub augment: Augment,
     /// Steps between mid-epoch checkpoints (0 = only at the end of each epoch).
     pub checkpoint_every: usize,
@@ -118,8 +179,12 @@ impl Default for TrainConfig {
             momentum: 0.9,
             weight_decay: 3e-4,
             nesterov: false,
+            weight_decay_on: DecayRule::All,
             grad_clip: 5.0,
+            grad_clip_by: ClipBy::Norm,
+            schedule: ScheduleKind::Cosine,
             lr_step_at_epoch_start: false,
+            label_smoothing: 0.0,
             augment: Augment { crop_padding: 4, hflip: true, cutout: 0 },
             checkpoint_every: 200,
             sync_every: 10,
@@ -143,6 +208,11 @@ impl TrainConfig {
         ensure!(t.weight_decay >= 0.0, "train.weight_decay must be >= 0 (got {})", t.weight_decay);
         ensure!(t.grad_clip >= 0.0, "train.grad_clip must be >= 0 (got {})", t.grad_clip);
         ensure!(t.sync_every > 0, "train.sync_every must be at least 1");
+        ensure!(
+            (0.0..1.0).contains(&t.label_smoothing),
+            "train.label_smoothing must be in [0, 1) (got {})",
+            t.label_smoothing
+        );
         Ok(())
     }
 }

@@ -10,13 +10,17 @@ pub use genotype::{CellGenotype, CellKind, DartsOp, Genotype};
 pub use network::{NetworkCifar, NetworkConfig};
 pub use supernet::{DartsConfig, DartsSupernet};
 
-use super::{BenchBlock, Derived, EvalNetwork, Importances, Section, Space, SpaceSections, Supernet, SupernetOutput};
+use super::{
+    BenchBlock, Derived, EvalNetwork, Importances, Section, Space, SpaceSections, Supernet, SupernetOutput,
+    TrainingStep,
+};
 use crate::config::{Preset, RetrainConfig, SearchConfig};
 use crate::data::augment::Augment;
 use crate::data::DataConfig;
 use crate::nn::ops::{DilConv, FactorizedReduce, Identity, Pool, PoolKind, SepConv, Zero};
 use crate::nn::Node;
 use crate::report::heatmap::importance_heatmap_svg;
+use crate::train::cross_entropy;
 use crate::train::TrainConfig;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -64,11 +68,11 @@ impl EvalNetwork for DartsEval {
         self.net.forward_t(xs, false, 0.0).logits
     }
 
-    fn training_loss(&self, xs: &Tensor, y: &Tensor, epoch: usize, epochs: usize) -> (Tensor, Tensor) {
-        let output = self.net.forward_t(xs, true, self.drop_path(epoch, epochs));
-        let main = output.logits.cross_entropy_for_logits(y);
+    fn training_loss(&self, xs: &Tensor, y: &Tensor, step: TrainingStep) -> (Tensor, Tensor) {
+        let output = self.net.forward_t(xs, true, self.drop_path(step.epoch, step.epochs));
+        let main = cross_entropy(&output.logits, y, step.label_smoothing);
         let loss = match &output.aux {
-            Some(aux) => main + self.cfg.auxiliary_weight * aux.cross_entropy_for_logits(y),
+            Some(aux) => main + self.cfg.auxiliary_weight * cross_entropy(aux, y, step.label_smoothing),
             None => main,
         };
         (output.logits, loss)

@@ -11,7 +11,10 @@ pub use derive::{Aggregation, DeriveConfig};
 pub use network::{Nb201Network, Nb201NetworkConfig};
 pub use supernet::{Nb201Config, Nb201Supernet};
 
-use super::{BenchBlock, Derived, EvalNetwork, Importances, Section, Space, SpaceSections, Supernet, SupernetOutput};
+use super::{
+    BenchBlock, Derived, EvalNetwork, Importances, Section, Space, SpaceSections, Supernet, SupernetOutput,
+    TrainingStep,
+};
 use crate::config::{Preset, RetrainConfig, SearchConfig};
 use crate::data::augment::Augment;
 use crate::data::DataConfig;
@@ -20,7 +23,7 @@ use crate::nn::ops::{Pool, PoolKind, ReLUConvBN};
 use crate::nn::{Node, SeAttention};
 use crate::report::cell::{cell_svg, CellPicture, PictureEdge};
 use crate::report::heatmap::importance_heatmap_svg;
-use crate::train::TrainConfig;
+use crate::train::{cross_entropy, TrainConfig};
 use anyhow::{Context, Result};
 use tch::{nn, Tensor};
 
@@ -41,9 +44,9 @@ impl EvalNetwork for Nb201Network {
         self.forward_t(xs, false)
     }
 
-    fn training_loss(&self, xs: &Tensor, y: &Tensor, _epoch: usize, _epochs: usize) -> (Tensor, Tensor) {
+    fn training_loss(&self, xs: &Tensor, y: &Tensor, step: TrainingStep) -> (Tensor, Tensor) {
         let logits = self.forward_t(xs, true);
-        let loss = logits.cross_entropy_for_logits(y);
+        let loss = cross_entropy(&logits, y, step.label_smoothing);
         (logits, loss)
     }
 }

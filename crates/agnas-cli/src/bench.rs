@@ -46,6 +46,12 @@ pub struct StepArgs {
     /// DARTS supernet cells (default: the paper's 8).
     #[arg(long)]
     layers: Option<i64>,
+    /// ProxylessNAS channel multiplier (default: the paper's 1.0).
+    #[arg(long)]
+    width_mult: Option<f64>,
+    /// Side of the random input images in pixels.
+    #[arg(long, default_value_t = 32)]
+    image_size: i64,
     /// auto (channels-last on the CPU), channels_last or contiguous.
     #[arg(long, value_parser = crate::parse_named::<MemoryFormat>, default_value = "auto")]
     memory_format: MemoryFormat,
@@ -125,6 +131,7 @@ fn bench_config<S: Space>(a: &StepArgs) -> Result<SearchConfig<S>> {
         ("supernet.cells_per_stage", "--cells-per-stage", a.cells_per_stage),
         ("supernet.layers", "--layers", a.layers),
     ]);
+    let flags = flags.given([("supernet.width_mult", "--width-mult", a.width_mult)]);
     config::layered(S::search_preset(Preset::Paper), None, &flags)
 }
 
@@ -140,7 +147,7 @@ fn step<S: Space>(a: &StepArgs) -> Result<()> {
     let supernet = S::build_supernet(&cfg.supernet, &vs.root(), 3, 10);
     a.memory_format.apply(&vs);
     let mut opt = Sgd::from_config(&vs, &cfg.train);
-    let x = Tensor::randn([a.batch_size, 3, 32, 32], (Kind::Float, device));
+    let x = Tensor::randn([a.batch_size, 3, a.image_size, a.image_size], (Kind::Float, device));
     let y = Tensor::randint(10, [a.batch_size], (Kind::Int64, device));
     let batches = if a.loader { Some(embedded_batches(&cfg, a.batch_size as usize)?) } else { None };
     // Epoch after epoch, so that a long benchmark never runs out of real batches.
@@ -183,6 +190,7 @@ fn step<S: Space>(a: &StepArgs) -> Result<()> {
         "space": cfg.space,
         "device": format!("{device:?}"),
         "batch_size": a.batch_size,
+        "image_size": a.image_size,
         "threads": tch::get_num_threads(),
     });
     if let (Some(map), serde_json::Value::Object(shape)) = (line.as_object_mut(), serde_json::to_value(&cfg.supernet)?)

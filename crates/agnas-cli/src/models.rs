@@ -42,12 +42,14 @@ impl NetworkArgs {
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Search space of the genotype: darts or nb201 (default: the config file's, else darts).
+    /// Search space of the genotype: darts, nb201 or proxyless (default: the config file's, else the one the
+    /// genotype belongs to).
     #[arg(long, group = "config_flags", value_parser = parse_space)]
     space: Option<SpaceName>,
     /// DARTS: a built-in name (agnas, darts_v1, darts_v2), random:<seed>, a genotype.json or Python text.
     /// NAS-Bench-201: an arch string, a benchmark index, or a genotype.json.
-    #[arg(long, visible_alias = "arch", group = "config_flags")]
+    /// ProxylessNAS: 21 layer ids (`1 1 -1 2 …`, −1 = skip), `released` (the paper's), or a genotype.json.
+    #[arg(long, visible_alias = "arch", group = "config_flags", allow_hyphen_values = true)]
     genotype: Option<String>,
     /// Training images (default: the embedded CIFAR-10 subset with the `embedded` preset).
     #[arg(long, group = "config_flags")]
@@ -191,7 +193,7 @@ pub struct EvalArgs {
     #[arg(long, value_parser = parse_space)]
     space: Option<SpaceName>,
     /// … the genotype it was trained with …
-    #[arg(long, visible_alias = "arch")]
+    #[arg(long, visible_alias = "arch", allow_hyphen_values = true)]
     genotype: Option<String>,
     /// … and its network shape, when not the paper's.
     #[command(flatten)]
@@ -278,15 +280,16 @@ pub struct ParamsArgs {
     #[arg(long, value_parser = parse_space)]
     space: Option<SpaceName>,
     /// The genotype (default: the space's released one; the released AGNAS cells without --space).
-    #[arg(long, visible_alias = "arch")]
+    #[arg(long, visible_alias = "arch", allow_hyphen_values = true)]
     genotype: Option<String>,
     #[command(flatten)]
     network: NetworkArgs,
-    #[arg(long, default_value_t = 10)]
-    num_classes: i64,
-    /// Input side in pixels (for the MACs).
-    #[arg(long, default_value_t = 32)]
-    image_size: i64,
+    /// Classes (default: the space's benchmark: 10 for the CIFAR spaces, 1000 for ImageNet).
+    #[arg(long)]
+    num_classes: Option<i64>,
+    /// Input side in pixels, for the MACs (default: the space's benchmark: 32 or 224).
+    #[arg(long)]
+    image_size: Option<i64>,
 }
 
 impl SpaceTask for &ParamsArgs {
@@ -298,22 +301,30 @@ impl SpaceTask for &ParamsArgs {
         ensure!(!spec.is_empty(), "give the architecture: --genotype (or --arch)");
         let genotype = S::parse_genotype(&spec)?;
         preset.network.validate()?;
-        let size = (self.image_size, self.image_size);
-        let Counts { params, macs } = agnas::space::count::<S>(&preset.network, &genotype, 3, self.num_classes, size);
+        let (image_size, num_classes) = S::REFERENCE_INPUT;
+        let (image_size, num_classes) =
+            (self.image_size.unwrap_or(image_size), self.num_classes.unwrap_or(num_classes));
+        let size = (image_size, image_size);
+        let Counts { params, macs } = agnas::space::count::<S>(&preset.network, &genotype, 3, num_classes, size);
         let mut line = serde_json::json!({ "space": S::NAME, "genotype": spec });
         if let (Some(map), serde_json::Value::Object(network)) =
             (line.as_object_mut(), serde_json::to_value(&preset.network)?)
         {
             map.extend(network);
         }
-        line["num_classes"] = self.num_classes.into();
-        line["image_size"] = self.image_size.into();
+        line["num_classes"] = num_classes.into();
+        line["image_size"] = image_size.into();
         line["params"] = params.into();
         line["params_m"] = ((params as f64 / 1e4).round() / 100.0).into();
         line["macs"] = macs.into();
         line["macs_m"] = ((macs as f64 / 1e4).round() / 100.0).into();
         line["rule"] =
             "params outside any auxiliary head; MACs = conv and linear multiply-accumulates per image".into();
+        if let (Some(map), serde_json::Value::Object(more)) =
+            (line.as_object_mut(), S::costs(&preset.network, &genotype, num_classes, image_size))
+        {
+            map.extend(more);
+        }
         outln!("{line}");
         Ok(())
     }
@@ -328,6 +339,7 @@ pub fn params(a: &ParamsArgs) -> Result<()> {
 pub enum GenotypeCommand {
     /// Print a genotype as JSON or as the field's text (DARTS Python, NB201 arch string).
     Show {
+        #[arg(allow_hyphen_values = true)]
         genotype: String,
         #[arg(long, value_enum, default_value = "text")]
         to: TextFormat,
@@ -337,6 +349,7 @@ pub enum GenotypeCommand {
     },
     /// Draw a genotype's cells as SVG diagrams into a folder.
     Plot {
+        #[arg(allow_hyphen_values = true)]
         genotype: String,
         #[arg(long, default_value = ".")]
         out: PathBuf,

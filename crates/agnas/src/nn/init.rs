@@ -65,6 +65,22 @@ pub fn conv2d(p: nn::Path, c_in: i64, c_out: i64, k: i64, spec: ConvSpec) -> Con
     Conv2d(nn::conv2d(p, c_in, c_out, k, cfg))
 }
 
+/// `nn.Conv2d` initialised as the macro supernet does: N(0, sqrt(2 / (k·k·c_out))), depthwise convolutions too.
+pub fn conv2d_fan_out_normal(p: nn::Path, c_in: i64, c_out: i64, k: i64, spec: ConvSpec) -> Conv2d {
+    let stdev = (2.0 / (k * k * c_out) as f64).sqrt();
+    let cfg = nn::ConvConfig {
+        stride: spec.stride,
+        padding: spec.padding,
+        dilation: spec.dilation,
+        groups: spec.groups,
+        bias: spec.bias,
+        ws_init: Init::Randn { mean: 0.0, stdev },
+        bs_init: Init::Const(0.0),
+        ..Default::default()
+    };
+    Conv2d(nn::conv2d(p, c_in, c_out, k, cfg))
+}
+
 /// `nn.Linear(c_in, c_out, bias)` with PyTorch's initialisation.
 pub fn linear(p: nn::Path, c_in: i64, c_out: i64, bias: bool) -> Linear {
     let init = fan_in_uniform(c_in);

@@ -4,6 +4,7 @@
 pub mod darts;
 pub mod importance;
 pub mod nb201;
+pub mod proxyless;
 
 pub use importance::Importances;
 
@@ -101,6 +102,8 @@ pub struct Counts {
 /// A search space.
 pub trait Space: SpaceSections {
     type Genotype: Serialize + DeserializeOwned + Clone + std::fmt::Debug;
+    /// (image side, classes) of the benchmark the space's networks are measured on.
+    const REFERENCE_INPUT: (i64, i64) = (32, 10);
 
     /// The search configuration of a preset.
     fn search_preset(preset: Preset) -> SearchConfig<Self>;
@@ -130,6 +133,17 @@ pub trait Space: SpaceSections {
         in_channels: i64,
         num_classes: i64,
     ) -> Box<dyn EvalNetwork>;
+
+    /// Costs of a genotype as the space's field counts them, beyond params and MACs (e.g. the official FLOPs
+    /// table's rule), as JSON fields for `agnas params`.
+    fn costs(
+        _cfg: &Self::Network,
+        _genotype: &Self::Genotype,
+        _num_classes: i64,
+        _image_size: i64,
+    ) -> serde_json::Value {
+        serde_json::Value::Null
+    }
 
     /// Whether the parameter `name` of the evaluation network counts in its size (the field leaves out heads used in
     /// training only).
@@ -189,6 +203,7 @@ pub enum SpaceName {
     #[default]
     Nb201,
     Darts,
+    Proxyless,
 }
 
 /// Work that needs the space's types: [`SpaceName::dispatch`] runs it with the space a name stands for.
@@ -207,6 +222,7 @@ impl SpaceName {
         match self {
             SpaceName::Nb201 => task.run::<nb201::Nb201>(),
             SpaceName::Darts => task.run::<darts::Darts>(),
+            SpaceName::Proxyless => task.run::<proxyless::Proxyless>(),
         }
     }
 

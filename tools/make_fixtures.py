@@ -8,10 +8,13 @@ Usage (from the repository root):
 Writes one ``<case>.safetensors`` per case into ``crates/agnas/tests/fixtures``
 (see the README written next to them for the key conventions), plus
 ``darts_network_names.json`` (case name ``darts_network_names``): the ordered
-state_dict keys and shapes of the full-size DARTS-space networks.
+state_dict keys and shapes of the full-size DARTS-space networks, and
+``proxyless_names.json`` (case ``proxyless_names``), the same for the full-size
+ProxylessNAS-space supernet and retrain networks.
 """
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -24,6 +27,7 @@ from safetensors.torch import load_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import agnas_ref as R  # noqa: E402
+import proxyless_ref as P  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUT = os.path.join(REPO_ROOT, "crates", "agnas", "tests", "fixtures")
@@ -183,6 +187,52 @@ AUX_WEIGHT = 0.4
 # Names-and-shapes file for the full-size DARTS-space networks (no tensors).
 NAMES_CASE = "darts_network_names"
 
+# ProxylessNAS space. Parameters and inputs are drawn in float32 as above; the forward/backward then runs in float64
+# and the results are stored as float32 (see build_proxyless_case).
+#   kind "module": y = module(x); gy/gx stored
+#   kind "block": (y, importance) = module(x); gy/gx stored; eval-mode importance too
+#   kind "supernet": (logits, importance) = module(x); loss = label-smoothing CE (eps 0.1); eval-mode importance too
+#   kind "network": logits = module(x) (built with Dropout(p=0)); loss = label-smoothing CE (eps 0.1)
+PROXYLESS_WIDTH = 0.1
+PROXYLESS_INPUT = (2, 3, 64, 64)
+PROXYLESS_CASES = [
+    ("proxyless_mbconv_k3e3_s2",
+     lambda: P.MBConv(8, 12, 3, 2, 3),
+     "MBConv(inp=8, oup=12, kernel=3, stride=2, expand=3) (no residual)",
+     (2, 8, 9, 9), "module"),
+    ("proxyless_mbconv_k7e6_s1",
+     lambda: P.MBConv(8, 8, 7, 1, 6),
+     "MBConv(inp=8, oup=8, kernel=7, stride=1, expand=6) (with residual)",
+     (2, 8, 8, 8), "module"),
+    ("proxyless_mbconv_k3e1",
+     lambda: P.MBConv(8, 6, 3, 1, 1),
+     "MBConv(inp=8, oup=6, kernel=3, stride=1, expand=1) (conv.{0,1,3,4}, no residual)",
+     (2, 8, 8, 8), "module"),
+    ("proxyless_block_identity",
+     lambda: P.SearchBlock(8, 8, 1),
+     "SearchBlock(inp=8, oup=8, stride=1): 6 MBConvs + identity, attention 56 -> 3 -> 56",
+     (2, 8, 8, 8), "block"),
+    ("proxyless_block_s2",
+     lambda: P.SearchBlock(8, 12, 2),
+     "SearchBlock(inp=8, oup=12, stride=2): 6 MBConvs, attention 72 -> 4 -> 72",
+     (2, 8, 9, 9), "block"),
+    ("proxyless_supernet",
+     lambda: P.ProxylessSupernet(n_class=10, input_size=64, width_mult=PROXYLESS_WIDTH),
+     f"ProxylessSupernet(n_class=10, input_size=64, width_mult={PROXYLESS_WIDTH}); "
+     "loss = label-smoothing CE (eps 0.1)",
+     PROXYLESS_INPUT, "supernet"),
+    ("proxyless_network",
+     lambda: P.ProxylessNetwork(P.RELEASED_ARCH, n_class=10, input_size=64, width_mult=PROXYLESS_WIDTH,
+                                dropout=0.0),
+     "ProxylessNetwork(arch=" + " ".join(map(str, P.RELEASED_ARCH)) + f", n_class=10, input_size=64, "
+     f"width_mult={PROXYLESS_WIDTH}, dropout=0.0); loss = label-smoothing CE (eps 0.1)",
+     PROXYLESS_INPUT, "network"),
+]
+PROXYLESS_NAMES_CASE = "proxyless_names"
+# A gradient whose float64 value is below this fraction of the case's largest gradient is listed in the
+# ``zero_grads`` metadata: it is zero analytically (or exactly, behind a dead ReLU) and rounding noise in float32.
+ZERO_GRAD_FRACTION = 1e-10
+
 
 _DTYPES = {torch.float32: "F32", torch.int64: "I64"}
 
@@ -319,6 +369,123 @@ def build_case(name, builder, desc, shape, kind, scale):
     return out, meta
 
 
+def calibrate_bn(model, shape):
+    """Running statistics of the scale the activations really have: every BN's statistics of one train-mode forward
+    of another random batch (``shape``), then perturbed (mean + 0.1 std randn, variance times U(0.5, 1.5)) so that
+    they differ from the fixture batch's own. (With ``randomize_bn``'s unit-scale statistics, the deep ProxylessNAS
+    networks lose every trace of the input in eval mode: the two samples' eval logits agree to 1e-7.)"""
+    probe = copy.deepcopy(model).double()  # float64, like the fixture's own forward
+    probe_bns = [m for m in probe.modules() if is_bn(m)]
+    with torch.no_grad():
+        for m in probe_bns:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average: after one batch, exactly its statistics
+        probe.train()
+        probe(torch.randn(*shape).double())
+        for m, calibrated in zip([m for m in model.modules() if is_bn(m)], probe_bns):
+            m.running_mean.copy_(calibrated.running_mean)
+            m.running_var.copy_(calibrated.running_var)
+            m.running_mean.add_(torch.randn_like(m.running_mean) * 0.1 * m.running_var.sqrt())
+            m.running_var.mul_(torch.empty_like(m.running_var).uniform_(0.5, 1.5))
+
+
+def revive_attention(model, x):
+    """Negates the ``fc.0`` row of every attention hidden unit whose ReLU is off for the whole batch of the
+    train-mode forward on ``x`` (layer by layer, in forward order), so that every attention weight gets a gradient.
+    With hidden widths of 1 to 4 (n // 16 at width 0.1) dead units are otherwise common."""
+    names = [n for n, m in model.named_modules() if isinstance(m, P.MacroAttention)]
+    flipped = []
+    for name in names:
+        probe = copy.deepcopy(model).double().train()
+        seen = {}
+        probe.get_submodule(name).fc[0].register_forward_hook(lambda m, i, o: seen.setdefault("pre", o))
+        with torch.no_grad():
+            probe(x.double())
+        dead = (seen["pre"] <= 0).all(0)
+        if dead.any():
+            with torch.no_grad():
+                model.get_submodule(name).fc[0].weight[dead] *= -1
+            flipped.append(f"{name}:{int(dead.sum())}")
+    return flipped
+
+
+def build_proxyless_case(name, builder, desc, shape, kind):
+    """A ProxylessNAS-space case. Drawn like ``build_case`` (float32 parameters and input, random BN), then run in
+    float64 (exact from the float32 values) and stored as float32: these networks are deep enough that float32
+    results differ from exact ones by up to ~2e-4 relative in a few gradients, and some gradients are zero
+    analytically (listed in the ``zero_grads`` metadata)."""
+    torch.manual_seed(case_seed(name))
+    model = builder()
+    randomize_bn(model)
+    if kind in ("supernet", "network"):
+        calibrate_bn(model, shape)
+    x = torch.randn(*shape)
+    flipped = revive_attention(model, x) if kind in ("supernet", "block") else []
+    model.train()
+
+    out = {}
+    for k, v in model.state_dict().items():
+        if k.endswith("num_batches_tracked"):
+            continue
+        out["p." + k] = t(v)
+    out["x"] = t(x)
+    labels = None
+    if kind in ("supernet", "network"):
+        labels = torch.randint(0, 10, (shape[0],), dtype=torch.int64)
+        out["labels"] = labels.clone()
+
+    model = copy.deepcopy(model).double()
+    x64 = x.double()
+    if kind in ("supernet", "network"):
+        res = model(x64)
+        logits, importance = res if kind == "supernet" else (res, None)
+        loss = P.label_smoothing_ce(logits, labels, 0.1)
+        loss.backward()
+        out["y"] = t(logits)
+        out["loss"] = t(loss.reshape(1))
+        if importance is not None:
+            out["importance"] = t(importance)
+    else:
+        xg = x64.clone().requires_grad_(True)
+        res = model(xg)
+        y, importance = res if kind == "block" else (res, None)
+        gy = torch.randn(y.shape).double()
+        (y * gy).sum().backward()
+        out["y"] = t(y)
+        out["gy"] = t(gy)
+        out["gx"] = t(xg.grad)
+        if importance is not None:
+            out["importance"] = t(importance)
+
+    grads = {}
+    for k, p in model.named_parameters():
+        assert p.grad is not None, f"{name}: no gradient for {k}"
+        grads[k] = p.grad
+        out["g." + k] = t(p.grad)
+    largest = max(g.abs().max().item() for g in grads.values())
+    zero = sorted(k for k, g in grads.items() if g.abs().max().item() <= ZERO_GRAD_FRACTION * largest)
+
+    for mod_name, m in model.named_modules():
+        if is_bn(m):
+            prefix = mod_name + "." if mod_name else ""
+            out["rs." + prefix + "running_mean"] = t(m.running_mean)
+            out["rs." + prefix + "running_var"] = t(m.running_var)
+
+    model.eval()
+    with torch.no_grad():
+        res = model(x64)
+    if isinstance(res, tuple):
+        out["y_eval"] = t(res[0])
+        out["importance_eval"] = t(res[1])
+    else:
+        out["y_eval"] = t(res)
+
+    meta = {"case": name, "module": desc, "seed": str(case_seed(name)), "torch": torch.__version__,
+            "compute": "float64 from the float32 parameters and input; stored as float32",
+            "zero_grads": ",".join(zero), "attention_rows_negated": ",".join(flipped)}
+    return out, meta
+
+
 def _names_entry(model, desc, count):
     entry = {"module": desc}
     entry.update(count)
@@ -341,6 +508,24 @@ def build_names():
         m, "DartsSupernet(C=16, num_classes=10, layers=8, steps=4, multiplier=4, "
            "stem_multiplier=3, ratio=8)",
         {"params": sum(p.numel() for p in m.parameters())})
+    return doc
+
+
+def build_proxyless_names():
+    """Ordered ``[state_dict key, shape]`` lists of the full-size ProxylessNAS-space models (width 1.0, 1000
+    classes), with parameter counts and table FLOPs."""
+    torch.manual_seed(case_seed(PROXYLESS_NAMES_CASE))
+    doc = {"torch": torch.__version__}
+    m = P.ProxylessSupernet(n_class=1000, input_size=224, width_mult=1.0)
+    doc["supernet"] = _names_entry(
+        m, "ProxylessSupernet(n_class=1000, input_size=224, width_mult=1.0)",
+        {"params": P.count_params(m), "flops": P.flops(None)})
+    for key, arch in (("released", P.RELEASED_ARCH), ("alternative", P.ALT_ARCH)):
+        ids = " ".join(map(str, arch))
+        m = P.ProxylessNetwork(arch, n_class=1000, input_size=224, width_mult=1.0)
+        doc[key] = _names_entry(
+            m, f"ProxylessNetwork(arch={ids}, n_class=1000, input_size=224, width_mult=1.0)",
+            {"arch": ids, "params": P.count_params(m), "flops": P.flops(arch)})
     return doc
 
 
@@ -379,7 +564,7 @@ def main():
     torch.set_default_dtype(torch.float32)
     os.makedirs(args.out, exist_ok=True)
 
-    names = {c[0] for c in CASES} | {NAMES_CASE}
+    names = {c[0] for c in CASES} | {c[0] for c in PROXYLESS_CASES} | {NAMES_CASE, PROXYLESS_NAMES_CASE}
     if args.only:
         unknown = [n for n in args.only if n not in names]
         if unknown:
@@ -395,11 +580,22 @@ def main():
         print(f"{name}: {len(tensors)} tensors, {os.path.getsize(path)} bytes -> "
               f"{os.path.relpath(path, REPO_ROOT)}")
 
-    if not args.only or NAMES_CASE in args.only:
-        path = os.path.join(args.out, NAMES_CASE + ".json")
-        write_names_json(path, build_names())
+    for name, builder, desc, shape, kind in PROXYLESS_CASES:
+        if args.only and name not in args.only:
+            continue
+        tensors, meta = build_proxyless_case(name, builder, desc, shape, kind)
+        path = os.path.join(args.out, name + ".safetensors")
+        write_safetensors(path, tensors, meta)
         os.chmod(path, 0o644)
-        print(f"{NAMES_CASE}: {os.path.getsize(path)} bytes -> {os.path.relpath(path, REPO_ROOT)}")
+        print(f"{name}: {len(tensors)} tensors, {os.path.getsize(path)} bytes -> "
+              f"{os.path.relpath(path, REPO_ROOT)}")
+
+    for case, build in ((NAMES_CASE, build_names), (PROXYLESS_NAMES_CASE, build_proxyless_names)):
+        if not args.only or case in args.only:
+            path = os.path.join(args.out, case + ".json")
+            write_names_json(path, build())
+            os.chmod(path, 0o644)
+            print(f"{case}: {os.path.getsize(path)} bytes -> {os.path.relpath(path, REPO_ROOT)}")
 
 
 if __name__ == "__main__":

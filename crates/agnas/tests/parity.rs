@@ -359,3 +359,145 @@ fn pytorch_state_dict_loads_and_evaluates() {
     let y_eval = tch::no_grad(|| net.forward_t(f.get("x"), false, 0.0).logits);
     assert_close(&f.name, "y_eval from loaded weights", &y_eval, f.get("y_eval"));
 }
+
+/// The macro space's fixtures were computed in float64 (their README says why): the Rust side runs in double too.
+mod proxyless {
+    use super::*;
+    use agnas::space::proxyless::blocks::{ConvInit, MbConv};
+    use agnas::space::proxyless::{
+        arch, Arch, LayerShape, MbConvKind, ProxylessConfig, ProxylessNetwork, ProxylessNetworkConfig,
+        ProxylessSupernet, SearchBlock,
+    };
+    use agnas::train::cross_entropy;
+
+    const WIDTH: f64 = 0.1;
+
+    /// A store in double precision holding the fixture's parameters, and the input as a leaf in double.
+    fn double(f: &Fixture, vs: &mut VarStore) -> Tensor {
+        vs.double();
+        f.load_params(vs);
+        f.get("x").to_kind(Kind::Double).set_requires_grad(true)
+    }
+
+    fn check_mbconv(case: &str, inp: i64, oup: i64, kind: MbConvKind, stride: i64) {
+        let f = Fixture::load(case);
+        let mut vs = VarStore::new(Device::Cpu);
+        let block = MbConv::new(vs.root(), inp, oup, kind, stride, ConvInit::FanOutNormal);
+        let x = double(&f, &mut vs);
+        let y = block.forward_t(&x, true);
+        assert_close(case, "y", &y, f.get("y"));
+        (&y * f.get("gy").to_kind(Kind::Double)).sum(Kind::Double).backward();
+        assert_close(case, "gx", &x.grad(), f.get("gx"));
+        check_grads_and_stats(&f, &vs);
+        assert_close(case, "y_eval", &tch::no_grad(|| block.forward_t(&x, false)), f.get("y_eval"));
+    }
+
+    #[test]
+    fn proxyless_mbconvs() {
+        check_mbconv("proxyless_mbconv_k3e3_s2", 8, 12, MbConvKind::of(0), 2);
+        check_mbconv("proxyless_mbconv_k7e6_s1", 8, 8, MbConvKind::of(5), 1);
+        check_mbconv("proxyless_mbconv_k3e1", 8, 6, MbConvKind { kernel: 3, expand: 1 }, 1);
+    }
+
+    /// The importance (7,) of our block against the fixture's (candidates,): the same values, zero beyond.
+    fn assert_importance(case: &str, what: &str, got: &Tensor, want: &Tensor) {
+        let n = want.size()[want.dim() - 1];
+        assert_close(case, what, &got.narrow(-1, 0, n), want);
+        let rest = got.narrow(-1, n, arch::MAX_CANDIDATES as i64 - n);
+        assert_eq!(rest.abs().sum(Kind::Double).double_value(&[]), 0.0, "{case}: {what} beyond the candidates");
+    }
+
+    /// A search block: the folded fast path against the official concatenation (values, importances, gradients).
+    fn check_block(case: &str, shape: LayerShape) {
+        let f = Fixture::load(case);
+        let mut vs = VarStore::new(Device::Cpu);
+        let block = SearchBlock::new(&vs.root(), shape, 16);
+        let x = double(&f, &mut vs);
+        let (y, importance) = block.forward_t(&x, true);
+        assert_close(case, "y", &y, f.get("y"));
+        assert_importance(case, "importance", &importance, f.get("importance"));
+        (&y * f.get("gy").to_kind(Kind::Double)).sum(Kind::Double).backward();
+        assert_close(case, "gx", &x.grad(), f.get("gx"));
+        check_grads_and_stats(&f, &vs);
+        let (y_eval, importance_eval) = tch::no_grad(|| block.forward_t(&x, false));
+        assert_close(case, "y_eval", &y_eval, f.get("y_eval"));
+        assert_importance(case, "importance_eval", &importance_eval, f.get("importance_eval"));
+    }
+
+    #[test]
+    fn proxyless_search_blocks() {
+        check_block("proxyless_block_identity", LayerShape { inp: 8, oup: 8, stride: 1, size: 0 });
+        check_block("proxyless_block_s2", LayerShape { inp: 8, oup: 12, stride: 2, size: 0 });
+    }
+
+    #[test]
+    fn proxyless_supernet_forward_backward() {
+        let f = Fixture::load("proxyless_supernet");
+        let mut vs = VarStore::new(Device::Cpu);
+        let cfg = ProxylessConfig { width_mult: WIDTH, ..Default::default() };
+        let net = ProxylessSupernet::new(&vs.root(), &cfg, 3, 10);
+        let x = double(&f, &mut vs);
+        let out = net.forward_t(&x, true);
+        assert_close(&f.name, "logits", &out.logits, f.get("y"));
+        assert_importance(&f.name, "importance", &out.importance, f.get("importance"));
+        let loss = cross_entropy(&out.logits, f.get("labels"), 0.1);
+        assert_close(&f.name, "loss", &loss.reshape([1]), f.get("loss"));
+        loss.backward();
+        check_grads_and_stats(&f, &vs);
+        let eval = tch::no_grad(|| net.forward_t(&x, false));
+        assert_close(&f.name, "y_eval", &eval.logits, f.get("y_eval"));
+        assert_importance(&f.name, "importance_eval", &eval.importance, f.get("importance_eval"));
+    }
+
+    /// The released architecture's retrain network (the fixture has dropout 0, so that train mode is comparable).
+    #[test]
+    fn proxyless_network_released() {
+        let f = Fixture::load("proxyless_network");
+        let mut vs = VarStore::new(Device::Cpu);
+        let cfg = ProxylessNetworkConfig { width_mult: WIDTH, dropout: 0.0 };
+        let net = ProxylessNetwork::new(&vs.root(), &cfg, &Arch::parse(arch::AGNAS).unwrap(), 3, 10);
+        let x = double(&f, &mut vs);
+        let logits = net.forward_t(&x, true);
+        assert_close(&f.name, "logits", &logits, f.get("y"));
+        let loss = cross_entropy(&logits, f.get("labels"), 0.1);
+        assert_close(&f.name, "loss", &loss.reshape([1]), f.get("loss"));
+        loss.backward();
+        check_grads_and_stats(&f, &vs);
+        assert_close(&f.name, "y_eval", &tch::no_grad(|| net.forward_t(&x, false)), f.get("y_eval"));
+    }
+
+    /// The full-size supernet and retrain networks hold PyTorch's state_dict keys and shapes, so official
+    /// checkpoints load by name; the parameter counts are the spec's.
+    #[test]
+    fn proxyless_full_size_names_and_shapes_match_pytorch() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proxyless_names.json");
+        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let shapes = |key: &str| -> Vec<(String, Vec<i64>)> {
+            let mut v: Vec<(String, Vec<i64>)> = serde_json::from_value(json[key]["state_dict"].clone()).unwrap();
+            v.retain(|(n, _)| !n.ends_with("num_batches_tracked"));
+            v.sort();
+            v
+        };
+        let ours = |vs: &VarStore| -> Vec<(String, Vec<i64>)> {
+            let mut v: Vec<_> = vs.variables().into_iter().map(|(n, t)| (n, t.size())).collect();
+            v.sort();
+            v
+        };
+        let trainable = |vs: &VarStore| -> i64 {
+            vs.variables().values().filter(|t| t.requires_grad()).map(|t| t.numel() as i64).sum()
+        };
+        let vs = VarStore::new(Device::Cpu);
+        let _net = ProxylessSupernet::new(&vs.root(), &ProxylessConfig::default(), 3, 1000);
+        assert_eq!(ours(&vs), shapes("supernet"), "supernet");
+        assert_eq!(trainable(&vs), 30_778_976);
+        for (key, arch, params) in
+            [("released", arch::AGNAS, 6_728_936), ("alternative", arch::MODEL_PY_ALTERNATIVE, 6_776_504)]
+        {
+            let vs = VarStore::new(Device::Cpu);
+            let cfg = ProxylessNetworkConfig::default();
+            let _net = ProxylessNetwork::new(&vs.root(), &cfg, &Arch::parse(arch).unwrap(), 3, 1000);
+            assert_eq!(ours(&vs), shapes(key), "{key}");
+            assert_eq!(trainable(&vs), params, "{key}");
+        }
+    }
+}

@@ -119,6 +119,20 @@ mod tests {
         assert_eq!(m.arch(&agnas, FlopsRule::Macs), 659_130_816);
         assert_eq!(m.arch(&Arch::parse(MODEL_PY_ALTERNATIVE).unwrap(), FlopsRule::Table), 688_263_320);
         let supernet = m.supernet(FlopsRule::Table) as f64 / 1e6;
+        let lut: serde_json::Value =
+            serde_json::from_str(include_str!("../../../tests/fixtures/proxyless_flops_lut_width1.0.json")).unwrap();
+        let mut checked = 0;
+        for k in 0..MBCONVS {
+            let kind = MbConvKind::of(k);
+            for entry in lut[kind.key()].as_array().unwrap() {
+                let field = |name: &str| entry[name].as_f64().unwrap() as i64;
+                let shape =
+                    LayerShape { inp: field("inp"), oup: field("oup"), stride: field("stride"), size: field("h") };
+                assert_eq!(mbconv_macs(&shape, kind), field("flops") as u64, "{} at {shape:?}", kind.key());
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 66, "every block entry of the official width-1.0 table");
         assert!((supernet - 3987.5).abs() < 0.1, "supernet {supernet} M");
     }
 }

@@ -77,7 +77,7 @@ enum Bench201Command {
 
 #[derive(Args)]
 struct SearchArgs {
-    /// Search space: nb201 or darts (default: the config file's, else nb201).
+    /// Search space: nb201, darts or proxyless (default: the config file's, else nb201).
     #[arg(long, group = "config_flags", value_parser = parse_space)]
     space: Option<SpaceName>,
     /// Training images: CIFAR-10/100 binary folder, class folders (or a .tar.gz of them), or IDX files.
@@ -110,6 +110,9 @@ struct SearchArgs {
     /// NB201 search cells per stage N.
     #[arg(long, group = "config_flags")]
     cells_per_stage: Option<i64>,
+    /// ProxylessNAS supernet channel multiplier.
+    #[arg(long, group = "config_flags")]
+    width_mult: Option<f64>,
     /// SE reduction ratio of the attention modules.
     #[arg(long, group = "config_flags")]
     attention_ratio: Option<i64>,
@@ -155,12 +158,14 @@ impl SearchArgs {
     /// Preset ← file ← flags.
     fn config<S: Space>(&self) -> Result<SearchConfig<S>> {
         let preset = self.preset.unwrap_or(if self.data.is_some() { Preset::Paper } else { Preset::Embedded });
-        let mut flags = SectionFlags::default().given([
-            ("supernet.channels", "--channels", self.channels),
-            ("supernet.layers", "--layers", self.layers.map(|l| l as i64)),
-            ("supernet.cells_per_stage", "--cells-per-stage", self.cells_per_stage),
-            ("supernet.attention_ratio", "--attention-ratio", self.attention_ratio),
-        ]);
+        let mut flags = SectionFlags::default()
+            .given([
+                ("supernet.channels", "--channels", self.channels),
+                ("supernet.layers", "--layers", self.layers.map(|l| l as i64)),
+                ("supernet.cells_per_stage", "--cells-per-stage", self.cells_per_stage),
+                ("supernet.attention_ratio", "--attention-ratio", self.attention_ratio),
+            ])
+            .given([("supernet.width_mult", "--width-mult", self.width_mult)]);
         if let Some(a) = &self.aggregation {
             flags.set("derive.aggregation", "--aggregation", a.replace('-', "_"));
         }

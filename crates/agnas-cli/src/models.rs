@@ -28,15 +28,20 @@ pub struct NetworkArgs {
     /// Cells per stage N (NAS-Bench-201 space).
     #[arg(long)]
     cells_per_stage: Option<i64>,
+    /// Channel multiplier (ProxylessNAS space).
+    #[arg(long)]
+    width_mult: Option<f64>,
 }
 
 impl NetworkArgs {
     fn flags(&self) -> SectionFlags {
-        SectionFlags::default().given([
-            ("network.channels", "--channels", self.channels),
-            ("network.layers", "--layers", self.layers),
-            ("network.cells_per_stage", "--cells-per-stage", self.cells_per_stage),
-        ])
+        SectionFlags::default()
+            .given([
+                ("network.channels", "--channels", self.channels),
+                ("network.layers", "--layers", self.layers),
+                ("network.cells_per_stage", "--cells-per-stage", self.cells_per_stage),
+            ])
+            .given([("network.width_mult", "--width-mult", self.width_mult)])
     }
 }
 

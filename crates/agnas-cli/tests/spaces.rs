@@ -12,6 +12,14 @@ fn stdout_json(out: std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// The scalars of nested JSON lists.
+fn leaves(v: &Value) -> Vec<&Value> {
+    match v.as_array() {
+        Some(items) => items.iter().flat_map(leaves).collect(),
+        None => vec![v],
+    }
+}
+
 fn pipeline(space: &str, dir: &Path) {
     let search = dir.join("search");
     run_ok(agnas().args(["search", "--space", space, "--preset", "smoke", "--threads", "1", "--out"]).arg(&search));
@@ -22,16 +30,14 @@ fn pipeline(space: &str, dir: &Path) {
     let again = stdout_json(run_ok(agnas().args(["genotype", "derive"]).arg(&search)));
     assert_eq!(again, genotype, "{space}: re-derived from importances.json");
 
-    // Every search draws its importances: one square per value of the last held-out pass.
+    // Every search draws its importances: one square per candidate of the last held-out pass (a space whose
+    // decision points have different numbers of candidates writes which exist as `mask`).
     let importances = json(&search.join("importances.json"));
-    let values = &importances.as_array().unwrap().last().unwrap()["heldout"]["values"];
-    let count = values
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|c| c.as_array().unwrap())
-        .flat_map(|e| e.as_array().unwrap())
-        .count();
+    let heldout = &importances.as_array().unwrap().last().unwrap()["heldout"];
+    let count = match heldout.get("mask") {
+        Some(mask) => leaves(mask).into_iter().filter(|v| v.as_bool().unwrap()).count(),
+        None => leaves(&heldout["values"]).len(),
+    };
     let heatmap = std::fs::read_to_string(search.join("importance.svg")).unwrap();
     assert_eq!(heatmap.matches("class=\"square\"").count(), count, "{space}: importance.svg");
 
@@ -65,8 +71,9 @@ fn pipeline(space: &str, dir: &Path) {
     assert_eq!(shown, card["genotype"], "{space}");
     // The counts of the trained network are the ones `params` gives for its shape.
     let mut shape = vec!["params".to_string(), "--genotype".into(), genotype_file.display().to_string()];
+    shape.extend(["--image-size", "32", "--num-classes", "10"].map(String::from));
     for (key, value) in card["network"].as_object().unwrap() {
-        if ["channels", "layers", "cells_per_stage"].contains(&key.as_str()) {
+        if ["channels", "layers", "cells_per_stage", "width_mult"].contains(&key.as_str()) {
             shape.extend([format!("--{}", key.replace('_', "-")), value.to_string()]);
         }
     }

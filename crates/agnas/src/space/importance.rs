@@ -50,6 +50,13 @@ impl Importances {
         nest(&self.values, &self.shape)
     }
 
+    /// The mask as nested lists of booleans like [`Importances::nested`], if there is one.
+    pub fn nested_mask(&self) -> Option<serde_json::Value> {
+        let mask = self.mask.as_ref()?;
+        let ones: Vec<f64> = mask.iter().map(|&m| f64::from(u8::from(m))).collect();
+        Some(map_leaves(nest(&ones, &self.shape), &|v| serde_json::Value::Bool(v.as_f64() == Some(1.0))))
+    }
+
     /// The values as (outer × decision points × candidates) for spaces with three axes.
     pub fn to_vec3(&self) -> Result<Vec<Vec<Vec<f64>>>, Error> {
         let [_, b, c] = self.shape[..] else {
@@ -83,6 +90,16 @@ impl Importances {
         }
         parts.reverse();
         parts.join(", ")
+    }
+}
+
+/// `v` with `f` applied to every scalar of its nested lists.
+fn map_leaves(v: serde_json::Value, f: &dyn Fn(&serde_json::Value) -> serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(|i| map_leaves(i, f)).collect())
+        }
+        leaf => f(&leaf),
     }
 }
 

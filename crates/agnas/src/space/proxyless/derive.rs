@@ -81,7 +81,8 @@ fn shares_table(rows: &[Vec<f64>], chosen: &[usize]) -> String {
     s
 }
 
-pub fn derive(_: &ProxylessConfig, cfg: &ProxylessDeriveConfig, importances: &Importances) -> Result<Derived> {
+/// The architecture and what the run folder says of it (its pictures are the space's to add).
+pub fn derive(_: &ProxylessConfig, cfg: &ProxylessDeriveConfig, importances: &Importances) -> Result<(Arch, Derived)> {
     let rows = layer_rows(importances)?;
     let chosen = argmax(&rows);
     let arch = Arch::from_slots(&chosen)?;
@@ -94,7 +95,7 @@ pub fn derive(_: &ProxylessConfig, cfg: &ProxylessDeriveConfig, importances: &Im
         cfg.cost_num_classes,
         cfg.flops_rule.describe()
     )];
-    Ok(Derived {
+    let derived = Derived {
         name: arch.to_string(),
         genotype: serde_json::json!({
             "space": "proxyless",
@@ -107,5 +108,6 @@ pub fn derive(_: &ProxylessConfig, cfg: &ProxylessDeriveConfig, importances: &Im
         report,
         details_md: shares_table(&rows, &chosen),
         files: Vec::new(),
-    })
+    };
+    Ok((arch, derived))
 }

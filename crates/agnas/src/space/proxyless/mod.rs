@@ -166,11 +166,19 @@ impl Space for Proxyless {
             "candidates": (0..arch::MAX_CANDIDATES).map(arch::candidate_label).collect::<Vec<_>>(),
             "skippable": (0..arch::LAYERS).map(arch::skippable).collect::<Vec<_>>(),
             "values": importances.nested(),
+            "mask": importances.nested_mask(),
         })
     }
 
     fn derive(cfg: &ProxylessConfig, derive: &ProxylessDeriveConfig, importances: &Importances) -> Result<Derived> {
-        derive::derive(cfg, derive, importances)
+        let (arch, mut derived) = derive::derive(cfg, derive, importances)?;
+        let heatmap = Self::importance_svg(&Self::describe(cfg, importances), super::HELDOUT_HEATMAP_TITLE)?;
+        derived.files = Self::pictures(&arch, "found architecture")
+            .into_iter()
+            .chain([("importance.svg".to_string(), heatmap)])
+            .map(|(name, svg)| (name, svg.into_bytes()))
+            .collect();
+        Ok(derived)
     }
 
     fn parse_genotype(spec: &str) -> Result<Arch> {

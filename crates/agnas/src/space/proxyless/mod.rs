@@ -5,6 +5,7 @@ pub mod blocks;
 pub mod cost;
 pub mod derive;
 pub mod network;
+pub mod plot;
 pub mod supernet;
 
 pub use arch::{Arch, LayerShape, MbConvKind};
@@ -173,9 +174,11 @@ impl Space for Proxyless {
     fn derive(cfg: &ProxylessConfig, derive: &ProxylessDeriveConfig, importances: &Importances) -> Result<Derived> {
         let (arch, mut derived) = derive::derive(cfg, derive, importances)?;
         let heatmap = Self::importance_svg(&Self::describe(cfg, importances), super::HELDOUT_HEATMAP_TITLE)?;
+        let bars =
+            plot::attention_bars_svg(&derive::layer_rows(importances)?, &arch.slots(), "Held-out attention per layer");
         derived.files = Self::pictures(&arch, "found architecture")
             .into_iter()
-            .chain([("importance.svg".to_string(), heatmap)])
+            .chain([("importance.svg".to_string(), heatmap), ("attention.svg".to_string(), bars)])
             .map(|(name, svg)| (name, svg.into_bytes()))
             .collect();
         Ok(derived)
@@ -193,8 +196,9 @@ impl Space for Proxyless {
         format!("{genotype}\n")
     }
 
-    fn pictures(_genotype: &Arch, _title: &str) -> Vec<(String, String)> {
-        Vec::new()
+    /// The architecture at width 1 and 224 px, the resolutions and channels it is known by.
+    fn pictures(genotype: &Arch, title: &str) -> Vec<(String, String)> {
+        vec![("arch.svg".into(), plot::arch_svg(genotype, &arch::layer_shapes(1.0, 224), title))]
     }
 
     /// The official retrain (spec §3.4): SGD 0.5 momentum 0.9, weight decay 4e-5 on convolution weights only,

@@ -225,6 +225,9 @@ pub fn run<S: Space>(search: SearchRun<S>) -> Result<SearchResult> {
         run.num_classes,
         run.device
     );
+    for warning in S::input_warnings(&cfg.supernet, run.image_size) {
+        tracing::warn!("{warning}");
+    }
     let (vs, supernet) = run.model(|p| Ok(S::build_supernet(&cfg.supernet, p, run.in_channels, run.num_classes)))?;
     let opt = Sgd::from_config(&vs, &cfg.train);
     let schedule = crate::train::schedule(&cfg.train);

@@ -108,6 +108,10 @@ pub trait Space: SpaceSections {
     /// The search configuration of a preset.
     fn search_preset(preset: Preset) -> SearchConfig<Self>;
     fn build_supernet(cfg: &Self::Supernet, p: &nn::Path, in_channels: i64, num_classes: i64) -> Box<dyn Supernet>;
+    /// Warnings about running the supernet on images of `image_size` (height, width).
+    fn input_warnings(_cfg: &Self::Supernet, _image_size: (i64, i64)) -> Vec<String> {
+        Vec::new()
+    }
     /// Names the axes of a supernet's importance tensor and marks the candidates that do not exist.
     fn importances(cfg: &Self::Supernet, importance: &Tensor) -> Result<Importances>;
     /// The importances as `importances.json` holds them, with the labels of every axis.

@@ -157,6 +157,26 @@ impl Space for Proxyless {
         Box::new(ProxylessSupernet::new(p, cfg, in_channels, num_classes))
     }
 
+    /// Layers whose depthwise convolution sees 2×2 pixels or fewer: there kernels 3, 5 and 7 cover the same pixels
+    /// (the larger ones only add weights on padding), so the attention cannot tell kernels apart for a reason.
+    fn input_warnings(cfg: &ProxylessConfig, image_size: (i64, i64)) -> Vec<String> {
+        let side = image_size.0.min(image_size.1);
+        let small: Vec<String> = arch::layer_shapes(cfg.width_mult, side)
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.out_size() <= 2)
+            .map(|(l, _)| l.to_string())
+            .collect();
+        if small.is_empty() {
+            return Vec::new();
+        }
+        vec![format!(
+            "at {side} px layers {} run at 2×2 or smaller: their k3, k5 and k7 candidates see the same pixels, so \
+             the kernel chosen there says little (use larger images for a search that should tell kernels apart)",
+            small.join(", ")
+        )]
+    }
+
     fn importances(_: &ProxylessConfig, importance: &Tensor) -> Result<Importances> {
         Ok(Importances::from_tensor(&AXES, importance)?.with_mask(derive::mask()))
     }
@@ -283,5 +303,32 @@ impl Space for Proxyless {
             BenchBlock::module("mbconv_k7e6", x.clone(), mbconv("k7e6", 5)),
             BenchBlock::new("search_block", vec![x], move |xs| block.forward_t(&xs[0], true).0),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_inputs_warn_about_kernels_that_see_the_same_pixels() {
+        let cfg = ProxylessConfig::default();
+        assert!(Proxyless::input_warnings(&cfg, (224, 224)).is_empty());
+        let warning = Proxyless::input_warnings(&cfg, (64, 64)).join("\n");
+        assert!(warning.contains("layers 16, 17, 18, 19, 20 run at 2×2"), "{warning}");
+    }
+
+    #[test]
+    fn presets_validate_and_follow_the_official_recipes() {
+        for preset in [Preset::Paper, Preset::Embedded, Preset::Smoke] {
+            Proxyless::search_preset(preset).validate().unwrap();
+            Proxyless::retrain_preset(preset).validate().unwrap();
+        }
+        let search = Proxyless::search_preset(Preset::Paper);
+        assert_eq!((search.train.epochs, search.train.batch_size, search.train.lr), (120, 512, 0.25));
+        assert_eq!(search.data.split, 0.975, "2.5 % held out");
+        let retrain = Proxyless::retrain_preset(Preset::Paper);
+        assert_eq!((retrain.train.epochs, retrain.train.batch_size, retrain.network.dropout), (240, 1024, 0.2));
+        assert_eq!(retrain.train.weight_decay_on, DecayRule::ConvWeights);
     }
 }

@@ -113,6 +113,10 @@ struct SearchArgs {
     /// ProxylessNAS supernet channel multiplier.
     #[arg(long, group = "config_flags")]
     width_mult: Option<f64>,
+    /// ProxylessNAS: derive the best architecture with at most this many FLOPs (e.g. 6e8), chosen exactly; the
+    /// whole budget front is written either way (front.json, front.svg).
+    #[arg(long, group = "config_flags")]
+    max_flops: Option<f64>,
     /// SE reduction ratio of the attention modules.
     #[arg(long, group = "config_flags")]
     attention_ratio: Option<i64>,
@@ -165,7 +169,10 @@ impl SearchArgs {
                 ("supernet.cells_per_stage", "--cells-per-stage", self.cells_per_stage),
                 ("supernet.attention_ratio", "--attention-ratio", self.attention_ratio),
             ])
-            .given([("supernet.width_mult", "--width-mult", self.width_mult)]);
+            .given([
+                ("supernet.width_mult", "--width-mult", self.width_mult),
+                ("derive.max_flops", "--max-flops", self.max_flops),
+            ]);
         if let Some(a) = &self.aggregation {
             flags.set("derive.aggregation", "--aggregation", a.replace('-', "_"));
         }

@@ -366,7 +366,15 @@ pub enum GenotypeCommand {
     },
     /// Derive the genotype again from a search's run folder (its importances.json and config.toml) and print it as
     /// genotype.json holds it.
-    Derive { run: PathBuf },
+    Derive {
+        run: PathBuf,
+        /// ProxylessNAS: the best architecture with at most this many FLOPs (e.g. 6e8), chosen exactly.
+        #[arg(long)]
+        max_flops: Option<f64>,
+        /// Also write the files the derivation makes (genotype.json, pictures, the budget front) into this folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -382,9 +390,20 @@ impl SpaceTask for &GenotypeCommand {
 
     fn run<S: Space>(self) -> Result<()> {
         match self {
-            GenotypeCommand::Derive { run } => {
-                let derived = agnas::search::rederive::<S>(run)?;
+            GenotypeCommand::Derive { run, max_flops, out } => {
+                let flags = SectionFlags::default().given([("derive.max_flops", "--max-flops", *max_flops)]);
+                let derived = agnas::search::rederive::<S>(run, &flags)?;
+                if let Some(dir) = out {
+                    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                    report::write_json(&dir.join("genotype.json"), &derived.genotype)?;
+                    for (name, bytes) in &derived.files {
+                        report::atomic_write(&dir.join(name), bytes)?;
+                    }
+                }
                 outln!("{}", serde_json::to_string_pretty(&derived.genotype)?);
+                for line in &derived.report {
+                    eprintln!("{line}");
+                }
             }
             GenotypeCommand::Show { genotype, to, .. } => {
                 let g = S::parse_genotype(genotype)?;
@@ -429,7 +448,7 @@ pub fn genotype(cmd: &GenotypeCommand) -> Result<()> {
         GenotypeCommand::Show { genotype, space, .. } | GenotypeCommand::Plot { genotype, space, .. } => {
             genotype_space(*space, None, Some(genotype))?
         }
-        GenotypeCommand::Derive { run } => space_of(None, Some(&run.join(CONFIG_FILE)))?.unwrap_or_default(),
+        GenotypeCommand::Derive { run, .. } => space_of(None, Some(&run.join(CONFIG_FILE)))?.unwrap_or_default(),
     };
     space.dispatch(cmd)
 }

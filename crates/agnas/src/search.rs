@@ -190,9 +190,11 @@ pub fn read_importances(path: &Path) -> Result<Vec<EpochImportance>> {
 }
 
 /// The architecture derived again from a run folder: the last held-out importances of its `importances.json` under
-/// the `[supernet]` and `[derive]` of its `config.toml`.
-pub fn rederive<S: Space>(dir: &Path) -> Result<Derived> {
-    let cfg = SearchConfig::<S>::load(&dir.join(crate::report::CONFIG_FILE))?;
+/// the `[supernet]` and `[derive]` of its `config.toml`, with `flags` laid over its `[derive]` (a budget, …).
+pub fn rederive<S: Space>(dir: &Path, flags: &crate::config::SectionFlags) -> Result<Derived> {
+    let saved = SearchConfig::<S>::load(&dir.join(crate::report::CONFIG_FILE))?;
+    let cfg = crate::config::layered(saved, None, flags)?;
+    cfg.validate()?;
     let path = dir.join("importances.json");
     let epochs = read_importances(&path)?;
     let last = epochs

@@ -6,6 +6,7 @@ pub mod cost;
 pub mod derive;
 pub mod network;
 pub mod plot;
+pub mod select;
 pub mod supernet;
 
 pub use arch::{Arch, LayerShape, MbConvKind};
@@ -196,11 +197,10 @@ impl Space for Proxyless {
         let heatmap = Self::importance_svg(&Self::describe(cfg, importances), super::HELDOUT_HEATMAP_TITLE)?;
         let bars =
             plot::attention_bars_svg(&derive::layer_rows(importances)?, &arch.slots(), "Held-out attention per layer");
-        derived.files = Self::pictures(&arch, "found architecture")
+        let pictures = Self::pictures(&arch, "found architecture")
             .into_iter()
-            .chain([("importance.svg".to_string(), heatmap), ("attention.svg".to_string(), bars)])
-            .map(|(name, svg)| (name, svg.into_bytes()))
-            .collect();
+            .chain([("importance.svg".to_string(), heatmap), ("attention.svg".to_string(), bars)]);
+        derived.files.extend(pictures.map(|(name, svg)| (name, svg.into_bytes())));
         Ok(derived)
     }
 

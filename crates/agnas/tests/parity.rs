@@ -501,3 +501,43 @@ mod proxyless {
         }
     }
 }
+
+/// Official macro checkpoints (DDP's `module.` prefix, BN counters), converted to safetensors, load by name into
+/// the supernet and the retrain network and evaluate to PyTorch's eval-mode outputs.
+#[test]
+fn proxyless_official_checkpoints_load_by_name() {
+    use agnas::space::proxyless::ProxylessSupernet;
+    use agnas::space::proxyless::{arch, Arch, ProxylessConfig, ProxylessNetwork, ProxylessNetworkConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = |f: &Fixture| {
+        let mut state: Vec<(String, Tensor)> = Vec::new();
+        for (name, t) in f.prefixed("p.") {
+            let t = f.tensors.get(&format!("rs.{name}")).unwrap_or(t);
+            state.push((format!("module.{name}"), t.shallow_clone()));
+            if let Some(bn) = name.strip_suffix(".running_mean") {
+                state.push((format!("module.{bn}.num_batches_tracked"), Tensor::from(1i64)));
+            }
+        }
+        let path = dir.path().join(format!("{}.safetensors", f.name));
+        Tensor::write_safetensors(&state, &path).unwrap();
+        path
+    };
+    let x = |f: &Fixture| f.get("x").to_kind(Kind::Double);
+
+    let f = Fixture::load("proxyless_supernet");
+    let mut vs = VarStore::new(Device::Cpu);
+    let net = ProxylessSupernet::new(&vs.root(), &ProxylessConfig { width_mult: 0.1, ..Default::default() }, 3, 10);
+    vs.double();
+    agnas::nn::weights::load(&vs, &checkpoint(&f)).unwrap();
+    let eval = tch::no_grad(|| net.forward_t(&x(&f), false));
+    assert_close(&f.name, "y_eval from the loaded supernet", &eval.logits, f.get("y_eval"));
+
+    let f = Fixture::load("proxyless_network");
+    let mut vs = VarStore::new(Device::Cpu);
+    let cfg = ProxylessNetworkConfig { width_mult: 0.1, dropout: 0.2 };
+    let net = ProxylessNetwork::new(&vs.root(), &cfg, &Arch::parse(arch::AGNAS).unwrap(), 3, 10);
+    vs.double();
+    agnas::nn::weights::load(&vs, &checkpoint(&f)).unwrap();
+    let y_eval = tch::no_grad(|| net.forward_t(&x(&f), false));
+    assert_close(&f.name, "y_eval from the loaded network", &y_eval, f.get("y_eval"));
+}

@@ -307,23 +307,49 @@ fn nb201_network_none() {
     check_nb201_network("nb201_network_none", &arch.parse().unwrap());
 }
 
+/// A names-and-shapes file of full-size networks (`tools/make_fixtures.py`).
+fn names_file(name: &str) -> serde_json::Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// PyTorch's state_dict keys and shapes of network `key` of a names file, BN counters aside, sorted.
+fn pytorch_shapes(json: &serde_json::Value, key: &str) -> Vec<(String, Vec<i64>)> {
+    let mut v: Vec<(String, Vec<i64>)> = serde_json::from_value(json[key]["state_dict"].clone()).unwrap();
+    v.retain(|(n, _)| !n.ends_with("num_batches_tracked"));
+    v.sort();
+    v
+}
+
+/// The variables of `vs` with their shapes, sorted.
+fn ours(vs: &VarStore) -> Vec<(String, Vec<i64>)> {
+    let mut v: Vec<_> = vs.variables().into_iter().map(|(n, t)| (n, t.size())).collect();
+    v.sort();
+    v
+}
+
+/// The fixture's parameters and running statistics as an official checkpoint converted to safetensors: DDP's
+/// `module.` prefix and BN's `num_batches_tracked` counters.
+fn official_checkpoint(f: &Fixture, dir: &std::path::Path) -> PathBuf {
+    let mut state: Vec<(String, Tensor)> = Vec::new();
+    for (name, t) in f.prefixed("p.") {
+        let t = f.tensors.get(&format!("rs.{name}")).unwrap_or(t);
+        state.push((format!("module.{name}"), t.shallow_clone()));
+        if let Some(bn) = name.strip_suffix(".running_mean") {
+            state.push((format!("module.{bn}.num_batches_tracked"), Tensor::from(1i64)));
+        }
+    }
+    let path = dir.join(format!("{}.safetensors", f.name));
+    Tensor::write_safetensors(&state, &path).unwrap();
+    path
+}
+
 /// The full-size networks have PyTorch's state_dict keys and shapes (BN's `num_batches_tracked` aside), so released
 /// checkpoints load by name.
 #[test]
 fn darts_full_size_names_and_shapes_match_pytorch() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/darts_network_names.json");
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let shapes = |key: &str| -> Vec<(String, Vec<i64>)> {
-        let mut v: Vec<(String, Vec<i64>)> = serde_json::from_value(json[key]["state_dict"].clone()).unwrap();
-        v.retain(|(n, _)| !n.ends_with("num_batches_tracked"));
-        v.sort();
-        v
-    };
-    let ours = |vs: &VarStore| -> Vec<(String, Vec<i64>)> {
-        let mut v: Vec<_> = vs.variables().into_iter().map(|(n, t)| (n, t.size())).collect();
-        v.sort();
-        v
-    };
+    let json = names_file("darts_network_names.json");
+    let shapes = |key: &str| pytorch_shapes(&json, key);
     for name in ["agnas", "darts_v2"] {
         let vs = VarStore::new(Device::Cpu);
         let g = darts::Genotype::builtin(name).unwrap();
@@ -341,17 +367,8 @@ fn darts_full_size_names_and_shapes_match_pytorch() {
 #[test]
 fn pytorch_state_dict_loads_and_evaluates() {
     let f = Fixture::load("darts_network_agnas");
-    let mut state: Vec<(String, Tensor)> = Vec::new();
-    for (name, t) in f.prefixed("p.") {
-        let t = f.tensors.get(&format!("rs.{name}")).unwrap_or(t);
-        state.push((format!("module.{name}"), t.shallow_clone()));
-        if let Some(bn) = name.strip_suffix(".running_mean") {
-            state.push((format!("module.{bn}.num_batches_tracked"), Tensor::from(1i64)));
-        }
-    }
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state_dict.safetensors");
-    Tensor::write_safetensors(&state, &path).unwrap();
+    let path = official_checkpoint(&f, dir.path());
     let vs = VarStore::new(Device::Cpu);
     let cfg = darts::NetworkConfig { channels: 4, layers: 5, auxiliary: true, ..Default::default() };
     let net = darts::NetworkCifar::new(&vs.root(), &cfg, &darts::Genotype::builtin("agnas").unwrap(), 3, 10);
@@ -470,19 +487,8 @@ mod proxyless {
     /// checkpoints load by name; the parameter counts are the spec's.
     #[test]
     fn proxyless_full_size_names_and_shapes_match_pytorch() {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proxyless_names.json");
-        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        let shapes = |key: &str| -> Vec<(String, Vec<i64>)> {
-            let mut v: Vec<(String, Vec<i64>)> = serde_json::from_value(json[key]["state_dict"].clone()).unwrap();
-            v.retain(|(n, _)| !n.ends_with("num_batches_tracked"));
-            v.sort();
-            v
-        };
-        let ours = |vs: &VarStore| -> Vec<(String, Vec<i64>)> {
-            let mut v: Vec<_> = vs.variables().into_iter().map(|(n, t)| (n, t.size())).collect();
-            v.sort();
-            v
-        };
+        let json = names_file("proxyless_names.json");
+        let shapes = |key: &str| pytorch_shapes(&json, key);
         let trainable = |vs: &VarStore| -> i64 {
             vs.variables().values().filter(|t| t.requires_grad()).map(|t| t.numel() as i64).sum()
         };
@@ -509,19 +515,7 @@ fn proxyless_official_checkpoints_load_by_name() {
     use agnas::space::proxyless::ProxylessSupernet;
     use agnas::space::proxyless::{arch, Arch, ProxylessConfig, ProxylessNetwork, ProxylessNetworkConfig};
     let dir = tempfile::tempdir().unwrap();
-    let checkpoint = |f: &Fixture| {
-        let mut state: Vec<(String, Tensor)> = Vec::new();
-        for (name, t) in f.prefixed("p.") {
-            let t = f.tensors.get(&format!("rs.{name}")).unwrap_or(t);
-            state.push((format!("module.{name}"), t.shallow_clone()));
-            if let Some(bn) = name.strip_suffix(".running_mean") {
-                state.push((format!("module.{bn}.num_batches_tracked"), Tensor::from(1i64)));
-            }
-        }
-        let path = dir.path().join(format!("{}.safetensors", f.name));
-        Tensor::write_safetensors(&state, &path).unwrap();
-        path
-    };
+    let checkpoint = |f: &Fixture| official_checkpoint(f, dir.path());
     let x = |f: &Fixture| f.get("x").to_kind(Kind::Double);
 
     let f = Fixture::load("proxyless_supernet");

@@ -52,30 +52,24 @@ fn fan_in_uniform(fan_in: i64) -> Init {
 /// `nn.Conv2d(c_in, c_out, k, ...)` with PyTorch's initialisation.
 pub fn conv2d(p: nn::Path, c_in: i64, c_out: i64, k: i64, spec: ConvSpec) -> Conv2d {
     let init = fan_in_uniform(c_in / spec.groups * k * k);
-    let cfg = nn::ConvConfig {
-        stride: spec.stride,
-        padding: spec.padding,
-        dilation: spec.dilation,
-        groups: spec.groups,
-        bias: spec.bias,
-        ws_init: init,
-        bs_init: init,
-        ..Default::default()
-    };
-    Conv2d(nn::conv2d(p, c_in, c_out, k, cfg))
+    conv2d_init(p, c_in, c_out, k, spec, init, init)
 }
 
 /// `nn.Conv2d` initialised as the macro supernet does: N(0, sqrt(2 / (k·k·c_out))), depthwise convolutions too.
 pub fn conv2d_fan_out_normal(p: nn::Path, c_in: i64, c_out: i64, k: i64, spec: ConvSpec) -> Conv2d {
     let stdev = (2.0 / (k * k * c_out) as f64).sqrt();
+    conv2d_init(p, c_in, c_out, k, spec, Init::Randn { mean: 0.0, stdev }, Init::Const(0.0))
+}
+
+fn conv2d_init(p: nn::Path, c_in: i64, c_out: i64, k: i64, spec: ConvSpec, ws_init: Init, bs_init: Init) -> Conv2d {
     let cfg = nn::ConvConfig {
         stride: spec.stride,
         padding: spec.padding,
         dilation: spec.dilation,
         groups: spec.groups,
         bias: spec.bias,
-        ws_init: Init::Randn { mean: 0.0, stdev },
-        bs_init: Init::Const(0.0),
+        ws_init,
+        bs_init,
         ..Default::default()
     };
     Conv2d(nn::conv2d(p, c_in, c_out, k, cfg))

@@ -42,9 +42,15 @@ pub struct TrainingStep {
 pub trait EvalNetwork {
     /// Logits in eval mode.
     fn logits(&self, xs: &Tensor) -> Tensor;
-    /// A training forward: the logits and the loss with the network's own regularisers (an auxiliary head,
-    /// drop-path).
-    fn training_loss(&self, xs: &Tensor, y: &Tensor, step: TrainingStep) -> (Tensor, Tensor);
+    /// Logits of a training forward (BN on batch statistics, dropout).
+    fn training_logits(&self, xs: &Tensor) -> Tensor;
+    /// A training forward: the logits and the loss, cross-entropy unless the network has regularisers of its own
+    /// (an auxiliary head, drop-path).
+    fn training_loss(&self, xs: &Tensor, y: &Tensor, step: TrainingStep) -> (Tensor, Tensor) {
+        let logits = self.training_logits(xs);
+        let loss = crate::train::cross_entropy(&logits, y, step.label_smoothing);
+        (logits, loss)
+    }
     /// The drop-path probability of epoch `epoch` of `epochs` (0 for networks without drop-path).
     fn drop_path(&self, _epoch: usize, _epochs: usize) -> f64 {
         0.0

@@ -68,6 +68,10 @@ impl EvalNetwork for DartsEval {
         self.net.forward_t(xs, false, 0.0).logits
     }
 
+    fn training_logits(&self, xs: &Tensor) -> Tensor {
+        self.net.forward_t(xs, true, 0.0).logits
+    }
+
     fn training_loss(&self, xs: &Tensor, y: &Tensor, step: TrainingStep) -> (Tensor, Tensor) {
         let output = self.net.forward_t(xs, true, self.drop_path(step.epoch, step.epochs));
         let main = cross_entropy(&output.logits, y, step.label_smoothing);

@@ -11,10 +11,7 @@ pub use derive::{Aggregation, DeriveConfig};
 pub use network::{Nb201Network, Nb201NetworkConfig};
 pub use supernet::{Nb201Config, Nb201Supernet};
 
-use super::{
-    BenchBlock, Derived, EvalNetwork, Importances, Section, Space, SpaceSections, Supernet, SupernetOutput,
-    TrainingStep,
-};
+use super::{BenchBlock, Derived, EvalNetwork, Importances, Section, Space, SpaceSections, Supernet, SupernetOutput};
 use crate::config::{Preset, RetrainConfig, SearchConfig};
 use crate::data::augment::Augment;
 use crate::data::DataConfig;
@@ -23,7 +20,7 @@ use crate::nn::ops::{Pool, PoolKind, ReLUConvBN};
 use crate::nn::{Node, SeAttention};
 use crate::report::cell::{cell_svg, CellPicture, PictureEdge};
 use crate::report::heatmap::importance_heatmap_svg;
-use crate::train::{cross_entropy, TrainConfig};
+use crate::train::TrainConfig;
 use anyhow::{Context, Result};
 use tch::{nn, Tensor};
 
@@ -44,10 +41,8 @@ impl EvalNetwork for Nb201Network {
         self.forward_t(xs, false)
     }
 
-    fn training_loss(&self, xs: &Tensor, y: &Tensor, step: TrainingStep) -> (Tensor, Tensor) {
-        let logits = self.forward_t(xs, true);
-        let loss = cross_entropy(&logits, y, step.label_smoothing);
-        (logits, loss)
+    fn training_logits(&self, xs: &Tensor) -> Tensor {
+        self.forward_t(xs, true)
     }
 }
 

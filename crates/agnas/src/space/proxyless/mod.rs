@@ -14,13 +14,10 @@ pub use derive::ProxylessDeriveConfig;
 pub use network::{ProxylessNetwork, ProxylessNetworkConfig};
 pub use supernet::{ProxylessConfig, ProxylessSupernet, SearchBlock};
 
-use super::{
-    BenchBlock, Derived, EvalNetwork, Importances, Section, Space, SpaceSections, Supernet, SupernetOutput,
-    TrainingStep,
-};
+use super::{BenchBlock, Derived, EvalNetwork, Importances, Section, Space, SpaceSections, Supernet, SupernetOutput};
 use crate::config::{Preset, RetrainConfig, SearchConfig};
 use crate::report::heatmap::importance_heatmap_svg;
-use crate::train::{cross_entropy, ClipBy, DecayRule, ScheduleKind, TrainConfig};
+use crate::train::{ClipBy, DecayRule, ScheduleKind, TrainConfig};
 use anyhow::{Context, Result};
 use blocks::{ConvInit, MbConv};
 use tch::nn;
@@ -43,10 +40,8 @@ impl EvalNetwork for ProxylessNetwork {
         self.forward_t(xs, false)
     }
 
-    fn training_loss(&self, xs: &Tensor, y: &Tensor, step: TrainingStep) -> (Tensor, Tensor) {
-        let logits = self.forward_t(xs, true);
-        let loss = cross_entropy(&logits, y, step.label_smoothing);
-        (logits, loss)
+    fn training_logits(&self, xs: &Tensor) -> Tensor {
+        self.forward_t(xs, true)
     }
 }
 

@@ -1,6 +1,7 @@
 //! `agnas bench`: time the supernet train step and its building blocks on random data.
 use crate::parse_space;
 use agnas::config::{self, Preset, SearchConfig, SectionFlags};
+use agnas::data::augment::Transform;
 use agnas::data::loader::{Loader, LoaderConfig};
 use agnas::space::{Space, SpaceName, SpaceTask};
 use agnas::train::Sgd;
@@ -81,7 +82,7 @@ fn embedded_batches<S: Space>(cfg: &SearchConfig<S>, batch_size: usize) -> Resul
         batch_size,
         shuffle: true,
         drop_last: true,
-        augment: cfg.train.augment,
+        transform: Transform { augment: cfg.train.augment, view: cfg.data.view() },
         normalization,
         workers: cfg.data.workers,
         prefetch: cfg.data.prefetch,

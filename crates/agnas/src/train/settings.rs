@@ -120,7 +120,7 @@ impl Default for TrainConfig {
             nesterov: false,
             grad_clip: 5.0,
             lr_step_at_epoch_start: false,
-            augment: Augment { crop_padding: 4, hflip: true, cutout: 0 },
+            augment: Augment { crop_padding: 4, hflip: true, cutout: 0, ..Augment::none() },
             checkpoint_every: 200,
             sync_every: 10,
         }
@@ -143,7 +143,7 @@ impl TrainConfig {
         ensure!(t.weight_decay >= 0.0, "train.weight_decay must be >= 0 (got {})", t.weight_decay);
         ensure!(t.grad_clip >= 0.0, "train.grad_clip must be >= 0 (got {})", t.grad_clip);
         ensure!(t.sync_every > 0, "train.sync_every must be at least 1");
-        Ok(())
+        t.augment.validate()
     }
 }
 

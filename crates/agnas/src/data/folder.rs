@@ -404,7 +404,6 @@ mod tests {
         assert_eq!((n.height, n.width, n.data), (5, 7, rgb(7, 5, 9).into_raw()));
         assert_eq!(mixed.image(0).unwrap().data, rgb(4, 3, 3).into_raw());
         assert!(mixed.describe(1).ends_with("ant/n.png"), "{}", mixed.describe(1));
-
     }
 
     fn write_archive(path: &Path, members: &[(&str, Vec<u8>)]) {

@@ -316,6 +316,9 @@ mod tests {
 heldout_path = "imagenet/val"
 resize = 73
 crop = 64
+[data.normalization]
+mean = [0.485, 0.456, 0.406]
+std = [0.229, 0.224, 0.225]
 [train.augment]
 crop_padding = 0
 [train.augment.random_resized_crop]
@@ -337,6 +340,7 @@ hue = 0.2
         c.validate().unwrap();
         assert_eq!(c.data.heldout_path.as_deref(), Some(Path::new("imagenet/val")));
         assert_eq!((c.data.resize, c.data.crop, c.data.split), (73, 64, paper.data.split));
+        assert_eq!(c.data.normalization, Some(crate::data::Normalization::imagenet()));
         let a = c.train.augment;
         assert_eq!(a.random_resized_crop, Some(RandomResizedCrop { size: 64, ..RandomResizedCrop::default() }));
         assert_eq!(a.color_jitter, Some(ColorJitter { brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.2 }));
@@ -346,7 +350,7 @@ hue = 0.2
 
         // The defaults are today's pipeline: nothing new in a run folder's configuration but two zeros.
         let plain = toml::to_string_pretty(&paper).unwrap();
-        for key in ["heldout_path", "random_resized_crop", "color_jitter"] {
+        for key in ["heldout_path", "normalization", "random_resized_crop", "color_jitter"] {
             assert!(!plain.contains(key), "{key} in\n{plain}");
         }
         assert!(plain.contains("resize = 0") && plain.contains("crop = 0"), "{plain}");
@@ -354,6 +358,9 @@ hue = 0.2
         let mut bad = c.clone();
         bad.data.resize = 60;
         assert!(format!("{}", bad.validate().unwrap_err()).contains("data.crop (64) must not exceed data.resize (60)"));
+        let mut bad = c.clone();
+        bad.data.normalization = Some(crate::data::Normalization { mean: vec![0.5], std: vec![0.0] });
+        assert!(format!("{}", bad.validate().unwrap_err()).contains("data.normalization"));
         let mut bad = c;
         bad.train.augment.random_resized_crop = Some(RandomResizedCrop { scale: [0.0, 1.0], ..Default::default() });
         assert!(format!("{}", bad.validate().unwrap_err()).contains("train.augment.random_resized_crop.scale"));

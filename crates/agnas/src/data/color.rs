@@ -54,9 +54,15 @@ pub(crate) fn hue(pixels: &mut [f32], channels: usize, factor: f64) {
     }
 }
 
+/// `torch.fmod(x, 1.0)` for |x| < 2³¹: x minus its integer part, which is exact in floating point. The cast truncates
+/// in one instruction, where `%` and `floor` on f32 call libm (a fifth of the training transform's time).
+fn fraction(x: f32) -> f32 {
+    x - (x as i32) as f32
+}
+
 /// `torch.remainder(x, 1.0)`: fmod, moved into [0, 1) for negative x.
 fn remainder_one(x: f32) -> f32 {
-    let m = x % 1.0;
+    let m = fraction(x);
     if m < 0.0 {
         m + 1.0
     } else {
@@ -76,18 +82,19 @@ fn rgb_to_hsv(r: f32, g: f32, b: f32) -> (f32, f32, f32) {
     let hr = if max == r { bc - gc } else { 0.0 };
     let hg = if max == g && max != r { 2.0 + rc - bc } else { 0.0 };
     let hb = if max != g && max != r { 4.0 + gc - rc } else { 0.0 };
-    let h = ((hr + hg + hb) / 6.0 + 1.0) % 1.0;
+    let h = fraction((hr + hg + hb) / 6.0 + 1.0);
     (h, s, max)
 }
 
 /// `_hsv2rgb`: the sector of the hue picks which of v, p, q, t each channel is.
 fn hsv_to_rgb(h: f32, s: f32, v: f32) -> [f32; 3] {
-    let sector = (h * 6.0).floor();
-    let f = h * 6.0 - sector;
+    // h is in [0, 1], so truncating is `floor`.
+    let sector = (h * 6.0) as i32;
+    let f = h * 6.0 - sector as f32;
     let p = (v * (1.0 - s)).clamp(0.0, 1.0);
     let q = (v * (1.0 - s * f)).clamp(0.0, 1.0);
     let t = (v * (1.0 - s * (1.0 - f))).clamp(0.0, 1.0);
-    match (sector as i32).rem_euclid(6) {
+    match sector.rem_euclid(6) {
         0 => [v, t, p],
         1 => [q, v, p],
         2 => [p, v, t],
@@ -100,6 +107,16 @@ fn hsv_to_rgb(h: f32, s: f32, v: f32) -> [f32; 3] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fractions_are_fmod_and_remainder() {
+        for x in [0.0f32, 0.25, 0.999_999_9, 1.0, 1.833_333_4, 1.5, -0.25, -0.5, -0.999_999_9, -1e-9, 1e-9, 7.75] {
+            assert_eq!(fraction(x), x % 1.0, "fmod({x}, 1)");
+            let r = remainder_one(x);
+            assert!((0.0..=1.0).contains(&r) && (r - x - (r - x).round()).abs() < 1e-6, "remainder({x}, 1) = {r}");
+        }
+        assert_eq!(remainder_one(-0.25), 0.75);
+    }
 
     #[test]
     fn hsv_round_trip_and_known_hues() {

@@ -64,6 +64,10 @@ pub struct DataConfig {
     pub workers: usize,
     /// Batches prepared ahead of the training step.
     pub prefetch: usize,
+    /// Per-channel mean and std of `Normalize` (`[data.normalization]`); absent = the usual constants for CIFAR,
+    /// else the statistics of the training images.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalization: Option<Normalization>,
 }
 
 impl Default for DataConfig {
@@ -78,6 +82,7 @@ impl Default for DataConfig {
             crop: 0,
             workers: 2,
             prefetch: 4,
+            normalization: None,
         }
     }
 }
@@ -92,6 +97,20 @@ impl DataConfig {
     pub fn validate(&self) -> Result<()> {
         ensure!(self.workers > 0, "data.workers must be at least 1");
         ensure!(self.prefetch > 0, "data.prefetch must be at least 1");
+        if let Some(n) = &self.normalization {
+            ensure!(
+                !n.mean.is_empty() && n.mean.len() == n.std.len(),
+                "data.normalization needs one mean and one std per channel (got {} and {})",
+                n.mean.len(),
+                n.std.len()
+            );
+            ensure!(
+                n.mean.iter().all(|m| m.is_finite()) && n.std.iter().all(|s| s.is_finite() && *s > 0.0),
+                "data.normalization: means must be finite and stds positive (got {:?}, {:?})",
+                n.mean,
+                n.std
+            );
+        }
         self.view().validate()
     }
 }
@@ -234,6 +253,7 @@ impl Dataset for ImageSet {
 
 /// Per-channel statistics of the pixel values scaled to [0, 1]: x ↦ (x/255 − mean) / std.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Normalization {
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
@@ -243,6 +263,8 @@ pub const CIFAR10_MEAN: [f32; 3] = [0.491_399_68, 0.482_158_27, 0.446_531_24];
 pub const CIFAR10_STD: [f32; 3] = [0.247_032_33, 0.243_485_05, 0.261_587_68];
 pub const CIFAR100_MEAN: [f32; 3] = [0.5071, 0.4867, 0.4408];
 pub const CIFAR100_STD: [f32; 3] = [0.2675, 0.2565, 0.2761];
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// Images a lazily decoded set contributes to its estimated statistics: enough for three decimals.
 const ESTIMATE_SAMPLES: usize = 2000;
@@ -254,6 +276,10 @@ impl Normalization {
 
     pub fn cifar100() -> Self {
         Normalization { mean: CIFAR100_MEAN.to_vec(), std: CIFAR100_STD.to_vec() }
+    }
+
+    pub fn imagenet() -> Self {
+        Normalization { mean: IMAGENET_MEAN.to_vec(), std: IMAGENET_STD.to_vec() }
     }
 
     pub fn channels(&self) -> usize {

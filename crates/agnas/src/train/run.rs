@@ -101,8 +101,20 @@ impl<C: RunConfig> Run<C> {
         let transform = Transform { augment: config.train().augment, view: config.data().view() };
         let (height, width) =
             transform.output_size(first.height, first.width).with_context(|| parts.train.describe(0))?;
+        let normalization = match &config.data().normalization {
+            Some(n) => {
+                anyhow::ensure!(
+                    n.channels() == first.channels,
+                    "data.normalization has {} channels, the images {}",
+                    n.channels(),
+                    first.channels
+                );
+                n.clone()
+            }
+            None => Normalization::for_dataset(parts.train.as_ref()),
+        };
         Ok(Run {
-            normalization: Normalization::for_dataset(parts.train.as_ref()),
+            normalization,
             in_channels: first.channels as i64,
             num_classes: parts.train.num_classes() as i64,
             image_size: (height as i64, width as i64),
@@ -536,10 +548,16 @@ mod tests {
             resize: 10,
             crop: 8,
             workers: 1,
+            normalization: Some(Normalization::imagenet()),
             ..DataConfig::default()
         };
         let config = ToyConfig { seed: 1, data, train: TrainConfig { augment, ..TrainConfig::default() } };
+        let mut grey = config.clone();
+        grey.data.normalization = Some(Normalization { mean: vec![0.5], std: vec![0.5] });
+        let err = Run::open(Start::New { config: grey, out: dir.path().join("grey") }).err().unwrap();
+        assert!(err.to_string().contains("data.normalization has 1 channels, the images 3"), "{err}");
         let run = Run::open(Start::New { config, out: dir.path().join("run") }).unwrap();
+        assert_eq!(run.normalization, Normalization::imagenet());
         assert_eq!(run.image_size, (12, 12), "the random resized crop's size, not the first image's");
         assert_eq!((run.train_idx.len(), run.other_idx.len(), run.other_set.len()), (12, 6, 6));
         let train = run.loader(run.train_idx.clone(), 5, augment, true).epoch(0, 0).next().unwrap().unwrap();

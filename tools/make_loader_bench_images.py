@@ -26,7 +26,7 @@ def main():
     ap.add_argument("--archive", required=True, help="cifar10-train-jpg.tar.gz")
     ap.add_argument("--out", required=True)
     ap.add_argument("--per-class", type=int, default=64)
-    ap.add_argument("--noise", type=float, default=6.0, help="standard deviation of the added noise, in u8 steps")
+    ap.add_argument("--noise", type=float, default=12.0, help="standard deviation of the added noise, in u8 steps")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     taken = {}

@@ -317,7 +317,7 @@ fn heldout_flags_set_the_split_or_conflict() {
     assert!(err.contains("--heldout-fraction") && err.contains("strictly between 0 and 1"), "{err}");
     let err = run_err(&mut smoke(&dir.path().join("c"), &["--heldout-data", "val", "--split", "0.5"]));
     assert!(err.contains("--heldout-data") && err.contains("--split"), "{err}");
-    let err = run_err(&mut smoke(&dir.path().join("d"), &["--heldout-data"]).arg(dir.path().join("nowhere")));
+    let err = run_err(smoke(&dir.path().join("d"), &["--heldout-data"]).arg(dir.path().join("nowhere")));
     assert!(err.contains("nowhere"), "{err}");
 }
 

@@ -150,8 +150,8 @@ fn loader(a: &LoaderArgs) -> Result<()> {
     } else {
         Transform { augment: imagenet_training(a.size), view: CenterView::default() }
     };
-    transform.augment.validate()?;
-    transform.view.validate()?;
+    ensure!(a.size > 0, "--size must be at least 1");
+    ensure!(!a.eval || a.size <= a.resize, "--size {} must not exceed --resize {} with --eval", a.size, a.resize);
     let config = LoaderConfig {
         batch_size: a.batch_size,
         shuffle: true,

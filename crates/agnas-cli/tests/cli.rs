@@ -379,6 +379,29 @@ fn bench_prints_step_and_block_timings() {
     assert!(blocks.iter().all(|b| b["forward_ms"].as_f64().unwrap() > 0.0 && b["channels_last"] == false));
 }
 
+#[test]
+fn bench_loader_prints_images_per_second() {
+    let dir = tempfile::tempdir().unwrap();
+    write_photos(dir.path(), 10);
+    for extra in [&[][..], &["--eval", "--resize", "20"][..]] {
+        let out = run_ok(
+            agnas()
+                .args(["bench", "loader", "--size", "16", "--batch-size", "4", "--workers", "2", "--data"])
+                .arg(dir.path())
+                .args(extra),
+        );
+        let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+        // 20 photographs make 5 batches of 4; the first is not timed.
+        assert_eq!((line["images"].as_u64(), line["size"].as_u64()), (Some(16), Some(16)), "{line}");
+        let (total, each) = (line["images_per_s"].as_f64().unwrap(), line["images_per_s_per_worker"].as_f64().unwrap());
+        assert!(total > 0.0 && (each - total / 2.0).abs() < 1e-9, "{line}");
+    }
+    let err = run_err(
+        agnas().args(["bench", "loader", "--eval", "--size", "30", "--resize", "20", "--data"]).arg(dir.path()),
+    );
+    assert!(err.contains("--size 30 must not exceed --resize 20"), "{err}");
+}
+
 /// `agnas params --space nb201` counts the benchmark's evaluation network as the table does (`params_mb`, CIFAR-10).
 #[test]
 fn nb201_params_match_the_benchmark_table() {

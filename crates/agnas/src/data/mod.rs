@@ -51,8 +51,9 @@ pub struct DataConfig {
     /// Share of the training images that trains weights and attention; the rest is the held-out half. Not used
     /// with `heldout_path`.
     pub split: f64,
-    /// Held-out images of their own (the official code's `val/` folder of its ImageNet subset) instead of a split
-    /// of the training images, which then all train; read in `format`, the test split of CIFAR and IDX files.
+    /// Held-out images of their own (the official code's `val/` folder of its ImageNet subset; a retrain's
+    /// validation images) instead of a split of the training images, which then all train. Read in `format`: for
+    /// CIFAR and IDX files, their test split.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub heldout_path: Option<PathBuf>,
     /// Images that are not random-resized-cropped (held-out, validation, test, and training images without

@@ -1,5 +1,5 @@
 # The two entry points of the README, plus the pieces they are made of.
-.PHONY: setup search test lint bench bench-blocks profile fixtures
+.PHONY: setup search test lint bench bench-blocks bench-loader torchvision profile fixtures
 
 CARGO ?= cargo
 
@@ -42,5 +42,22 @@ profile: setup
 	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/perf_profile.py --freq 299 --delay-ms $(PROFILE_DELAY_MS) -- \
 		target/release/agnas bench step --space $(SPACE) --steps 4 --warmup 1 --threads 2
 
-fixtures: setup
+# Loader throughput: decoding + the ImageNet transforms on a folder of ImageNet-sized JPEGs (made once from the provided
+# CIFAR-10 images), against torchvision's PIL pipeline with as many workers, same run.
+BENCH_IMAGES ?= target/bench-images
+CIFAR10_TGZ ?= ../shared/data/cifar10/cifar10-train-jpg.tar.gz
+bench-loader: setup torchvision
+	$(CARGO) build --release -p agnas-cli
+	@test -d $(BENCH_IMAGES) || "$$(./scripts/setup-libtorch.sh)/bin/python" tools/make_loader_bench_images.py \
+		--archive $(CIFAR10_TGZ) --out $(BENCH_IMAGES)
+	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/bench_loader.py --data $(BENCH_IMAGES) --workers 2
+	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/bench_loader.py --data $(BENCH_IMAGES) --workers 2 --eval
+
+# torchvision and Pillow, for the transform fixtures and bench-loader only (the tests read committed fixtures).
+torchvision: setup
+	"$$(./scripts/setup-libtorch.sh)/bin/python" -m pip install --quiet --disable-pip-version-check \
+		torchvision==0.26.0 pillow
+
+fixtures: setup torchvision
 	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/make_fixtures.py
+	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/make_transform_fixtures.py

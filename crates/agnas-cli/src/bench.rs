@@ -1,12 +1,18 @@
-//! `agnas bench`: time the supernet train step and its building blocks on random data.
+//! `agnas bench`: time the supernet train step and its building blocks on random data, and the data loader on a
+//! folder of images.
 use crate::parse_space;
 use agnas::config::{self, Preset, SearchConfig, SectionFlags};
+use agnas::data::augment::{Augment, CenterView, ColorJitter, RandomResizedCrop, Transform};
+use agnas::data::folder::FolderDataset;
 use agnas::data::loader::{Loader, LoaderConfig};
+use agnas::data::{Dataset, Normalization};
 use agnas::space::{Space, SpaceName, SpaceTask};
 use agnas::train::{cross_entropy, Sgd};
 use agnas::train::{DeviceChoice, MemoryFormat};
-use anyhow::Result;
+use anyhow::{ensure, Context, Result};
 use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -20,6 +26,11 @@ pub enum BenchCommand {
     /// shapes of the supernet's first stage; one JSON line per block. `tools/bench_reference.py --blocks` times
     /// the same blocks in PyTorch.
     Blocks(BlocksArgs),
+    /// Images per second through the data loader over a folder of JPEG/PNG class folders, decoded on demand in its
+    /// worker threads: the ImageNet training transform (RandomResizedCrop, flip, ColorJitter 0.4/0.4/0.4/0.2,
+    /// normalise) or, with --eval, Resize + CenterCrop; one JSON line. `tools/bench_loader.py` times torchvision's
+    /// PIL pipeline on the same folder.
+    Loader(LoaderArgs),
 }
 
 #[derive(Args)]
@@ -87,7 +98,7 @@ fn embedded_batches<S: Space>(cfg: &SearchConfig<S>, batch_size: usize) -> Resul
         batch_size,
         shuffle: true,
         drop_last: true,
-        augment: cfg.train.augment,
+        transform: Transform { augment: cfg.train.augment, view: cfg.data.view() },
         normalization,
         workers: cfg.data.workers,
         prefetch: cfg.data.prefetch,
@@ -100,7 +111,95 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Step(a) => a.space.dispatch(&a),
         BenchCommand::Blocks(a) => a.space.dispatch(&a),
+        BenchCommand::Loader(a) => loader(&a),
     }
+}
+
+#[derive(Args)]
+pub struct LoaderArgs {
+    /// Class folders of images (or a folder whose train/ holds them).
+    #[arg(long)]
+    data: PathBuf,
+    /// Side of the square images the transform puts out.
+    #[arg(long, default_value_t = 224)]
+    size: usize,
+    /// Resize the shorter side to --resize, then crop the centre --size square, instead of the training transform.
+    #[arg(long)]
+    eval: bool,
+    #[arg(long, default_value_t = 256)]
+    resize: usize,
+    /// Loader threads decoding and transforming.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Batches timed after the first, which starts the threads and is not timed (default: one pass over the
+    /// folder).
+    #[arg(long)]
+    batches: Option<usize>,
+}
+
+/// The training transform of the ImageNet searches at `size`.
+fn imagenet_training(size: usize) -> Augment {
+    Augment {
+        hflip: true,
+        random_resized_crop: Some(RandomResizedCrop { size, ..RandomResizedCrop::default() }),
+        color_jitter: Some(ColorJitter { brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.2 }),
+        ..Augment::none()
+    }
+}
+
+fn loader(a: &LoaderArgs) -> Result<()> {
+    let set = Arc::new(FolderDataset::open(&a.data, None)?);
+    let transform = if a.eval {
+        Transform { augment: Augment::none(), view: CenterView { resize: a.resize, crop: a.size } }
+    } else {
+        Transform { augment: imagenet_training(a.size), view: CenterView::default() }
+    };
+    ensure!(a.size > 0, "--size must be at least 1");
+    ensure!(!a.eval || a.size <= a.resize, "--size {} must not exceed --resize {} with --eval", a.size, a.resize);
+    let config = LoaderConfig {
+        batch_size: a.batch_size,
+        shuffle: true,
+        drop_last: true,
+        transform,
+        normalization: Normalization::imagenet(),
+        workers: a.workers,
+        prefetch: 2 * a.workers,
+        seed: 0,
+    };
+    let loader = Loader::new(set.clone(), (0..set.len()).collect(), config);
+    let batches = a.batches.unwrap_or(loader.num_batches().saturating_sub(1));
+    ensure!(
+        batches > 0 && batches < loader.num_batches(),
+        "{} holds {} batches of {}: the first is not timed, so time 1 to {} more",
+        a.data.display(),
+        loader.num_batches(),
+        a.batch_size,
+        loader.num_batches().saturating_sub(1)
+    );
+    let mut epoch = loader.epoch(0, 0);
+    epoch.next().context("no first batch")??;
+    let start = Instant::now();
+    let mut images = 0;
+    for batch in epoch.take(batches) {
+        images += batch?.indices.len();
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let per_second = images as f64 / seconds;
+    let line = serde_json::json!({
+        "impl": "agnas",
+        "transform": if a.eval { "eval" } else { "train" },
+        "size": a.size,
+        "workers": a.workers,
+        "batch_size": a.batch_size,
+        "images": images,
+        "seconds": seconds,
+        "images_per_s": per_second,
+        "images_per_s_per_worker": per_second / a.workers.max(1) as f64,
+    });
+    outln!("{line}");
+    Ok(())
 }
 
 fn median(mut times: Vec<f64>) -> f64 {

@@ -123,6 +123,13 @@ struct SearchArgs {
     /// Share of the images that trains the supernet (the rest is held out for the importances).
     #[arg(long, group = "config_flags")]
     split: Option<f64>,
+    /// Share of the images held out for the importances: --split 1-F.
+    #[arg(long, group = "config_flags", conflicts_with = "split", value_parser = parse_fraction)]
+    heldout_fraction: Option<f64>,
+    /// Held-out images of their own (class folders, e.g. the ImageNet subset's val/) instead of a share of --data,
+    /// which then all trains.
+    #[arg(long, group = "config_flags", conflicts_with_all = ["split", "heldout_fraction"])]
+    heldout_data: Option<PathBuf>,
     /// Augment the held-out images during the importance pass, as the official code does.
     #[arg(long, group = "config_flags")]
     augment_heldout: bool,
@@ -140,6 +147,13 @@ struct SearchArgs {
 /// A setting's value by its name, listing the names when it is none of them.
 pub(crate) fn parse_named<T: std::str::FromStr + strum::VariantNames>(s: &str) -> Result<T> {
     s.parse().map_err(|_| anyhow::anyhow!("unknown value `{s}` (one of: {})", T::VARIANTS.join(", ")))
+}
+
+/// A share strictly between 0 and 1.
+fn parse_fraction(s: &str) -> Result<f64> {
+    let f: f64 = s.parse().map_err(|_| anyhow::anyhow!("`{s}` is not a number"))?;
+    anyhow::ensure!(f > 0.0 && f < 1.0, "must be strictly between 0 and 1 (got {f})");
+    Ok(f)
 }
 
 pub(crate) fn parse_space(s: &str) -> Result<SpaceName> {
@@ -185,6 +199,12 @@ impl SearchArgs {
              grad_clip => train.grad_clip, split => data.split);
         if self.data.is_some() {
             c.data.path = self.data.clone();
+        }
+        if let Some(f) = self.heldout_fraction {
+            c.data.split = 1.0 - f;
+        }
+        if self.heldout_data.is_some() {
+            c.data.heldout_path = self.heldout_data.clone();
         }
         c.train.nesterov |= self.nesterov;
         c.importance.augment |= self.augment_heldout;

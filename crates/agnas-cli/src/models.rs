@@ -4,7 +4,7 @@ use crate::{parse_named, parse_space, space_of};
 use agnas::config::{self, Preset, RetrainConfig, SectionFlags};
 use agnas::data::{
     self,
-    augment::Augment,
+    augment::Transform,
     loader::{Loader, LoaderConfig},
     DataFormat, Split,
 };
@@ -251,7 +251,7 @@ impl SpaceTask for &EvalArgs {
             batch_size: self.batch_size,
             shuffle: false,
             drop_last: false,
-            augment: Augment::none(),
+            transform: Transform::default(),
             normalization: card.normalization.clone(),
             workers: 2,
             prefetch: 4,

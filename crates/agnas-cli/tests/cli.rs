@@ -268,6 +268,59 @@ fn search_on_one_channel_idx_images() {
     assert!(result["arch"].as_str().unwrap().parse::<agnas::space::nb201::Arch>().is_ok());
 }
 
+/// Class folders of PNG photographs of several sizes: `per_class` of each of the classes a and b.
+fn write_photos(root: &Path, per_class: u32) {
+    for (c, class) in ["a", "b"].into_iter().enumerate() {
+        std::fs::create_dir_all(root.join(class)).unwrap();
+        for k in 0..per_class {
+            let (w, h) = (40 + k % 5 * 7, 36 + k % 3 * 5);
+            let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 5) as u8, (y * 6) as u8, c as u8 * 200]));
+            img.save(root.join(class).join(format!("{k}.png"))).unwrap();
+        }
+    }
+}
+
+/// The ImageNet pipeline at a small size: mixed-size photographs, random resized crops and colour jitter to train,
+/// the held-out images from their own folder, resized and centre-cropped.
+#[test]
+fn search_with_a_heldout_folder_of_mixed_size_images() {
+    let dir = tempfile::tempdir().unwrap();
+    write_photos(&dir.path().join("photos/train"), 16);
+    write_photos(&dir.path().join("photos/val"), 5);
+    let cfg = dir.path().join("imagenet.toml");
+    let pipeline = "[data]\nresize = 28\ncrop = 24\n[train.augment]\ncrop_padding = 0\n\
+                    [train.augment.random_resized_crop]\nsize = 24\n[train.augment.color_jitter]\nbrightness = 0.4\n\
+                    contrast = 0.4\nsaturation = 0.4\nhue = 0.2\n";
+    std::fs::write(&cfg, pipeline).unwrap();
+    let out = dir.path().join("run");
+    let mut cmd = smoke(&out, &["--heldout-data"]);
+    cmd.arg(dir.path().join("photos/val")).arg("--data").arg(dir.path().join("photos")).arg("--config").arg(&cfg);
+    let stderr = String::from_utf8(run_ok(cmd.env("RUST_LOG", "info")).stderr).unwrap();
+    assert!(stderr.contains("32 training / 10 held-out images, 2 classes"), "{stderr}");
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(config.contains("heldout_path") && config.contains("photos/val"), "{config}");
+    assert!(json(&out.join("result.json"))["heldout_acc"].as_f64().is_some());
+
+    // Without the transform that fixes the size, the first odd image is named.
+    let err = run_err(smoke(&dir.path().join("r2"), &[]).arg("--data").arg(dir.path().join("photos")));
+    assert!(err.contains("photos/train/") && err.contains("after the transform") && err.contains("data.crop"), "{err}");
+}
+
+#[test]
+fn heldout_flags_set_the_split_or_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    run_ok(&mut smoke(&out, &["--heldout-fraction", "0.25", "--epochs", "1"]));
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(config.contains("split = 0.75"), "{config}");
+    let err = run_err(&mut smoke(&dir.path().join("b"), &["--heldout-fraction", "1"]));
+    assert!(err.contains("--heldout-fraction") && err.contains("strictly between 0 and 1"), "{err}");
+    let err = run_err(&mut smoke(&dir.path().join("c"), &["--heldout-data", "val", "--split", "0.5"]));
+    assert!(err.contains("--heldout-data") && err.contains("--split"), "{err}");
+    let err = run_err(smoke(&dir.path().join("d"), &["--heldout-data"]).arg(dir.path().join("nowhere")));
+    assert!(err.contains("nowhere"), "{err}");
+}
+
 /// A supernet whose held-out pass diverges while its training loss stays finite: 4×4 images shrink to 1×1 in the
 /// last stage, and the last training batch holds one image, so the BN running variance there is 0/0 (PyTorch's
 /// unbiased estimate over one value). Training-mode BN never reads it; the eval-mode held-out pass does.
@@ -324,6 +377,29 @@ fn bench_prints_step_and_block_timings() {
     let names: Vec<&str> = blocks.iter().map(|b| b["block"].as_str().unwrap()).collect();
     assert!(names.contains(&"mixed_op_s2") && names.contains(&"cell") && names.len() == 10, "{names:?}");
     assert!(blocks.iter().all(|b| b["forward_ms"].as_f64().unwrap() > 0.0 && b["channels_last"] == false));
+}
+
+#[test]
+fn bench_loader_prints_images_per_second() {
+    let dir = tempfile::tempdir().unwrap();
+    write_photos(dir.path(), 10);
+    for extra in [&[][..], &["--eval", "--resize", "20"][..]] {
+        let out = run_ok(
+            agnas()
+                .args(["bench", "loader", "--size", "16", "--batch-size", "4", "--workers", "2", "--data"])
+                .arg(dir.path())
+                .args(extra),
+        );
+        let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+        // 20 photographs make 5 batches of 4; the first is not timed.
+        assert_eq!((line["images"].as_u64(), line["size"].as_u64()), (Some(16), Some(16)), "{line}");
+        let (total, each) = (line["images_per_s"].as_f64().unwrap(), line["images_per_s_per_worker"].as_f64().unwrap());
+        assert!(total > 0.0 && (each - total / 2.0).abs() < 1e-9, "{line}");
+    }
+    let err = run_err(
+        agnas().args(["bench", "loader", "--eval", "--size", "30", "--resize", "20", "--data"]).arg(dir.path()),
+    );
+    assert!(err.contains("--size 30 must not exceed --resize 20"), "{err}");
 }
 
 /// `agnas params --space nb201` counts the benchmark's evaluation network as the table does (`params_mb`, CIFAR-10).

@@ -129,8 +129,7 @@ impl<S: SpaceSections> SearchConfig<S> {
         ensure!(self.importance.batch_size > 0, "importance.batch_size must be at least 1");
         let d = &self.data;
         ensure!(d.split > 0.0 && d.split < 1.0, "data.split must be strictly between 0 and 1 (got {})", d.split);
-        ensure!(d.workers > 0, "data.workers must be at least 1");
-        ensure!(d.prefetch > 0, "data.prefetch must be at least 1");
+        d.validate()?;
         self.supernet.validate()?;
         self.derive.validate()
     }
@@ -182,7 +181,7 @@ impl<S: SpaceSections> RetrainConfig<S> {
             "data.split (the training share) must be in (0, 1] (got {})",
             self.data.split
         );
-        ensure!(self.data.workers > 0 && self.data.prefetch > 0, "data.workers and data.prefetch must be at least 1");
+        self.data.validate()?;
         ensure!(self.eval_batch_size > 0, "eval_batch_size must be at least 1");
         self.network.validate()
     }
@@ -304,4 +303,69 @@ pub fn layered<T: Serialize + DeserializeOwned>(preset: T, path: Option<&Path>, 
         (None, true) => "(preset)".into(),
     };
     value.try_into().map_err(|e: toml::de::Error| Error::Config { source_name, message: e.to_string() }.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::augment::{ColorJitter, RandomResizedCrop};
+    use crate::space::{nb201::Nb201, Space};
+
+    const IMAGENET: &str = r#"
+[data]
+heldout_path = "imagenet/val"
+resize = 73
+crop = 64
+[data.normalization]
+mean = [0.485, 0.456, 0.406]
+std = [0.229, 0.224, 0.225]
+[train.augment]
+crop_padding = 0
+[train.augment.random_resized_crop]
+size = 64
+[train.augment.color_jitter]
+brightness = 0.4
+contrast = 0.4
+saturation = 0.4
+hue = 0.2
+"#;
+
+    #[test]
+    fn the_imagenet_pipeline_is_set_from_toml_checked_and_written_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("imagenet.toml");
+        std::fs::write(&path, IMAGENET).unwrap();
+        let paper = Nb201::search_preset(Preset::Paper);
+        let c = layered(paper.clone(), Some(&path), &SectionFlags::default()).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.data.heldout_path.as_deref(), Some(Path::new("imagenet/val")));
+        assert_eq!((c.data.resize, c.data.crop, c.data.split), (73, 64, paper.data.split));
+        assert_eq!(c.data.normalization, Some(crate::data::Normalization::imagenet()));
+        let a = c.train.augment;
+        assert_eq!(a.random_resized_crop, Some(RandomResizedCrop { size: 64, ..RandomResizedCrop::default() }));
+        assert_eq!(a.color_jitter, Some(ColorJitter { brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.2 }));
+        assert!(a.hflip && a.crop_padding == 0, "keys the file leaves out keep the preset's values");
+        let written = toml::to_string_pretty(&c).unwrap();
+        assert_eq!(toml::from_str::<SearchConfig<Nb201>>(&written).unwrap(), c);
+
+        // The defaults are today's pipeline: nothing new in a run folder's configuration but two zeros.
+        let plain = toml::to_string_pretty(&paper).unwrap();
+        for key in ["heldout_path", "normalization", "random_resized_crop", "color_jitter"] {
+            assert!(!plain.contains(key), "{key} in\n{plain}");
+        }
+        assert!(plain.contains("resize = 0") && plain.contains("crop = 0"), "{plain}");
+
+        let mut bad = c.clone();
+        bad.data.resize = 60;
+        assert!(format!("{}", bad.validate().unwrap_err()).contains("data.crop (64) must not exceed data.resize (60)"));
+        let mut bad = c.clone();
+        bad.data.normalization = Some(crate::data::Normalization { mean: vec![0.5], std: vec![0.0] });
+        assert!(format!("{}", bad.validate().unwrap_err()).contains("data.normalization"));
+        let mut bad = c;
+        bad.train.augment.random_resized_crop = Some(RandomResizedCrop { scale: [0.0, 1.0], ..Default::default() });
+        assert!(format!("{}", bad.validate().unwrap_err()).contains("train.augment.random_resized_crop.scale"));
+        std::fs::write(&path, "[data]\nheldout = \"val\"\n").unwrap();
+        let err = layered(paper, Some(&path), &SectionFlags::default()).unwrap_err();
+        assert!(format!("{err}").contains("heldout"), "{err}");
+    }
 }

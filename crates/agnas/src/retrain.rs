@@ -212,8 +212,7 @@ pub fn run<S: Space>(retrain: RetrainRun<S>) -> Result<RetrainResult> {
     let mut trainer =
         Trainer::new(&run, vs, opt, schedule).progress(retrain.progress).stop_after_steps(retrain.stop_after_steps);
     let train_loader = run.loader(run.train_idx.clone(), cfg.train.batch_size, cfg.train.augment, true);
-    let valid_loader = (!run.other_idx.is_empty())
-        .then(|| run.loader(run.other_idx.clone(), cfg.eval_batch_size, Augment::none(), false));
+    let valid_loader = (!run.other_idx.is_empty()).then(|| run.other_loader(cfg.eval_batch_size, Augment::none()));
     let mut job = RetrainJob {
         seed: cfg.seed,
         train: &cfg.train,

@@ -237,7 +237,7 @@ pub fn run<S: Space>(search: SearchRun<S>) -> Result<SearchResult> {
         Trainer::new(&run, vs, opt, schedule).progress(search.progress).stop_after_steps(search.stop_after_steps);
     let train_loader = run.loader(run.train_idx.clone(), cfg.train.batch_size, cfg.train.augment, true);
     let heldout_augment = if cfg.importance.augment { cfg.train.augment } else { Augment::none() };
-    let heldout_loader = run.loader(run.other_idx.clone(), cfg.importance.batch_size, heldout_augment, false);
+    let heldout_loader = run.other_loader(cfg.importance.batch_size, heldout_augment);
     let mut job = SearchJob {
         cfg,
         supernet: supernet.as_ref(),

@@ -8,6 +8,30 @@ use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Folder sets with more images than this are decoded on demand instead of up front.
+const IN_MEMORY_IMAGES: usize = 200_000;
+/// ... and so are sets whose decoded pixels would take more bytes than this (ImageNet-sized JPEGs).
+const IN_MEMORY_BYTES: usize = 2 << 30;
+
+/// Two images of a set that must have one size do not.
+#[derive(Debug)]
+pub struct MixedSizes {
+    pub image: String,
+    pub size: (u32, u32),
+    pub first: String,
+    pub first_size: (u32, u32),
+}
+
+impl std::fmt::Display for MixedSizes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ((w, h), (w0, h0)) = (self.size, self.first_size);
+        write!(f, "{} is {w}×{h}, but {} is {w0}×{h0}: all images must have one size", self.image, self.first)
+    }
+}
+
+impl std::error::Error for MixedSizes {}
 
 fn is_image_name(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
@@ -58,14 +82,10 @@ pub(crate) fn decode_all(
                             return Ok(());
                         }
                         let checked = decode(i).and_then(|img| {
-                            ensure!(
-                                img.dimensions() == (w, h),
-                                "{} is {}×{}, but {} is {w}×{h}: all images must have one size",
-                                describe(i),
-                                img.width(),
-                                img.height(),
-                                describe(0)
-                            );
+                            if img.dimensions() != (w, h) {
+                                let (image, first) = (describe(i), describe(0));
+                                bail!(MixedSizes { image, size: img.dimensions(), first, first_size: (w, h) });
+                            }
                             dst.copy_from_slice(img.as_raw());
                             Ok(())
                         });
@@ -189,12 +209,34 @@ impl Dataset for FolderDataset {
         out.height = img.height() as usize;
         out.width = img.width() as usize;
         out.channels = 3;
-        out.data.clear();
-        out.data.extend_from_slice(img.as_raw());
+        out.data = img.into_raw();
         Ok(())
     }
     fn name(&self) -> &str {
         &self.name
+    }
+    fn describe(&self, i: usize) -> String {
+        self.files.get(i).map_or_else(|| format!("{}: image {i}", self.name), |p| p.display().to_string())
+    }
+}
+
+/// A folder of class folders, decoded up front when it is small enough and its images have one size, else decoded
+/// image by image in the loader's threads (which then report a corrupt file when they reach it).
+pub fn open_folder(path: &Path) -> Result<Arc<dyn Dataset>> {
+    let lazy = FolderDataset::open(path, None)?;
+    let first = lazy.image(0)?;
+    let bytes = lazy.len().saturating_mul(first.data.len());
+    if lazy.len() > IN_MEMORY_IMAGES || bytes > IN_MEMORY_BYTES {
+        tracing::info!("{}: {} images, decoded on demand", path.display(), lazy.len());
+        return Ok(Arc::new(lazy));
+    }
+    match lazy.load_all() {
+        Ok(set) => Ok(Arc::new(set)),
+        Err(e) if e.is::<MixedSizes>() => {
+            tracing::info!("{}: images of several sizes, decoded on demand ({e})", path.display());
+            Ok(Arc::new(lazy))
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -345,6 +387,23 @@ mod tests {
         std::fs::create_dir(dir.path().join("empty")).unwrap();
         let err = format!("{:#}", FolderDataset::open(dir.path(), None).unwrap_err());
         assert!(err.contains("empty"), "{err}");
+    }
+
+    #[test]
+    fn mixed_sizes_are_decoded_on_demand_and_one_size_up_front() {
+        let dir = tempfile::tempdir().unwrap();
+        write_tree(dir.path());
+        let same = open_folder(dir.path()).unwrap();
+        assert!(same.in_memory().is_some(), "small sets of one size are decoded up front");
+
+        rgb(7, 5, 9).save(dir.path().join("ant/n.png")).unwrap();
+        let mixed = open_folder(dir.path()).unwrap();
+        assert!(mixed.in_memory().is_none(), "images of several sizes are decoded on demand");
+        assert_eq!((mixed.len(), mixed.num_classes()), (6, 3));
+        let n = mixed.image(1).unwrap();
+        assert_eq!((n.height, n.width, n.data), (5, 7, rgb(7, 5, 9).into_raw()));
+        assert_eq!(mixed.image(0).unwrap().data, rgb(4, 3, 3).into_raw());
+        assert!(mixed.describe(1).ends_with("ant/n.png"), "{}", mixed.describe(1));
     }
 
     fn write_archive(path: &Path, members: &[(&str, Vec<u8>)]) {

@@ -2,7 +2,9 @@
 //!
 //! Everything random is a function of (seed, epoch) for the order and (seed, epoch, image index) for the
 //! augmentation, so a batch does not depend on the number of workers or on the batch an epoch was resumed at.
-use super::augment::Augment;
+//! Images are read (and, for sets decoded on demand, decoded) in the worker threads; at most
+//! max(`prefetch`, `workers`) batches are prepared ahead of the consumer.
+use super::augment::Transform;
 use super::{rng_for, Dataset, Image, Normalization, Stream};
 use anyhow::{anyhow, ensure, Context, Result};
 use crossbeam_channel::{Receiver, Sender};
@@ -20,7 +22,9 @@ pub struct LoaderConfig {
     pub shuffle: bool,
     /// Leave out the last batch when it would be smaller than `batch_size`.
     pub drop_last: bool,
-    pub augment: Augment,
+    /// Decides the size of the batch's images: without a random resized crop or a centre crop, every image of a
+    /// batch must come out at one size.
+    pub transform: Transform,
     pub normalization: Normalization,
     /// Background threads decoding and augmenting (at least one is used).
     pub workers: usize,
@@ -160,25 +164,29 @@ impl Shared {
         for &i in &indices {
             ensure!(i < data.len(), "{}: index {i} is out of range ({} images)", data.name(), data.len());
             data.image_into(i, image)?;
-            let this = (image.channels, image.height, image.width);
+            let (h, w) = cfg.transform.output_size(image.height, image.width).with_context(|| data.describe(i))?;
+            let this = (image.channels, h, w);
             let first = *shape.get_or_insert(this);
             ensure!(
                 this == first,
-                "{}: image {i} is {}×{}×{} but the batch started with {}×{}×{} images",
-                data.name(),
-                this.1,
-                this.2,
+                "{} is {}×{}×{} ({}×{} after the transform), but the batch's first image gives {}×{}×{}: set \
+                 data.crop or train.augment.random_resized_crop so that all images come out at one size",
+                data.describe(i),
+                image.height,
+                image.width,
                 this.0,
+                h,
+                w,
                 first.1,
                 first.2,
                 first.0
             );
             let start = values.len();
-            values.resize(start + this.0 * this.1 * this.2, 0.0);
+            values.resize(start + this.0 * h * w, 0.0);
             let mut rng = rng_for(cfg.seed, self.epoch, i as u64, Stream::Augment);
-            cfg.augment
+            cfg.transform
                 .apply(image, &cfg.normalization, &mut rng, &mut values[start..])
-                .with_context(|| format!("{}: image {i}", data.name()))?;
+                .with_context(|| data.describe(i))?;
             labels.push(data.label(i));
         }
         let (c, h, w) = shape.context("an empty batch")?;
@@ -273,8 +281,10 @@ impl Drop for EpochIter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::augment::{Augment, CenterView, ColorJitter, RandomResizedCrop};
     use crate::data::ImageSet;
     use rand::{Rng, SeedableRng};
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use tch::Kind;
 
     fn synthetic(n: usize) -> Arc<ImageSet> {
@@ -285,16 +295,62 @@ mod tests {
         Arc::new(ImageSet::new("synthetic", (8, 6, 3), pixels, labels, names).unwrap())
     }
 
+    fn cifar_style() -> Transform {
+        Transform {
+            augment: Augment { crop_padding: 2, hflip: true, cutout: 4, ..Augment::none() },
+            view: CenterView::default(),
+        }
+    }
+
+    /// The ImageNet training transform at a small size.
+    fn imagenet_style() -> Transform {
+        let jitter = ColorJitter { brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.2 };
+        let augment = Augment {
+            hflip: true,
+            random_resized_crop: Some(RandomResizedCrop { size: 7, ..RandomResizedCrop::default() }),
+            color_jitter: Some(jitter),
+            ..Augment::none()
+        };
+        Transform { augment, view: CenterView::default() }
+    }
+
     fn config(workers: usize, prefetch: usize) -> LoaderConfig {
         LoaderConfig {
             batch_size: 8,
             shuffle: true,
             drop_last: false,
-            augment: Augment { crop_padding: 2, hflip: true, cutout: 4 },
+            transform: cifar_style(),
             normalization: Normalization::cifar10(),
             workers,
             prefetch,
             seed: 3,
+        }
+    }
+
+    /// Images of many sizes (10..19 × 12..23), as a folder of photographs has, made up on demand.
+    struct Mixed(usize);
+
+    impl Dataset for Mixed {
+        fn len(&self) -> usize {
+            self.0
+        }
+        fn num_classes(&self) -> usize {
+            5
+        }
+        fn class_names(&self) -> &[String] {
+            &[]
+        }
+        fn label(&self, i: usize) -> i64 {
+            (i % 5) as i64
+        }
+        fn image_into(&self, i: usize, out: &mut Image) -> Result<()> {
+            let (h, w) = (10 + i * 7 % 10, 12 + i * 5 % 12);
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(i as u64);
+            *out = Image { height: h, width: w, channels: 3, data: (0..h * w * 3).map(|_| rng.gen()).collect() };
+            Ok(())
+        }
+        fn name(&self) -> &str {
+            "mixed"
         }
     }
 
@@ -306,12 +362,12 @@ mod tests {
         a.len() == b.len() && a.iter().zip(b).all(|(p, q)| p.indices == q.indices && p.x.equal(&q.x) && p.y.equal(&q.y))
     }
 
-    #[test]
-    fn batches_are_deterministic_and_resumable() {
-        let data = synthetic(50);
+    /// Batches of `data` with `transform` and 1 or 3 workers, from the start or resumed, are the same; every sample
+    /// is the transform seeded by (seed, epoch, its own index), wherever it lands; `shape` is the batches' C×H×W.
+    fn check_deterministic_and_resumable(data: Arc<dyn Dataset>, transform: Transform, shape: [i64; 3]) {
         let indices: Vec<usize> = (3..50).collect();
-        let one = Loader::new(data.clone(), indices.clone(), config(1, 1));
-        let three = Loader::new(data.clone(), indices.clone(), config(3, 5));
+        let one = Loader::new(data.clone(), indices.clone(), LoaderConfig { transform, ..config(1, 1) });
+        let three = Loader::new(data.clone(), indices.clone(), LoaderConfig { transform, ..config(3, 5) });
         assert_eq!(one.num_batches(), 6);
         let e0 = collect(&one, 0, 0);
         assert!(same(&e0, &collect(&three, 0, 0)), "1 and 3 workers disagree");
@@ -328,21 +384,81 @@ mod tests {
         let e1 = collect(&three, 1, 0);
         assert_ne!(e0[0].indices, e1[0].indices, "epochs have different orders");
 
-        // Each sample is the augmentation seeded by its own index, wherever it lands.
         let cfg = config(1, 1);
+        let n = (shape[0] * shape[1] * shape[2]) as usize;
         for (epoch, batch) in [(0, &e0[1]), (1, &e1[4])] {
-            assert_eq!(batch.x.size(), [8, 3, 8, 6]);
+            assert_eq!(batch.x.size(), [8, shape[0], shape[1], shape[2]]);
             assert_eq!((batch.x.kind(), batch.y.kind()), (Kind::Float, Kind::Int64));
             assert!(batch.x.is_contiguous());
             for (row, &i) in batch.indices.iter().enumerate() {
-                let mut expect = vec![0f32; 3 * 8 * 6];
+                let mut expect = vec![0f32; n];
                 let mut rng = rng_for(cfg.seed, epoch, i as u64, Stream::Augment);
-                cfg.augment.apply(&data.image(i).unwrap(), &cfg.normalization, &mut rng, &mut expect).unwrap();
+                transform.apply(&data.image(i).unwrap(), &cfg.normalization, &mut rng, &mut expect).unwrap();
                 let got = Vec::<f32>::try_from(batch.x.get(row as i64).flatten(0, -1)).unwrap();
                 assert_eq!(got, expect, "epoch {epoch} index {i}");
                 assert_eq!(batch.y.int64_value(&[row as i64]), data.label(i));
             }
         }
+        let again = collect(&one, 1, 3);
+        assert!(same(&again, &e1[3..]), "a later epoch resumed mid-way");
+    }
+
+    #[test]
+    fn batches_are_deterministic_and_resumable() {
+        check_deterministic_and_resumable(synthetic(50), cifar_style(), [3, 8, 6]);
+    }
+
+    #[test]
+    fn mixed_sizes_come_out_at_the_transforms_size() {
+        let mixed: Arc<dyn Dataset> = Arc::new(Mixed(50));
+        check_deterministic_and_resumable(mixed.clone(), imagenet_style(), [3, 7, 7]);
+        let eval = Transform { augment: Augment::none(), view: CenterView { resize: 11, crop: 9 } };
+        check_deterministic_and_resumable(mixed.clone(), eval, [3, 9, 9]);
+
+        // Resizing alone keeps the aspect ratio, so the sizes still differ: the error names the image.
+        let resize_only = Transform { augment: Augment::none(), view: CenterView { resize: 11, crop: 0 } };
+        let cfg = LoaderConfig { transform: resize_only, shuffle: false, ..config(2, 2) };
+        let err = Loader::new(mixed, (0..8).collect(), cfg).epoch(0, 0).next().unwrap().unwrap_err();
+        let err = format!("{err:#}");
+        assert!(err.contains("mixed: image 1 is 17×17×3 (11×11 after the transform)"), "{err}");
+        assert!(err.contains("data.crop"), "{err}");
+    }
+
+    /// Counts the images read, to see how far ahead of the consumer the workers get.
+    struct Counting(Arc<ImageSet>, AtomicUsize);
+
+    impl Dataset for Counting {
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn num_classes(&self) -> usize {
+            self.0.num_classes()
+        }
+        fn class_names(&self) -> &[String] {
+            self.0.class_names()
+        }
+        fn label(&self, i: usize) -> i64 {
+            self.0.label(i)
+        }
+        fn image_into(&self, i: usize, out: &mut Image) -> Result<()> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            self.0.image_into(i, out)
+        }
+    }
+
+    #[test]
+    fn workers_stay_a_bounded_number_of_batches_ahead() {
+        let data = Arc::new(Counting(synthetic(80), AtomicUsize::new(0)));
+        let cfg = LoaderConfig { batch_size: 4, ..config(2, 3) };
+        let loader = Loader::new(data.clone(), (0..80).collect(), cfg);
+        let mut it = loader.epoch(0, 0);
+        it.next().unwrap().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // One batch consumed, three tickets out: at most four batches read of the twenty.
+        let read = data.1.load(Ordering::SeqCst);
+        assert!((12..=16).contains(&read), "{read} images read");
+        assert_eq!(it.count(), 19);
+        assert_eq!(data.1.load(Ordering::SeqCst), 80);
     }
 
     #[test]
@@ -400,5 +516,10 @@ mod tests {
         let loader = Loader::new(synthetic(4), vec![0, 1], bad_norm);
         let err = format!("{:#}", loader.epoch(0, 0).next().unwrap().unwrap_err());
         assert!(err.contains("synthetic: image") && err.contains("3-channel"), "{err}");
+
+        let too_small = Transform { augment: Augment::none(), view: CenterView { resize: 0, crop: 7 } };
+        let loader = Loader::new(synthetic(4), vec![0, 1], LoaderConfig { transform: too_small, ..config(1, 1) });
+        let err = format!("{:#}", loader.epoch(0, 0).next().unwrap().unwrap_err());
+        assert!(err.contains("synthetic: image") && err.contains("data.crop = 7 does not fit the 8×6 image"), "{err}");
     }
 }

@@ -2,12 +2,15 @@
 //! augmentation and a deterministic multi-threaded batch loader.
 pub mod augment;
 pub mod cifar;
+mod color;
 pub mod embedded;
 pub mod folder;
 pub mod idx;
 pub mod loader;
+mod resample;
 
 use anyhow::{bail, ensure, Context, Result};
+use augment::CenterView;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -43,19 +46,73 @@ pub struct DataConfig {
     /// Training images; absent = the CIFAR-10 subset embedded in agnas.
     pub path: Option<PathBuf>,
     pub format: DataFormat,
-    /// Use only this many images per class (balanced, seeded); 0 = all.
+    /// Use only this many training images per class (balanced, seeded); 0 = all.
     pub per_class: usize,
-    /// Share of the training images that trains weights and attention; the rest is the held-out half.
+    /// Share of the training images that trains weights and attention; the rest is the held-out half. Not used
+    /// with `heldout_path`.
     pub split: f64,
+    /// Held-out images of their own (the official code's `val/` folder of its ImageNet subset; a retrain's
+    /// validation images) instead of a split of the training images, which then all train. Read in `format`: for
+    /// CIFAR and IDX files, their test split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heldout_path: Option<PathBuf>,
+    /// Images that are not random-resized-cropped (held-out, validation, test, and training images without
+    /// `train.augment.random_resized_crop`) are first resized to this shorter side, aspect ratio kept (0 = not).
+    pub resize: usize,
+    /// ... then cut to this centred square (0 = not).
+    pub crop: usize,
     /// Background threads decoding and augmenting batches.
     pub workers: usize,
     /// Batches prepared ahead of the training step.
     pub prefetch: usize,
+    /// Per-channel mean and std of `Normalize` (`[data.normalization]`); absent = the usual constants for CIFAR,
+    /// else the statistics of the training images.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalization: Option<Normalization>,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
-        DataConfig { path: None, format: DataFormat::Auto, per_class: 0, split: 0.5, workers: 2, prefetch: 4 }
+        DataConfig {
+            path: None,
+            format: DataFormat::Auto,
+            per_class: 0,
+            split: 0.5,
+            heldout_path: None,
+            resize: 0,
+            crop: 0,
+            workers: 2,
+            prefetch: 4,
+            normalization: None,
+        }
+    }
+}
+
+impl DataConfig {
+    /// The geometry of images that are not random-resized-cropped.
+    pub fn view(&self) -> CenterView {
+        CenterView { resize: self.resize, crop: self.crop }
+    }
+
+    /// Rejects impossible values, naming the field (the range of `split` is the run's to check).
+    pub fn validate(&self) -> Result<()> {
+        ensure!(self.workers > 0, "data.workers must be at least 1");
+        ensure!(self.prefetch > 0, "data.prefetch must be at least 1");
+        if let Some(n) = &self.normalization {
+            ensure!(
+                !n.mean.is_empty() && n.mean.len() == n.std.len(),
+                "data.normalization needs one mean and one std per channel (got {} and {})",
+                n.mean.len(),
+                n.std.len()
+            );
+            ensure!(
+                n.mean.iter().all(|m| m.is_finite()) && n.std.iter().all(|s| s.is_finite() && *s > 0.0),
+                "data.normalization: means must be finite and stds positive (got {:?}, {:?})",
+                n.mean,
+                n.std
+            );
+        }
+        self.view().validate()
     }
 }
 
@@ -88,6 +145,10 @@ pub trait Dataset: Send + Sync {
     /// Short name ("cifar10", a folder name, ...) that errors and normalisation presets refer to.
     fn name(&self) -> &str {
         "dataset"
+    }
+    /// Image `i` as errors name it: its file where it has one.
+    fn describe(&self, i: usize) -> String {
+        format!("{}: image {i}", self.name())
     }
     /// The decoded images when the whole set is in memory, for exact statistics.
     fn in_memory(&self) -> Option<&ImageSet> {
@@ -193,6 +254,7 @@ impl Dataset for ImageSet {
 
 /// Per-channel statistics of the pixel values scaled to [0, 1]: x ↦ (x/255 − mean) / std.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Normalization {
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
@@ -202,6 +264,8 @@ pub const CIFAR10_MEAN: [f32; 3] = [0.491_399_68, 0.482_158_27, 0.446_531_24];
 pub const CIFAR10_STD: [f32; 3] = [0.247_032_33, 0.243_485_05, 0.261_587_68];
 pub const CIFAR100_MEAN: [f32; 3] = [0.5071, 0.4867, 0.4408];
 pub const CIFAR100_STD: [f32; 3] = [0.2675, 0.2565, 0.2761];
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// Images a lazily decoded set contributes to its estimated statistics: enough for three decimals.
 const ESTIMATE_SAMPLES: usize = 2000;
@@ -213,6 +277,10 @@ impl Normalization {
 
     pub fn cifar100() -> Self {
         Normalization { mean: CIFAR100_MEAN.to_vec(), std: CIFAR100_STD.to_vec() }
+    }
+
+    pub fn imagenet() -> Self {
+        Normalization { mean: IMAGENET_MEAN.to_vec(), std: IMAGENET_STD.to_vec() }
     }
 
     pub fn channels(&self) -> usize {
@@ -374,34 +442,48 @@ pub fn subset_per_class(labels: &[i64], per_class: usize, seed: u64) -> Result<V
     Ok(chosen)
 }
 
-/// A data set with the indices of its two parts.
-pub type SplitData = (Arc<dyn Dataset>, Vec<usize>, Vec<usize>);
-
-/// Opens the training images and cuts them (after an optional balanced subset of `per_class` per class; 0 = all)
-/// into a stratified `split` share and the rest; `split = 1` keeps everything in the first part.
-pub fn open_and_split(
-    path: Option<&Path>,
-    format: DataFormat,
-    per_class: usize,
-    split: f64,
-    seed: u64,
-) -> Result<SplitData> {
-    let set = open(path, format)?;
-    let labels: Vec<i64> = (0..set.len()).map(|i| set.label(i)).collect();
-    let pool: Vec<usize> =
-        if per_class > 0 { subset_per_class(&labels, per_class, seed)? } else { (0..labels.len()).collect() };
-    if split >= 1.0 {
-        return Ok((set, pool, Vec::new()));
-    }
-    let pool_labels: Vec<i64> = pool.iter().map(|&i| labels[i]).collect();
-    let (a, b) = stratified_split(&pool_labels, split, seed)?;
-    let first = a.into_iter().map(|i| pool[i]).collect();
-    let second = b.into_iter().map(|i| pool[i]).collect();
-    Ok((set, first, second))
+/// The images a run trains on and the ones it holds out (the held-out half of a search, the validation split of a
+/// retrain), each with the data set its indices point into.
+pub struct Parts {
+    pub train: Arc<dyn Dataset>,
+    pub train_idx: Vec<usize>,
+    /// `train` itself unless `data.heldout_path` names a source of its own.
+    pub other: Arc<dyn Dataset>,
+    pub other_idx: Vec<usize>,
 }
 
-/// Folder sets above this many images are decoded on demand instead of up front.
-const IN_MEMORY_LIMIT: usize = 200_000;
+/// Opens the training images and takes an optional balanced subset of `per_class` per class. The held-out part is
+/// every image of `heldout_path` when it is set, else a stratified `1 − split` share of the training images
+/// (`split = 1`: none).
+pub fn open_parts(config: &DataConfig, seed: u64) -> Result<Parts> {
+    let train = open(config.path.as_deref(), config.format)?;
+    let labels: Vec<i64> = (0..train.len()).map(|i| train.label(i)).collect();
+    let pool: Vec<usize> = if config.per_class > 0 {
+        subset_per_class(&labels, config.per_class, seed)?
+    } else {
+        (0..labels.len()).collect()
+    };
+    if let Some(path) = &config.heldout_path {
+        let other = open_split(Some(path), config.format, Split::Test)?;
+        ensure!(
+            other.class_names() == train.class_names(),
+            "the held-out images {} have the classes {:?}, the training images {:?}",
+            path.display(),
+            other.class_names(),
+            train.class_names()
+        );
+        let other_idx = (0..other.len()).collect();
+        return Ok(Parts { train, train_idx: pool, other, other_idx });
+    }
+    if config.split >= 1.0 {
+        return Ok(Parts { other: train.clone(), train, train_idx: pool, other_idx: Vec::new() });
+    }
+    let pool_labels: Vec<i64> = pool.iter().map(|&i| labels[i]).collect();
+    let (a, b) = stratified_split(&pool_labels, config.split, seed)?;
+    let train_idx = a.into_iter().map(|i| pool[i]).collect();
+    let other_idx = b.into_iter().map(|i| pool[i]).collect();
+    Ok(Parts { other: train.clone(), train, train_idx, other_idx })
+}
 
 /// Opens the training images at `path` (the embedded CIFAR-10 subset when `None`), guessing the format when asked to.
 pub fn open(path: Option<&Path>, format: DataFormat) -> Result<Arc<dyn Dataset>> {
@@ -433,15 +515,7 @@ pub fn open_split(path: Option<&Path>, format: DataFormat, split: Split) -> Resu
         DataFormat::Cifar100 => Arc::new(cifar::load_cifar100(path, split)?),
         DataFormat::Idx => Arc::new(idx::load_idx(path, split)?),
         DataFormat::Folder | DataFormat::Auto if folder::is_archive(path) => Arc::new(folder::load_in_memory(path)?),
-        DataFormat::Folder | DataFormat::Auto => {
-            let lazy = folder::FolderDataset::open(path, None)?;
-            if lazy.len() <= IN_MEMORY_LIMIT {
-                Arc::new(lazy.load_all()?)
-            } else {
-                tracing::info!("{}: {} images, decoded on demand", path.display(), lazy.len());
-                Arc::new(lazy)
-            }
-        }
+        DataFormat::Folder | DataFormat::Auto => folder::open_folder(path)?,
     })
 }
 
@@ -554,6 +628,41 @@ mod tests {
         let norm = Normalization::for_dataset(set.as_ref());
         assert!((norm.mean[0] - 105.0 / 255.0).abs() < 1e-6, "statistics of the set itself: {norm:?}");
         assert!(open(Some(&dir.path().join("missing")), DataFormat::Auto).is_err());
+    }
+
+    fn class_folders(root: &Path, classes: &[&str], per_class: usize) {
+        for class in classes {
+            std::fs::create_dir_all(root.join(class)).unwrap();
+            for k in 0..per_class {
+                let img = image::RgbImage::from_pixel(3 + k as u32, 2, image::Rgb([k as u8 * 40, 9, 200]));
+                img.save(root.join(class).join(format!("{k}.png"))).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn a_heldout_folder_replaces_the_split() {
+        let dir = tempfile::tempdir().unwrap();
+        let (train, val) = (dir.path().join("train"), dir.path().join("val"));
+        class_folders(&train, &["a", "b", "c"], 4);
+        class_folders(&val, &["a", "b", "c"], 2);
+        let config = DataConfig { path: Some(train.clone()), per_class: 3, ..DataConfig::default() };
+
+        let split = open_parts(&config, 1).unwrap();
+        assert!(Arc::ptr_eq(&split.train, &split.other), "without heldout_path both parts index the training images");
+        assert_eq!(split.train_idx.len() + split.other_idx.len(), 9);
+
+        let held = DataConfig { heldout_path: Some(val.clone()), ..config.clone() };
+        let parts = open_parts(&held, 1).unwrap();
+        assert_eq!(parts.train_idx.len(), 9, "every image of the per-class subset trains");
+        assert_eq!((parts.other.len(), parts.other_idx.clone()), (6, (0..6).collect()));
+        assert_eq!(parts.other.describe(5), val.join("c/1.png").display().to_string());
+        assert_eq!(parts.other.image(1).unwrap().width, 4, "the held-out folder's own images");
+
+        class_folders(&dir.path().join("other"), &["a", "b", "d"], 1);
+        let wrong = DataConfig { heldout_path: Some(dir.path().join("other")), ..config };
+        let err = format!("{:#}", open_parts(&wrong, 1).err().unwrap());
+        assert!(err.contains("other") && err.contains("\"d\""), "{err}");
     }
 
     #[test]

@@ -7,8 +7,9 @@
 use super::checkpoint::Checkpoints;
 use super::optim::{LrSchedule, Sgd};
 use super::{DeviceChoice, Means, MemoryFormat, StepSchedule, Totals, TrainConfig};
+use crate::data::augment::{Augment, Transform};
 use crate::data::loader::{Batch, Loader, LoaderConfig};
-use crate::data::{self, augment::Augment, DataConfig, Dataset, Normalization};
+use crate::data::{self, DataConfig, Dataset, Normalization};
 use crate::report::{self, progress::ProgressMode, write_jsonl, Progress, CONFIG_FILE};
 use anyhow::{Context, Result};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -60,15 +61,18 @@ pub struct Run<C> {
     pub out: PathBuf,
     pub resumed: bool,
     pub device: Device,
+    /// The training images.
     pub dataset: Arc<dyn Dataset>,
-    /// The images that train (the `data.split` share).
+    /// The images of `dataset` that train (the `data.split` share, or all with `data.heldout_path`).
     pub train_idx: Vec<usize>,
-    /// The rest: the held-out half of a search, the validation split of a retrain.
+    /// The data set `other_idx` indexes: `dataset`, or the images of `data.heldout_path`.
+    pub other_set: Arc<dyn Dataset>,
+    /// The held-out half of a search, the validation split of a retrain.
     pub other_idx: Vec<usize>,
     pub normalization: Normalization,
     pub in_channels: i64,
     pub num_classes: i64,
-    /// (height, width) of the first image.
+    /// (height, width) of a training image after the training transform.
     pub image_size: (i64, i64),
 }
 
@@ -92,22 +96,36 @@ impl<C: RunConfig> Run<C> {
             tch::set_num_threads(config.threads() as i32);
         }
         let device = config.device().resolve()?;
-        let d = config.data();
-        let (dataset, train_idx, other_idx) =
-            data::open_and_split(d.path.as_deref(), d.format, d.per_class, d.split, config.seed())?;
-        let first = dataset.image(0).context("reading the first image")?;
+        let parts = data::open_parts(config.data(), config.seed())?;
+        let first = parts.train.image(0).context("reading the first image")?;
+        let transform = Transform { augment: config.train().augment, view: config.data().view() };
+        let (height, width) =
+            transform.output_size(first.height, first.width).with_context(|| parts.train.describe(0))?;
+        let normalization = match &config.data().normalization {
+            Some(n) => {
+                anyhow::ensure!(
+                    n.channels() == first.channels,
+                    "data.normalization has {} channels, the images {}",
+                    n.channels(),
+                    first.channels
+                );
+                n.clone()
+            }
+            None => Normalization::for_dataset(parts.train.as_ref()),
+        };
         Ok(Run {
-            normalization: Normalization::for_dataset(dataset.as_ref()),
+            normalization,
             in_channels: first.channels as i64,
-            num_classes: dataset.num_classes() as i64,
-            image_size: (first.height as i64, first.width as i64),
+            num_classes: parts.train.num_classes() as i64,
+            image_size: (height as i64, width as i64),
             config,
             out,
             resumed,
             device,
-            dataset,
-            train_idx,
-            other_idx,
+            dataset: parts.train,
+            train_idx: parts.train_idx,
+            other_set: parts.other,
+            other_idx: parts.other_idx,
         })
     }
 
@@ -120,12 +138,18 @@ impl<C: RunConfig> Run<C> {
         Ok((vs, model))
     }
 
-    /// A loader over `idx` of this run's data with its normalisation, workers and seed.
+    /// A loader over `idx` of this run's training images with its normalisation, geometry, workers and seed.
     pub fn loader(&self, idx: Vec<usize>, batch_size: usize, augment: Augment, shuffle: bool) -> Loader {
         self.loader_over(self.dataset.clone(), idx, batch_size, augment, shuffle)
     }
 
-    /// A loader over `idx` of another data set (a test split) with this run's normalisation, workers and seed.
+    /// A loader over all of `other_idx` (held-out or validation images), in order.
+    pub fn other_loader(&self, batch_size: usize, augment: Augment) -> Loader {
+        self.loader_over(self.other_set.clone(), self.other_idx.clone(), batch_size, augment, false)
+    }
+
+    /// A loader over `idx` of another data set (a test split) with this run's normalisation, geometry, workers and
+    /// seed.
     pub fn loader_over(
         &self,
         dataset: Arc<dyn Dataset>,
@@ -139,7 +163,7 @@ impl<C: RunConfig> Run<C> {
             batch_size,
             shuffle,
             drop_last: false,
-            augment,
+            transform: Transform { augment, view: d.view() },
             normalization: self.normalization.clone(),
             workers: d.workers,
             prefetch: d.prefetch,
@@ -496,5 +520,50 @@ mod tests {
         assert_eq!(resumed_rates, rates[7..], "the resumed run continues the schedule where it stopped");
         assert!(resumed.equal(&weights), "same weights as the straight run");
         assert_eq!(std::fs::read_to_string(stopped.join("metrics.jsonl")).unwrap().lines().count(), 3);
+    }
+
+    #[test]
+    fn open_takes_the_heldout_folder_and_the_size_of_the_training_transform() {
+        let dir = tempfile::tempdir().unwrap();
+        // Photographs of several sizes: 3 classes, 4 training and 2 held-out images each.
+        for (part, n) in [("train", 4), ("val", 2)] {
+            for class in ["x", "y", "z"] {
+                let folder = dir.path().join(part).join(class);
+                std::fs::create_dir_all(&folder).unwrap();
+                for k in 0..n {
+                    let img =
+                        image::RgbImage::from_fn(14 + k * 3, 11 + k, |x, y| image::Rgb([x as u8 * 9, y as u8 * 7, 60]));
+                    img.save(folder.join(format!("{k}.png"))).unwrap();
+                }
+            }
+        }
+        let augment = Augment {
+            hflip: true,
+            random_resized_crop: Some(data::augment::RandomResizedCrop { size: 12, ..Default::default() }),
+            ..Augment::none()
+        };
+        let data = DataConfig {
+            path: Some(dir.path().join("train")),
+            heldout_path: Some(dir.path().join("val")),
+            resize: 10,
+            crop: 8,
+            workers: 1,
+            normalization: Some(Normalization::imagenet()),
+            ..DataConfig::default()
+        };
+        let config = ToyConfig { seed: 1, data, train: TrainConfig { augment, ..TrainConfig::default() } };
+        let mut grey = config.clone();
+        grey.data.normalization = Some(Normalization { mean: vec![0.5], std: vec![0.5] });
+        let err = Run::open(Start::New { config: grey, out: dir.path().join("grey") }).err().unwrap();
+        assert!(err.to_string().contains("data.normalization has 1 channels, the images 3"), "{err}");
+        let run = Run::open(Start::New { config, out: dir.path().join("run") }).unwrap();
+        assert_eq!(run.normalization, Normalization::imagenet());
+        assert_eq!(run.image_size, (12, 12), "the random resized crop's size, not the first image's");
+        assert_eq!((run.train_idx.len(), run.other_idx.len(), run.other_set.len()), (12, 6, 6));
+        let train = run.loader(run.train_idx.clone(), 5, augment, true).epoch(0, 0).next().unwrap().unwrap();
+        assert_eq!(train.x.size(), [5, 3, 12, 12]);
+        let held: Vec<Batch> = run.other_loader(4, Augment::none()).epoch(0, 0).map(|b| b.unwrap()).collect();
+        assert_eq!(held.iter().map(|b| b.x.size()).collect::<Vec<_>>(), [vec![4, 3, 8, 8], vec![2, 3, 8, 8]]);
+        assert_eq!(held[1].indices, [4, 5], "the held-out images in order");
     }
 }

@@ -185,7 +185,7 @@ impl Default for TrainConfig {
             schedule: ScheduleKind::Cosine,
             lr_step_at_epoch_start: false,
             label_smoothing: 0.0,
-            augment: Augment { crop_padding: 4, hflip: true, cutout: 0 },
+            augment: Augment { crop_padding: 4, hflip: true, cutout: 0, ..Augment::none() },
             checkpoint_every: 200,
             sync_every: 10,
         }
@@ -213,7 +213,7 @@ impl TrainConfig {
             "train.label_smoothing must be in [0, 1) (got {})",
             t.label_smoothing
         );
-        Ok(())
+        t.augment.validate()
     }
 }
 

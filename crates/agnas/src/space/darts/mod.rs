@@ -338,7 +338,7 @@ impl Space for Darts {
             epochs: 600,
             batch_size: 96,
             lr_min: 0.0,
-            augment: Augment { crop_padding: 4, hflip: true, cutout: 16 },
+            augment: Augment { crop_padding: 4, hflip: true, cutout: 16, ..Augment::none() },
             checkpoint_every: 500,
             ..TrainConfig::default()
         };

@@ -248,7 +248,7 @@ impl Space for Nb201 {
             weight_decay: 5e-4,
             nesterov: true,
             grad_clip: 0.0,
-            augment: Augment { crop_padding: 4, hflip: true, cutout: 0 },
+            augment: Augment { crop_padding: 4, hflip: true, cutout: 0, ..Augment::none() },
             checkpoint_every: 500,
             ..TrainConfig::default()
         };

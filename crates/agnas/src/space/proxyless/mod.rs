@@ -16,6 +16,8 @@ pub use supernet::{ProxylessConfig, ProxylessSupernet, SearchBlock};
 
 use super::{BenchBlock, Derived, EvalNetwork, Importances, Section, Space, SpaceSections, Supernet, SupernetOutput};
 use crate::config::{Preset, RetrainConfig, SearchConfig};
+use crate::data::augment::{Augment, ColorJitter, RandomResizedCrop};
+use crate::data::{DataConfig, Normalization};
 use crate::report::heatmap::importance_heatmap_svg;
 use crate::train::{ClipBy, DecayRule, ScheduleKind, TrainConfig};
 use anyhow::{Context, Result};
@@ -89,11 +91,27 @@ fn parse_arch(spec: &str) -> Result<Arch> {
     }
 }
 
+/// The official macro geometry at `size` px: training images random-resized-cropped to `size` (scale from
+/// `min_scale`) and flipped; the others resized to `size`·256/224 and centre-cropped to `size`.
+fn geometry(size: usize, min_scale: f64) -> (Augment, DataConfig) {
+    let augment = Augment {
+        crop_padding: 0,
+        hflip: true,
+        random_resized_crop: Some(RandomResizedCrop { size, scale: [min_scale, 1.0], ..Default::default() }),
+        ..Augment::none()
+    };
+    let data = DataConfig { resize: (size * 256).div_ceil(224), crop: size, ..DataConfig::default() };
+    (augment, data)
+}
+
 /// The macro search recipe (spec §3.3): label smoothing 0.1, SGD 0.25 momentum 0.9, weight decay 4e-5 on
 /// convolution weights and the classifier only, gradients clipped by value at 5, per-iteration linear LR with the
-/// official floor and order, 120 epochs, batch 512; the held-out images are 2.5 % of the training images.
-fn paper_search_train() -> TrainConfig {
-    TrainConfig {
+/// official floor and order, 120 epochs, batch 512; ImageNet augmentation with colour jitter; the held-out images
+/// are 2.5 % of the training images, resized to 256 and centre-cropped to 224.
+fn paper_search() -> (TrainConfig, DataConfig) {
+    let (augment, data) = geometry(224, 0.08);
+    let jitter = ColorJitter { brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.2 };
+    let train = TrainConfig {
         epochs: 120,
         batch_size: 512,
         lr: 0.25,
@@ -107,44 +125,58 @@ fn paper_search_train() -> TrainConfig {
         schedule: ScheduleKind::Linear,
         lr_step_at_epoch_start: true,
         label_smoothing: 0.1,
+        augment: Augment { color_jitter: Some(jitter), ..augment },
         checkpoint_every: 200,
         ..TrainConfig::default()
-    }
+    };
+    (train, DataConfig { split: 0.975, normalization: Some(Normalization::imagenet()), ..data })
 }
+
+/// The reduced search and retrain images: 48 px (the CIFAR-10 images upsampled), 1,000 per class.
+const REDUCED_SIZE: usize = 48;
 
 impl Space for Proxyless {
     type Genotype = Arch;
     const REFERENCE_INPUT: (i64, i64) = (224, 1000);
 
+    /// `embedded` is a real search that fits about an hour on 2 CPU cores (BENCHMARKS.md): 48 px, width 0.5, 9,000
+    /// training and 1,000 held-out images (of the embedded CIFAR-10 subset, or of `--data`), 5 epochs, batch 64 with
+    /// the LR scaled to it, no colour jitter.
     fn search_preset(preset: Preset) -> SearchConfig<Self> {
         let base = SearchConfig::<Self>::preset_base(preset);
+        let (train, data) = paper_search();
         let paper = SearchConfig {
-            data: crate::data::DataConfig { split: 0.975, ..base.data.clone() },
-            train: paper_search_train(),
+            data: DataConfig { path: None, ..data },
+            train,
             importance: crate::config::ImportanceConfig { batch_size: 512, ..base.importance.clone() },
             ..base.clone()
+        };
+        let reduced = |size: usize, train: TrainConfig, data: DataConfig| {
+            let (augment, geometry) = geometry(size, 0.25);
+            SearchConfig {
+                data: DataConfig { resize: geometry.resize, crop: geometry.crop, normalization: None, ..data },
+                train: TrainConfig { augment, lr: 0.25 * train.batch_size as f64 / 512.0, ..train },
+                importance: base.importance.clone(),
+                ..paper.clone()
+            }
         };
         match preset {
             Preset::Paper => paper,
             Preset::Embedded => SearchConfig {
-                data: crate::data::DataConfig { split: 0.9, ..base.data },
-                train: TrainConfig {
-                    epochs: 6,
-                    batch_size: 64,
-                    lr: 0.25 * 64.0 / 512.0,
-                    checkpoint_every: 50,
-                    ..paper.train
-                },
-                importance: base.importance,
                 supernet: ProxylessConfig { width_mult: 0.5, ..paper.supernet.clone() },
-                ..paper
+                ..reduced(
+                    REDUCED_SIZE,
+                    TrainConfig { epochs: 5, batch_size: 64, checkpoint_every: 50, ..paper.train.clone() },
+                    DataConfig { per_class: 1000, split: 0.9, ..base.data.clone() },
+                )
             },
             Preset::Smoke => SearchConfig {
-                data: base.data,
-                train: TrainConfig { epochs: 2, batch_size: 16, checkpoint_every: 0, ..paper.train },
-                importance: base.importance,
                 supernet: ProxylessConfig { width_mult: 0.25, ..paper.supernet.clone() },
-                ..paper
+                ..reduced(
+                    32,
+                    TrainConfig { epochs: 2, batch_size: 16, checkpoint_every: 0, ..paper.train.clone() },
+                    base.data.clone(),
+                )
             },
         }
     }
@@ -217,8 +249,10 @@ impl Space for Proxyless {
     }
 
     /// The official retrain (spec §3.4): SGD 0.5 momentum 0.9, weight decay 4e-5 on convolution weights only,
-    /// label smoothing 0.1, gradient-norm clip 5, per-iteration linear LR to 0, 240 epochs, batch 1024, dropout 0.2.
+    /// label smoothing 0.1, gradient-norm clip 5, per-iteration linear LR to 0, 240 epochs, batch 1024, dropout 0.2,
+    /// random-resized crop and flip (Fast-AutoAugment is not implemented), evaluation at 256/224.
     fn retrain_preset(preset: Preset) -> RetrainConfig<Self> {
+        let (augment, data) = geometry(224, 0.08);
         let train = TrainConfig {
             epochs: 240,
             batch_size: 1024,
@@ -233,24 +267,30 @@ impl Space for Proxyless {
             schedule: ScheduleKind::Linear,
             lr_step_at_epoch_start: false,
             label_smoothing: 0.1,
+            augment,
             checkpoint_every: 200,
             ..TrainConfig::default()
         };
+        let base = RetrainConfig::base(ProxylessNetworkConfig::default(), train);
         let paper = RetrainConfig {
             genotype: arch::AGNAS.to_string(),
-            ..RetrainConfig::base(ProxylessNetworkConfig::default(), train)
+            data: DataConfig { normalization: Some(Normalization::imagenet()), ..data },
+            ..base
         };
         let scaled = RetrainConfig::scaled(paper, preset);
-        let network = match preset {
-            Preset::Paper => scaled.network,
-            Preset::Embedded => ProxylessNetworkConfig { width_mult: 0.5, ..scaled.network },
-            Preset::Smoke => ProxylessNetworkConfig { width_mult: 0.25, ..scaled.network },
+        let (size, width) = match preset {
+            Preset::Paper => return scaled,
+            Preset::Embedded => (REDUCED_SIZE, 0.5),
+            Preset::Smoke => (32, 0.25),
         };
-        let train = match preset {
-            Preset::Paper => scaled.train,
-            _ => TrainConfig { batch_size: scaled.train.batch_size.min(64), lr: 0.5 * 64.0 / 1024.0, ..scaled.train },
-        };
-        RetrainConfig { network, train, ..scaled }
+        let (augment, geometry) = geometry(size, 0.25);
+        let batch_size = scaled.train.batch_size.min(64);
+        RetrainConfig {
+            network: ProxylessNetworkConfig { width_mult: width, ..scaled.network },
+            data: DataConfig { resize: geometry.resize, crop: geometry.crop, normalization: None, ..scaled.data },
+            train: TrainConfig { augment, batch_size, lr: 0.5 * batch_size as f64 / 1024.0, ..scaled.train },
+            ..scaled
+        }
     }
 
     fn build_network(

@@ -39,7 +39,8 @@ pub struct LatencyTableArgs {
     /// Also write the JSON here (it always goes to stdout).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Random architectures whose whole network is timed against the table's sum (0 = none).
+    /// Random architectures whose whole retrain network is timed (in the same rounds as the entries) against the
+    /// table's sum (0 = none).
     #[arg(long, default_value_t = 5)]
     check: usize,
     /// Seed of those architectures.
@@ -71,13 +72,11 @@ pub fn run(a: &LatencyTableArgs) -> Result<()> {
     };
     cfg.validate()?;
     tch::manual_seed(0);
+    let archs = latency::random_archs(a.check, a.seed);
     let start = Instant::now();
-    let mut table = latency::measure(&cfg, |i, n, key, e| {
-        tracing::debug!("{}/{n} {key}: {:.3} ± {:.3} ms", i + 1, e.mean, e.std);
-    })?;
-    let measured_s = start.elapsed().as_secs_f64();
-    let costs = table.model(&spec)?;
+    let table = latency::measure(&cfg, &archs, a.seed)?;
     let pre: f64 = table.fixed.pre.iter().map(|k| table.lut[k].mean).sum();
+    let post: f64 = table.fixed.post.iter().map(|k| table.lut[k].mean).sum();
     eprintln!(
         "latency table: {} entries on {} ({} threads), batch {}, {} px, width {}, {} repeats after {} warm-up, {:.1} s",
         table.lut.len(),
@@ -88,14 +87,17 @@ pub fn run(a: &LatencyTableArgs) -> Result<()> {
         a.width_mult,
         a.repeats,
         a.warmup,
-        measured_s
+        start.elapsed().as_secs_f64()
     );
-    eprintln!("  PreProcessing {:.3} ms, PostProcessing {:.3} ms (the identity costs 0)", pre, costs.fixed - pre);
-    if a.check > 0 {
-        let archs = latency::random_archs(a.check, a.seed);
-        eprintln!("check: {} random architectures (seed {}), table sum against the whole network:", a.check, a.seed);
+    eprintln!("  PreProcessing {pre:.3} ms, PostProcessing {post:.3} ms (the identity costs 0)");
+    if let Some(check) = &table.check {
+        eprintln!(
+            "check: {} random architectures (seed {}) timed in the same rounds, table sum against the whole network:",
+            check.archs.len(),
+            check.seed
+        );
         eprintln!("  {:<50} {:>12} {:>12} {:>8}", "arch", "predicted ms", "measured ms", "error");
-        let check = latency::check(&table, &cfg, &archs, a.seed, |c| {
+        for c in &check.archs {
             eprintln!(
                 "  {:<50} {:>12.3} {:>12.3} {:>7.1}%",
                 c.arch.to_string(),
@@ -103,9 +105,8 @@ pub fn run(a: &LatencyTableArgs) -> Result<()> {
                 c.measured_ms,
                 100.0 * c.relative_error
             );
-        })?;
+        }
         eprintln!("  mean |relative error| {:.1} %", 100.0 * check.mean_abs_relative_error);
-        table.check = Some(check);
     }
     if let Some(path) = &a.out {
         table.save(path)?;

@@ -419,24 +419,32 @@ fn sync(device: Device) {
     }
 }
 
-/// `warmup` untimed calls, then `repeats` timed ones, each between two device synchronisations; no autograd.
-pub fn time_ms(device: Device, warmup: usize, repeats: usize, forward: impl Fn() -> Tensor) -> LatencyEntry {
+/// A forward to time, on its own input.
+pub type Forward<'a> = Box<dyn Fn() -> Tensor + 'a>;
+
+/// Times every forward `repeats` times after `warmup` untimed calls, without autograd. The calls go round-robin (one
+/// call of each forward per round), as a network runs its blocks one after the other: each starts with the caches
+/// the previous one left, and a slow spell of the machine spreads over all entries instead of spoiling a few. Every
+/// call sits between two device synchronisations.
+pub fn time_round_robin(device: Device, warmup: usize, repeats: usize, forwards: &[Forward]) -> Vec<LatencyEntry> {
     tch::no_grad(|| {
         for _ in 0..warmup {
-            drop(forward());
+            for forward in forwards {
+                drop(forward());
+            }
         }
-        let times: Vec<f64> = (0..repeats)
-            .map(|_| {
-                sync(device);
+        sync(device);
+        let mut times = vec![Vec::with_capacity(repeats); forwards.len()];
+        for _ in 0..repeats {
+            for (forward, times) in forwards.iter().zip(&mut times) {
                 let t = Instant::now();
                 let y = forward();
                 sync(device);
-                let ms = t.elapsed().as_secs_f64() * 1e3;
+                times.push(t.elapsed().as_secs_f64() * 1e3);
                 drop(y);
-                ms
-            })
-            .collect();
-        LatencyEntry::of(&times)
+            }
+        }
+        times.iter().map(|t| LatencyEntry::of(t)).collect()
     })
 }
 
@@ -471,26 +479,40 @@ fn processor() -> Option<String> {
     Some(line.split_once(':')?.1.trim().to_string())
 }
 
-/// Times every distinct part of `cfg.spec` (each in its own modules, eval mode, on a random input); `progress` hears
-/// of each entry as it is measured (index, total, key, entry).
-pub fn measure(
-    cfg: &MeasureConfig,
-    mut progress: impl FnMut(usize, usize, &str, &LatencyEntry),
-) -> Result<LatencyTable> {
+/// Times every distinct part of `cfg.spec`, each in its own modules (eval mode, PyTorch's initialisation) on a random
+/// input, round-robin (see [`time_round_robin`]). With `check` architectures, their whole retrain networks (eval
+/// mode) are timed in the same rounds, so that a change of the machine's load during the run affects the entries and
+/// the networks alike, and the table's sum for each is compared with its measured forward (`check`).
+pub fn measure(cfg: &MeasureConfig, check: &[Arch], seed: u64) -> Result<LatencyTable> {
     cfg.validate()?;
     let parts = cfg.spec.parts();
-    let mut lut = IndexMap::new();
-    for (i, (key, part)) in parts.iter().enumerate() {
-        let vs = cfg.var_store();
-        let forward = part.build(&vs.root());
-        cfg.layout(&vs);
-        let x = cfg.input(part.input_shape(cfg.batch_size));
-        let entry = time_ms(cfg.device, cfg.warmup, cfg.repeats, || forward(&x));
-        progress(i, parts.len(), key, &entry);
-        lut.insert(key.clone(), entry);
+    let vs = cfg.var_store();
+    // One random input per input shape (the six candidates of a layer read the same one).
+    let mut inputs = std::collections::HashMap::new();
+    let mut input = |shape: [i64; 4]| inputs.entry(shape).or_insert_with(|| cfg.input(shape)).shallow_clone();
+    let mut forwards: Vec<Forward> = parts
+        .values()
+        .enumerate()
+        .map(|(i, part)| {
+            let forward = part.build(&(vs.root() / "parts" / i));
+            let x = input(part.input_shape(cfg.batch_size));
+            Box::new(move || forward(&x)) as Forward
+        })
+        .collect();
+    let net_cfg = ProxylessNetworkConfig { width_mult: cfg.spec.width_mult, dropout: 0.0 };
+    let side = cfg.spec.image_size;
+    for (i, arch) in check.iter().enumerate() {
+        let net =
+            ProxylessNetwork::new(&(vs.root() / "check" / i), &net_cfg, arch, IMAGE_CHANNELS, cfg.spec.num_classes);
+        let x = input([cfg.batch_size, IMAGE_CHANNELS, side, side]);
+        forwards.push(Box::new(move || net.forward_t(&x, false)));
     }
+    cfg.layout(&vs);
+    let mut entries = time_round_robin(cfg.device, cfg.warmup, cfg.repeats, &forwards);
+    let networks = entries.split_off(parts.len());
+    let lut: IndexMap<String, LatencyEntry> = parts.keys().cloned().zip(entries).collect();
     let keys = |parts: Vec<Part>| parts.iter().map(Part::key).collect();
-    Ok(LatencyTable {
+    let mut table = LatencyTable {
         format: FORMAT.into(),
         space: "proxyless".into(),
         unit: "ms".into(),
@@ -514,7 +536,11 @@ pub fn measure(
         lut,
         check: None,
         source: String::new(),
-    })
+    };
+    if !check.is_empty() {
+        table.check = Some(compare(&table, &cfg.spec, check, &networks, seed)?);
+    }
+    Ok(table)
 }
 
 /// `n` architectures drawn uniformly per layer from the candidates it has (the identity only where it may skip).
@@ -529,38 +555,30 @@ pub fn random_archs(n: usize, seed: u64) -> Vec<Arch> {
         .collect()
 }
 
-/// Builds each architecture's retrain network (eval mode), times its forward as the table's entries were timed, and
-/// compares it with the table's sum.
-pub fn check(
+/// Each architecture's prediction by `table` against its measured forward.
+fn compare(
     table: &LatencyTable,
-    cfg: &MeasureConfig,
+    spec: &LatencySpec,
     archs: &[Arch],
+    measured: &[LatencyEntry],
     seed: u64,
-    mut progress: impl FnMut(&CheckedArch),
 ) -> Result<Check> {
-    cfg.validate()?;
-    let costs = table.model(&cfg.spec)?;
-    let net_cfg = ProxylessNetworkConfig { width_mult: cfg.spec.width_mult, dropout: 0.0 };
-    let mut checked = Vec::with_capacity(archs.len());
-    for arch in archs {
-        let vs = cfg.var_store();
-        let net = ProxylessNetwork::new(&vs.root(), &net_cfg, arch, IMAGE_CHANNELS, cfg.spec.num_classes);
-        cfg.layout(&vs);
-        let side = cfg.spec.image_size;
-        let x = cfg.input([cfg.batch_size, IMAGE_CHANNELS, side, side]);
-        let measured = time_ms(cfg.device, cfg.warmup, cfg.repeats, || net.forward_t(&x, false));
-        let predicted = costs.arch(arch);
-        let entry = CheckedArch {
-            arch: *arch,
-            predicted_ms: predicted,
-            measured_ms: measured.mean,
-            measured_std_ms: measured.std,
-            count: measured.count,
-            relative_error: (predicted - measured.mean) / measured.mean,
-        };
-        progress(&entry);
-        checked.push(entry);
-    }
+    let costs = table.model(spec)?;
+    let checked: Vec<CheckedArch> = archs
+        .iter()
+        .zip(measured)
+        .map(|(arch, m)| {
+            let predicted = costs.arch(arch);
+            CheckedArch {
+                arch: *arch,
+                predicted_ms: predicted,
+                measured_ms: m.mean,
+                measured_std_ms: m.std,
+                count: m.count,
+                relative_error: (predicted - m.mean) / m.mean,
+            }
+        })
+        .collect();
     let mean_abs_relative_error =
         checked.iter().map(|c| c.relative_error.abs()).sum::<f64>() / checked.len().max(1) as f64;
     Ok(Check { seed, archs: checked, mean_abs_relative_error })

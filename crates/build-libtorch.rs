@@ -12,6 +12,9 @@ fn main() {
     };
     let root = PathBuf::from(root);
     let root = root.canonicalize().unwrap_or(root);
+    if let Some(version) = libtorch_version(&root) {
+        println!("cargo:rustc-env=AGNAS_LIBTORCH_VERSION={version}");
+    }
     let lib = root.join("lib");
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     if lib.join("libtorch_cuda.so").exists() {
@@ -20,4 +23,14 @@ fn main() {
         println!("cargo:rustc-link-arg=-ltorch_cuda");
         println!("cargo:rustc-link-arg=-Wl,--as-needed");
     }
+}
+
+/// The version of the libtorch at `root`: the torch wheel's `version.py` (`__version__ = '2.11.0+cu130'`) or a
+/// standalone libtorch's `build-version`.
+fn libtorch_version(root: &std::path::Path) -> Option<String> {
+    if let Ok(text) = std::fs::read_to_string(root.join("version.py")) {
+        let line = text.lines().find(|l| l.starts_with("__version__"))?;
+        return Some(line.split_once('=')?.1.trim().trim_matches(|c| c == '\'' || c == '"').to_string());
+    }
+    std::fs::read_to_string(root.join("build-version")).ok().map(|v| v.trim().to_string())
 }

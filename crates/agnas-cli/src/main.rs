@@ -14,6 +14,7 @@ macro_rules! outln {
 }
 
 mod bench;
+mod latency;
 mod models;
 mod run_args;
 
@@ -64,6 +65,9 @@ enum Command {
     /// Speed measurements.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Latency lookup table of the ProxylessNAS macro space on this machine: every (layer, MBConv) shape and the
+    /// fixed parts timed in eval mode under once-for-all's keys, then checked against whole random networks.
+    LatencyTable(latency::LatencyTableArgs),
 }
 
 #[derive(Subcommand)]
@@ -259,6 +263,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Params(args) => models::params(&args),
         Command::Genotype(cmd) => models::genotype(&cmd),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::LatencyTable(args) => latency::run(&args),
     }
 }
 

@@ -4,6 +4,7 @@ pub mod arch;
 pub mod blocks;
 pub mod cost;
 pub mod derive;
+pub mod latency;
 pub mod network;
 pub mod plot;
 pub mod select;
@@ -11,6 +12,7 @@ pub mod supernet;
 
 pub use arch::{Arch, LayerShape, MbConvKind};
 pub use derive::ProxylessDeriveConfig;
+pub use latency::{LatencyCosts, LatencySpec, LatencyTable};
 pub use network::{ProxylessNetwork, ProxylessNetworkConfig};
 pub use supernet::{ProxylessConfig, ProxylessSupernet, SearchBlock};
 

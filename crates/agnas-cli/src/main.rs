@@ -121,6 +121,12 @@ struct SearchArgs {
     /// whole budget front is written either way (front.json, front.svg).
     #[arg(long, group = "config_flags")]
     max_flops: Option<f64>,
+    /// ProxylessNAS: derive the best architecture with at most this latency by --latency-table, chosen exactly.
+    #[arg(long, group = "config_flags")]
+    max_latency_ms: Option<f64>,
+    /// ProxylessNAS: a table written by `agnas latency-table`; the latency front is written too.
+    #[arg(long, group = "config_flags")]
+    latency_table: Option<PathBuf>,
     /// SE reduction ratio of the attention modules.
     #[arg(long, group = "config_flags")]
     attention_ratio: Option<i64>,

@@ -371,6 +371,12 @@ pub enum GenotypeCommand {
         /// ProxylessNAS: the best architecture with at most this many FLOPs (e.g. 6e8), chosen exactly.
         #[arg(long)]
         max_flops: Option<f64>,
+        /// ProxylessNAS: the best architecture with at most this latency by --latency-table, chosen exactly.
+        #[arg(long)]
+        max_latency_ms: Option<f64>,
+        /// ProxylessNAS: a table written by `agnas latency-table` (its front is written too).
+        #[arg(long)]
+        latency_table: Option<PathBuf>,
         /// Also write the files the derivation makes (genotype.json, pictures, the budget front) into this folder.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -390,8 +396,14 @@ impl SpaceTask for &GenotypeCommand {
 
     fn run<S: Space>(self) -> Result<()> {
         match self {
-            GenotypeCommand::Derive { run, max_flops, out } => {
-                let flags = SectionFlags::default().given([("derive.max_flops", "--max-flops", *max_flops)]);
+            GenotypeCommand::Derive { run, max_flops, max_latency_ms, latency_table, out } => {
+                let table = latency_table.as_ref().map(|p| p.display().to_string());
+                let flags = SectionFlags::default()
+                    .given([
+                        ("derive.max_flops", "--max-flops", *max_flops),
+                        ("derive.max_latency_ms", "--max-latency-ms", *max_latency_ms),
+                    ])
+                    .given([("derive.latency_table", "--latency-table", table)]);
                 let derived = agnas::search::rederive::<S>(run, &flags)?;
                 if let Some(dir) = out {
                     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -63,5 +63,28 @@ fn one_search_gives_the_whole_budget_front() {
     assert_eq!(counted["flops"].as_u64().unwrap(), flops[k], "FLOPs of the chosen architecture, counted again");
 
     let err = run_err(agnas().args(["genotype", "derive", "--max-flops", "1e6"]).arg(&run));
-    assert!(err.contains(&format!("cheapest architecture of the space, {} FLOPs", flops[0])), "{err}");
+    assert!(err.contains(&format!("cheapest architecture of the space, {} M FLOPs", flops[0] as f64 / 1e6)), "{err}");
+
+    // The same under a latency budget, priced by a table measured here.
+    let table = dir.path().join("latency.json");
+    run_ok(
+        agnas()
+            .args(["latency-table", "--space", "proxyless", "--repeats", "1", "--warmup", "0", "--check", "0"])
+            .args(["--threads", "1", "--out"])
+            .arg(&table),
+    );
+    let with_table = dir.path().join("latency");
+    let table_flag = ["--latency-table", table.to_str().unwrap()];
+    run_ok(agnas().args(["genotype", "derive"]).args(table_flag).arg(&run).arg("--out").arg(&with_table));
+    let front: Vec<Value> = serde_json::from_value(json(&with_table.join("front_latency_ms.json"))).unwrap();
+    let ms: Vec<f64> = front.iter().map(|p| p["latency_ms"].as_f64().unwrap()).collect();
+    assert!(ms.windows(2).all(|w| w[0] < w[1]), "{ms:?}");
+    let k = front.len() / 2;
+    let budget = (ms[k] + ms[k + 1]) / 2.0;
+    let derived = stdout_json(run_ok(
+        agnas().args(["genotype", "derive", "--max-latency-ms", &budget.to_string()]).args(table_flag).arg(&run),
+    ));
+    assert_eq!(derived["arch"], front[k]["arch"]);
+    let err = run_err(agnas().args(["genotype", "derive", "--max-latency-ms", "5"]).arg(&run));
+    assert!(err.contains("needs derive.latency_table"), "{err}");
 }

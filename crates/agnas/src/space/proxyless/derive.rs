@@ -2,11 +2,13 @@
 //! attention (first maximum wins, as the official `export_op.py`), priced by the cost model.
 use super::arch::{self, Arch, LAYERS, MAX_CANDIDATES};
 use super::cost::{CostModel, FlopsRule};
+use super::latency::{LatencySpec, LatencyTable};
 use super::select::{self, Selection};
 use super::supernet::ProxylessConfig;
 use crate::space::{Derived, Importances};
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 
 /// `[derive]` of the macro space.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -14,6 +16,11 @@ use serde::{Deserialize, Serialize};
 pub struct ProxylessDeriveConfig {
     /// The best architecture whose FLOPs are at most this, chosen exactly (0 = no budget: the plain argmax).
     pub max_flops: f64,
+    /// The best architecture whose latency by `latency_table` is at most this many ms (0 = no budget).
+    pub max_latency_ms: f64,
+    /// A table written by `agnas latency-table` at the cost sizes below (empty = none); with one, the run folder
+    /// also gets the latency front.
+    pub latency_table: PathBuf,
     /// Width, input side and classes the FLOPs are counted at: the deployment's, whatever the search ran at.
     pub cost_width_mult: f64,
     pub cost_image_size: i64,
@@ -25,6 +32,8 @@ impl Default for ProxylessDeriveConfig {
     fn default() -> Self {
         ProxylessDeriveConfig {
             max_flops: 0.0,
+            max_latency_ms: 0.0,
+            latency_table: PathBuf::new(),
             cost_width_mult: 1.0,
             cost_image_size: 224,
             cost_num_classes: 1000,
@@ -36,6 +45,11 @@ impl Default for ProxylessDeriveConfig {
 impl ProxylessDeriveConfig {
     pub fn validate(&self) -> Result<()> {
         ensure!(self.max_flops >= 0.0, "derive.max_flops must be >= 0 (0 = no budget), got {}", self.max_flops);
+        ensure!(
+            self.max_latency_ms >= 0.0,
+            "derive.max_latency_ms must be >= 0 (0 = no budget), got {}",
+            self.max_latency_ms
+        );
         super::supernet::validate_width(self.cost_width_mult, "derive.cost_width_mult")?;
         ensure!(self.cost_image_size >= 32, "derive.cost_image_size must be at least 32");
         ensure!(self.cost_num_classes >= 1, "derive.cost_num_classes must be at least 1");
@@ -89,97 +103,185 @@ fn shares_table(rows: &[Vec<f64>], chosen: &[usize]) -> String {
     s
 }
 
-/// Every layer's options for [`select`]: importance and FLOPs in slot order.
-fn selection_layers(rows: &[Vec<f64>], costs: &CostModel) -> Vec<select::Layer> {
-    rows.iter()
-        .enumerate()
-        .map(|(l, row)| select::Layer {
-            options: row
-                .iter()
-                .enumerate()
-                .map(|(slot, &importance)| select::Choice {
-                    id: if slot < arch::MBCONVS { slot as i8 } else { arch::SKIP },
-                    importance,
-                    cost: costs.candidate(l, slot) as f64,
-                })
-                .collect(),
+/// One way of pricing architectures: a cost per layer and candidate slot that adds over layers, plus a fixed part.
+struct Pricing {
+    /// The key of the cost in `front*.json` and `result.json`.
+    key: &'static str,
+    /// The unit a front is drawn in, and the divisor from the raw cost to it.
+    unit: &'static str,
+    scale: f64,
+    fixed: f64,
+    layers: Vec<[f64; MAX_CANDIDATES]>,
+    /// The budget on the total (0 = none).
+    budget: f64,
+}
+
+impl Pricing {
+    fn flops(cfg: &ProxylessDeriveConfig) -> Self {
+        let model = cfg.cost_model();
+        let layers = (0..LAYERS).map(|l| std::array::from_fn(|slot| model.candidate(l, slot) as f64)).collect();
+        Pricing {
+            key: "flops",
+            unit: "M FLOPs",
+            scale: 1e6,
+            fixed: model.fixed(cfg.flops_rule) as f64,
+            layers,
+            budget: cfg.max_flops,
+        }
+    }
+
+    /// Latency from the table `derive.latency_table`, if one is named.
+    fn latency(cfg: &ProxylessDeriveConfig) -> Result<Option<Self>> {
+        if cfg.latency_table.as_os_str().is_empty() {
+            ensure!(
+                cfg.max_latency_ms == 0.0,
+                "derive.max_latency_ms needs derive.latency_table (agnas latency-table)"
+            );
+            return Ok(None);
+        }
+        let table = LatencyTable::load(&cfg.latency_table)?;
+        let spec = LatencySpec {
+            width_mult: cfg.cost_width_mult,
+            image_size: cfg.cost_image_size,
+            num_classes: cfg.cost_num_classes,
+        };
+        let costs = table.model(&spec)?;
+        let layers = (0..LAYERS).map(|l| std::array::from_fn(|slot| costs.candidate(l, slot))).collect();
+        Ok(Some(Pricing {
+            key: "latency_ms",
+            unit: "ms",
+            scale: 1.0,
+            fixed: costs.fixed,
+            layers,
+            budget: cfg.max_latency_ms,
+        }))
+    }
+
+    /// Every layer's options for [`select`]: importance and cost in slot order.
+    fn selection_layers(&self, rows: &[Vec<f64>]) -> Vec<select::Layer> {
+        rows.iter()
+            .zip(&self.layers)
+            .map(|(row, costs)| select::Layer {
+                options: row
+                    .iter()
+                    .zip(costs)
+                    .enumerate()
+                    .map(|(slot, (&importance, &cost))| select::Choice {
+                        id: if slot < arch::MBCONVS { slot as i8 } else { arch::SKIP },
+                        importance,
+                        cost,
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// The best architecture within the budget.
+    fn best<'a>(&self, front: &'a select::Front) -> Result<&'a Selection> {
+        front.best_under(self.budget - self.fixed).map_err(|e| match e {
+            select::SelectError::OverBudget { cheapest, .. } => anyhow::anyhow!(
+                "derive.max_{} = {} is below the cheapest architecture of the space, {} {}",
+                self.key,
+                self.budget,
+                (cheapest + self.fixed) / self.scale,
+                self.unit
+            ),
+            e => e.into(),
         })
-        .collect()
+    }
+
+    fn total(&self, arch: &Arch) -> f64 {
+        self.fixed + arch.slots().iter().zip(&self.layers).map(|(&s, c)| c[s]).sum::<f64>()
+    }
+
+    /// The front as the run folder keeps it: each point's total cost, score and architecture.
+    fn front_json(&self, front: &select::Front) -> Result<Vec<u8>> {
+        let points = front
+            .points()
+            .iter()
+            .map(|p| {
+                let mut point = serde_json::json!({ "score": p.score, "arch": arch_of(p)? });
+                point[self.key] = number(p.cost + self.fixed);
+                Ok(point)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(serde_json::to_vec_pretty(&points)?)
+    }
+
+    /// The front drawn in total cost (the layers' plus the fixed stem and head) in the pricing's unit.
+    fn front_svg(&self, front: &select::Front, argmax: &Selection, chosen: Option<&Selection>) -> String {
+        let shift = |s: &Selection| Selection { cost: (s.cost + self.fixed) / self.scale, ..s.clone() };
+        let points: Vec<Selection> = front.points().iter().map(shift).collect();
+        select::front_svg(&points, &shift(argmax), chosen.map(shift).as_ref(), self.unit)
+    }
+}
+
+/// A cost for JSON: FLOPs as the integers they are, latencies as they come.
+fn number(x: f64) -> serde_json::Value {
+    if x.fract() == 0.0 && x.abs() < 2f64.powi(53) {
+        (x as i64).into()
+    } else {
+        x.into()
+    }
 }
 
 fn arch_of(selection: &Selection) -> Result<Arch> {
     Ok(Arch::from_slots(&selection.positions)?)
 }
 
-/// The whole budget front of one search: at every cost the best-scoring architecture, with its total FLOPs.
-fn front_json(front: &select::Front, fixed: u64) -> Result<serde_json::Value> {
-    let points: Vec<serde_json::Value> = front
-        .points()
-        .iter()
-        .map(|p| {
-            Ok(serde_json::json!({
-                "flops": p.cost as u64 + fixed,
-                "score": p.score,
-                "arch": arch_of(p)?,
-            }))
-        })
-        .collect::<Result<_>>()?;
-    Ok(serde_json::json!(points))
-}
-
 /// The architecture and what the run folder says of it (its pictures are the space's to add): the per-layer argmax,
-/// or under `max_flops` the best architecture that fits, and the budget front either way.
+/// or under `max_flops` or `max_latency_ms` the best architecture that fits; the budget fronts either way.
 pub fn derive(_: &ProxylessConfig, cfg: &ProxylessDeriveConfig, importances: &Importances) -> Result<(Arch, Derived)> {
+    ensure!(
+        cfg.max_flops == 0.0 || cfg.max_latency_ms == 0.0,
+        "derive.max_flops and derive.max_latency_ms are both set: give one budget"
+    );
     let rows = layer_rows(importances)?;
-    let costs = cfg.cost_model();
-    let fixed = costs.fixed(cfg.flops_rule);
-    let layers = selection_layers(&rows, &costs);
-    let argmax = select::argmax(&layers)?;
-    let front = select::front(&layers)?;
-    let chosen = if cfg.max_flops > 0.0 {
-        let budget = cfg.max_flops - fixed as f64;
-        front
-            .best_under(budget)
-            .map_err(|e| match e {
-                select::SelectError::OverBudget { cheapest, .. } => anyhow::anyhow!(
-                    "derive.max_flops = {} is below the cheapest architecture of the space, {} FLOPs",
-                    cfg.max_flops,
-                    cheapest as u64 + fixed
-                ),
-                e => e.into(),
-            })?
-            .clone()
-    } else {
-        argmax.clone()
-    };
-    let arch = arch_of(&chosen)?;
-    let flops = costs.arch(&arch, cfg.flops_rule);
+    let pricings: Vec<Pricing> = std::iter::once(Pricing::flops(cfg)).chain(Pricing::latency(cfg)?).collect();
+    let argmax = select::argmax(&pricings[0].selection_layers(&rows))?;
     let plain = arch_of(&argmax)?;
+    let mut chosen = argmax.clone();
+    let mut selection = "argmax per layer (first maximum wins)".to_string();
+    let mut files = Vec::new();
+    for pricing in &pricings {
+        let front = select::front(&pricing.selection_layers(&rows))?;
+        let budgeted = (pricing.budget > 0.0).then(|| pricing.best(&front)).transpose()?;
+        if let Some(best) = budgeted {
+            chosen = best.clone();
+            selection = format!(
+                "best score with at most {} {} (exact multiple-choice knapsack)",
+                pricing.budget / pricing.scale,
+                pricing.unit
+            );
+        }
+        let name = if pricing.key == "flops" { "front".to_string() } else { format!("front_{}", pricing.key) };
+        files.push((format!("{name}.json"), pricing.front_json(&front)?));
+        files.push((format!("{name}.svg"), pricing.front_svg(&front, &argmax, budgeted).into_bytes()));
+    }
+    let arch = arch_of(&chosen)?;
     let at = format!(
-        "width {}, {} px, {} classes ({})",
+        "width {}, {} px, {} classes (FLOPs: {})",
         cfg.cost_width_mult,
         cfg.cost_image_size,
         cfg.cost_num_classes,
         cfg.flops_rule.describe()
     );
-    let mut report = vec![format!("{:.2} M FLOPs at {at}", flops as f64 / 1e6)];
-    let selection = if cfg.max_flops > 0.0 {
+    let costs: Vec<String> = pricings.iter().map(|p| format!("{:.2} {}", p.total(&arch) / p.scale, p.unit)).collect();
+    let mut report = vec![format!("{} at {at}", costs.join(", "))];
+    if chosen.positions != argmax.positions {
+        let plain_costs: Vec<String> =
+            pricings.iter().map(|p| format!("{:.2} {}", p.total(&plain) / p.scale, p.unit)).collect();
         report.push(format!(
-            "best under {:.2} M FLOPs (score {:.4}); the plain argmax {plain} has {:.2} M (score {:.4})",
-            cfg.max_flops / 1e6,
+            "{selection}: score {:.4}; the plain argmax {plain} has {} (score {:.4})",
             chosen.score,
-            costs.arch(&plain, cfg.flops_rule) as f64 / 1e6,
+            plain_costs.join(", "),
             argmax.score
         ));
-        format!("best score with at most {} FLOPs (exact multiple-choice knapsack)", cfg.max_flops)
-    } else {
-        "argmax per layer (first maximum wins)".to_string()
-    };
-    // The front drawn in total FLOPs (the layers' costs plus the fixed stem and head), in millions.
-    let as_m = |s: &Selection| Selection { cost: (s.cost + fixed as f64) / 1e6, ..s.clone() };
-    let shifted: Vec<Selection> = front.points().iter().map(as_m).collect();
-    let chosen_point = (cfg.max_flops > 0.0).then(|| as_m(&chosen));
-    let front_svg = select::front_svg(&shifted, &as_m(&argmax), chosen_point.as_ref(), "M FLOPs");
+    }
+    let mut result = serde_json::json!({ "cost_at": at });
+    for p in &pricings {
+        result[p.key] = number(p.total(&arch));
+    }
     let derived = Derived {
         name: arch.to_string(),
         genotype: serde_json::json!({
@@ -191,17 +293,14 @@ pub fn derive(_: &ProxylessConfig, cfg: &ProxylessDeriveConfig, importances: &Im
             "score": chosen.score,
             "argmax_arch": plain,
         }),
-        result: serde_json::json!({ "flops": flops, "flops_at": at }),
-        report,
+        result,
         details_md: format!(
-            "Selection: {selection}; {:.2} M FLOPs at {at}.\n\n{}",
-            flops as f64 / 1e6,
+            "Selection: {selection}; {} at {at}.\n\n{}",
+            costs.join(", "),
             shares_table(&rows, &arch.slots())
         ),
-        files: vec![
-            ("front.json".into(), serde_json::to_vec_pretty(&front_json(&front, fixed)?)?),
-            ("front.svg".into(), front_svg.into_bytes()),
-        ],
+        report,
+        files,
     };
     Ok((arch, derived))
 }

@@ -4,7 +4,7 @@ use crate::{parse_named, parse_space, space_of};
 use agnas::config::{self, Preset, RetrainConfig, SectionFlags};
 use agnas::data::{
     self,
-    augment::Transform,
+    augment::{CenterView, Transform},
     loader::{Loader, LoaderConfig},
     DataFormat, Split,
 };
@@ -205,6 +205,13 @@ pub struct EvalArgs {
     network: NetworkArgs,
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
+    /// Resize the shorter side to this before cropping (default: what the network was validated with, e.g. 256
+    /// for ImageNet; 0 = not).
+    #[arg(long)]
+    resize: Option<usize>,
+    /// Centre crop to this square (default: what the network was validated with, e.g. 224; 0 = not).
+    #[arg(long)]
+    crop: Option<usize>,
     #[arg(long, value_parser = parse_named::<DeviceChoice>, default_value = "auto")]
     device: DeviceChoice,
     #[arg(long, default_value_t = 0)]
@@ -230,9 +237,17 @@ impl SpaceTask for &EvalArgs {
         let (card, vs, net) = match &self.genotype {
             _ if self.checkpoint.is_dir() => retrain::load_run::<S>(&self.checkpoint, device)?,
             Some(spec) => {
-                // The space's paper network with the shape of the flags.
-                let network = config::layered(S::retrain_preset(Preset::Paper), None, &self.network.flags())?.network;
-                retrain::load_weights::<S>(&self.checkpoint, S::parse_genotype(spec)?, network, set.as_ref(), device)?
+                // The space's paper network with the shape of the flags, evaluated as its paper recipe does.
+                let paper = config::layered(S::retrain_preset(Preset::Paper), None, &self.network.flags())?;
+                let genotype = S::parse_genotype(spec)?;
+                retrain::load_weights::<S>(
+                    &self.checkpoint,
+                    genotype,
+                    paper.network,
+                    &paper.data,
+                    set.as_ref(),
+                    device,
+                )?
             }
             None => bail!(
                 "{} is a weights file: give --genotype (and the network shape if not the paper's)",
@@ -251,7 +266,10 @@ impl SpaceTask for &EvalArgs {
             batch_size: self.batch_size,
             shuffle: false,
             drop_last: false,
-            transform: Transform::default(),
+            transform: Transform {
+                view: CenterView { resize: self.resize.unwrap_or(card.resize), crop: self.crop.unwrap_or(card.crop) },
+                ..Transform::default()
+            },
             normalization: card.normalization.clone(),
             workers: 2,
             prefetch: 4,

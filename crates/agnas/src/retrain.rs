@@ -26,6 +26,12 @@ pub struct ModelCard<S: Space> {
     pub in_channels: i64,
     pub num_classes: i64,
     pub normalization: Normalization,
+    /// The evaluation geometry the network was validated with (`data.resize`, `data.crop`; 0 = not), which
+    /// `agnas eval` applies again.
+    #[serde(default)]
+    pub resize: usize,
+    #[serde(default)]
+    pub crop: usize,
 }
 
 impl<S: Space> ModelCard<S> {
@@ -194,6 +200,8 @@ pub fn run<S: Space>(retrain: RetrainRun<S>) -> Result<RetrainResult> {
         in_channels: run.in_channels,
         num_classes: run.num_classes,
         normalization: run.normalization.clone(),
+        resize: cfg.data.resize,
+        crop: cfg.data.crop,
     };
     let Counts { params, macs } = card.count(run.image_size);
     tracing::info!(
@@ -298,10 +306,13 @@ fn load<S: Space>(card: ModelCard<S>, weights: &Path, device: Device) -> Result<
 
 /// A network from a bare weights file (PyTorch names), built from `genotype` and `network` fitted to what the file
 /// holds, for images like those of `set`.
+/// Loads a bare weights file as a network of `genotype` and `network` shape; `data` (the space's paper preset's)
+/// gives the normalisation (else the set's own) and the evaluation geometry.
 pub fn load_weights<S: Space>(
     path: &Path,
     genotype: S::Genotype,
     mut network: S::Network,
+    data: &data::DataConfig,
     set: &dyn data::Dataset,
     device: Device,
 ) -> Result<Loaded<S>> {
@@ -314,7 +325,9 @@ pub fn load_weights<S: Space>(
         network,
         in_channels: first.channels as i64,
         num_classes: set.num_classes() as i64,
-        normalization: Normalization::for_dataset(set),
+        normalization: data.normalization.clone().unwrap_or_else(|| Normalization::for_dataset(set)),
+        resize: data.resize,
+        crop: data.crop,
     };
     card.validate()?;
     load(card, path, device)

@@ -5,6 +5,7 @@ use super::cost::{CostModel, FlopsRule};
 use super::latency::{LatencySpec, LatencyTable};
 use super::select::{self, Selection};
 use super::supernet::ProxylessConfig;
+use crate::config::Section;
 use crate::space::{Derived, Importances};
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
@@ -42,8 +43,8 @@ impl Default for ProxylessDeriveConfig {
     }
 }
 
-impl ProxylessDeriveConfig {
-    pub fn validate(&self) -> Result<()> {
+impl Section for ProxylessDeriveConfig {
+    fn validate(&self) -> Result<()> {
         ensure!(self.max_flops >= 0.0, "derive.max_flops must be >= 0 (0 = no budget), got {}", self.max_flops);
         ensure!(
             self.max_latency_ms >= 0.0,
@@ -55,7 +56,9 @@ impl ProxylessDeriveConfig {
         ensure!(self.cost_num_classes >= 1, "derive.cost_num_classes must be at least 1");
         Ok(())
     }
+}
 
+impl ProxylessDeriveConfig {
     fn cost_model(&self) -> CostModel {
         CostModel::new(self.cost_width_mult, self.cost_image_size, self.cost_num_classes)
     }

@@ -16,7 +16,7 @@ pub use latency::{LatencyCosts, LatencySpec, LatencyTable};
 pub use network::{ProxylessNetwork, ProxylessNetworkConfig};
 pub use supernet::{ProxylessConfig, ProxylessSupernet, SearchBlock};
 
-use super::{BenchBlock, Derived, EvalNetwork, Importances, Section, Space, SpaceSections, Supernet, SupernetOutput};
+use super::{BenchBlock, Derived, EvalNetwork, Importances, Space, SpaceSections, Supernet, SupernetOutput};
 use crate::config::{Preset, RetrainConfig, SearchConfig};
 use crate::data::augment::{Augment, ColorJitter, RandomResizedCrop};
 use crate::data::{DataConfig, Normalization};
@@ -46,24 +46,6 @@ impl EvalNetwork for ProxylessNetwork {
 
     fn training_logits(&self, xs: &Tensor) -> Tensor {
         self.forward_t(xs, true)
-    }
-}
-
-impl Section for ProxylessConfig {
-    fn validate(&self) -> Result<()> {
-        ProxylessConfig::validate(self)
-    }
-}
-
-impl Section for ProxylessDeriveConfig {
-    fn validate(&self) -> Result<()> {
-        ProxylessDeriveConfig::validate(self)
-    }
-}
-
-impl Section for ProxylessNetworkConfig {
-    fn validate(&self) -> Result<()> {
-        ProxylessNetworkConfig::validate(self)
     }
 }
 

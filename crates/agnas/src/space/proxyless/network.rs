@@ -4,6 +4,7 @@
 use super::arch::{self, Arch, MbConvKind};
 use super::blocks::{ConvInit, MbConv};
 use super::supernet::{validate_width, StemHead};
+use crate::config::Section;
 use crate::nn::flops::Linear;
 use crate::nn::init::linear;
 use anyhow::{ensure, Result};
@@ -26,8 +27,8 @@ impl Default for ProxylessNetworkConfig {
     }
 }
 
-impl ProxylessNetworkConfig {
-    pub fn validate(&self) -> Result<()> {
+impl Section for ProxylessNetworkConfig {
+    fn validate(&self) -> Result<()> {
         validate_width(self.width_mult, "network.width_mult")?;
         ensure!((0.0..1.0).contains(&self.dropout), "network.dropout must be in [0, 1) (got {})", self.dropout);
         Ok(())

@@ -8,6 +8,7 @@
 //! and no per-candidate residual sum is materialised.
 use super::arch::{self, LayerShape, MbConvKind, MAX_CANDIDATES, MBCONVS};
 use super::blocks::{ConvBnRelu6, ConvInit, MbConv};
+use crate::config::Section;
 use crate::nn::flops::Linear;
 use crate::nn::init::linear;
 use crate::nn::mixed::squeeze;
@@ -34,8 +35,8 @@ impl Default for ProxylessConfig {
     }
 }
 
-impl ProxylessConfig {
-    pub fn validate(&self) -> Result<()> {
+impl Section for ProxylessConfig {
+    fn validate(&self) -> Result<()> {
         validate_width(self.width_mult, "supernet.width_mult")?;
         ensure!(self.attention_ratio > 0, "supernet.attention_ratio must be at least 1");
         Ok(())

@@ -26,6 +26,17 @@ with time and RSS ratios against each Rust row.
 ``--also-python PY`` (repeatable) runs the PyTorch variants once more with each
 further interpreter (e.g. another torch version), in the same run.
 
+On a machine shared with other jobs (two 2-thread OpenMP processes on 2 cores
+slow each other down 5-40x: the spinning threads wait for descheduled
+partners), ``--rounds N`` runs every variant N times, interleaved, the order
+rotated by one each round and reversed every other round; the table then gives
+the median over the runs of each run's median step, the mean of their means,
+the fastest step and the median peak RSS.  ``--wait-idle`` starts each run only
+once the machine is at least 85 % idle (for up to ``--idle-timeout`` s),
+measures the CPU share other processes took during the run and repeats a run
+during which it exceeded 5 % (at most twice); such runs are kept in
+``--json-out`` but left out of the table.
+
 With ``--blocks`` it compares the building blocks of SPACE instead (candidate
 ops, SE attention, mixed op, cell; see ``bench_reference.py --help``):
   (a) <binary> bench blocks --space SPACE --iters N --warmup W --batch-size B --threads T
@@ -46,8 +57,10 @@ agnas is faster).  Example:
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
+import time
 
 TOOLS_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(TOOLS_DIR)
@@ -78,6 +91,12 @@ def parse_args(argv=None):
                     help="only run the Rust binary")
     ap.add_argument("--json-out", default=None,
                     help="also write all raw results as JSON to this file")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every train-step variant this many times, interleaved (default 1)")
+    ap.add_argument("--wait-idle", action="store_true",
+                    help="start each train-step run on an idle machine; repeat runs disturbed by other processes")
+    ap.add_argument("--idle-timeout", type=float, default=3600.0,
+                    help="--wait-idle: longest wait for an idle machine before a run, in seconds")
     ap.add_argument("--blocks", action="store_true",
                     help="compare forward/backward of the building blocks instead of a train step")
     ap.add_argument("--iters", type=int, default=10,
@@ -130,6 +149,48 @@ def run_one(label, cmd, timeout, extra_env=None):
         if key not in obj:
             return None, f"JSON output lacks {key!r}: {obj}"
     return obj, None
+
+
+def _cpu_jiffies():
+    """(busy, total) jiffies of the whole machine since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v) - v[3] - v[4], sum(v)
+
+
+def wait_idle(timeout):
+    """Waits until the machine was at least 85 % idle over 3 s, or ``timeout`` seconds; -> seconds waited."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        b0, a0 = _cpu_jiffies()
+        time.sleep(3)
+        b1, a1 = _cpu_jiffies()
+        if b1 - b0 <= 0.15 * max(1, a1 - a0):
+            break
+    return time.time() - t0
+
+
+def run_measured(label, cmd, timeout, extra_env=None):
+    """``run_one`` -> (result, error, share of the machine's CPU that other processes used meanwhile)."""
+    b0, a0 = _cpu_jiffies()
+    c0 = os.times()
+    res, err = run_one(label, cmd, timeout, extra_env)
+    c1 = os.times()
+    b1, a1 = _cpu_jiffies()
+    ours = (c1.children_user - c0.children_user + c1.children_system - c0.children_system) * os.sysconf("SC_CLK_TCK")
+    return res, err, max(0.0, (b1 - b0) - ours) / max(1, a1 - a0)
+
+
+def summarize(results):
+    """One row's figures from the runs of a variant: median of the run medians, mean of the means, fastest step,
+    median peak RSS (a single run: its own figures)."""
+    if len(results) == 1:
+        return results[0]
+    return {"median_ms": statistics.median(r["median_ms"] for r in results),
+            "mean_ms": statistics.fmean(r.get("mean_ms", r["median_ms"]) for r in results),
+            "min_ms": min(r.get("min_ms", r["median_ms"]) for r in results),
+            "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in results),
+            "runs": [r["median_ms"] for r in results]}
 
 
 def all_json_lines(text):
@@ -308,27 +369,21 @@ def main(argv=None):
     if proxyless:
         common += ["--width-mult", str(args.width_mult), "--image-size", str(args.image_size)]
 
-    rows = []  # (label, result or None, error or None)
-
+    variants = []  # (label, command, extra environment or None); the Rust ones first
     binary = os.path.abspath(args.binary)
     # proxyless: both layouts (the CPU default `auto` is channels-last)
     rust_runs = ([("rust (tch) contiguous", ["--memory-format", "contiguous"]),
                   ("rust (tch) channels-last", ["--memory-format", "channels_last"])]
                  if proxyless else [("rust (tch)", [])])
-    if not os.path.isfile(binary) or not os.access(binary, os.X_OK):
+    missing = not os.path.isfile(binary) or not os.access(binary, os.X_OK)
+    if missing:
         msg = (f"Rust binary not found or not executable at {binary}; build it with "
                f"`cargo build --release` (or pass --binary PATH)")
         print(f"[bench_compare] {msg}", file=sys.stderr)
-        for label, _extra in rust_runs:
-            rows.append((label, None, "binary missing"))
-    else:
-        for label, extra in rust_runs:
-            cmd = [binary, "bench", "step", "--space", args.space] + common + extra
-            res, err = run_one(label, cmd, args.timeout)
-            if err:
-                print(f"[bench_compare] {label}: {err}", file=sys.stderr)
-            rows.append((label, res, err))
-    n_rust = len(rows)
+    for label, extra in rust_runs:
+        variants.append((label, None if missing else [binary, "bench", "step", "--space", args.space] + common + extra,
+                         None))
+    n_rust = len(variants)
 
     if not args.skip_reference:
         ref = os.path.join(TOOLS_DIR, "bench_reference.py")
@@ -339,15 +394,48 @@ def main(argv=None):
                 label = f"{prefix} {layout}/{style}" + (" + malloc settings" if extra_env else "")
                 cmd = [python, ref, "--space", args.space, "--layout", layout,
                        "--style", style] + common
-                res, err = run_one(label, cmd, args.timeout, extra_env)
+                variants.append((label, cmd, extra_env))
+
+    runs = {label: [] for label, _c, _e in variants}  # label -> [(result, error, other processes' CPU share)]
+    for r in range(max(1, args.rounds)):
+        order = variants[r % len(variants):] + variants[:r % len(variants)]
+        if r % 2:
+            order = order[::-1]
+        for label, cmd, extra_env in order:
+            if cmd is None:
+                runs[label].append((None, "binary missing", 0.0))
+                continue
+            for attempt in range(3 if args.wait_idle else 1):
+                if args.wait_idle:
+                    waited = wait_idle(args.idle_timeout)
+                    if waited > 10:
+                        print(f"[bench_compare] waited {waited:.0f} s for an idle machine", file=sys.stderr)
+                res, err, foreign = run_measured(label, cmd, args.timeout, extra_env)
                 if err:
                     print(f"[bench_compare] {label}: {err}", file=sys.stderr)
-                rows.append((label, res, err))
+                runs[label].append((res, err, foreign))
+                if not args.wait_idle or err or foreign <= 0.05:
+                    break
+                print(f"[bench_compare] {label}: other processes took {100 * foreign:.0f} % of the CPU; again",
+                      file=sys.stderr)
+
+    rows = []  # (label, result or None, error or None)
+    for label, _cmd, _env in variants:
+        good = [res for res, err, foreign in runs[label]
+                if res is not None and (not args.wait_idle or foreign <= 0.05)]
+        errs = [err for _res, err, _f in runs[label] if err]
+        if good:
+            rows.append((label, summarize(good), None))
+        elif errs:
+            rows.append((label, None, errs[-1]))
+        else:
+            rows.append((label, None, "every run disturbed by other processes"))
 
     rusts = [(label, res) for label, res, _ in rows[:n_rust]]
     shape = (f", width {args.width_mult}, {args.image_size}x{args.image_size}" if proxyless else "")
+    rounds = f", median of {args.rounds} interleaved runs" if args.rounds > 1 else ""
     print(f"\n{args.space} supernet train step: batch {args.batch_size}{shape}, threads {args.threads}, "
-          f"{args.steps} timed steps after {args.warmup} warm-up\n")
+          f"{args.steps} timed steps after {args.warmup} warm-up{rounds}\n")
     if n_rust == 1:
         header = "| impl | median ms | mean ms | peak RSS MB | time ref/rust | RSS ref/rust |"
         align = "|------|----------:|--------:|------------:|--------------:|-------------:|"
@@ -379,7 +467,12 @@ def main(argv=None):
 
     if args.json_out:
         with open(args.json_out, "w") as f:
-            json.dump([{"label": l, "result": r, "error": e} for l, r, e in rows], f, indent=2)
+            if args.rounds > 1 or args.wait_idle:
+                json.dump([{"label": l, "result": r, "error": e,
+                            "runs": [{"result": rr, "error": ee, "other_cpu_share": round(ff, 3)}
+                                     for rr, ee, ff in runs[l]]} for l, r, e in rows], f, indent=2)
+            else:
+                json.dump([{"label": l, "result": r, "error": e} for l, r, e in rows], f, indent=2)
 
     if any(res is None for _, res, _ in rows):
         sys.exit(1)

@@ -41,13 +41,13 @@ bench-blocks: setup
 
 # Where a supernet train step's CPU time goes, by op kind (needs perf); sampling starts after start-up and warm-up.
 # proxyless: width 0.5, 64 px, batch 32; PROFILE_ARGS adds flags (e.g. --memory-format contiguous, --forward-only).
-PROFILE_DELAY_MS = $(if $(filter darts,$(SPACE)),16000,$(if $(filter proxyless,$(SPACE)),12000,6000))
-PROFILE_SHAPE = $(if $(filter proxyless,$(SPACE)),--width-mult 0.5 --image-size 64 --batch-size 32,)
+PROFILE_DELAY_MS = $(if $(filter darts,$(SPACE)),16000,$(if $(filter proxyless,$(SPACE)),3000,6000))
+PROFILE_SHAPE = $(if $(filter proxyless,$(SPACE)),--steps 10 --width-mult 0.5 --image-size 64 --batch-size 32,--steps 4)
 PROFILE_ARGS ?=
 profile: setup
 	$(CARGO) build --release -p agnas-cli
 	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/perf_profile.py --freq 299 --delay-ms $(PROFILE_DELAY_MS) -- \
-		target/release/agnas bench step --space $(SPACE) --steps 4 --warmup 1 --threads 2 $(PROFILE_SHAPE) $(PROFILE_ARGS)
+		target/release/agnas bench step --space $(SPACE) --warmup 1 --threads 2 $(PROFILE_SHAPE) $(PROFILE_ARGS)
 
 fixtures: setup
 	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/make_fixtures.py

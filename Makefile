@@ -24,11 +24,15 @@ lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# Train-step time of a supernet (SPACE=nb201 or darts) against the PyTorch reference, same machine, same run.
+# Train-step time of a supernet (SPACE=nb201, darts or proxyless) against the PyTorch reference, same machine, same
+# run. proxyless runs at width 0.5, 64 px, batch 32 unless BENCH_ARGS says otherwise, e.g.
+# BENCH_ARGS="--width-mult 1.0 --image-size 224 --batch-size 8"; BENCH_ARGS="--also-python PY" adds another torch.
 SPACE ?= nb201
+BENCH_ARGS ?=
 bench: setup
 	$(CARGO) build --release -p agnas-cli
-	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/bench_compare.py --space $(SPACE) --binary target/release/agnas
+	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/bench_compare.py --space $(SPACE) --binary target/release/agnas \
+		$(BENCH_ARGS)
 
 # Forward and backward time of each building block of a supernet against PyTorch, same machine, same run.
 bench-blocks: setup
@@ -36,11 +40,14 @@ bench-blocks: setup
 	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/bench_compare.py --blocks --space $(SPACE) --binary target/release/agnas
 
 # Where a supernet train step's CPU time goes, by op kind (needs perf); sampling starts after start-up and warm-up.
-PROFILE_DELAY_MS = $(if $(filter darts,$(SPACE)),16000,6000)
+# proxyless: width 0.5, 64 px, batch 32; PROFILE_ARGS adds flags (e.g. --memory-format contiguous, --forward-only).
+PROFILE_DELAY_MS = $(if $(filter darts,$(SPACE)),16000,$(if $(filter proxyless,$(SPACE)),3000,6000))
+PROFILE_SHAPE = $(if $(filter proxyless,$(SPACE)),--steps 10 --width-mult 0.5 --image-size 64 --batch-size 32,--steps 4)
+PROFILE_ARGS ?=
 profile: setup
 	$(CARGO) build --release -p agnas-cli
 	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/perf_profile.py --freq 299 --delay-ms $(PROFILE_DELAY_MS) -- \
-		target/release/agnas bench step --space $(SPACE) --steps 4 --warmup 1 --threads 2
+		target/release/agnas bench step --space $(SPACE) --warmup 1 --threads 2 $(PROFILE_SHAPE) $(PROFILE_ARGS)
 
 # Loader throughput: decoding + the ImageNet transforms on a folder of ImageNet-sized JPEGs (made once from the provided
 # CIFAR-10 images), against torchvision's PIL pipeline with as many workers, same run.

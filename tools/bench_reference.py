@@ -15,6 +15,28 @@ too, ``--N`` is ignored).
 One step = zero_grad, forward, cross-entropy, backward, clip_grad_norm_(5),
 SGD step.  Prints one JSON line.
 
+``--space proxyless``: the ProxylessNAS macro supernet of
+``tools/proxyless_ref.py`` at ``--width-mult`` (default 1.0) on
+``--image-size`` inputs (``--C``, ``--N``, ``--layers``, ``--ratio`` are
+ignored), with the macro search recipe that ``agnas bench step`` uses (the
+``paper`` preset): label smoothing 0.1, SGD lr 0.25 momentum 0.9, weight decay
+4e-5 on the 4-D (conv) weights and the classifier only, gradients clipped by
+value at 5.  Its styles:
+
+  official: the reference's modules as they are (the official
+            ``att_supernet.py`` data flow): each MBConv with its residual,
+            candidate outputs and x concatenated, SE on the concatenation,
+            gated groups summed; the official ``CrossEntropyLabelSmooth``.
+  fast:     what a PyTorch user writes: no concatenation of the maps, each
+            candidate (residual included) squeezed on its own, gated sum.
+  shared:   agnas's fast path written in PyTorch (``supernet.rs``): x
+            squeezed once, the identity and every inner residual folded into
+            one x * sum(gates), squeezes as sum / HW, gated terms added in
+            place (``addcmul_``), foreach optimizer and clipping.
+
+    python tools/bench_reference.py --space proxyless --width-mult 0.5 --image-size 64 \
+        --batch-size 32 --layout nchw --style shared --steps 5 --warmup 2 --threads 2
+
 Building-block mode (``--blocks``) times forward and backward of each block of
 the chosen space separately instead of a whole training step:
 
@@ -53,6 +75,7 @@ import resource
 import statistics
 import sys
 import time
+import types
 
 import torch
 import torch.nn as nn
@@ -60,12 +83,13 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import agnas_ref as R  # noqa: E402
+import proxyless_ref as P  # noqa: E402
 
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--space", default="nb201", choices=["nb201", "darts"])
+    ap.add_argument("--space", default="nb201", choices=["nb201", "darts", "proxyless"])
     ap.add_argument("--layout", default="nchw", choices=["nchw", "channels_last"])
     ap.add_argument("--style", default="official", choices=["official", "fast", "shared"],
                     help="official: concat + SE, .item() per op; fast: gated sum; shared: the agnas fast-path "
@@ -80,6 +104,7 @@ def parse_args(argv=None):
     ap.add_argument("--num-classes", type=int, default=10)
     ap.add_argument("--ratio", type=int, default=8)
     ap.add_argument("--image-size", type=int, default=32)
+    ap.add_argument("--width-mult", type=float, default=1.0, help="proxyless: channel multiplier")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--blocks", action="store_true",
                     help="time forward/backward of the building blocks instead of a train step")
@@ -98,7 +123,68 @@ NB201_BLOCKS = ["relu_conv_bn_1x1", "relu_conv_bn_3x3", "avg_pool_3x3", "se_atte
 DARTS_BLOCKS = ["sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5",
                 "max_pool_3x3_bn", "avg_pool_3x3_bn", "factorized_reduce", "mixed_op",
                 "mixed_op_s2", "cell"]
-BLOCKS = {"nb201": NB201_BLOCKS, "darts": DARTS_BLOCKS}
+# The blocks of ``agnas bench blocks --space proxyless``: two MBConvs with their residual (C -> C, stride 1) and a
+# search block keeping shape (six MBConvs and the identity), at C = --C channels.
+PROXYLESS_BLOCKS = ["mbconv_k3e3", "mbconv_k7e6", "search_block"]
+BLOCKS = {"nb201": NB201_BLOCKS, "darts": DARTS_BLOCKS, "proxyless": PROXYLESS_BLOCKS}
+
+
+# ---------------------------------------------------------------------------
+# ProxylessNAS macro space: the forward styles of a search block
+# ---------------------------------------------------------------------------
+
+def _squeeze(t):
+    """Global average pooling as sum / HW (what agnas's ``nn::mixed::squeeze`` does)."""
+    return t.sum((2, 3)) / (t.shape[2] * t.shape[3])
+
+
+def _search_block_fast(self, x):
+    """The gated sum without concatenating the maps: each candidate (its residual included) squeezed on its own."""
+    outs = [op(x) for op in self._ops]
+    if self.identity:
+        outs.append(x)
+    gates = self.attention_layer.fc(torch.cat([o.mean((2, 3)) for o in outs], 1))
+    B, C = gates.shape[0], self.oup
+    out = None
+    for k, y in enumerate(outs):
+        term = y * gates[:, k * C:(k + 1) * C, None, None]
+        out = term if out is None else out + term
+    importance = gates.detach().view(B, self.n_cand, C).sum((0, 2)) / C
+    return out, importance
+
+
+def _search_block_shared(self, x):
+    """agnas's fast path (``space/proxyless/supernet.rs``): the MBConvs without their residual, x squeezed once
+    (squeeze(x + b) = squeeze(x) + squeeze(b)), gated branches added in place, and the identity and all residuals
+    folded into one x * (sum of all gates)."""
+    branches = [op.conv(x) for op in self._ops]
+    if self.identity:
+        sx = _squeeze(x)
+        squeezed = [_squeeze(b) + sx for b in branches] + [sx]
+    else:
+        squeezed = [_squeeze(b) for b in branches]
+    gates = self.attention_layer.fc(torch.cat(squeezed, 1))
+    g = gates.view(x.shape[0], self.n_cand, self.oup)
+    out = branches[0] * g[:, 0, :, None, None]
+    for k in range(1, len(branches)):
+        out.addcmul_(branches[k], g[:, k, :, None, None])
+    if self.identity:
+        out.addcmul_(x, g.sum(1)[:, :, None, None])
+    return out, g.detach().mean(2).sum(0)
+
+
+PROXYLESS_STYLES = {"official": None, "fast": _search_block_fast, "shared": _search_block_shared}
+
+
+def set_proxyless_style(model, style):
+    """Forward style of every ``proxyless_ref.SearchBlock`` in ``model``: official, fast or shared."""
+    forward = PROXYLESS_STYLES[style]
+    for m in model.modules():
+        if isinstance(m, P.SearchBlock):
+            m.__dict__.pop("forward", None)
+            if forward is not None:
+                m.forward = types.MethodType(forward, m)
+    return model
 
 
 class SEGates(nn.Module):
@@ -130,6 +216,13 @@ def build_block(space, name, C, ratio, official, batch_size, size):
             return R.MixedOp(C, ratio, official), [fmap]
         if name == "cell":
             return R.NB201SearchCell(C, ratio, official), [fmap]
+    elif space == "proxyless":
+        if name == "mbconv_k3e3":
+            return P.MBConv(C, C, 3, 1, 3), [fmap]
+        if name == "mbconv_k7e6":
+            return P.MBConv(C, C, 7, 1, 6), [fmap]
+        if name == "search_block":
+            return P.SearchBlock(C, C, 1), [fmap]
     else:
         if name in ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"):
             return R._darts_search_op(name, C, 1), [fmap]
@@ -198,7 +291,10 @@ def main_blocks(args):
         torch.manual_seed(args.seed)
         block, shapes = build_block(args.space, name, args.C, args.ratio, official,
                                     args.batch_size, args.image_size)
-        R.set_style(block, args.style)
+        if args.space == "proxyless":
+            set_proxyless_style(block, args.style)
+        else:
+            R.set_style(block, args.style)
         block.train()
         xs = []
         for shape in shapes:
@@ -221,9 +317,42 @@ def main_blocks(args):
 
 def run_info(args):
     """The fields every JSON line of this script carries."""
-    return {"impl": "pytorch", "space": args.space, "layout": args.layout, "style": args.style,
+    info = {"impl": "pytorch", "space": args.space, "layout": args.layout, "style": args.style,
             "batch_size": args.batch_size, "threads": args.threads, "warmup": args.warmup, "C": args.C,
             "torch": torch.__version__}
+    if args.space == "proxyless":
+        info.update(width_mult=args.width_mult, image_size=args.image_size)
+    return info
+
+
+def proxyless_training(model, style):
+    """(loss function, optimizer, clipping) of the macro search recipe (``agnas bench step``'s ``paper`` preset):
+    label smoothing 0.1; SGD lr 0.25, momentum 0.9, weight decay 4e-5 on 4-D weights and the classifier only;
+    gradients clipped by value at 5. The official style uses the official ``CrossEntropyLabelSmooth`` formula and
+    per-parameter loops; the others ``F.cross_entropy(label_smoothing=0.1)`` and the foreach kernels."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (decay if p.dim() == 4 or name.startswith("classifier.") else no_decay).append(p)
+    official = style == "official"
+    groups = [{"params": decay, "weight_decay": 4e-5}, {"params": no_decay, "weight_decay": 0.0}]
+    opt = torch.optim.SGD(groups, lr=0.25, momentum=0.9, foreach=not official)
+    params = decay + no_decay
+
+    if official:
+        def loss_fn(logits, labels):
+            return P.label_smoothing_ce(logits, labels, 0.1)
+
+        def clip():
+            nn.utils.clip_grad_value_(params, 5.0)
+    else:
+        def loss_fn(logits, labels):
+            return F.cross_entropy(logits, labels, label_smoothing=0.1)
+
+        def clip():
+            grads = [p.grad for p in params if p.grad is not None]
+            torch._foreach_clamp_min_(grads, -5.0)
+            torch._foreach_clamp_max_(grads, 5.0)
+    return loss_fn, opt, clip
 
 
 def main(argv=None):
@@ -237,13 +366,18 @@ def main(argv=None):
     torch.manual_seed(args.seed)
 
     official = args.style == "official"
-    if args.space == "darts":
+    if args.space == "proxyless":
+        model = P.ProxylessSupernet(n_class=args.num_classes, input_size=args.image_size,
+                                    width_mult=args.width_mult)
+        set_proxyless_style(model, args.style)
+    elif args.space == "darts":
         model = R.DartsSupernet(C=args.C, num_classes=args.num_classes, layers=args.layers,
                                 ratio=args.ratio, official=official)
     else:
         model = R.NB201Supernet(C=args.C, N=args.N, num_classes=args.num_classes,
                                 ratio=args.ratio, official=official)
-    R.set_style(model, args.style)
+    if args.space != "proxyless":
+        R.set_style(model, args.style)
     model.train()
     x = torch.randn(args.batch_size, 3, args.image_size, args.image_size)
     labels = torch.randint(0, args.num_classes, (args.batch_size,), dtype=torch.int64)
@@ -251,32 +385,52 @@ def main(argv=None):
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
 
-    opt = torch.optim.SGD(model.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
+    if args.space == "proxyless":
+        loss_fn, opt, clip = proxyless_training(model, args.style)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
 
-    def step():
+        def loss_fn(logits, labels):
+            return F.cross_entropy(logits, labels)
+
+        def clip():
+            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+
+    def step(laps):
         opt.zero_grad(set_to_none=True)
         logits, _importance = model(x)
-        loss = F.cross_entropy(logits, labels)
+        loss = loss_fn(logits, labels)
+        laps.append(time.perf_counter())
         loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        laps.append(time.perf_counter())
+        clip()
         opt.step()
         return loss
 
     for _ in range(args.warmup):
-        step()
+        step([])
 
     times_ms = []
+    parts_ms = ([], [], [])  # forward + loss (with zero_grad), backward, clip + SGD
     loss = None
     for _ in range(args.steps):
         t0 = time.perf_counter()
-        loss = step()
-        times_ms.append((time.perf_counter() - t0) * 1e3)
+        laps = []
+        loss = step(laps)
+        t3 = time.perf_counter()
+        times_ms.append((t3 - t0) * 1e3)
+        for part, (a, b) in zip(parts_ms, zip([t0] + laps, laps + [t3])):
+            part.append((b - a) * 1e3)
 
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    result = dict(run_info(args), steps=args.steps, N=args.N,
+    shape = {} if args.space == "proxyless" else {"N": args.N}
+    result = dict(run_info(args), steps=args.steps, **shape,
                   median_ms=round(statistics.median(times_ms), 3),
                   mean_ms=round(statistics.fmean(times_ms), 3),
                   min_ms=round(min(times_ms), 3),
+                  forward_ms=round(statistics.median(parts_ms[0]), 3),
+                  backward_ms=round(statistics.median(parts_ms[1]), 3),
+                  optimizer_ms=round(statistics.median(parts_ms[2]), 3),
                   peak_rss_mb=round(peak_rss_mb, 1),
                   final_loss=round(float(loss.item()), 6))
     if args.space == "darts":

@@ -30,6 +30,7 @@ KINDS = [
     ("max pool backward", r"max_pool2d.*backward"),
     ("max pool forward", r"max_pool2d"),
     ("relu backward (threshold)", r"threshold_kernel.*|threshold_backward"),
+    ("relu6 backward (hardtanh)", r"hardtanh_backward|hardtanh_"),
     ("add / sub (elementwise)", r"add_kernel|sub_kernel|add_stub"),
     ("mul (elementwise)", r"mul_kernel"),
     ("addcmul (elementwise)", r"addcmul"),

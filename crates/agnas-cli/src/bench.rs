@@ -284,6 +284,7 @@ fn step<S: Space>(a: &StepArgs) -> Result<()> {
         }
     }
     let mean = whole.iter().sum::<f64>() / whole.len().max(1) as f64;
+    let min = whole.iter().copied().fold(f64::NAN, f64::min);
     let mut line = serde_json::json!({
         "impl": "agnas",
         "space": cfg.space,
@@ -303,6 +304,7 @@ fn step<S: Space>(a: &StepArgs) -> Result<()> {
         "steps": a.steps,
         "median_ms": median(whole),
         "mean_ms": mean,
+        "min_ms": min,
         "forward_ms": median(forward),
         "backward_ms": median(backward),
         "optimizer_ms": median(update),

@@ -98,6 +98,9 @@ def parse_args(argv=None):
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                    help="cuda: time with torch.cuda.synchronize() around each lap (the step itself has no sync "
+                         "except the official style's own .item() calls); peak_gpu_mb is torch's allocator peak")
     ap.add_argument("--C", type=int, default=16)
     ap.add_argument("--N", type=int, default=5, help="nb201: search cells per stage")
     ap.add_argument("--layers", type=int, default=8, help="darts: number of cells")
@@ -319,7 +322,7 @@ def run_info(args):
     """The fields every JSON line of this script carries."""
     info = {"impl": "pytorch", "space": args.space, "layout": args.layout, "style": args.style,
             "batch_size": args.batch_size, "threads": args.threads, "warmup": args.warmup, "C": args.C,
-            "torch": torch.__version__}
+            "torch": torch.__version__, "device": args.device}
     if args.space == "proxyless":
         info.update(width_mult=args.width_mult, image_size=args.image_size)
     return info
@@ -381,6 +384,8 @@ def main(argv=None):
     model.train()
     x = torch.randn(args.batch_size, 3, args.image_size, args.image_size)
     labels = torch.randint(0, args.num_classes, (args.batch_size,), dtype=torch.int64)
+    device = torch.device(args.device)
+    model, x, labels = model.to(device), x.to(device), labels.to(device)
     if args.layout == "channels_last":
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -396,13 +401,18 @@ def main(argv=None):
         def clip():
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
 
+    def now():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter()
+
     def step(laps):
         opt.zero_grad(set_to_none=True)
         logits, _importance = model(x)
         loss = loss_fn(logits, labels)
-        laps.append(time.perf_counter())
+        laps.append(now())
         loss.backward()
-        laps.append(time.perf_counter())
+        laps.append(now())
         clip()
         opt.step()
         return loss
@@ -413,11 +423,13 @@ def main(argv=None):
     times_ms = []
     parts_ms = ([], [], [])  # forward + loss (with zero_grad), backward, clip + SGD
     loss = None
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     for _ in range(args.steps):
-        t0 = time.perf_counter()
+        t0 = now()
         laps = []
         loss = step(laps)
-        t3 = time.perf_counter()
+        t3 = now()
         times_ms.append((t3 - t0) * 1e3)
         for part, (a, b) in zip(parts_ms, zip([t0] + laps, laps + [t3])):
             part.append((b - a) * 1e3)
@@ -435,6 +447,8 @@ def main(argv=None):
                   final_loss=round(float(loss.item()), 6))
     if args.space == "darts":
         result["layers"] = args.layers
+    if device.type == "cuda":
+        result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     print(json.dumps(result), flush=True)
 
 

@@ -9,6 +9,13 @@ use std::path::Path;
 use tch::{nn::VarStore, Tensor};
 
 /// `torch.optim.SGD(params, lr, momentum, weight_decay, nesterov)` with dampening 0.
+///
+/// At the first step the parameters, their gradients and the momentum move into one flat buffer per weight-decay
+/// value, each tensor becoming a view of it with its own strides, so that clipping, the update and `zero_grad` are a
+/// few kernels per buffer instead of a few per tensor. On a GPU the per-tensor loop is what bounds the step (about
+/// six launches for each of the macro supernet's 1,200 tensors: BENCHMARKS.md, "On an NVIDIA H200"), and tch binds
+/// no `_foreach_*` operators. Every element goes through the same operations in the same order, so the numbers are
+/// those of the per-tensor loop, which remains for parameters that cannot be flattened.
 pub struct Sgd {
     params: Vec<(String, Tensor)>,
     buffers: Vec<Option<Tensor>>,
@@ -16,6 +23,78 @@ pub struct Sgd {
     /// Per parameter: a space's rule may exempt some (the macro search decays only conv weights and the classifier).
     weight_decay: Vec<f64>,
     nesterov: bool,
+    flat: Flat,
+}
+
+enum Flat {
+    /// Not tried yet: gradients exist only after the first backward.
+    Pending,
+    /// Some parameter had no gradient, or a layout or type a flat buffer cannot hold.
+    Off,
+    On(Vec<FlatGroup>),
+}
+
+/// The parameters sharing one weight decay: their values, gradients and momentum, each in one flat buffer.
+struct FlatGroup {
+    weight_decay: f64,
+    params: Tensor,
+    grads: Tensor,
+    momentum: Option<Tensor>,
+    /// Room for the step's intermediate values.
+    scratch: Tensor,
+    /// (index into `Sgd::params`, size, strides, offset) of each member's view.
+    members: Vec<(usize, Vec<i64>, Vec<i64>, i64)>,
+}
+
+impl FlatGroup {
+    fn view(flat: &Tensor, (_, size, stride, offset): &(usize, Vec<i64>, Vec<i64>, i64)) -> Tensor {
+        flat.as_strided(size.as_slice(), stride.as_slice(), Some(*offset))
+    }
+
+    /// The update, chunk by chunk: on the CPU each chunk goes through all the operations while it is in cache (one
+    /// pass of each over the whole buffer would stream it from memory eight times); on a GPU in one piece.
+    fn step(&mut self, lr: f64, momentum: f64, nesterov: bool, fresh: bool) {
+        let total = self.params.numel() as i64;
+        let chunk = if self.params.device().is_cuda() { total } else { CPU_CHUNK };
+        for start in (0..total).step_by(chunk.max(1) as usize) {
+            let len = chunk.min(total - start);
+            let mut buf = self.momentum.as_ref().map(|b| b.narrow(0, start, len));
+            update(
+                &mut self.params.narrow(0, start, len),
+                &self.grads.narrow(0, start, len),
+                buf.as_mut().map(|b| (b, fresh)),
+                &mut self.scratch.narrow(0, start, len),
+                self.weight_decay,
+                lr,
+                momentum,
+                nesterov,
+            );
+        }
+    }
+
+    /// (index into `Sgd::params`, gradient) of each member.
+    fn grad_views(&self) -> impl Iterator<Item = (usize, Tensor)> + '_ {
+        self.members.iter().map(|m| (m.0, Self::view(&self.grads, m)))
+    }
+}
+
+/// Elements of a flat buffer updated at a time on the CPU: its four streams (values, gradients, momentum, scratch) stay
+/// within a core's L2 cache.
+const CPU_CHUNK: i64 = 1 << 16;
+
+/// Whether `stride` lays a tensor of `size` out densely (some permutation of a contiguous layout, channels-last
+/// included), so that it fits in `numel` consecutive elements of a flat buffer.
+fn dense(size: &[i64], stride: &[i64]) -> bool {
+    let mut dims: Vec<(i64, i64)> = size.iter().zip(stride).filter(|(&n, _)| n != 1).map(|(&n, &s)| (s, n)).collect();
+    dims.sort_unstable();
+    let mut expected = 1;
+    for (s, n) in dims {
+        if s != expected {
+            return false;
+        }
+        expected *= n;
+    }
+    true
 }
 
 impl Sgd {
@@ -25,7 +104,7 @@ impl Sgd {
         params.sort_by(|a, b| a.0.cmp(&b.0));
         let buffers = params.iter().map(|_| None).collect();
         let weight_decay = vec![weight_decay; params.len()];
-        Sgd { params, buffers, momentum, weight_decay, nesterov }
+        Sgd { params, buffers, momentum, weight_decay, nesterov, flat: Flat::Pending }
     }
 
     /// Decays only the parameters for which `decays(name, parameter)` holds.
@@ -38,9 +117,96 @@ impl Sgd {
         self
     }
 
+    /// Keeps the per-tensor loop: the reference the flat buffers are tested against.
+    #[cfg(test)]
+    fn per_tensor(mut self) -> Self {
+        self.flat = Flat::Off;
+        self
+    }
+
+    /// The optimiser `train` asks for, over every trainable variable of `vs`.
+    pub fn from_config(vs: &VarStore, train: &TrainConfig) -> Self {
+        let rule = train.weight_decay_on;
+        Sgd::new(vs, train.momentum, train.weight_decay, train.nesterov).decay_only(|name, p| rule.decays(name, p))
+    }
+
+    /// Moves parameters, gradients and momentum into flat buffers, once every parameter has a gradient.
+    fn flatten(&mut self) {
+        if !matches!(self.flat, Flat::Pending) {
+            return;
+        }
+        self.flat = match self.flat_groups() {
+            Some(groups) => Flat::On(groups),
+            None => Flat::Off,
+        };
+        tracing::debug!(flat = matches!(self.flat, Flat::On(_)), tensors = self.params.len(), "optimizer buffers");
+    }
+
+    fn flat_groups(&mut self) -> Option<Vec<FlatGroup>> {
+        let first = &self.params.first()?.1;
+        let (kind, device) = (first.kind(), first.device());
+        let fits = |p: &Tensor| {
+            p.grad().defined() && p.kind() == kind && p.device() == device && dense(&p.size(), &p.stride())
+        };
+        let with_momentum = self.buffers.iter().filter(|b| b.is_some()).count();
+        if !self.params.iter().all(|(_, p)| fits(p)) || (with_momentum != 0 && with_momentum != self.params.len()) {
+            return None;
+        }
+        let mut decays: Vec<f64> = Vec::new();
+        for &wd in &self.weight_decay {
+            if !decays.contains(&wd) {
+                decays.push(wd);
+            }
+        }
+        let groups = decays.into_iter().map(|wd| {
+            let members: Vec<usize> = (0..self.params.len()).filter(|&i| self.weight_decay[i] == wd).collect();
+            self.flat_group(wd, &members, kind, device)
+        });
+        tch::no_grad(|| Some(groups.collect()))
+    }
+
+    fn flat_group(&mut self, weight_decay: f64, indices: &[usize], kind: tch::Kind, device: tch::Device) -> FlatGroup {
+        let total: i64 = indices.iter().map(|&i| self.params[i].1.numel() as i64).sum();
+        let empty = || Tensor::empty([total], (kind, device));
+        let mut group = FlatGroup {
+            weight_decay,
+            params: empty(),
+            grads: empty(),
+            momentum: self.buffers[indices[0]].is_some().then(empty),
+            scratch: empty(),
+            members: Vec::with_capacity(indices.len()),
+        };
+        let mut offset = 0;
+        for &i in indices {
+            let p = &mut self.params[i].1;
+            let member = (i, p.size(), p.stride(), offset);
+            offset += p.numel() as i64;
+            let mut value = FlatGroup::view(&group.params, &member);
+            value.copy_(p);
+            let mut grad = FlatGroup::view(&group.grads, &member);
+            grad.copy_(&p.grad());
+            p.grad().set_data(&grad);
+            p.set_data(&value);
+            if let (Some(flat), Some(buffer)) = (&group.momentum, &mut self.buffers[i]) {
+                let mut view = FlatGroup::view(flat, &member);
+                view.copy_(buffer);
+                *buffer = view;
+            }
+            group.members.push(member);
+        }
+        group
+    }
+
     /// Clamps every gradient element to [-`clip`, `clip`] (`clip_grad_value_`).
-    pub fn clip_grad_value(&self, clip: f64) {
+    pub fn clip_grad_value(&mut self, clip: f64) {
+        self.flatten();
         tch::no_grad(|| {
+            if let Flat::On(groups) = &mut self.flat {
+                for group in groups {
+                    let _ = group.grads.clamp_(-clip, clip);
+                }
+                return;
+            }
             for (_, p) in &self.params {
                 let mut g = p.grad();
                 if g.defined() {
@@ -50,35 +216,47 @@ impl Sgd {
         });
     }
 
-    /// The optimiser `train` asks for, over every trainable variable of `vs`.
-    pub fn from_config(vs: &VarStore, train: &TrainConfig) -> Self {
-        let rule = train.weight_decay_on;
-        Sgd::new(vs, train.momentum, train.weight_decay, train.nesterov).decay_only(|name, p| rule.decays(name, p))
-    }
-
     pub fn zero_grad(&mut self) {
+        if let Flat::On(groups) = &mut self.flat {
+            for group in groups {
+                let _ = group.grads.zero_();
+            }
+            return;
+        }
         for (_, p) in &mut self.params {
             p.zero_grad();
         }
     }
 
     /// Scales all gradients so that their global L2 norm is at most `max_norm` (`clip_grad_norm_`), on the device.
-    pub fn clip_grad_norm(&self, max_norm: f64) {
-        let norms: Vec<Tensor> =
-            self.params.iter().map(|(_, p)| p.grad()).filter(|g| g.defined()).map(|g| g.norm()).collect();
-        if norms.is_empty() {
+    ///
+    /// The norm is taken per tensor, then over those norms, as PyTorch does: a norm of the flat buffer would sum in
+    /// another order and change the last bits.
+    pub fn clip_grad_norm(&mut self, max_norm: f64) {
+        self.flatten();
+        let grads: Vec<Tensor> = match &self.flat {
+            Flat::On(groups) => {
+                // In parameter order, as the per-tensor loop sums them: the groups are ordered by weight decay.
+                let mut views: Vec<(usize, Tensor)> = groups.iter().flat_map(FlatGroup::grad_views).collect();
+                views.sort_unstable_by_key(|(i, _)| *i);
+                views.into_iter().map(|(_, g)| g).collect()
+            }
+            _ => self.params.iter().map(|(_, p)| p.grad()).filter(|g| g.defined()).collect(),
+        };
+        if grads.is_empty() {
             return;
         }
+        let norms: Vec<Tensor> = grads.iter().map(Tensor::norm).collect();
         let total = Tensor::stack(&norms, 0).norm();
         let coef = (total + 1e-6).reciprocal() * max_norm;
         let coef = coef.clamp_max(1.0);
-        tch::no_grad(|| {
-            for (_, p) in &self.params {
-                let mut g = p.grad();
-                if g.defined() {
-                    let _ = g.g_mul_(&coef);
-                }
-            }
+        tch::no_grad(|| match &mut self.flat {
+            Flat::On(groups) => groups.iter_mut().for_each(|group| {
+                let _ = group.grads.g_mul_(&coef);
+            }),
+            _ => grads.into_iter().for_each(|mut g| {
+                let _ = g.g_mul_(&coef);
+            }),
         });
     }
 
@@ -93,24 +271,32 @@ impl Sgd {
     }
 
     pub fn step(&mut self, lr: f64) {
+        self.flatten();
+        let (momentum, nesterov) = (self.momentum, self.nesterov);
         tch::no_grad(|| {
+            if let Flat::On(groups) = &mut self.flat {
+                for group in groups.iter_mut() {
+                    let fresh = momentum != 0.0 && group.momentum.is_none();
+                    if fresh {
+                        let flat = group.params.empty_like();
+                        // Checkpoints write the momentum per parameter: views of the flat buffer.
+                        for member in &group.members {
+                            self.buffers[member.0] = Some(FlatGroup::view(&flat, member));
+                        }
+                        group.momentum = Some(flat);
+                    }
+                    group.step(lr, momentum, nesterov, fresh);
+                }
+                return;
+            }
             for (((_, p), buf), &wd) in self.params.iter_mut().zip(self.buffers.iter_mut()).zip(&self.weight_decay) {
                 let g = p.grad();
                 if !g.defined() {
                     continue;
                 }
-                let mut d = if wd != 0.0 { g + &*p * wd } else { g.copy() };
-                if self.momentum != 0.0 {
-                    let b = match buf {
-                        Some(b) => {
-                            let _ = b.g_mul_scalar_(self.momentum).g_add_(&d);
-                            b
-                        }
-                        None => buf.insert(d.copy()),
-                    };
-                    d = if self.nesterov { d + &*b * self.momentum } else { b.shallow_clone() };
-                }
-                let _ = p.g_add_(&(d * -lr));
+                let fresh = momentum != 0.0 && buf.is_none();
+                let b = (momentum != 0.0).then(|| buf.get_or_insert_with(|| g.empty_like()));
+                update(p, &g, b.map(|b| (b, fresh)), &mut g.empty_like(), wd, lr, momentum, nesterov);
             }
         });
     }
@@ -143,8 +329,48 @@ impl Sgd {
             };
         }
         anyhow::ensure!(saved.is_empty(), "{}: buffers for unknown parameters {:?}", path.display(), saved.keys());
+        // The loaded buffers replace any flat momentum: flatten again at the next step.
+        if matches!(self.flat, Flat::On(_)) {
+            self.flat = Flat::Pending;
+        }
         Ok(())
     }
+}
+
+/// One SGD update of `p` in place through `scratch` (shaped like `p`), so that a flat buffer's step allocates
+/// nothing. `momentum_buffer` is the buffer and whether this is its first step. The operations and their order are
+/// torch's: d = g + p·wd; b = m·b + d (b = d at the first step); d = d + m·b (Nesterov) or b; p = p + d·(−lr).
+#[allow(clippy::too_many_arguments)]
+fn update(
+    p: &mut Tensor,
+    g: &Tensor,
+    momentum_buffer: Option<(&mut Tensor, bool)>,
+    scratch: &mut Tensor,
+    wd: f64,
+    lr: f64,
+    momentum: f64,
+    nesterov: bool,
+) {
+    if wd != 0.0 {
+        let _ = p.mul_scalar_out(scratch, wd);
+        let _ = scratch.g_add_(g);
+    } else {
+        scratch.copy_(g);
+    }
+    if let Some((b, fresh)) = momentum_buffer {
+        if fresh {
+            b.copy_(scratch);
+        } else {
+            let _ = b.g_mul_scalar_(momentum).g_add_(scratch);
+        }
+        if nesterov {
+            let _ = scratch.g_add_(&(&*b * momentum));
+        } else {
+            scratch.copy_(b);
+        }
+    }
+    let _ = scratch.g_mul_scalar_(-lr);
+    let _ = p.g_add_(scratch);
 }
 
 /// Cosine annealing from `lr` to `lr_min` over `epochs`.
@@ -228,6 +454,7 @@ impl LrSchedule for CosineSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
     use tch::{nn, Device, Kind};
 
     #[test]
@@ -309,12 +536,70 @@ mod tests {
         assert!(got(&bn).iter().all(|v| (v - 1.025).abs() < 1e-6), "{:?}", got(&bn));
     }
 
+    /// Channels-last conv weights, two weight-decay groups, both clips and a momentum checkpoint reloaded mid-run:
+    /// the flat buffers (one of them updated in two CPU chunks) give the per-tensor loop's numbers bit for bit.
+    #[test]
+    fn flat_buffers_change_no_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |flat: bool| {
+            tch::manual_seed(7);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let root = vs.root();
+            let conv = (&root / "conv").var("weight", &[256, 3, 3, 3], nn::Init::Randn { mean: 0.0, stdev: 1.0 });
+            let bias = (&root / "conv").var("bias", &[256], nn::Init::Randn { mean: 0.0, stdev: 1.0 });
+            let fc = (&root / "fc").var("weight", &[300, 256], nn::Init::Randn { mean: 0.0, stdev: 1.0 });
+            crate::train::settings::vars_to_channels_last(&vs);
+            let x = Tensor::randn([2, 3, 6, 6], (Kind::Float, Device::Cpu));
+            let build = || {
+                let opt = Sgd::new(&vs, 0.9, 0.05, false).decay_only(|_, p| p.dim() == 4);
+                if flat {
+                    opt
+                } else {
+                    opt.per_tensor()
+                }
+            };
+            let mut opt = build();
+            let mut states = Vec::new();
+            for step in 0..4 {
+                opt.zero_grad();
+                let h = x.conv2d(&conv, Some(&bias), [1, 1], [0, 0], [1, 1], 1).relu().mean_dim(
+                    &[2i64, 3][..],
+                    false,
+                    Kind::Float,
+                );
+                h.matmul(&fc.tr()).pow_tensor_scalar(2).sum(Kind::Float).backward();
+                if step % 2 == 0 {
+                    opt.clip_grad_norm(0.5);
+                } else {
+                    opt.clip_grad_value(0.01);
+                }
+                opt.step(0.1);
+                if step == 1 {
+                    let path = dir.path().join(format!("momentum-{flat}.safetensors"));
+                    opt.save(&path).unwrap();
+                    opt = build();
+                    opt.load(&path).unwrap();
+                }
+                states.push(vs.variables().into_iter().map(|(n, t)| (n, t.copy())).collect::<BTreeMap<_, _>>());
+            }
+            states
+        };
+        let (flat, per_tensor) = (run(true), run(false));
+        for (step, (a, b)) in flat.iter().zip(&per_tensor).enumerate() {
+            assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+            for (name, t) in a {
+                assert!(t.equal(&b[name]), "step {step}: {name} differs");
+            }
+        }
+        assert!(!flat[3]["conv.weight"].equal(&flat[0]["conv.weight"]), "the parameters moved");
+    }
+
     #[test]
     fn clipping_bounds_the_global_norm() {
         let vs = nn::VarStore::new(Device::Cpu);
         let a = vs.root().var("a", &[2], nn::Init::Const(0.0));
         let b = vs.root().var("b", &[1], nn::Init::Const(0.0));
-        let opt = Sgd::new(&vs, 0.0, 0.0, false);
+        let mut opt = Sgd::new(&vs, 0.0, 0.0, false);
         // Gradients (3, 4) and (12): global norm 13.
         ((&a * Tensor::from_slice(&[3.0f32, 4.0])).sum(Kind::Float) + (&b * 12.0).sum(Kind::Float)).backward();
         opt.clip_grad_norm(6.5);

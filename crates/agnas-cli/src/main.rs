@@ -146,9 +146,9 @@ struct SearchArgs {
     /// Run the held-out importance pass after every epoch (default: after the last only).
     #[arg(long, group = "config_flags")]
     heldout_every_epoch: bool,
-    /// Never let `none` win an edge.
+    /// Let `none` win an edge (NAS-Bench-201: off by default, since no gradient reaches a zero output's gates).
     #[arg(long, group = "config_flags")]
-    no_none: bool,
+    allow_none: bool,
     /// How cells' importances combine: all-cells or first-stage.
     #[arg(long, group = "config_flags")]
     aggregation: Option<String>,
@@ -200,8 +200,8 @@ impl SearchArgs {
         if let Some(a) = &self.aggregation {
             flags.set("derive.aggregation", "--aggregation", a.replace('-', "_"));
         }
-        if self.no_none {
-            flags.set("derive.allow_none", "--no-none", false);
+        if self.allow_none {
+            flags.set("derive.allow_none", "--allow-none", true);
         }
         let mut c = config::layered(S::search_preset(preset), self.run.config.as_deref(), &flags)?;
         c.apply(&self.run);

@@ -71,6 +71,24 @@ fn smoke_search_writes_a_complete_run_folder() {
     assert!(out.join("checkpoints/latest").exists());
 }
 
+/// NB201 derivations leave `none` out unless `--allow-none`; each run reports the other choice from the same importances.
+#[test]
+fn none_wins_no_edge_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (default, allowed) = (dir.path().join("default"), dir.path().join("allowed"));
+    run_ok(&mut smoke(&default, &[]));
+    run_ok(&mut smoke(&allowed, &["--allow-none"]));
+    let (a, b) = (json(&default.join("result.json")), json(&allowed.join("result.json")));
+    assert!(!a["arch"].as_str().unwrap().contains("none"), "{}", a["arch"]);
+    assert_eq!(json(&default.join("importances.json")), json(&allowed.join("importances.json")));
+    assert_eq!(a["other_derivation"]["allow_none"], true);
+    assert_eq!(b["other_derivation"]["allow_none"], false);
+    assert_eq!(a["other_derivation"]["arch"], b["arch"]);
+    assert_eq!(b["other_derivation"]["arch"], a["arch"]);
+    let err = run_err(agnas().args(["search", "--space", "darts", "--preset", "smoke", "--allow-none"]));
+    assert!(err.contains("--allow-none") && err.contains("derive.allow_none"), "{err}");
+}
+
 /// The held-out importances, the genotype and the per-epoch metrics of a finished run (timings left out).
 fn outcome(out: &Path) -> (Value, Value, Vec<Value>) {
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();

@@ -282,12 +282,13 @@ pub fn layered<T: Serialize + DeserializeOwned>(preset: T, path: Option<&Path>, 
         let slot = value.get_mut(section).and_then(|s| s.get_mut(field));
         let Some(slot) = slot else {
             let known = value.get(section).and_then(|s| s.as_table()).map(|t| t.keys().cloned().collect::<Vec<_>>());
+            let holds = match known.unwrap_or_default() {
+                keys if keys.is_empty() => "has no keys".to_string(),
+                keys => format!("holds: {}", keys.join(", ")),
+            };
             return Err(Error::Config {
                 source_name: flag.to_string(),
-                message: format!(
-                    "this space has no {key} (its [{section}] holds: {})",
-                    known.unwrap_or_default().join(", ")
-                ),
+                message: format!("this space has no {key} (its [{section}] {holds})"),
             }
             .into());
         };

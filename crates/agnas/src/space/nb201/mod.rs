@@ -153,7 +153,11 @@ impl Space for Nb201 {
         let scores = derive::edge_scores(&values, &channels, derive)?;
         let arch = derive::derive(&values, &channels, derive)?;
         let record = bench::table().by_arch(&arch);
-        let report = record
+        // The same importances with `none` allowed or not: one search measures the choice (issue 13).
+        let other_cfg = DeriveConfig { allow_none: !derive.allow_none, ..*derive };
+        let other = derive::derive(&values, &channels, &other_cfg)?;
+        let other_record = bench::table().by_arch(&other);
+        let mut report: Vec<String> = record
             .map(|r| {
                 format!(
                     "NAS-Bench-201 (200 epochs): CIFAR-10 test {:.2} %, CIFAR-100 test {:.2} %, ImageNet16-120 test \
@@ -163,6 +167,11 @@ impl Space for Nb201 {
             })
             .into_iter()
             .collect();
+        if other != arch {
+            let accuracy = other_record.map(|r| format!(" (CIFAR-10 test {:.2} %)", r.c10_test)).unwrap_or_default();
+            let with = if other_cfg.allow_none { "with `none` allowed" } else { "without `none`" };
+            report.push(format!("{with} the same importances give {other}{accuracy}"));
+        }
         let mut details = String::new();
         if let Some(r) = record {
             details.push_str("| NAS-Bench-201 (200 epochs) | accuracy % |\n|---|---|\n");
@@ -184,7 +193,14 @@ impl Space for Nb201 {
                 "aggregation": derive.aggregation,
                 "allow_none": derive.allow_none,
             }),
-            result: serde_json::json!({ "bench201": record }),
+            result: serde_json::json!({
+                "bench201": record,
+                "other_derivation": {
+                    "allow_none": other_cfg.allow_none,
+                    "arch": other.to_string(),
+                    "bench201": other_record,
+                },
+            }),
             report,
             details_md: details,
             files: Self::pictures(&arch, "found cell")

@@ -72,6 +72,19 @@ impl FlatGroup {
         }
     }
 
+    /// Whether every member's value and gradient still are the views of this group's buffers.
+    fn holds(&self, params: &[(String, Tensor)]) -> bool {
+        let bytes = self.params.kind().elt_size_in_bytes();
+        let at = |flat: &Tensor, offset: i64| flat.data_ptr() as usize + offset as usize * bytes;
+        self.members.iter().all(|&(i, _, _, offset)| {
+            let p = &params[i].1;
+            let g = p.grad();
+            p.data_ptr() as usize == at(&self.params, offset)
+                && g.defined()
+                && g.data_ptr() as usize == at(&self.grads, offset)
+        })
+    }
+
     /// (index into `Sgd::params`, gradient) of each member.
     fn grad_views(&self) -> impl Iterator<Item = (usize, Tensor)> + '_ {
         self.members.iter().map(|m| (m.0, Self::view(&self.grads, m)))
@@ -130,8 +143,16 @@ impl Sgd {
         Sgd::new(vs, train.momentum, train.weight_decay, train.nesterov).decay_only(|name, p| rule.decays(name, p))
     }
 
-    /// Moves parameters, gradients and momentum into flat buffers, once every parameter has a gradient.
+    /// Moves parameters, gradients and momentum into flat buffers, once every parameter has a gradient; again when a
+    /// tensor no longer lives there (its data replaced, or its gradient reassigned), so that no update goes astray.
     fn flatten(&mut self) {
+        if let Flat::On(groups) = &self.flat {
+            if groups.iter().all(|g| g.holds(&self.params)) {
+                return;
+            }
+            tracing::debug!("a parameter or gradient left the optimizer's flat buffers: rebuilding them");
+            self.flat = Flat::Pending;
+        }
         if !matches!(self.flat, Flat::Pending) {
             return;
         }
@@ -574,6 +595,10 @@ mod tests {
                     opt.clip_grad_value(0.01);
                 }
                 opt.step(0.1);
+                if step == 2 {
+                    // Data replaced behind the optimizer's back (as `VarStore::set_kind` would): it must follow.
+                    conv.shallow_clone().set_data(&conv.copy());
+                }
                 if step == 1 {
                     let path = dir.path().join(format!("momentum-{flat}.safetensors"));
                     opt.save(&path).unwrap();

@@ -146,14 +146,7 @@ def _search_block_fast(self, x):
     outs = [op(x) for op in self._ops]
     if self.identity:
         outs.append(x)
-    gates = self.attention_layer.fc(torch.cat([o.mean((2, 3)) for o in outs], 1))
-    B, C = gates.shape[0], self.oup
-    out = None
-    for k, y in enumerate(outs):
-        term = y * gates[:, k * C:(k + 1) * C, None, None]
-        out = term if out is None else out + term
-    importance = gates.detach().view(B, self.n_cand, C).sum((0, 2)) / C
-    return out, importance
+    return self.gated_sum(outs, self.attention_layer.fc(torch.cat([o.mean((2, 3)) for o in outs], 1)))
 
 
 def _search_block_shared(self, x):

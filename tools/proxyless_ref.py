@@ -165,7 +165,10 @@ class SearchBlock(nn.Module):
         outs = [op(x) for op in self._ops]
         if self.identity:
             outs.append(x)
-        gates = self.attention_layer(torch.cat(outs, 1))  # (B, n_cand * oup)
+        return self.gated_sum(outs, self.attention_layer(torch.cat(outs, 1)))  # gates (B, n_cand * oup)
+
+    def gated_sum(self, outs, gates):
+        """(sum of each candidate output times its slice of the gates, importance per candidate)."""
         B, C = gates.shape[0], self.oup
         out = None
         for k, y in enumerate(outs):

@@ -62,13 +62,17 @@ pub fn edge_scores(importance: &[Vec<Vec<f64>>], cell_channels: &[i64], cfg: &De
 
 /// The architecture: per edge the op of largest score (first maximum wins, as numpy's argmax).
 pub fn derive(importance: &[Vec<Vec<f64>>], cell_channels: &[i64], cfg: &DeriveConfig) -> Result<Arch> {
-    let scores = edge_scores(importance, cell_channels, cfg)?;
+    pick(&edge_scores(importance, cell_channels, cfg)?, cfg.allow_none)
+}
+
+/// The architecture from `edge_scores`' scores: per edge the op of largest score, `none` only if `allow_none`.
+pub fn pick(scores: &[Vec<f64>], allow_none: bool) -> Result<Arch> {
     let mut ops = [Nb201Op::None; 6];
-    for (slot, edge) in ops.iter_mut().zip(&scores) {
+    for (slot, edge) in ops.iter_mut().zip(scores) {
         let mut best: Option<(usize, f64)> = None;
         for (k, &v) in edge.iter().enumerate() {
             ensure!(v.is_finite(), "importance is not finite ({v})");
-            if !cfg.allow_none && Nb201Op::ALL[k] == Nb201Op::None {
+            if !allow_none && Nb201Op::ALL[k] == Nb201Op::None {
                 continue;
             }
             if best.is_none_or(|(_, b)| v > b) {

@@ -151,11 +151,11 @@ impl Space for Nb201 {
         let channels = cfg.search_cell_channels();
         let values = importances.to_vec3()?;
         let scores = derive::edge_scores(&values, &channels, derive)?;
-        let arch = derive::derive(&values, &channels, derive)?;
+        let arch = derive::pick(&scores, derive.allow_none)?;
         let record = bench::table().by_arch(&arch);
         // The same importances with `none` allowed or not: one search measures the choice (issue 13).
-        let other_cfg = DeriveConfig { allow_none: !derive.allow_none, ..*derive };
-        let other = derive::derive(&values, &channels, &other_cfg)?;
+        let other_allows_none = !derive.allow_none;
+        let other = derive::pick(&scores, other_allows_none)?;
         let other_record = bench::table().by_arch(&other);
         let mut report: Vec<String> = record
             .map(|r| {
@@ -169,7 +169,7 @@ impl Space for Nb201 {
             .collect();
         if other != arch {
             let accuracy = other_record.map(|r| format!(" (CIFAR-10 test {:.2} %)", r.c10_test)).unwrap_or_default();
-            let with = if other_cfg.allow_none { "with `none` allowed" } else { "without `none`" };
+            let with = if other_allows_none { "with `none` allowed" } else { "without `none`" };
             report.push(format!("{with} the same importances give {other}{accuracy}"));
         }
         let mut details = String::new();
@@ -196,7 +196,7 @@ impl Space for Nb201 {
             result: serde_json::json!({
                 "bench201": record,
                 "other_derivation": {
-                    "allow_none": other_cfg.allow_none,
+                    "allow_none": other_allows_none,
                     "arch": other.to_string(),
                     "bench201": other_record,
                 },

@@ -143,9 +143,26 @@ struct SearchArgs {
     /// Augment the held-out images during the importance pass, as the official code does.
     #[arg(long, group = "config_flags")]
     augment_heldout: bool,
-    /// Run the held-out importance pass after every epoch (default: after the last only).
+    /// A held-out importance pass every K epochs besides the last (default: after the last only): rankings, their
+    /// rank correlation and the decisions' confidence over time.
+    #[arg(long, group = "config_flags", value_name = "K")]
+    heldout_every: Option<usize>,
+    /// Held-out images of the passes before the last (the first N of the held-out split; default: all).
+    #[arg(long, group = "config_flags", value_name = "N")]
+    heldout_subset: Option<usize>,
+    /// Bootstrap resamples of the held-out batches for each decision's confidence (default 500; 0 = none).
     #[arg(long, group = "config_flags")]
-    heldout_every_epoch: bool,
+    resamples: Option<usize>,
+    /// Warn about decisions less sure than this (default 0.9).
+    #[arg(long, group = "config_flags", value_parser = parse_share)]
+    min_confidence: Option<f64>,
+    /// Stop once every decision has stayed the same with confidence at least P in two consecutive held-out passes
+    /// (needs --heldout-every); the epoch budget still bounds the search.
+    #[arg(long, group = "config_flags", value_name = "P", value_parser = parse_share)]
+    until_decided: Option<f64>,
+    /// Epochs trained before --until-decided may stop the search (default 1).
+    #[arg(long, group = "config_flags")]
+    min_epochs: Option<usize>,
     /// Let `none` win an edge (NAS-Bench-201: off by default, since no gradient reaches a zero output's gates).
     #[arg(long, group = "config_flags")]
     allow_none: bool,
@@ -163,6 +180,13 @@ pub(crate) fn parse_named<T: std::str::FromStr + strum::VariantNames>(s: &str) -
 fn parse_fraction(s: &str) -> Result<f64> {
     let f: f64 = s.parse().map_err(|_| anyhow::anyhow!("`{s}` is not a number"))?;
     anyhow::ensure!(f > 0.0 && f < 1.0, "must be strictly between 0 and 1 (got {f})");
+    Ok(f)
+}
+
+/// A share from 0 to 1.
+fn parse_share(s: &str) -> Result<f64> {
+    let f: f64 = s.parse().map_err(|_| anyhow::anyhow!("`{s}` is not a number"))?;
+    anyhow::ensure!((0.0..=1.0).contains(&f), "must be between 0 and 1 (got {f})");
     Ok(f)
 }
 
@@ -206,7 +230,10 @@ impl SearchArgs {
         let mut c = config::layered(S::search_preset(preset), self.run.config.as_deref(), &flags)?;
         c.apply(&self.run);
         set_flags!(self, c; lr_min => train.lr_min, momentum => train.momentum, weight_decay => train.weight_decay,
-             grad_clip => train.grad_clip, split => data.split);
+             grad_clip => train.grad_clip, split => data.split, heldout_every => importance.every,
+             heldout_subset => importance.subset, resamples => importance.resamples,
+             min_confidence => importance.min_confidence, until_decided => importance.until_decided,
+             min_epochs => importance.min_epochs);
         if self.data.is_some() {
             c.data.path = self.data.clone();
         }
@@ -218,7 +245,7 @@ impl SearchArgs {
         }
         c.train.nesterov |= self.nesterov;
         c.importance.augment |= self.augment_heldout;
-        c.importance.every_epoch |= self.heldout_every_epoch;
+
         Ok(c)
     }
 }

@@ -10,6 +10,7 @@ use agnas::data::{
 };
 use agnas::report::{self, progress::ProgressMode, CONFIG_FILE};
 use agnas::retrain::{self, RetrainRun};
+use agnas::space::confidence::Confidence;
 use agnas::space::{Counts, Section, Space, SpaceName, SpaceTask};
 use agnas::train::{DeviceChoice, MemoryFormat};
 use anyhow::{bail, ensure, Context, Result};
@@ -469,7 +470,13 @@ fn importance_picture<S: Space>(file: &Path) -> Result<String> {
     let last = epochs.as_array().and_then(|e| e.last()).with_context(|| format!("{}: no epochs", file.display()))?;
     let pass = if last["heldout"].is_null() { &last["train"] } else { &last["heldout"] };
     let title = format!("AGNAS importances, epoch {}", last["epoch"]);
-    S::importance_svg(pass, &title)
+    let notes = match last.get("confidence") {
+        Some(c) => serde_json::from_value::<Confidence>(c.clone())
+            .with_context(|| format!("{}: the confidence of epoch {}", file.display(), last["epoch"]))?
+            .notes(),
+        None => Vec::new(),
+    };
+    S::importance_svg(pass, &title, &notes)
         .with_context(|| format!("{} is not the importances.json of a {} search", file.display(), S::NAME))
 }
 

@@ -41,6 +41,17 @@ fn pipeline(space: &str, dir: &Path) {
     let heatmap = std::fs::read_to_string(search.join("importance.svg")).unwrap();
     assert_eq!(heatmap.matches("class=\"square\"").count(), count, "{space}: importance.svg");
 
+    // Every space states its decisions, and they are the derived architecture's choices.
+    let result = json(&search.join("result.json"));
+    let choices: Vec<&str> = result["confidence"]["decisions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{space}: no decisions in result.json"))
+        .iter()
+        .map(|d| d["choice"].as_str().unwrap())
+        .collect();
+    assert_eq!(choices, architecture_choices(space, &genotype), "{space}");
+    assert!(result["confidence"]["parameter_free_share"].as_f64().is_some(), "{space}");
+
     // From here on no --space: the genotype files say which space they belong to.
     let genotype_file = search.join("genotype.json");
     let params = stdout_json(run_ok(agnas().args(["params", "--genotype"]).arg(&genotype_file)));
@@ -87,6 +98,38 @@ fn pipeline(space: &str, dir: &Path) {
             .arg(&data),
     ));
     assert_eq!(eval, result["test"], "{space}: eval of the saved weights gives the run's own test numbers");
+}
+
+/// The choices a derived genotype is made of, written as the space's decisions name them.
+fn architecture_choices(space: &str, genotype: &Value) -> Vec<String> {
+    let strings = |v: &Value| v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
+    match space {
+        // `|op~0|+|op~0|op~1|+…`: the ops of the six edges.
+        "nb201" => genotype["arch"]
+            .as_str()
+            .unwrap()
+            .split('|')
+            .filter(|t| !t.is_empty() && *t != "+")
+            .map(|t| t.split('~').next().unwrap().to_string())
+            .collect(),
+        // Per stage cell and node, its two (op, input) pairs.
+        "darts" => genotype["genotype"]["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|cell| {
+                let pairs: Vec<String> = cell["ops"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| format!("{}~{}", p[0].as_str().unwrap(), p[1]))
+                    .collect();
+                pairs.chunks(2).map(|node| node.join(",")).collect::<Vec<_>>()
+            })
+            .collect(),
+        "proxyless" => strings(&genotype["blocks"]),
+        other => panic!("no rule for the decisions of {other}: add one"),
+    }
 }
 
 #[test]

@@ -32,14 +32,62 @@ pub trait SpaceSections: Debug + Clone + Copy + PartialEq + Default + 'static {
 pub struct ImportanceConfig {
     /// Augment the held-out images as in training (the official code does; the paper forwards them as they are).
     pub augment: bool,
-    /// Run the held-out pass after every epoch, not only after the last.
-    pub every_epoch: bool,
+    /// A held-out pass every this many epochs besides the one after the last (0 = after the last only): the
+    /// rankings over time, and what `until_decided` watches.
+    pub every: usize,
+    /// Held-out images of the passes before the last, the first of the held-out split (0 = all of them).
+    pub subset: usize,
     pub batch_size: usize,
+    /// Bootstrap resamples of the held-out batches that measure each decision's confidence (0 = none).
+    pub resamples: usize,
+    /// Decisions less sure than this are listed with a warning.
+    pub min_confidence: f64,
+    /// Warn when more than this share of the chosen operations has no parameters (skip, pooling).
+    pub max_parameter_free: f64,
+    /// Stop the search once every decision has stayed the same, at least this sure, in two consecutive held-out
+    /// passes (0 = run every epoch); needs `every`.
+    pub until_decided: f64,
+    /// Epochs trained before `until_decided` may stop the search.
+    pub min_epochs: usize,
 }
 
 impl Default for ImportanceConfig {
     fn default() -> Self {
-        ImportanceConfig { augment: false, every_epoch: false, batch_size: 128 }
+        ImportanceConfig {
+            augment: false,
+            every: 0,
+            subset: 0,
+            batch_size: 128,
+            resamples: 500,
+            min_confidence: 0.9,
+            max_parameter_free: 0.5,
+            until_decided: 0.0,
+            min_epochs: 1,
+        }
+    }
+}
+
+impl ImportanceConfig {
+    fn validate(&self) -> Result<()> {
+        ensure!(self.batch_size > 0, "importance.batch_size must be at least 1");
+        for (name, v) in [
+            ("min_confidence", self.min_confidence),
+            ("max_parameter_free", self.max_parameter_free),
+            ("until_decided", self.until_decided),
+        ] {
+            ensure!((0.0..=1.0).contains(&v), "importance.{name} must be between 0 and 1 (got {v})");
+        }
+        ensure!(
+            self.until_decided == 0.0 || (self.every > 0 && self.resamples > 0),
+            "importance.until_decided needs held-out passes during the search (importance.every) and a bootstrap \
+             (importance.resamples)"
+        );
+        Ok(())
+    }
+
+    /// Whether epoch `epoch` (0-based) of `epochs` ends with a held-out pass.
+    pub fn pass_after(&self, epoch: usize, epochs: usize) -> bool {
+        epoch + 1 == epochs || (self.every > 0 && (epoch + 1).is_multiple_of(self.every))
     }
 }
 
@@ -126,7 +174,7 @@ impl<S: SpaceSections> SearchConfig<S> {
     pub fn validate(&self) -> Result<()> {
         ensure!(self.space == S::NAME, "space = \"{}\" in a configuration of the {} space", self.space, S::NAME);
         self.train.validate()?;
-        ensure!(self.importance.batch_size > 0, "importance.batch_size must be at least 1");
+        self.importance.validate()?;
         let d = &self.data;
         ensure!(d.split > 0.0 && d.split < 1.0, "data.split must be strictly between 0 and 1 (got {})", d.split);
         d.validate()?;

@@ -4,7 +4,8 @@ use crate::config::SearchConfig;
 use crate::data::augment::Augment;
 use crate::data::loader::Loader;
 use crate::report::{self, progress::ProgressMode, write_json};
-use crate::space::{Derived, Importances, Space, Supernet, SupernetOutput};
+use crate::space::confidence::{self, Bootstrap, Confidence, PerBatch};
+use crate::space::{Decider, Derived, Importances, Space, Supernet, SupernetOutput};
 use crate::train::{
     cross_entropy, evaluate, EpochEnd, History, Job, Run, RunConfig, Sgd, Start, StepContext, TrainConfig, Trainer,
 };
@@ -25,12 +26,35 @@ pub struct EpochMetrics {
     pub seconds: f64,
 }
 
+/// The title of the heatmap a search writes as `importance.svg`.
+const HELDOUT_HEATMAP_TITLE: &str = "Held-out attention per edge (AGNAS importances)";
+
+/// The per-batch importances of the latest held-out pass, for re-deriving with confidence.
+pub const HELDOUT_BATCHES_FILE: &str = "heldout_batches.safetensors";
+
 /// The importances of one epoch: accumulated over the training steps, and over the held-out half if it ran.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EpochImportance {
     pub epoch: usize,
     pub train: Importances,
     pub heldout: Option<Importances>,
+    /// The decisions of the held-out importances and how sure each is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<Confidence>,
+    /// Mean rank correlation of the decisions' scores with the previous held-out pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank_correlation: Option<f64>,
+}
+
+/// Why a search ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stopped {
+    /// It trained every epoch of its budget.
+    #[default]
+    Epochs,
+    /// Every decision stayed the same and sure enough in two consecutive held-out passes (`until_decided`).
+    Decided,
 }
 
 /// What a finished search returns (and writes to `result.json`).
@@ -41,6 +65,11 @@ pub struct SearchResult {
     pub seed: u64,
     pub heldout_acc: f64,
     pub train_seconds: f64,
+    /// Epochs trained, and why no more.
+    #[serde(default)]
+    pub epochs: usize,
+    #[serde(default)]
+    pub stopped: Stopped,
     /// Lines for the terminal: what the architecture is worth, where the space knows.
     #[serde(skip)]
     pub report: Vec<String>,
@@ -62,6 +91,9 @@ struct SearchJob<'a, S: Space> {
     cfg: &'a SearchConfig<S>,
     supernet: &'a dyn Supernet,
     heldout: &'a Loader,
+    /// The held-out images of the passes before the last, where `importance.subset` takes fewer than all.
+    subset: Option<&'a Loader>,
+    decider: Decider,
     out: &'a Path,
     device: Device,
     progress: ProgressMode,
@@ -73,6 +105,17 @@ struct SearchJob<'a, S: Space> {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct SearchHistory {
     importances: Vec<EpochImportance>,
+    /// Set when `until_decided` ended the search.
+    #[serde(default)]
+    stopped: Stopped,
+}
+
+/// One held-out pass, assessed.
+struct Pass {
+    heldout: HeldOut,
+    importances: Importances,
+    confidence: Confidence,
+    rank_correlation: Option<f64>,
 }
 
 impl<S: Space> Job for SearchJob<'_, S> {
@@ -100,43 +143,108 @@ impl<S: Space> Job for SearchJob<'_, S> {
     fn end_epoch(&mut self, end: &EpochEnd, extra: &mut SearchHistory) -> Result<EpochMetrics> {
         let epoch = end.epoch;
         let train_importance = self.importance.take().context("an epoch ran no step: is the training half empty?")?;
-        let heldout = if end.last || self.cfg.importance.every_epoch {
-            Some(heldout_pass(self.supernet, self.heldout, epoch, self.device, self.progress)?)
-        } else {
-            None
-        };
-        let heldout_importances = match &heldout {
-            Some(h) => Some(heldout_importances::<S>(&self.cfg.supernet, h)?),
-            None => None,
-        };
-        extra.importances.push(EpochImportance {
-            epoch: epoch + 1,
-            train: S::importances(&self.cfg.supernet, &train_importance)?,
-            heldout: heldout_importances,
-        });
+        let mut pass = None;
+        if self.cfg.importance.pass_after(epoch, self.cfg.train.epochs) {
+            let loader = if end.last { self.heldout } else { self.subset.unwrap_or(self.heldout) };
+            let mut p = self.pass(loader, epoch, extra)?;
+            if !end.last && self.decided(&p.confidence, extra, epoch) {
+                tracing::info!("every decision has held for two held-out passes: the search has decided");
+                extra.stopped = Stopped::Decided;
+                if self.subset.is_some() {
+                    // The architecture is derived from all held-out images, as at the end of a full search.
+                    p = self.pass(self.heldout, epoch, extra)?;
+                }
+            }
+            pass = Some(p);
+        }
         let (train_loss, train_acc) = (end.train.loss, end.train.top1);
         tracing::info!(
             "epoch {}/{}: train loss {train_loss:.4} acc {:.2}%{}",
             epoch + 1,
             self.cfg.train.epochs,
             100.0 * train_acc,
-            heldout.as_ref().map_or(String::new(), |h| format!(
-                ", held-out loss {:.4} acc {:.2}%",
-                h.loss,
-                100.0 * h.acc
+            pass.as_ref().map_or(String::new(), |p| format!(
+                ", held-out loss {:.4} acc {:.2}%{}",
+                p.heldout.loss,
+                100.0 * p.heldout.acc,
+                p.confidence.architecture.map_or(String::new(), |a| format!(", architecture confidence {a:.2}"))
             ))
         );
-        write_json(&self.out.join("importances.json"), &describe::<S>(&self.cfg.supernet, &extra.importances))?;
-        Ok(EpochMetrics {
+        let metrics = EpochMetrics {
             epoch: epoch + 1,
             lr: end.lr,
             train_loss,
             train_acc,
-            heldout_loss: heldout.as_ref().map(|h| h.loss),
-            heldout_acc: heldout.as_ref().map(|h| h.acc),
+            heldout_loss: pass.as_ref().map(|p| p.heldout.loss),
+            heldout_acc: pass.as_ref().map(|p| p.heldout.acc),
             seconds: end.started.elapsed().as_secs_f64(),
+        };
+        extra.importances.push(EpochImportance {
+            epoch: epoch + 1,
+            train: S::importances(&self.cfg.supernet, &train_importance)?,
+            heldout: pass.as_ref().map(|p| p.importances.clone()),
+            rank_correlation: pass.as_ref().and_then(|p| p.rank_correlation),
+            confidence: pass.map(|p| p.confidence),
+        });
+        write_json(&self.out.join("importances.json"), &describe::<S>(&self.cfg.supernet, &extra.importances))?;
+        Ok(metrics)
+    }
+
+    fn done(&self, extra: &SearchHistory) -> bool {
+        extra.stopped == Stopped::Decided
+    }
+}
+
+impl<S: Space> SearchJob<'_, S> {
+    /// A held-out pass over `loader`: its importances, their per-batch rows (written to the run folder), the
+    /// decisions' confidence and their rank correlation with the previous pass.
+    fn pass(&self, loader: &Loader, epoch: usize, extra: &SearchHistory) -> Result<Pass> {
+        let heldout = heldout_pass(self.supernet, loader, epoch, self.device, self.progress)?;
+        let importances = heldout_importances::<S>(&self.cfg.supernet, &heldout)?;
+        crate::report::write_tensors([("importance", &heldout.batches)], &self.out.join(HELDOUT_BATCHES_FILE))?;
+        let batches = per_batch(&importances, &heldout.batches)?;
+        let confidence = confidence::assess(&batches, &self.decider, bootstrap(self.cfg, epoch))?;
+        let previous = extra.importances.iter().rev().find_map(|e| e.heldout.as_ref());
+        let rank_correlation = match previous {
+            Some(prev) => confidence::rank_correlation(&(self.decider)(prev)?, &(self.decider)(&importances)?),
+            None => None,
+        };
+        Ok(Pass { heldout, importances, confidence, rank_correlation })
+    }
+
+    /// Whether `until_decided` stops the search after this pass: past `min_epochs`, every decision the same as in
+    /// the previous pass and at least as sure as asked in both.
+    fn decided(&self, now: &Confidence, extra: &SearchHistory, epoch: usize) -> bool {
+        let settings = &self.cfg.importance;
+        if settings.until_decided == 0.0 || epoch + 1 < settings.min_epochs {
+            return false;
+        }
+        let previous = extra.importances.iter().rev().find_map(|e| e.confidence.as_ref());
+        previous.is_some_and(|prev| {
+            prev.choices() == now.choices()
+                && prev.all_at_least(settings.until_decided)
+                && now.all_at_least(settings.until_decided)
         })
     }
+}
+
+/// The bootstrap of the pass after epoch `epoch` (0-based), seeded by the run and the epoch so that a resumed run
+/// draws the same resamples.
+fn bootstrap<S: Space>(cfg: &SearchConfig<S>, epoch: usize) -> Bootstrap {
+    Bootstrap {
+        resamples: cfg.importance.resamples,
+        seed: cfg.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64),
+        min_confidence: cfg.importance.min_confidence,
+    }
+}
+
+/// The rows of a (batches, …) tensor of per-batch importances under the axes and mask of their sum.
+fn per_batch(total: &Importances, batches: &Tensor) -> Result<PerBatch> {
+    let n = batches.size().first().copied().unwrap_or(0) as usize;
+    let values =
+        Vec::<f64>::try_from(batches.to_kind(Kind::Double).to_device(Device::Cpu).contiguous().flatten(0, -1))?;
+    let rows = values.chunks(values.len() / n.max(1)).map(<[f64]>::to_vec).collect();
+    PerBatch::new(total.clone(), rows)
 }
 
 /// The held-out importances, refused when the pass produced non-finite values: nothing may be derived from them.
@@ -158,11 +266,18 @@ pub fn describe<S: Space>(cfg: &S::Supernet, importances: &[EpochImportance]) ->
     importances
         .iter()
         .map(|e| {
-            serde_json::json!({
+            let mut pass = serde_json::json!({
                 "epoch": e.epoch,
                 "train": S::describe(cfg, &e.train),
                 "heldout": e.heldout.as_ref().map(|h| S::describe(cfg, h)),
-            })
+            });
+            if let Some(c) = &e.confidence {
+                pass["confidence"] = serde_json::to_value(c).unwrap_or_default();
+            }
+            if let Some(r) = e.rank_correlation {
+                pass["rank_correlation"] = serde_json::json!(r);
+            }
+            pass
         })
         .collect()
 }
@@ -183,6 +298,11 @@ pub fn read_importances(path: &Path) -> Result<Vec<EpochImportance>> {
                 epoch: e["epoch"].as_u64().context("an epoch without its number")? as usize,
                 train: pass(&e["train"])?,
                 heldout: if e["heldout"].is_null() { None } else { Some(pass(&e["heldout"])?) },
+                confidence: match e.get("confidence") {
+                    Some(c) => Some(serde_json::from_value(c.clone()).context("the confidence of a pass")?),
+                    None => None,
+                },
+                rank_correlation: e.get("rank_correlation").and_then(serde_json::Value::as_f64),
             })
         })
         .collect::<Result<_>>()
@@ -190,7 +310,8 @@ pub fn read_importances(path: &Path) -> Result<Vec<EpochImportance>> {
 }
 
 /// The architecture derived again from a run folder: the last held-out importances of its `importances.json` under
-/// the `[supernet]` and `[derive]` of its `config.toml`, with `flags` laid over its `[derive]` (a budget, …).
+/// the `[supernet]` and `[derive]` of its `config.toml`, with `flags` laid over its `[derive]` (a budget, …); with
+/// the confidence of the new derivation where the run kept the pass's per-batch importances.
 pub fn rederive<S: Space>(dir: &Path, flags: &crate::config::SectionFlags) -> Result<Derived> {
     let saved = SearchConfig::<S>::load(&dir.join(crate::report::CONFIG_FILE))?;
     let cfg = crate::config::layered(saved, None, flags)?;
@@ -202,7 +323,51 @@ pub fn rederive<S: Space>(dir: &Path, flags: &crate::config::SectionFlags) -> Re
         .rev()
         .find_map(|e| e.heldout.as_ref())
         .with_context(|| format!("{}: no epoch has held-out importances yet", path.display()))?;
-    S::derive(&cfg.supernet, &cfg.derive, last)
+    let batches_path = dir.join(HELDOUT_BATCHES_FILE);
+    let confidence = if batches_path.exists() {
+        let tensors =
+            Tensor::read_safetensors(&batches_path).with_context(|| format!("reading {}", batches_path.display()))?;
+        let (_, batches) = tensors
+            .into_iter()
+            .find(|(name, _)| name == "importance")
+            .with_context(|| format!("{}: no `importance` tensor", batches_path.display()))?;
+        let batches = per_batch(last, &batches).with_context(|| format!("{}", batches_path.display()))?;
+        let epoch = epochs.iter().rev().find(|e| e.heldout.is_some()).map_or(0, |e| e.epoch - 1);
+        Some(confidence::assess(&batches, &S::decider(&cfg.supernet, &cfg.derive)?, bootstrap(&cfg, epoch))?)
+    } else {
+        None
+    };
+    conclude(&cfg, last, confidence.as_ref())
+}
+
+/// [`Space::derive`] with what a search adds: the importance picture, and the confidence in `result.json`,
+/// `summary.md`, the picture and the terminal.
+fn conclude<S: Space>(
+    cfg: &SearchConfig<S>,
+    heldout: &Importances,
+    confidence: Option<&Confidence>,
+) -> Result<Derived> {
+    let mut derived = S::derive(&cfg.supernet, &cfg.derive, heldout)?;
+    let notes = confidence.map(Confidence::notes).unwrap_or_default();
+    let picture = S::importance_svg(&S::describe(&cfg.supernet, heldout), HELDOUT_HEATMAP_TITLE, &notes)?;
+    derived.files.push(("importance.svg".to_string(), picture.into_bytes()));
+    if let Some(c) = confidence {
+        derived.result["confidence"] = serde_json::to_value(c)?;
+        derived.details_md.push('\n');
+        derived.details_md.push_str(&c.markdown());
+        if let Some(a) = c.architecture {
+            derived.report.push(format!(
+                "confidence: architecture {a:.2}, weakest decision {:.2}; {:.0} % of the chosen operations have no \
+                 parameters",
+                c.weakest().unwrap_or(a),
+                100.0 * c.parameter_free_share
+            ));
+        }
+        derived
+            .report
+            .extend(c.warnings(cfg.importance.max_parameter_free).into_iter().map(|w| format!("warning: {w}")));
+    }
+    Ok(derived)
 }
 
 fn add_importance(acc: &mut Option<Tensor>, importance: &Tensor) {
@@ -238,10 +403,17 @@ pub fn run<S: Space>(search: SearchRun<S>) -> Result<SearchResult> {
     let train_loader = run.loader(run.train_idx.clone(), cfg.train.batch_size, cfg.train.augment, true);
     let heldout_augment = if cfg.importance.augment { cfg.train.augment } else { Augment::none() };
     let heldout_loader = run.other_loader(cfg.importance.batch_size, heldout_augment);
+    let subset = cfg.importance.subset;
+    let subset_loader = (subset > 0 && subset < run.other_idx.len()).then(|| {
+        let idx = run.other_idx[..subset].to_vec();
+        run.loader_over(run.other_set.clone(), idx, cfg.importance.batch_size, heldout_augment, false)
+    });
     let mut job = SearchJob {
         cfg,
         supernet: supernet.as_ref(),
         heldout: &heldout_loader,
+        subset: subset_loader.as_ref(),
+        decider: S::decider(&cfg.supernet, &cfg.derive)?,
         out: &run.out,
         device: run.device,
         progress: search.progress,
@@ -250,16 +422,18 @@ pub fn run<S: Space>(search: SearchRun<S>) -> Result<SearchResult> {
     let history = trainer.fit(&mut job, &train_loader)?;
     if let Some(result) = run.finished::<SearchResult>()? {
         // A finished run resumed: its files stand; what the terminal shows is derived again.
-        let report = last_heldout(&history).and_then(|h| S::derive(&cfg.supernet, &cfg.derive, h))?.report;
+        let (heldout, confidence) = last_heldout(&history)?;
+        let report = conclude(cfg, heldout, confidence)?.report;
         return Ok(SearchResult { report, ..result });
     }
     finish(&run, &history)
 }
 
-/// The held-out importances of the last epoch, from which the architecture is derived.
-fn last_heldout(history: &History<EpochMetrics, SearchHistory>) -> Result<&Importances> {
+/// The held-out importances of the last epoch, from which the architecture is derived, and their confidence.
+fn last_heldout(history: &History<EpochMetrics, SearchHistory>) -> Result<(&Importances, Option<&Confidence>)> {
     let last = history.extra.importances.last().context("the search ran no epoch")?;
-    last.heldout.as_ref().context("the last epoch has no held-out importances")
+    let heldout = last.heldout.as_ref().context("the last epoch has no held-out importances")?;
+    Ok((heldout, last.confidence.as_ref()))
 }
 
 /// Derives the architecture from the last epoch's held-out importances and writes the run's result files.
@@ -269,7 +443,8 @@ fn finish<S: Space>(
 ) -> Result<SearchResult> {
     let out = &run.out;
     let cfg = &run.config;
-    let derived = S::derive(&cfg.supernet, &cfg.derive, last_heldout(history)?)?;
+    let (heldout, confidence) = last_heldout(history)?;
+    let derived = conclude(cfg, heldout, confidence)?;
     let heldout_acc = history.metrics.last().and_then(|m| m.heldout_acc).unwrap_or(f64::NAN);
     let result = SearchResult {
         space: S::NAME.to_string(),
@@ -277,6 +452,8 @@ fn finish<S: Space>(
         seed: cfg.seed,
         heldout_acc,
         train_seconds: history.train_seconds,
+        epochs: history.metrics.len(),
+        stopped: history.extra.stopped,
         report: derived.report.clone(),
         extra: derived.result,
     };
@@ -311,6 +488,8 @@ struct HeldOut {
     loss: f64,
     acc: f64,
     importance: Tensor,
+    /// Each batch's importances, stacked: (batches, …).
+    batches: Tensor,
 }
 
 /// Forward of the whole held-out half in eval mode, accumulating importances on the device.
@@ -322,13 +501,15 @@ fn heldout_pass(
     mode: ProgressMode,
 ) -> Result<HeldOut> {
     let mut importance = None;
+    let mut batches = Vec::new();
     let means = evaluate(loader, epoch, device, mode, "held-out pass", |x| {
         let output = supernet.forward_t(x, false);
         add_importance(&mut importance, &output.importance);
+        batches.push(output.importance.to_kind(Kind::Double));
         output.logits
     })?;
     let importance = importance.context("the held-out half is empty")?;
-    Ok(HeldOut { loss: means.loss, acc: means.top1, importance })
+    Ok(HeldOut { loss: means.loss, acc: means.top1, importance, batches: Tensor::stack(&batches, 0) })
 }
 
 fn summary<S: Space>(

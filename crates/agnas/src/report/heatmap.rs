@@ -5,6 +5,8 @@ const MARGIN: f64 = 20.0;
 const TITLE_SIZE: f64 = 15.0;
 const HEAT_SQUARE: f64 = 18.0;
 const HEAT_FONT: f64 = 10.0;
+const NOTE_FONT: f64 = 11.0;
+const NOTE_LINE: f64 = 15.0;
 const PANELS_PER_ROW: usize = 4;
 /// sin 45°: rotated column labels rise and reach right by this share of their length.
 const DIAG: f64 = std::f64::consts::FRAC_1_SQRT_2;
@@ -13,13 +15,15 @@ const DIAG: f64 = std::f64::consts::FRAC_1_SQRT_2;
 /// `edge_labels`, columns with `op_names`, panels titled with `cell_titles` (missing labels are left blank, ragged
 /// rows drawn as far as they go). Each square's colour places its value between the smallest (0) and the largest (1)
 /// value of its row: summed sigmoid gates differ by a few per cent within an edge, so a ratio to the maximum would
-/// paint every row the same; the strongest op other than `none` is dotted.
+/// paint every row the same; the strongest op other than `none` is dotted. `notes` are lines of text under the
+/// legend (how sure the derivation is).
 pub fn importance_heatmap_svg(
     values: &[Vec<Vec<f64>>],
     cell_titles: &[String],
     edge_labels: &[String],
     op_names: &[&str],
     title: &str,
+    notes: &[String],
 ) -> String {
     let rows = values.iter().map(Vec::len).max().unwrap_or(0);
     let cols = values.iter().flatten().map(Vec::len).max().unwrap_or(0).max(op_names.len());
@@ -40,8 +44,9 @@ pub fn importance_heatmap_svg(
     let dot_caption = "dot: strongest op other than none";
     let width = (MARGIN * 2.0 + per_row as f64 * panel_w)
         .max(svg::text_width(title, TITLE_SIZE, true) + 2.0 * MARGIN)
-        .max(MARGIN + bar_w + 14.0 + svg::text_width(caption, 11.0, false) + MARGIN);
-    let height = header + panel_rows as f64 * panel_h + legend_h + MARGIN;
+        .max(MARGIN + bar_w + 14.0 + svg::text_width(caption, 11.0, false) + MARGIN)
+        .max(notes.iter().map(|n| svg::text_width(n, NOTE_FONT, false) + 2.0 * MARGIN).fold(0.0, f64::max));
+    let height = header + panel_rows as f64 * panel_h + legend_h + notes.len() as f64 * NOTE_LINE + MARGIN;
 
     let mut pic = Svg::new(width, height);
     let stops: Vec<(f64, String)> = (0..=8).map(|i| (i as f64 / 8.0, svg::colormap(i as f64 / 8.0))).collect();
@@ -124,5 +129,9 @@ pub fn importance_heatmap_svg(
         svg::circle(dot_x, ly + 25.0, 2.6).attr("fill", "#ffffff").attr("stroke", "#000000").num("stroke-width", 0.8),
     );
     pic.add(svg::text(dot_x + 8.0, ly + 29.0, 11.0, dot_caption));
+    for (i, note) in notes.iter().enumerate() {
+        let y = ly + legend_h - 6.0 + i as f64 * NOTE_LINE;
+        pic.add(svg::text(MARGIN, y, NOTE_FONT, note).attr("class", "note"));
+    }
     pic.finish()
 }

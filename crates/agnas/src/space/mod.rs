@@ -1,11 +1,13 @@
 //! Search spaces. Each folder holds one space: its configuration sections and presets, supernet, importances,
 //! genotype, derivation, evaluation network, counting and pictures, behind the [`Space`] trait. [`SpaceName`] is the
 //! registry: the one place that lists the spaces and turns a name into a type.
+pub mod confidence;
 pub mod darts;
 pub mod importance;
 pub mod nb201;
 pub mod proxyless;
 
+pub use confidence::{Decider, Decision};
 pub use importance::Importances;
 
 use crate::config::{Preset, RetrainConfig, SearchConfig};
@@ -14,9 +16,6 @@ use crate::nn::flops;
 use anyhow::Result;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
-
-/// The title of the heatmap a search writes as `importance.svg`.
-const HELDOUT_HEATMAP_TITLE: &str = "Held-out attention per edge (AGNAS importances)";
 
 /// Logits and the attention importances of one supernet forward.
 pub struct SupernetOutput {
@@ -124,6 +123,9 @@ pub trait Space: SpaceSections {
     fn describe(cfg: &Self::Supernet, importances: &Importances) -> serde_json::Value;
     /// The architecture read off held-out importances.
     fn derive(cfg: &Self::Supernet, derive: &Self::Derive, importances: &Importances) -> Result<Derived>;
+    /// The decisions [`Space::derive`] makes, as a function of the importances (for the bootstrap of their
+    /// confidence, which derives hundreds of times).
+    fn decider(cfg: &Self::Supernet, derive: &Self::Derive) -> Result<Decider>;
 
     /// A genotype from what a user types: a built-in name, an arch string, a file.
     fn parse_genotype(spec: &str) -> Result<Self::Genotype>;
@@ -165,8 +167,8 @@ pub trait Space: SpaceSections {
     /// that the paper's recipe would leave out, or lack them).
     fn fit_to_weights(_network: &mut Self::Network, _names: &[&str]) {}
 
-    /// The heatmap of one pass of `importances.json` (what [`Space::describe`] wrote).
-    fn importance_svg(described: &serde_json::Value, title: &str) -> Result<String>;
+    /// The heatmap of one pass of `importances.json` (what [`Space::describe`] wrote), with `notes` under it.
+    fn importance_svg(described: &serde_json::Value, title: &str, notes: &[String]) -> Result<String>;
     /// The building blocks of the supernet at `c` channels and batch `b`, 32×32, for `agnas bench blocks`.
     fn bench_blocks(p: &nn::Path, c: i64, b: i64) -> Vec<BenchBlock>;
 }
@@ -347,7 +349,7 @@ mod tests {
             Nb201::retrain_preset(preset).validate().unwrap();
             Darts::retrain_preset(preset).validate().unwrap();
         }
-        assert!(Darts::search_preset(Preset::Paper).importance.every_epoch);
+        assert_eq!(Darts::search_preset(Preset::Paper).importance.every, 1);
     }
 
     #[test]

@@ -231,6 +231,11 @@ pub trait Job {
 
     /// The epoch's work after its steps (held-out or validation passes, files of its own); returns its metrics row.
     fn end_epoch(&mut self, end: &EpochEnd, extra: &mut Self::Extra) -> Result<Self::Epoch>;
+
+    /// Whether the job has finished before its epoch budget (a search that has decided).
+    fn done(&self, _extra: &Self::Extra) -> bool {
+        false
+    }
 }
 
 /// The loop's position and history: what a checkpoint needs besides tensors.
@@ -303,7 +308,7 @@ impl<'a> Trainer<'a> {
             stop_after: self.stop_after_steps,
         };
         let epochs = self.train.epochs;
-        while state.epoch < epochs {
+        while state.epoch < epochs && !job.done(&state.extra) {
             let epoch = state.epoch;
             let first_lr = self.schedule.lr(epoch, 0, steps);
             let started = Instant::now();

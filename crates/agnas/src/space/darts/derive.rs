@@ -1,35 +1,99 @@
 //! From accumulated attention to one genotype per supernet cell (spec §1.5, the DARTS rule).
 use super::genotype::{CellGenotype, DartsOp};
+use crate::space::confidence::{lead, Decision};
 use anyhow::{ensure, Result};
 
-/// The genotype of one cell from its (edges, 8) importances: for every node the two input edges whose best
-/// non-`none` op is strongest, each with that op. Ties keep the earlier edge and the earlier op, as Python's
-/// stable `sorted` and the first-maximum loop of DARTS' `_parse` do; pairs are listed strongest first.
-pub fn derive_cell(importance: &[Vec<f64>], steps: usize) -> Result<CellGenotype> {
+/// One input edge of a node: its strongest non-`none` op and the runner-up op.
+struct Input {
+    from: usize,
+    op: DartsOp,
+    strength: f64,
+    runner_up: DartsOp,
+    /// The op's lead over the runner-up, in points of the edge's non-`none` total.
+    margin: f64,
+    /// The edge's non-`none` importances, in op order.
+    scores: Vec<f64>,
+}
+
+/// Every node's input edges, strongest first (ties keep the earlier edge and the earlier op, as Python's stable
+/// `sorted` and the first-maximum loop of DARTS' `_parse` do).
+fn ranked_inputs(importance: &[Vec<f64>], steps: usize) -> Result<Vec<Vec<Input>>> {
     let edges: usize = (0..steps).map(|i| i + 2).sum();
     ensure!(importance.len() == edges, "a cell has {} edges of importances, expected {edges}", importance.len());
-    let best = |row: &[f64]| -> Result<(DartsOp, f64)> {
+    let input = |from: usize, row: &[f64]| -> Result<Input> {
         ensure!(row.len() == DartsOp::ALL.len(), "an edge has {} ops, expected {}", row.len(), DartsOp::ALL.len());
-        let mut best: Option<(DartsOp, f64)> = None;
-        for (&op, &v) in DartsOp::ALL.iter().zip(row) {
+        for (op, v) in DartsOp::ALL.iter().zip(row) {
             ensure!(v.is_finite(), "importance of {op} is {v}");
-            if op != DartsOp::None && best.is_none_or(|(_, b)| v > b) {
-                best = Some((op, v));
-            }
         }
-        Ok(best.expect("seven ops besides none"))
+        let ops: Vec<(usize, f64)> =
+            row.iter().copied().enumerate().filter(|&(k, _)| DartsOp::ALL[k] != DartsOp::None).collect();
+        let total = ops.iter().map(|(_, v)| v).sum();
+        let (best, second, margin) = lead(ops.iter().copied(), total).expect("seven ops besides none");
+        Ok(Input {
+            from,
+            op: DartsOp::ALL[best],
+            strength: row[best],
+            runner_up: DartsOp::ALL[second],
+            margin,
+            scores: ops.iter().map(|(_, v)| *v).collect(),
+        })
     };
-    let mut ops = Vec::with_capacity(2 * steps);
+    let mut nodes = Vec::with_capacity(steps);
     let mut start = 0;
     for node in 0..steps {
         let inputs = node + 2;
-        let mut candidates: Vec<(usize, DartsOp, f64)> =
-            (0..inputs).map(|j| best(&importance[start + j]).map(|(op, s)| (j, op, s))).collect::<Result<_>>()?;
-        candidates.sort_by(|a, b| b.2.total_cmp(&a.2));
-        ops.extend(candidates.iter().take(2).map(|&(j, op, _)| (op, j)));
+        let mut ranked: Vec<Input> = (0..inputs).map(|j| input(j, &importance[start + j])).collect::<Result<_>>()?;
+        ranked.sort_by(|a, b| b.strength.total_cmp(&a.strength));
+        nodes.push(ranked);
         start += inputs;
     }
+    Ok(nodes)
+}
+
+/// A node's non-`none` importances, edge by edge in input order (the same order in every pass).
+fn in_edge_order(ranked: &[Input]) -> Vec<f64> {
+    let mut inputs: Vec<&Input> = ranked.iter().collect();
+    inputs.sort_by_key(|i| i.from);
+    inputs.iter().flat_map(|i| i.scores.iter().copied()).collect()
+}
+
+/// The genotype of one cell from its (edges, 8) importances: for every node the two input edges whose best
+/// non-`none` op is strongest, each with that op; pairs are listed strongest first.
+pub fn derive_cell(importance: &[Vec<f64>], steps: usize) -> Result<CellGenotype> {
+    let nodes = ranked_inputs(importance, steps)?;
+    let ops = nodes.iter().flat_map(|ranked| ranked.iter().take(2).map(|i| (i.op, i.from))).collect();
     Ok(CellGenotype { ops, concat: (2..steps + 2).collect() })
+}
+
+/// The decisions of [`derive_cell`], one per node: its two (op, input) pairs. The margin is the smallest of the
+/// node's leads: the second input's over the third (in points of the node's summed input strengths; node 0 has only
+/// two inputs) and each chosen op's over its edge's runner-up op (in points of the edge's non-`none` total).
+pub fn cell_decisions(importance: &[Vec<f64>], steps: usize, cell: &str) -> Result<Vec<Decision>> {
+    let pair = |op: DartsOp, from: usize| format!("{op}~{from}");
+    let nodes = ranked_inputs(importance, steps)?;
+    Ok(nodes
+        .iter()
+        .enumerate()
+        .map(|(node, ranked)| {
+            let chosen = &ranked[..2];
+            let mut leads: Vec<(f64, String)> = chosen.iter().map(|i| (i.margin, pair(i.runner_up, i.from))).collect();
+            if let Some(third) = ranked.get(2) {
+                let strengths: f64 = ranked.iter().map(|i| i.strength).sum();
+                leads.push((100.0 * (chosen[1].strength - third.strength) / strengths, pair(third.op, third.from)));
+            }
+            let (margin, runner_up) = leads.into_iter().min_by(|a, b| a.0.total_cmp(&b.0)).expect("two inputs");
+            let free = chosen.iter().filter(|i| i.op.parameter_free()).count();
+            Decision {
+                point: format!("{cell} node {}", node + 2),
+                choice: chosen.iter().map(|i| pair(i.op, i.from)).collect::<Vec<_>>().join(","),
+                runner_up,
+                margin,
+                ops: 2,
+                parameter_free: free,
+                scores: in_edge_order(ranked),
+            }
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -47,6 +47,11 @@ impl DartsOp {
         }
     }
 
+    /// Skip, pooling and `none`: the ops without weights that DARTS-style searches collapse to.
+    pub fn parameter_free(self) -> bool {
+        matches!(self, DartsOp::SkipConnect | DartsOp::AvgPool3x3 | DartsOp::MaxPool3x3 | DartsOp::None)
+    }
+
     /// Position in [`DartsOp::ALL`].
     pub fn index(self) -> usize {
         self as usize

@@ -11,7 +11,7 @@ pub use network::{NetworkCifar, NetworkConfig};
 pub use supernet::{DartsConfig, DartsSupernet};
 
 use super::{
-    BenchBlock, Derived, EvalNetwork, Importances, Section, Space, SpaceSections, Supernet, SupernetOutput,
+    BenchBlock, Decider, Derived, EvalNetwork, Importances, Section, Space, SpaceSections, Supernet, SupernetOutput,
     TrainingStep,
 };
 use crate::config::{Preset, RetrainConfig, SearchConfig};
@@ -192,10 +192,9 @@ impl Space for Darts {
         let base = SearchConfig::<Self>::preset_base(preset);
         match preset {
             // The official DARTS-space search accumulates the held-out attention after every epoch.
-            Preset::Paper => SearchConfig {
-                importance: crate::config::ImportanceConfig { every_epoch: true, ..base.importance },
-                ..base
-            },
+            Preset::Paper => {
+                SearchConfig { importance: crate::config::ImportanceConfig { every: 1, ..base.importance }, ..base }
+            }
             // Five cells keep both reductions and a normal cell in every stage.
             Preset::Embedded => SearchConfig {
                 data: DataConfig { per_class: 500, ..base.data },
@@ -281,8 +280,6 @@ impl Space for Darts {
         for (i, (cell, (kind, _))) in cells.iter().zip(&kinds).enumerate() {
             files.push((format!("cell_{i}.svg"), plot::cell_svg(cell, *kind, &titles[i]).into_bytes()));
         }
-        let heatmap = Self::importance_svg(&Self::describe(cfg, importances), super::HELDOUT_HEATMAP_TITLE)?;
-        files.push(("importance.svg".to_string(), heatmap.into_bytes()));
         Ok(Derived {
             name,
             genotype: serde_json::json!({
@@ -367,11 +364,25 @@ impl Space for Darts {
     }
 
     /// Released checkpoints keep the auxiliary head's weights; the network then gets the head too (unused in eval).
+    /// One decision per node of the cells the evaluation network takes its genotypes from.
+    fn decider(cfg: &DartsConfig, _: &DartsDerive) -> Result<Decider> {
+        let (stages, steps) = (cfg.stage_cells(), cfg.steps);
+        Ok(Box::new(move |importances: &Importances| {
+            let values = importances.to_vec3()?;
+            let mut decisions = Vec::new();
+            for &i in &stages {
+                let cell = values.get(i).with_context(|| format!("importances lack {}", cell_name(i)))?;
+                decisions.extend(derive::cell_decisions(cell, steps, &cell_name(i)).with_context(|| cell_name(i))?);
+            }
+            Ok(decisions)
+        }))
+    }
+
     fn fit_to_weights(network: &mut NetworkConfig, names: &[&str]) {
         network.auxiliary = names.iter().any(|n| n.contains("auxiliary_head."));
     }
 
-    fn importance_svg(described: &serde_json::Value, title: &str) -> Result<String> {
+    fn importance_svg(described: &serde_json::Value, title: &str, notes: &[String]) -> Result<String> {
         let values: Vec<Vec<Vec<f64>>> = serde_json::from_value(described["values"].clone())?;
         /// A cell as `describe` labels it.
         #[derive(Deserialize)]
@@ -388,7 +399,7 @@ impl Space for Darts {
         // A cell of s steps has s(s+3)/2 edges.
         let edges = values.first().map_or(0, Vec::len);
         let steps = (((8 * edges + 9) as f64).sqrt() as usize).saturating_sub(3) / 2;
-        Ok(importance_heatmap_svg(&values, &titles, &node_edge_labels(steps), &ops, title))
+        Ok(importance_heatmap_svg(&values, &titles, &node_edge_labels(steps), &ops, title, notes))
     }
 
     fn bench_blocks(p: &nn::Path, c: i64, b: i64) -> Vec<BenchBlock> {

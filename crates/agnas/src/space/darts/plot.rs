@@ -165,7 +165,7 @@ mod tests {
             let none = op_names.iter().position(|&n| n == "none").unwrap();
             values[0][0][none] = 10.0;
             let titles: Vec<String> = (0..cells).map(|c| format!("Cell_{c}")).collect();
-            let text = importance_heatmap_svg(&values, &titles, &edge_labels, op_names, "importances");
+            let text = importance_heatmap_svg(&values, &titles, &edge_labels, op_names, "importances", &[]);
             let doc = roxmltree::Document::parse(&text).unwrap();
             assert_eq!(with_class(&doc, "square").len(), cells * edges * op_names.len());
             assert_eq!(with_class(&doc, "argmax").len(), cells * edges);
@@ -182,7 +182,7 @@ mod tests {
     fn heatmap_accepts_ragged_and_empty_input() {
         let ragged = vec![vec![vec![1.0, f64::NAN], vec![]], vec![vec![-1.0, 0.0, 0.0]]];
         for values in [ragged, vec![]] {
-            roxmltree::Document::parse(&importance_heatmap_svg(&values, &[], &[], &["a"], "t")).unwrap();
+            roxmltree::Document::parse(&importance_heatmap_svg(&values, &[], &[], &["a"], "t", &[])).unwrap();
         }
     }
 
@@ -232,13 +232,20 @@ mod tests {
         let values = random_importances(8, 14, 8);
         pictures.push((
             "heatmap".into(),
-            importance_heatmap_svg(&values, &titles, &darts_edge_labels(), &ops, "Op importance (random)"),
+            importance_heatmap_svg(&values, &titles, &darts_edge_labels(), &ops, "Op importance (random)", &[]),
         ));
         let nb201_ops = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"];
         let nb201_edges: Vec<String> = ["1←0", "2←0", "2←1", "3←0", "3←1", "3←2"].map(String::from).to_vec();
         pictures.push((
             "heatmap_nb201".into(),
-            importance_heatmap_svg(&random_importances(3, 6, 5), &titles, &nb201_edges, &nb201_ops, "NB201 (random)"),
+            importance_heatmap_svg(
+                &random_importances(3, 6, 5),
+                &titles,
+                &nb201_edges,
+                &nb201_ops,
+                "NB201 (random)",
+                &[],
+            ),
         ));
         for (name, text) in pictures {
             std::fs::write(dir.join(format!("{name}.svg")), &text).unwrap();

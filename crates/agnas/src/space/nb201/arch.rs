@@ -49,6 +49,11 @@ impl Nb201Op {
         }
     }
 
+    /// Skip, pooling and `none`: the ops without weights that DARTS-style searches collapse to.
+    pub fn parameter_free(self) -> bool {
+        matches!(self, Nb201Op::None | Nb201Op::SkipConnect | Nb201Op::AvgPool3x3)
+    }
+
     /// Position in [`Nb201Op::ALL`], 0..5.
     pub fn index(self) -> usize {
         self as usize

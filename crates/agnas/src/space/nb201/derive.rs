@@ -1,5 +1,6 @@
 //! From accumulated attention to an NB201 architecture (spec §2.2, our proposal: the paper gives no rule).
 use super::arch::{Arch, Nb201Op, EDGES};
+use crate::space::confidence::{lead, Decision};
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 
@@ -82,6 +83,32 @@ pub fn pick(scores: &[Vec<f64>], allow_none: bool) -> Result<Arch> {
         *slot = Nb201Op::ALL[best.expect("at least four candidate ops").0];
     }
     Ok(Arch { ops })
+}
+
+/// The decisions of [`pick`]: per edge the op, against the strongest other op it may pick (margins in points of
+/// the edge's total over all five ops, as `summary.md` shows the shares).
+pub fn decisions(scores: &[Vec<f64>], allow_none: bool) -> Result<Vec<Decision>> {
+    let arch = pick(scores, allow_none)?;
+    let allowed = |k: &usize| allow_none || Nb201Op::ALL[*k] != Nb201Op::None;
+    Ok(EDGES
+        .iter()
+        .zip(scores)
+        .zip(arch.ops)
+        .map(|((&(to, from), row), op)| {
+            let total: f64 = row.iter().sum();
+            let candidates = row.iter().copied().enumerate().filter(|(k, _)| allowed(k));
+            let (_, runner_up, margin) = lead(candidates, total).expect("at least four ops");
+            Decision {
+                point: format!("edge {to}<-{from}"),
+                choice: op.name().to_string(),
+                runner_up: Nb201Op::ALL[runner_up].name().to_string(),
+                margin,
+                ops: 1,
+                parameter_free: usize::from(op.parameter_free()),
+                scores: row.iter().enumerate().filter(|(k, _)| allowed(k)).map(|(_, v)| *v).collect(),
+            }
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@ pub use derive::{Aggregation, DeriveConfig};
 pub use network::{Nb201Network, Nb201NetworkConfig};
 pub use supernet::{Nb201Config, Nb201Supernet};
 
-use super::{BenchBlock, Derived, EvalNetwork, Importances, Section, Space, SpaceSections, Supernet, SupernetOutput};
+use super::{
+    BenchBlock, Decider, Derived, EvalNetwork, Importances, Section, Space, SpaceSections, Supernet, SupernetOutput,
+};
 use crate::config::{Preset, RetrainConfig, SearchConfig};
 use crate::data::augment::Augment;
 use crate::data::DataConfig;
@@ -205,13 +207,17 @@ impl Space for Nb201 {
             details_md: details,
             files: Self::pictures(&arch, "found cell")
                 .into_iter()
-                .chain([(
-                    "importance.svg".to_string(),
-                    Self::importance_svg(&Self::describe(cfg, importances), super::HELDOUT_HEATMAP_TITLE)?,
-                )])
                 .map(|(name, svg)| (name, svg.into_bytes()))
                 .collect(),
         })
+    }
+
+    fn decider(cfg: &Nb201Config, derive: &DeriveConfig) -> Result<Decider> {
+        let (channels, derive) = (cfg.search_cell_channels(), *derive);
+        Ok(Box::new(move |importances: &Importances| {
+            let scores = derive::edge_scores(&importances.to_vec3()?, &channels, &derive)?;
+            derive::decisions(&scores, derive.allow_none)
+        }))
     }
 
     fn parse_genotype(spec: &str) -> Result<Arch> {
@@ -288,13 +294,13 @@ impl Space for Nb201 {
         Box::new(Nb201Network::new(p, cfg, genotype, in_channels, num_classes))
     }
 
-    fn importance_svg(described: &serde_json::Value, title: &str) -> Result<String> {
+    fn importance_svg(described: &serde_json::Value, title: &str, notes: &[String]) -> Result<String> {
         let values: Vec<Vec<Vec<f64>>> = serde_json::from_value(described["values"].clone())?;
         let channels: Vec<i64> = serde_json::from_value(described["cell_channels"].clone())?;
         let titles: Vec<String> = channels.iter().enumerate().map(|(i, c)| format!("cell {i} (C={c})")).collect();
         let edges: Vec<String> = EDGES.iter().map(|(to, from)| format!("{to}←{from}")).collect();
         let ops: Vec<&str> = Nb201Op::ALL.iter().map(|o| o.name()).collect();
-        Ok(importance_heatmap_svg(&values, &titles, &edges, &ops, title))
+        Ok(importance_heatmap_svg(&values, &titles, &edges, &ops, title, notes))
     }
 
     fn bench_blocks(p: &nn::Path, c: i64, b: i64) -> Vec<BenchBlock> {

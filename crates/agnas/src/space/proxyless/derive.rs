@@ -6,6 +6,7 @@ use super::latency::{LatencySpec, LatencyTable};
 use super::select::{self, Selection};
 use super::supernet::ProxylessConfig;
 use crate::config::Section;
+use crate::space::confidence::{Decider, Decision};
 use crate::space::{Derived, Importances};
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
@@ -230,6 +231,46 @@ fn number(x: f64) -> serde_json::Value {
 
 fn arch_of(selection: &Selection) -> Result<Arch> {
     Ok(Arch::from_slots(&selection.positions)?)
+}
+
+/// The decisions of [`derive`]: per layer the chosen block against the layer's strongest other candidate (under a
+/// budget the choice can trail it: a negative margin).
+pub fn decider(cfg: &ProxylessDeriveConfig) -> Result<Decider> {
+    ensure!(
+        cfg.max_flops == 0.0 || cfg.max_latency_ms == 0.0,
+        "derive.max_flops and derive.max_latency_ms are both set: give one budget"
+    );
+    let budgeted = std::iter::once(Pricing::flops(cfg)).chain(Pricing::latency(cfg)?).find(|p| p.budget > 0.0);
+    let argmax_pricing = Pricing::flops(cfg);
+    Ok(Box::new(move |importances: &Importances| {
+        let rows = layer_rows(importances)?;
+        let chosen = match &budgeted {
+            Some(p) => p.best(&select::front(&p.selection_layers(&rows))?)?.clone(),
+            None => select::argmax(&argmax_pricing.selection_layers(&rows))?,
+        };
+        Ok(rows
+            .iter()
+            .zip(&chosen.positions)
+            .enumerate()
+            .map(|(l, (row, &slot))| {
+                let total: f64 = row.iter().sum();
+                let (other, v) = row
+                    .iter()
+                    .enumerate()
+                    .filter(|&(k, _)| k != slot)
+                    .fold((0, f64::NEG_INFINITY), |best, (k, &v)| if v > best.1 { (k, v) } else { best });
+                Decision {
+                    point: format!("layer {l}"),
+                    choice: arch::candidate_label(slot),
+                    runner_up: arch::candidate_label(other),
+                    margin: 100.0 * (row[slot] - v) / total,
+                    ops: 1,
+                    parameter_free: usize::from(slot == arch::MBCONVS),
+                    scores: row.clone(),
+                }
+            })
+            .collect())
+    }))
 }
 
 /// The architecture and what the run folder says of it (its pictures are the space's to add): the per-layer argmax,

@@ -16,7 +16,7 @@ pub use latency::{LatencyCosts, LatencySpec, LatencyTable};
 pub use network::{ProxylessNetwork, ProxylessNetworkConfig};
 pub use supernet::{ProxylessConfig, ProxylessSupernet, SearchBlock};
 
-use super::{BenchBlock, Derived, EvalNetwork, Importances, Space, SpaceSections, Supernet, SupernetOutput};
+use super::{BenchBlock, Decider, Derived, EvalNetwork, Importances, Space, SpaceSections, Supernet, SupernetOutput};
 use crate::config::{Preset, RetrainConfig, SearchConfig};
 use crate::data::augment::{Augment, ColorJitter, RandomResizedCrop};
 use crate::data::{DataConfig, Normalization};
@@ -205,14 +205,16 @@ impl Space for Proxyless {
 
     fn derive(cfg: &ProxylessConfig, derive: &ProxylessDeriveConfig, importances: &Importances) -> Result<Derived> {
         let (arch, mut derived) = derive::derive(cfg, derive, importances)?;
-        let heatmap = Self::importance_svg(&Self::describe(cfg, importances), super::HELDOUT_HEATMAP_TITLE)?;
         let bars =
             plot::attention_bars_svg(&derive::layer_rows(importances)?, &arch.slots(), "Held-out attention per layer");
-        let pictures = Self::pictures(&arch, "found architecture")
-            .into_iter()
-            .chain([("importance.svg".to_string(), heatmap), ("attention.svg".to_string(), bars)]);
+        let pictures =
+            Self::pictures(&arch, "found architecture").into_iter().chain([("attention.svg".to_string(), bars)]);
         derived.files.extend(pictures.map(|(name, svg)| (name, svg.into_bytes())));
         Ok(derived)
+    }
+
+    fn decider(_: &ProxylessConfig, derive: &ProxylessDeriveConfig) -> Result<Decider> {
+        derive::decider(derive)
     }
 
     fn parse_genotype(spec: &str) -> Result<Arch> {
@@ -297,7 +299,7 @@ impl Space for Proxyless {
         })
     }
 
-    fn importance_svg(described: &serde_json::Value, title: &str) -> Result<String> {
+    fn importance_svg(described: &serde_json::Value, title: &str, notes: &[String]) -> Result<String> {
         let values: Vec<Vec<f64>> = serde_json::from_value(described["values"].clone())?;
         let skippable: Vec<bool> = serde_json::from_value(described["skippable"].clone())?;
         // Rows as long as the layer has candidates: a layer without the identity shows six squares.
@@ -309,7 +311,7 @@ impl Space for Proxyless {
         let labels: Vec<String> = (0..rows.len()).map(|l| format!("layer {l}")).collect();
         let candidates: Vec<String> = (0..arch::MAX_CANDIDATES).map(arch::candidate_label).collect();
         let names: Vec<&str> = candidates.iter().map(String::as_str).collect();
-        Ok(importance_heatmap_svg(&[rows], &["21 layers".to_string()], &labels, &names, title))
+        Ok(importance_heatmap_svg(&[rows], &["21 layers".to_string()], &labels, &names, title, notes))
     }
 
     fn bench_blocks(p: &nn::Path, c: i64, b: i64) -> Vec<BenchBlock> {

@@ -1,0 +1,136 @@
+//! Decision confidence, importance over time and `--until-decided`, end to end on the embedded images.
+mod common;
+
+use common::{agnas, json, run_err, run_ok};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+/// Enough held-out batches for a bootstrap (200 held-out images in batches of 32) and six epochs.
+const FLAGS: &[&str] = &["--per-class", "40", "--epochs", "6", "--heldout-every", "1"];
+
+fn search(out: &Path, extra: &[&str]) -> Command {
+    let mut cmd = agnas();
+    cmd.args(["search", "--space", "nb201", "--preset", "smoke", "--threads", "1", "--out"]).arg(out).args(FLAGS);
+    cmd.args(extra);
+    cmd
+}
+
+fn choices(confidence: &Value) -> Vec<&str> {
+    confidence["decisions"].as_array().unwrap().iter().map(|d| d["choice"].as_str().unwrap()).collect()
+}
+
+fn all_at_least(confidence: &Value, p: f64) -> bool {
+    confidence["decisions"].as_array().unwrap().iter().all(|d| d["confidence"].as_f64().is_some_and(|c| c >= p))
+}
+
+/// The 1-based epoch whose pass `--until-decided p` stops at, read off a run with a pass every epoch.
+fn decided_at(passes: &[Value], p: f64) -> Option<usize> {
+    passes.windows(2).find_map(|w| {
+        let (a, b) = (&w[0]["confidence"], &w[1]["confidence"]);
+        (choices(a) == choices(b) && all_at_least(a, p) && all_at_least(b, p))
+            .then(|| w[1]["epoch"].as_u64().unwrap() as usize)
+    })
+}
+
+#[test]
+fn every_pass_reports_decisions_confidence_and_rank_correlation() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    run_ok(&mut search(&out, &[]));
+    let result = json(&out.join("result.json"));
+    let confidence = &result["confidence"];
+    // One decision per edge, in arch-string order, choosing the ops of the found cell.
+    let arch: agnas::space::nb201::Arch = result["arch"].as_str().unwrap().parse().unwrap();
+    assert_eq!(choices(confidence), arch.ops.iter().map(|o| o.name()).collect::<Vec<_>>());
+    let free = arch.ops.iter().filter(|o| o.parameter_free()).count() as f64 / 6.0;
+    assert_eq!(confidence["parameter_free_share"].as_f64().unwrap(), free);
+    assert_eq!(confidence["batches"], 7, "200 held-out images in batches of 32");
+    for d in confidence["decisions"].as_array().unwrap() {
+        let p = d["confidence"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&p), "{d}");
+        assert!(d["margin"].as_f64().unwrap() >= 0.0, "the winner leads its runner-up: {d}");
+        assert_ne!(d["choice"], d["runner_up"]);
+    }
+    let unsure: Vec<&Value> = confidence["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["confidence"].as_f64().unwrap() < 0.9)
+        .map(|d| &d["point"])
+        .collect();
+    assert_eq!(confidence["unsure"].as_array().unwrap().iter().collect::<Vec<_>>(), unsure);
+    assert!(std::fs::read_to_string(out.join("summary.md")).unwrap().contains("Decision confidence"));
+    let svg = std::fs::read_to_string(out.join("importance.svg")).unwrap();
+    assert!(svg.contains("class=\"note\"") && svg.contains("architecture"), "the picture states the confidence");
+
+    // Every pass has its confidence; every pass but the first its rank correlation with the one before.
+    let passes = json(&out.join("importances.json"));
+    let passes = passes.as_array().unwrap();
+    assert_eq!(passes.len(), 6);
+    assert!(passes[0].get("rank_correlation").is_none());
+    for pass in &passes[1..] {
+        let rho = pass["rank_correlation"].as_f64().unwrap();
+        assert!((-1.0..=1.0).contains(&rho), "{rho}");
+    }
+    assert_eq!(&passes[5]["confidence"], confidence, "the result's confidence is the last pass's");
+
+    // The kept per-batch importances add up to the pass's, and `genotype derive` bootstraps them to the same numbers.
+    let rows = tch::Tensor::read_safetensors(out.join("heldout_batches.safetensors")).unwrap();
+    let (name, rows) = &rows[0];
+    assert_eq!((name.as_str(), rows.size()[0]), ("importance", 7));
+    let total = rows.sum_dim_intlist(0, false, tch::Kind::Double);
+    let expected: Vec<f64> =
+        serde_json::from_value::<Vec<Vec<Vec<f64>>>>(passes[5]["heldout"]["values"].clone()).unwrap().concat().concat();
+    let summed = Vec::<f64>::try_from(total.flatten(0, -1)).unwrap();
+    for (a, b) in summed.iter().zip(&expected) {
+        assert!((a - b).abs() <= 1e-9 * b.abs(), "{a} vs {b}");
+    }
+    let again = dir.path().join("again");
+    run_ok(agnas().args(["genotype", "derive"]).arg(&out).arg("--out").arg(&again));
+    assert_eq!(std::fs::read(again.join("importance.svg")).unwrap(), svg.as_bytes());
+}
+
+#[test]
+fn until_decided_stops_where_the_full_run_first_decided_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full");
+    run_ok(&mut search(&full, &[]));
+    let passes = json(&full.join("importances.json"));
+    let passes = passes.as_array().unwrap();
+    let p = 0.8;
+    let k = decided_at(passes, p).expect("the smoke search decides at 0.8 within six epochs");
+    assert!(k < 6, "decided before the budget");
+
+    let until = dir.path().join("until");
+    run_ok(&mut search(&until, &["--until-decided", "0.8"]));
+    let result = json(&until.join("result.json"));
+    assert_eq!((result["stopped"].as_str(), result["epochs"].as_u64()), (Some("decided"), Some(k as u64)));
+    // Up to the stop it is the same run: the same importances, and the architecture of that pass.
+    let stopped = json(&until.join("importances.json"));
+    assert_eq!(stopped.as_array().unwrap()[..], passes[..k]);
+    assert_eq!(choices(&result["confidence"]), choices(&passes[k - 1]["confidence"]));
+    assert_eq!(json(&full.join("result.json"))["stopped"], "epochs");
+
+    // Killed in the epoch after the first pass (13 steps an epoch), resumed: the same decided run.
+    let resumed = dir.path().join("resumed");
+    let err = run_err(&mut search(&resumed, &["--until-decided", "0.8", "--stop-after-steps", "20"]));
+    assert!(err.contains("stopped after 20 steps"), "{err}");
+    run_ok(agnas().args(["search", "--resume"]).arg(&resumed));
+    assert_eq!(json(&resumed.join("importances.json")), stopped);
+    assert_eq!(json(&resumed.join("genotype.json")), json(&until.join("genotype.json")));
+    // A resumed finished run does not train on.
+    run_ok(agnas().args(["search", "--resume"]).arg(&until));
+    assert_eq!(json(&until.join("result.json"))["epochs"], k);
+}
+
+#[test]
+fn until_decided_needs_passes_during_the_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = run_err(
+        agnas().args(["search", "--preset", "smoke", "--until-decided", "0.9", "--out"]).arg(dir.path().join("r")),
+    );
+    assert!(err.contains("importance.until_decided") && err.contains("importance.every"), "{err}");
+    let err = run_err(agnas().args(["search", "--preset", "smoke", "--until-decided", "1.5"]));
+    assert!(err.contains("between 0 and 1"), "{err}");
+}

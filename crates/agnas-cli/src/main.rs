@@ -30,9 +30,11 @@ pub(crate) fn write_stdout(text: &str) {
 
 use agnas::config::{self, Preset, SearchConfig, SectionFlags};
 use agnas::report::{progress::ProgressMode, CONFIG_FILE};
+use agnas::runs;
 use agnas::search::{self, SearchRun};
 use agnas::space::nb201::bench as nb201_bench;
 use agnas::space::{Space, SpaceName, SpaceTask};
+use agnas::train::Start;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use run_args::{set_flags, RunArgs, RunSettings};
@@ -68,6 +70,19 @@ enum Command {
     /// Latency lookup table of the ProxylessNAS macro space on this machine: every (layer, MBConv) shape and the
     /// fixed parts timed in eval mode under once-for-all's keys, then checked against whole random networks.
     LatencyTable(latency::LatencyTableArgs),
+    /// Compare finished runs (or the seeds of `search --seeds`): every metric's mean ± std, and the consensus
+    /// architecture of searches, voted per decision with each run's confidence.
+    Report(ReportArgs),
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// Run folders, or folders of `seed-*` runs.
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// Write the report here too: `.md` for Markdown, `.json` for JSON.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -93,6 +108,10 @@ struct SearchArgs {
     preset: Option<Preset>,
     #[command(flatten)]
     run: RunArgs,
+    /// Search once per seed, one after the other, into `seed-<n>` folders of one run folder, then report on them
+    /// (report.md, report.json); run again, it skips finished seeds and resumes a stopped one.
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["seed", "resume"])]
+    seeds: Option<Vec<u64>>,
     #[arg(long, group = "config_flags")]
     lr_min: Option<f64>,
     #[arg(long, group = "config_flags")]
@@ -254,25 +273,96 @@ impl SpaceTask for &SearchArgs {
     type Output = Result<()>;
 
     fn run<S: Space>(self) -> Result<()> {
+        if let Some(seeds) = &self.seeds {
+            return self.several::<S>(seeds);
+        }
         let start = self.run.start(|| {
             let config = self.config::<S>()?;
             let name = format!("{}-seed{}", S::NAME, config.seed);
             Ok((config, name))
         })?;
+        let result = self.one::<S>(start)?;
+        outln!("{}", serde_json::to_string_pretty(&result)?);
+        Ok(())
+    }
+}
+
+impl SearchArgs {
+    /// One search, with what it found on the terminal.
+    fn one<S: Space>(&self, start: Start<SearchConfig<S>>) -> Result<search::SearchResult> {
         let out = start.out().to_path_buf();
         let result = search::run::<S>(SearchRun {
             start,
             progress: ProgressMode::Auto,
             stop_after_steps: self.run.stop_after_steps,
         })?;
-        outln!("{}", serde_json::to_string_pretty(&result)?);
         eprintln!("found {}", result.arch);
         for line in &result.report {
             eprintln!("{line}");
         }
         eprintln!("run folder: {}", out.display());
+        Ok(result)
+    }
+
+    /// One search per seed into `seed-<n>` folders of the run folder (finished ones kept, stopped ones resumed),
+    /// then the report on all of them.
+    fn several<S: Space>(&self, seeds: &[u64]) -> Result<()> {
+        let config = self.config::<S>()?;
+        let parent = self.run.out_or_default(&format!("{}-seeds", S::NAME));
+        for &seed in seeds {
+            let out = runs::seed_folder(&parent, seed);
+            let start = if out.join("result.json").exists() {
+                eprintln!("seed {seed}: finished before, in {}", out.display());
+                continue;
+            } else if out.join(CONFIG_FILE).exists() {
+                Start::Resume(out)
+            } else {
+                Start::New { config: SearchConfig { seed, ..config.clone() }, out }
+            };
+            eprintln!("seed {seed}");
+            self.one::<S>(start)?;
+        }
+        let dirs: Vec<PathBuf> = seeds.iter().map(|&s| runs::seed_folder(&parent, s)).collect();
+        let comparison = runs::compare::<S>(&dirs)?;
+        agnas::report::write_json(&parent.join("report.json"), &comparison)?;
+        agnas::report::atomic_write(&parent.join("report.md"), comparison.markdown().as_bytes())?;
+        out!("{}", comparison.markdown());
+        eprintln!("report: {}", parent.join("report.md").display());
         Ok(())
     }
+}
+
+/// `agnas report`: the runs compared, on stdout and in `--out`.
+fn report(args: &ReportArgs) -> Result<()> {
+    let dirs = runs::expand(&args.runs)?;
+    let spaces: Vec<SpaceName> = dirs
+        .iter()
+        .map(|d| space_of(None, Some(&d.join(CONFIG_FILE))).map(Option::unwrap_or_default))
+        .collect::<Result<_>>()?;
+    anyhow::ensure!(
+        spaces.iter().all(|s| *s == spaces[0]),
+        "the runs are of different spaces ({}): report on one space at a time",
+        spaces.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    /// The comparison of runs of one space.
+    struct Compare<'a>(&'a [PathBuf]);
+    impl SpaceTask for Compare<'_> {
+        type Output = Result<runs::Comparison>;
+        fn run<S: Space>(self) -> Result<runs::Comparison> {
+            runs::compare::<S>(self.0)
+        }
+    }
+    let comparison = spaces[0].dispatch(Compare(&dirs))?;
+    let markdown = comparison.markdown();
+    if let Some(path) = &args.out {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => agnas::report::write_json(path, &comparison)?,
+            Some("md") => agnas::report::atomic_write(path, markdown.as_bytes())?,
+            _ => anyhow::bail!("--out {}: give a .md or .json file", path.display()),
+        }
+    }
+    out!("{markdown}");
+    Ok(())
 }
 
 fn search(args: &SearchArgs) -> Result<()> {
@@ -297,6 +387,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Genotype(cmd) => models::genotype(&cmd),
         Command::Bench(cmd) => bench::run(cmd),
         Command::LatencyTable(args) => latency::run(&args),
+        Command::Report(args) => report(&args),
     }
 }
 

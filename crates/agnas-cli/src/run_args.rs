@@ -101,7 +101,7 @@ impl RunArgs {
     }
 
     /// The run folder: `--out`, or `runs/<name>-<unix seconds>`.
-    fn out_or_default(&self, name: &str) -> PathBuf {
+    pub fn out_or_default(&self, name: &str) -> PathBuf {
         self.out.clone().unwrap_or_else(|| {
             let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
             PathBuf::from(format!("runs/{name}-{secs}"))

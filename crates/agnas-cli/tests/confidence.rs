@@ -134,3 +134,51 @@ fn until_decided_needs_passes_during_the_search() {
     let err = run_err(agnas().args(["search", "--preset", "smoke", "--until-decided", "1.5"]));
     assert!(err.contains("between 0 and 1"), "{err}");
 }
+
+#[test]
+fn several_seeds_make_one_folder_with_a_report_and_a_consensus() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = dir.path().join("seeds");
+    let seeds = || {
+        let mut cmd = agnas();
+        cmd.args(["search", "--preset", "smoke", "--threads", "1", "--per-class", "40", "--seeds", "3,5", "--out"]);
+        cmd.arg(&parent);
+        cmd
+    };
+    let printed = String::from_utf8(run_ok(&mut seeds()).stdout).unwrap();
+    let results: Vec<Value> = [3, 5].iter().map(|s| json(&parent.join(format!("seed-{s}/result.json")))).collect();
+    assert_eq!((results[0]["seed"].as_u64(), results[1]["seed"].as_u64()), (Some(3), Some(5)));
+    let report = json(&parent.join("report.json"));
+    let stat = |m: &str| report["stats"].as_array().unwrap().iter().find(|s| s["metric"] == m).cloned().unwrap();
+    let c10: Vec<f64> = results.iter().map(|r| r["bench201"]["c10_test"].as_f64().unwrap()).collect();
+    let c10_stat = stat("bench201.c10_test");
+    assert_eq!(c10_stat["n"], 2);
+    assert!((c10_stat["mean"].as_f64().unwrap() - (c10[0] + c10[1]) / 2.0).abs() < 1e-9);
+    assert!((c10_stat["std"].as_f64().unwrap() - (c10[0] - c10[1]).abs() / 2f64.sqrt()).abs() < 1e-9);
+    // The consensus is an architecture of the space, each choice made by at least one seed.
+    let consensus = &report["consensus"];
+    let arch: agnas::space::nb201::Arch = consensus["arch"].as_str().unwrap().parse().unwrap();
+    for (i, vote) in consensus["votes"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(vote["choice"], arch.ops[i].name());
+        let made: Vec<&Value> = results.iter().map(|r| &r["confidence"]["decisions"][i]["choice"]).collect();
+        assert!(made.contains(&&vote["choice"]), "{vote}");
+        let agreeing = made.iter().filter(|c| ***c == vote["choice"]).count() as f64 / 2.0;
+        assert_eq!(vote["agreement"].as_f64().unwrap(), agreeing);
+    }
+    assert_eq!(std::fs::read_to_string(parent.join("report.md")).unwrap(), printed);
+    // `agnas report` on the folder says the same; run again, the finished seeds are kept.
+    let again = run_ok(agnas().args(["report"]).arg(&parent).arg("--out").arg(dir.path().join("r.json")));
+    assert_eq!(String::from_utf8(again.stdout).unwrap(), printed);
+    assert_eq!(json(&dir.path().join("r.json")), report);
+    let before = std::fs::read(parent.join("seed-3/result.json")).unwrap();
+    let err = String::from_utf8(run_ok(&mut seeds()).stderr).unwrap();
+    assert!(err.contains("seed 3: finished before"), "{err}");
+    assert_eq!(std::fs::read(parent.join("seed-3/result.json")).unwrap(), before);
+
+    let darts = dir.path().join("darts");
+    run_ok(agnas().args(["search", "--space", "darts", "--preset", "smoke", "--threads", "1", "--out"]).arg(&darts));
+    let err = run_err(agnas().arg("report").arg(&parent).arg(&darts));
+    assert!(err.contains("different spaces"), "{err}");
+    let err = run_err(agnas().arg("report").arg(dir.path()));
+    assert!(err.contains("neither a run nor seed-"), "{err}");
+}

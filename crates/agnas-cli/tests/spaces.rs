@@ -51,6 +51,14 @@ fn pipeline(space: &str, dir: &Path) {
         .collect();
     assert_eq!(choices, architecture_choices(space, &genotype), "{space}");
     assert!(result["confidence"]["parameter_free_share"].as_f64().is_some(), "{space}");
+    // A report on this one run votes its own architecture back together from the decisions.
+    let report = dir.join("report.json");
+    run_ok(agnas().arg("report").arg(&search).arg("--out").arg(&report));
+    let shown = run_ok(agnas().args(["genotype", "show", "--to", "text"]).arg(search.join("genotype.json")));
+    assert_eq!(
+        json(&report)["consensus"]["arch"].as_str().unwrap(),
+        String::from_utf8(shown.stdout).unwrap().trim_end()
+    );
 
     // From here on no --space: the genotype files say which space they belong to.
     let genotype_file = search.join("genotype.json");

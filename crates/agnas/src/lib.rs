@@ -5,6 +5,7 @@ mod error;
 pub mod nn;
 pub mod report;
 pub mod retrain;
+pub mod runs;
 pub mod search;
 pub mod space;
 pub mod train;

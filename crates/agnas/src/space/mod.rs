@@ -126,6 +126,13 @@ pub trait Space: SpaceSections {
     /// The decisions [`Space::derive`] makes, as a function of the importances (for the bootstrap of their
     /// confidence, which derives hundreds of times).
     fn decider(cfg: &Self::Supernet, derive: &Self::Derive) -> Result<Decider>;
+    /// The genotype made of one choice per decision point, as [`Decision::choice`] writes them (a consensus of
+    /// several searches).
+    fn from_choices(cfg: &Self::Supernet, choices: &[&str]) -> Result<Self::Genotype>;
+    /// What a benchmark table records of a genotype (NAS-Bench-201), if the space has one.
+    fn benchmark_record(_genotype: &Self::Genotype) -> Option<serde_json::Value> {
+        None
+    }
 
     /// A genotype from what a user types: a built-in name, an arch string, a file.
     fn parse_genotype(spec: &str) -> Result<Self::Genotype>;

@@ -378,6 +378,31 @@ impl Space for Darts {
         }))
     }
 
+    /// Choices of the stage cells' nodes in order, each `op~input,op~input`.
+    fn from_choices(cfg: &DartsConfig, choices: &[&str]) -> Result<Genotype> {
+        let stages = cfg.stage_cells().len();
+        anyhow::ensure!(
+            choices.len() == stages * cfg.steps,
+            "{} choices for {stages} cells of {} nodes",
+            choices.len(),
+            cfg.steps
+        );
+        let pair = |text: &str| -> Result<(DartsOp, usize)> {
+            let (op, input) = text.split_once('~').with_context(|| format!("`{text}` is not `op~input`"))?;
+            Ok((op.parse()?, input.parse().with_context(|| format!("the input of `{text}`"))?))
+        };
+        let cells = choices
+            .chunks(cfg.steps)
+            .map(|nodes| {
+                let ops = nodes.iter().flat_map(|n| n.split(',')).map(pair).collect::<Result<_>>()?;
+                Ok(CellGenotype { ops, concat: (2..cfg.steps + 2).collect() })
+            })
+            .collect::<Result<_>>()?;
+        let genotype = Genotype::Stages { cells };
+        genotype.validate()?;
+        Ok(genotype)
+    }
+
     fn fit_to_weights(network: &mut NetworkConfig, names: &[&str]) {
         network.auxiliary = names.iter().any(|n| n.contains("auxiliary_head."));
     }

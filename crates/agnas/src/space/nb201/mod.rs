@@ -220,6 +220,24 @@ impl Space for Nb201 {
         }))
     }
 
+    fn from_choices(_: &Nb201Config, choices: &[&str]) -> Result<Arch> {
+        anyhow::ensure!(
+            choices.len() == EDGES.len(),
+            "{} choices for the {} edges of a cell",
+            choices.len(),
+            EDGES.len()
+        );
+        let mut ops = [Nb201Op::None; 6];
+        for (slot, choice) in ops.iter_mut().zip(choices) {
+            *slot = choice.parse()?;
+        }
+        Ok(Arch { ops })
+    }
+
+    fn benchmark_record(genotype: &Arch) -> Option<serde_json::Value> {
+        bench::table().by_arch(genotype).and_then(|r| serde_json::to_value(r).ok())
+    }
+
     fn parse_genotype(spec: &str) -> Result<Arch> {
         parse_arch(spec)
     }

@@ -217,6 +217,18 @@ impl Space for Proxyless {
         derive::decider(derive)
     }
 
+    fn from_choices(_: &ProxylessConfig, choices: &[&str]) -> Result<Arch> {
+        let slots = choices
+            .iter()
+            .map(|c| {
+                (0..arch::MAX_CANDIDATES)
+                    .find(|&slot| arch::candidate_label(slot) == *c)
+                    .with_context(|| format!("`{c}` is no block of the macro space"))
+            })
+            .collect::<Result<Vec<usize>>>()?;
+        Ok(Arch::from_slots(&slots)?)
+    }
+
     fn parse_genotype(spec: &str) -> Result<Arch> {
         parse_arch(spec)
     }

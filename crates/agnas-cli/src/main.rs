@@ -28,6 +28,7 @@ pub(crate) fn write_stdout(text: &str) {
     }
 }
 
+use agnas::baseline::{self, BaselineConfig};
 use agnas::config::{self, Preset, SearchConfig, SectionFlags};
 use agnas::report::{progress::ProgressMode, CONFIG_FILE};
 use agnas::runs;
@@ -70,9 +71,45 @@ enum Command {
     /// Latency lookup table of the ProxylessNAS macro space on this machine: every (layer, MBConv) shape and the
     /// fixed parts timed in eval mode under once-for-all's keys, then checked against whole random networks.
     LatencyTable(latency::LatencyTableArgs),
+    /// Baselines at the search's cost.
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
     /// Compare finished runs (or the seeds of `search --seeds`): every metric's mean ± std, and the consensus
     /// architecture of searches, voted per decision with each run's confidence.
     Report(ReportArgs),
+}
+
+#[derive(Subcommand)]
+enum BaselineCommand {
+    /// Random search given a wall-clock budget: architectures drawn uniformly from what the search could derive,
+    /// each trained briefly on the search's training images and validated on its held-out images; the best on
+    /// validation wins, and is looked up like a search's result.
+    Random(Box<RandomArgs>),
+}
+
+#[derive(Args)]
+struct RandomArgs {
+    /// Search space (default: the config file's, else nb201).
+    #[arg(long, group = "config_flags", value_parser = parse_space)]
+    space: Option<SpaceName>,
+    /// Training images, as for `agnas search` (default: the embedded CIFAR-10 subset).
+    #[arg(long, group = "config_flags")]
+    data: Option<PathBuf>,
+    /// The search preset whose images, split and space the baseline shares (default: paper with --data, embedded
+    /// without); candidates train with the space's retrain recipe of that preset.
+    #[arg(long, group = "config_flags", value_parser = parse_named::<Preset>)]
+    preset: Option<Preset>,
+    /// Wall-clock minutes for all candidates.
+    #[arg(long, group = "config_flags", required_unless_present = "resume")]
+    budget_minutes: Option<f64>,
+    /// Stop after this many candidates even with budget left.
+    #[arg(long, group = "config_flags")]
+    max_candidates: Option<usize>,
+    /// Draw NB201 cells with `none` too (default: only what the search derives, which leaves `none` out).
+    #[arg(long, group = "config_flags")]
+    allow_none: bool,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Args)]
@@ -332,6 +369,39 @@ impl SearchArgs {
     }
 }
 
+impl SpaceTask for &RandomArgs {
+    type Output = Result<()>;
+
+    fn run<S: Space>(self) -> Result<()> {
+        let start = self.run.start(|| {
+            let preset = self.preset.unwrap_or(if self.data.is_some() { Preset::Paper } else { Preset::Embedded });
+            let mut flags = SectionFlags::default();
+            if self.allow_none {
+                flags.set("derive.allow_none", "--allow-none", true);
+            }
+            let base = BaselineConfig::<S>::preset(preset, self.budget_minutes.unwrap_or_default());
+            let mut c = config::layered(base, self.run.config.as_deref(), &flags)?;
+            c.candidate.apply(&self.run);
+            c.seed = c.candidate.seed;
+            set_flags!(self, c; max_candidates => max_candidates, budget_minutes => budget_minutes);
+            if self.data.is_some() {
+                c.candidate.data.path = self.data.clone();
+            }
+            let name = format!("random-{}-seed{}", S::NAME, c.seed);
+            Ok((c, name))
+        })?;
+        let out = start.out().to_path_buf();
+        let result = baseline::random::<S>(start, ProgressMode::Auto)?;
+        outln!("{}", serde_json::to_string_pretty(&result)?);
+        eprintln!("best of {} candidates: {}", result.candidates, result.arch);
+        if let Some(acc) = result.record.as_ref().and_then(|r| r.get("c10_test")).and_then(|v| v.as_f64()) {
+            eprintln!("NAS-Bench-201 (200 epochs): CIFAR-10 test {acc:.2} %");
+        }
+        eprintln!("run folder: {}", out.display());
+        Ok(())
+    }
+}
+
 /// `agnas report`: the runs compared, on stdout and in `--out`.
 fn report(args: &ReportArgs) -> Result<()> {
     let dirs = runs::expand(&args.runs)?;
@@ -388,6 +458,13 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(cmd) => bench::run(cmd),
         Command::LatencyTable(args) => latency::run(&args),
         Command::Report(args) => report(&args),
+        Command::Baseline(BaselineCommand::Random(args)) => {
+            let space = match &args.run.resume {
+                Some(dir) => space_of(None, Some(&dir.join(CONFIG_FILE)))?,
+                None => space_of(args.space, args.run.config.as_deref())?,
+            };
+            space.unwrap_or_default().dispatch(args.as_ref())
+        }
     }
 }
 

@@ -182,3 +182,54 @@ fn several_seeds_make_one_folder_with_a_report_and_a_consensus() {
     let err = run_err(agnas().arg("report").arg(dir.path()));
     assert!(err.contains("neither a run nor seed-"), "{err}");
 }
+
+#[test]
+fn random_baseline_keeps_the_best_candidate_on_validation_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("random");
+    let random = |out: &Path, extra: &[&str]| {
+        let mut cmd = agnas();
+        cmd.args(["baseline", "random", "--preset", "smoke", "--threads", "1", "--seed", "4", "--out"]).arg(out);
+        cmd.args(extra);
+        cmd
+    };
+    let printed: Value =
+        serde_json::from_slice(&run_ok(&mut random(&out, &["--budget-minutes", "60", "--max-candidates", "3"])).stdout)
+            .unwrap();
+    let lines = std::fs::read_to_string(out.join("candidates.jsonl")).unwrap();
+    let candidates: Vec<Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(candidates.len(), 3);
+    let best =
+        candidates.iter().reduce(|b, c| if c["valid_acc"].as_f64() > b["valid_acc"].as_f64() { c } else { b }).unwrap();
+    let result = json(&out.join("result.json"));
+    assert_eq!(printed, result);
+    assert_eq!(
+        (&result["arch"], &result["valid_acc"], &result["candidates"]),
+        (&best["arch"], &best["valid_acc"], &Value::from(3))
+    );
+    let arch: agnas::space::nb201::Arch = result["arch"].as_str().unwrap().parse().unwrap();
+    let record = agnas::space::nb201::bench::table().by_arch(&arch).unwrap();
+    assert_eq!(result["record"]["c10_test"].as_f64().unwrap(), record.c10_test);
+    for c in &candidates {
+        assert!(!c["arch"].as_str().unwrap().contains("none"), "drawn from what the search derives: {c}");
+        let trained = json(&out.join(format!("candidates/{:04}/result.json", c["index"].as_u64().unwrap())));
+        assert_eq!(trained["final_valid"]["top1"], c["valid_acc"]);
+    }
+    // No budget: the first candidate alone.
+    let once = dir.path().join("once");
+    run_ok(&mut random(&once, &["--budget-minutes", "0"]));
+    let first = std::fs::read_to_string(once.join("candidates.jsonl")).unwrap();
+    assert_eq!(first.lines().count(), 1);
+    assert_eq!(serde_json::from_str::<Value>(first.lines().next().unwrap()).unwrap()["arch"], candidates[0]["arch"]);
+
+    // Stopped after its second candidate: resumed, it draws and trains the same third one.
+    std::fs::remove_file(out.join("result.json")).unwrap();
+    let two: String = lines.lines().take(2).map(|l| format!("{l}\n")).collect();
+    std::fs::write(out.join("candidates.jsonl"), two).unwrap();
+    std::fs::remove_dir_all(out.join("candidates/0002")).unwrap();
+    run_ok(agnas().args(["baseline", "random", "--resume"]).arg(&out));
+    let again = json(&out.join("result.json"));
+    assert_eq!((&again["arch"], &again["valid_acc"]), (&result["arch"], &result["valid_acc"]));
+    let err = run_err(agnas().args(["baseline", "random", "--preset", "smoke"]));
+    assert!(err.contains("--budget-minutes"), "{err}");
+}

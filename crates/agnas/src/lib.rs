@@ -1,4 +1,5 @@
 //! AGNAS: attention-guided micro and macro architecture search (Sun et al., ICML 2022) on libtorch.
+pub mod baseline;
 pub mod config;
 pub mod data;
 mod error;

@@ -129,6 +129,8 @@ pub trait Space: SpaceSections {
     /// The genotype made of one choice per decision point, as [`Decision::choice`] writes them (a consensus of
     /// several searches).
     fn from_choices(cfg: &Self::Supernet, choices: &[&str]) -> Result<Self::Genotype>;
+    /// A genotype drawn uniformly from those the derivation can produce under `derive` (random search).
+    fn random_genotype(cfg: &Self::Supernet, derive: &Self::Derive, rng: &mut dyn rand::RngCore) -> Self::Genotype;
     /// What a benchmark table records of a genotype (NAS-Bench-201), if the space has one.
     fn benchmark_record(_genotype: &Self::Genotype) -> Option<serde_json::Value> {
         None

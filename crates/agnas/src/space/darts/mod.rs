@@ -403,6 +403,19 @@ impl Space for Darts {
         Ok(genotype)
     }
 
+    /// Per stage cell and node two distinct inputs and two ops other than `none`, all uniform.
+    fn random_genotype(cfg: &DartsConfig, _: &DartsDerive, rng: &mut dyn rand::RngCore) -> Genotype {
+        use rand::seq::index::sample;
+        use rand::Rng;
+        let ops: Vec<DartsOp> = DartsOp::ALL.into_iter().filter(|&o| o != DartsOp::None).collect();
+        let cell = |rng: &mut dyn rand::RngCore| {
+            let inputs: Vec<usize> = (0..cfg.steps).flat_map(|node| sample(rng, node + 2, 2).into_vec()).collect();
+            let ops = inputs.into_iter().map(|input| (ops[rng.gen_range(0..ops.len())], input)).collect();
+            CellGenotype { ops, concat: (2..cfg.steps + 2).collect() }
+        };
+        Genotype::Stages { cells: cfg.stage_cells().iter().map(|_| cell(rng)).collect() }
+    }
+
     fn fit_to_weights(network: &mut NetworkConfig, names: &[&str]) {
         network.auxiliary = names.iter().any(|n| n.contains("auxiliary_head."));
     }

@@ -234,6 +234,12 @@ impl Space for Nb201 {
         Ok(Arch { ops })
     }
 
+    fn random_genotype(_: &Nb201Config, derive: &DeriveConfig, rng: &mut dyn rand::RngCore) -> Arch {
+        use rand::Rng;
+        let first = usize::from(!derive.allow_none);
+        Arch { ops: std::array::from_fn(|_| Nb201Op::ALL[rng.gen_range(first..Nb201Op::ALL.len())]) }
+    }
+
     fn benchmark_record(genotype: &Arch) -> Option<serde_json::Value> {
         bench::table().by_arch(genotype).and_then(|r| serde_json::to_value(r).ok())
     }

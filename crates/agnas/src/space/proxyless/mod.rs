@@ -229,6 +229,14 @@ impl Space for Proxyless {
         Ok(Arch::from_slots(&slots)?)
     }
 
+    fn random_genotype(_: &ProxylessConfig, _: &ProxylessDeriveConfig, rng: &mut dyn rand::RngCore) -> Arch {
+        use rand::Rng;
+        let slots: Vec<usize> = (0..arch::LAYERS)
+            .map(|l| rng.gen_range(0..if arch::skippable(l) { arch::MAX_CANDIDATES } else { arch::MBCONVS }))
+            .collect();
+        Arch::from_slots(&slots).expect("skips only where a layer keeps its shape")
+    }
+
     fn parse_genotype(spec: &str) -> Result<Arch> {
         parse_arch(spec)
     }

@@ -1,0 +1,194 @@
+//! Random search at equal cost: architectures drawn uniformly from what the search could derive, each trained
+//! briefly from scratch on the search's own training images and validated on its held-out images, until a wall-clock
+//! budget is spent; the best on validation wins. Unlike the table-lookup "random search" of papers it pays for every
+//! architecture it ranks.
+use crate::config::{Preset, RetrainConfig, SpaceSections};
+use crate::report::{self, progress::ProgressMode, write_json, write_jsonl, CONFIG_FILE};
+use crate::retrain::{self, RetrainRun};
+use crate::space::Space;
+use crate::train::Start;
+use anyhow::{ensure, Context, Result};
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What `agnas baseline random` runs; written as the folder's `config.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, bound = "")]
+pub struct BaselineConfig<S: SpaceSections> {
+    pub space: String,
+    /// Seeds the draws; every candidate trains from the same initialisation seed (`candidate.seed`).
+    pub seed: u64,
+    /// Wall-clock minutes for all candidates: no candidate starts that the mean so far says would end past it.
+    pub budget_minutes: f64,
+    /// At most this many candidates (0 = as many as the budget allows).
+    pub max_candidates: usize,
+    /// The space the architectures are drawn from: the search's `[supernet]` and `[derive]`.
+    pub supernet: S::Supernet,
+    pub derive: S::Derive,
+    /// How every candidate trains (its `genotype` is set per candidate).
+    pub candidate: RetrainConfig<S>,
+}
+
+impl<S: Space> BaselineConfig<S> {
+    /// The random search beside the search preset `preset`: the same images, split and space, and candidates
+    /// trained with the space's retrain recipe at that preset's scale.
+    pub fn preset(preset: Preset, budget_minutes: f64) -> Self {
+        let search = S::search_preset(preset);
+        let candidate = RetrainConfig { data: search.data.clone(), seed: search.seed, ..S::retrain_preset(preset) };
+        BaselineConfig {
+            space: S::NAME.to_string(),
+            seed: search.seed,
+            budget_minutes,
+            max_candidates: 0,
+            supernet: search.supernet,
+            derive: search.derive,
+            candidate,
+        }
+    }
+}
+
+impl<S: SpaceSections> BaselineConfig<S> {
+    pub fn validate(&self) -> Result<()> {
+        ensure!(self.space == S::NAME, "space = \"{}\" in a configuration of the {} space", self.space, S::NAME);
+        ensure!(
+            self.budget_minutes.is_finite() && self.budget_minutes >= 0.0,
+            "budget_minutes must be a number of minutes >= 0, got {}",
+            self.budget_minutes
+        );
+        ensure!(self.candidate.data.split < 1.0, "candidate.data.split must leave validation images (< 1)");
+        self.candidate.validate()
+    }
+}
+
+/// One candidate: `candidates.jsonl` holds one per line.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Candidate {
+    pub index: usize,
+    pub arch: String,
+    /// Top-1 accuracy of its last epoch on the validation images.
+    pub valid_acc: f64,
+    /// Wall-clock seconds it took, data loading included.
+    pub seconds: f64,
+}
+
+/// What a finished random search reports (`result.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BaselineResult {
+    pub space: String,
+    pub arch: String,
+    pub seed: u64,
+    pub candidates: usize,
+    pub valid_acc: f64,
+    pub train_seconds: f64,
+    pub budget_minutes: f64,
+    /// What a benchmark table records of the chosen architecture.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<serde_json::Value>,
+}
+
+/// Runs (or resumes) a random search; returns what it also writes to `<out>/result.json`.
+pub fn random<S: Space>(start: Start<BaselineConfig<S>>, progress: ProgressMode) -> Result<BaselineResult> {
+    let (cfg, out) = open(start)?;
+    let log = out.join("candidates.jsonl");
+    let mut done = read_candidates(&log)?;
+    let budget = cfg.budget_minutes * 60.0;
+    loop {
+        let spent: f64 = done.iter().map(|c| c.seconds).sum();
+        let mean = if done.is_empty() { 0.0 } else { spent / done.len() as f64 };
+        let capped = cfg.max_candidates > 0 && done.len() >= cfg.max_candidates;
+        if capped || (!done.is_empty() && spent + mean > budget) {
+            break;
+        }
+        let candidate = train_candidate::<S>(&cfg, &out, done.len(), progress)?;
+        tracing::info!(
+            "candidate {}: {} validation accuracy {:.2} % ({:.0} s)",
+            candidate.index,
+            candidate.arch,
+            100.0 * candidate.valid_acc,
+            candidate.seconds
+        );
+        done.push(candidate);
+        write_jsonl(&log, &done)?;
+    }
+    // The first of the best, as an argmax.
+    let best = done.iter().reduce(|b, c| if c.valid_acc > b.valid_acc { c } else { b }).context("no candidate ran")?;
+    let genotype = S::parse_genotype(&genotype_path(&out, best.index).to_string_lossy())?;
+    let result = BaselineResult {
+        space: S::NAME.to_string(),
+        arch: best.arch.clone(),
+        seed: cfg.seed,
+        candidates: done.len(),
+        valid_acc: best.valid_acc,
+        train_seconds: done.iter().map(|c| c.seconds).sum(),
+        budget_minutes: cfg.budget_minutes,
+        record: S::benchmark_record(&genotype),
+    };
+    write_json(&out.join("result.json"), &result)?;
+    Ok(result)
+}
+
+/// The configuration and folder of a new run (claimed) or of one being resumed (read back).
+fn open<S: Space>(start: Start<BaselineConfig<S>>) -> Result<(BaselineConfig<S>, PathBuf)> {
+    match start {
+        Start::New { config, out } => {
+            config.validate()?;
+            report::claim_run_folder(&out, &toml::to_string_pretty(&config)?)?;
+            Ok((config, out))
+        }
+        Start::Resume(dir) => {
+            let path = dir.join(CONFIG_FILE);
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let config: BaselineConfig<S> =
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+            config.validate().with_context(|| format!("{}", path.display()))?;
+            Ok((config, dir))
+        }
+    }
+}
+
+fn read_candidates(path: &Path) -> Result<Vec<Candidate>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| serde_json::from_str(line).with_context(|| format!("{} line {}", path.display(), i + 1)))
+        .collect()
+}
+
+fn genotype_path(out: &Path, index: usize) -> PathBuf {
+    out.join("candidates").join(format!("{index:04}.genotype.json"))
+}
+
+/// Draws candidate `index` (the same one however often the run is resumed) and trains it in its own folder.
+fn train_candidate<S: Space>(
+    cfg: &BaselineConfig<S>,
+    out: &Path,
+    index: usize,
+    progress: ProgressMode,
+) -> Result<Candidate> {
+    let started = Instant::now();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(1_000_003).wrapping_add(index as u64));
+    let genotype = S::random_genotype(&cfg.supernet, &cfg.derive, &mut rng);
+    let spec = genotype_path(out, index);
+    std::fs::create_dir_all(spec.parent().expect("inside the run folder"))?;
+    write_json(&spec, &genotype)?;
+    let dir = out.join("candidates").join(format!("{index:04}"));
+    let start = if dir.join(CONFIG_FILE).exists() {
+        Start::Resume(dir)
+    } else {
+        let config = RetrainConfig { genotype: spec.to_string_lossy().into_owned(), ..cfg.candidate.clone() };
+        Start::New { config, out: dir }
+    };
+    let result = retrain::run::<S>(RetrainRun { start, progress, stop_after_steps: None })?;
+    let valid = result.final_valid.context("a candidate trained without validation images")?;
+    Ok(Candidate {
+        index,
+        arch: S::genotype_text(&genotype).trim_end().to_string(),
+        valid_acc: valid.top1,
+        seconds: started.elapsed().as_secs_f64().max(result.train_seconds),
+    })
+}

@@ -213,7 +213,8 @@ impl Comparison {
         }
         s.push_str(&format!("\n|---|---|{}\n", "---:|".repeat(shown.len())));
         for run in &self.runs {
-            s.push_str(&format!("| {} | `{}` |", run.dir.display(), run.arch));
+            // A pipe inside a cell ends it, even between backticks.
+            s.push_str(&format!("| {} | `{}` |", run.dir.display(), run.arch.replace('|', "\\|")));
             for m in &shown {
                 s.push_str(&run.metrics.get(*m).map_or(" – |".to_string(), |v| format!(" {} |", short(*v))));
             }

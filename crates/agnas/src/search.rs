@@ -29,6 +29,9 @@ pub struct EpochMetrics {
 /// The title of the heatmap a search writes as `importance.svg`.
 const HELDOUT_HEATMAP_TITLE: &str = "Held-out attention per edge (AGNAS importances)";
 
+/// The picture of the decisions' confidence over the held-out passes.
+const DECISIONS_PICTURE: &str = "decisions.svg";
+
 /// The per-batch importances of the latest held-out pass, for re-deriving with confidence.
 pub const HELDOUT_BATCHES_FILE: &str = "heldout_batches.safetensors";
 
@@ -187,6 +190,9 @@ impl<S: Space> Job for SearchJob<'_, S> {
             confidence: pass.map(|p| p.confidence),
         });
         write_json(&self.out.join("importances.json"), &describe::<S>(&self.cfg.supernet, &extra.importances))?;
+        if let Some(svg) = decision_curves(&extra.importances)? {
+            crate::report::atomic_write(&self.out.join(DECISIONS_PICTURE), svg.as_bytes())?;
+        }
         Ok(metrics)
     }
 
@@ -226,6 +232,64 @@ impl<S: Space> SearchJob<'_, S> {
                 && now.all_at_least(settings.until_decided)
         })
     }
+}
+
+/// The held-out passes that have a bootstrap: (epoch, confidence, rank correlation with the pass before).
+fn assessed_passes(importances: &[EpochImportance]) -> Vec<(usize, &Confidence, Option<f64>)> {
+    importances
+        .iter()
+        .filter_map(|e| {
+            e.confidence.as_ref().filter(|c| c.architecture.is_some()).map(|c| (e.epoch, c, e.rank_correlation))
+        })
+        .collect()
+}
+
+/// Confidence over the held-out passes (each decision in grey, the architecture's and the weakest decision's
+/// emphasised) and the rank correlation between consecutive passes; none before there are two passes.
+fn decision_curves(importances: &[EpochImportance]) -> Result<Option<String>> {
+    use crate::report::curves::{line_chart_svg, Series, ACCENT, COOL, GREY, INK};
+    let passes = assessed_passes(importances);
+    if passes.len() < 2 {
+        return Ok(None);
+    }
+    let x = |e: usize| e as f64;
+    let points = passes[0].1.decisions.len();
+    let mut series: Vec<Series> = (0..points)
+        .map(|i| Series {
+            label: (i == 0).then(|| "each decision".to_string()),
+            points: passes.iter().filter_map(|(e, c, _)| Some((x(*e), c.decisions.get(i)?.confidence?))).collect(),
+            colour: GREY,
+            width: 1,
+        })
+        .collect();
+    series.push(Series {
+        label: Some("weakest decision".into()),
+        points: passes.iter().filter_map(|(e, c, _)| Some((x(*e), c.weakest()?))).collect(),
+        colour: ACCENT,
+        width: 2,
+    });
+    series.push(Series {
+        label: Some("architecture".into()),
+        points: passes.iter().filter_map(|(e, c, _)| Some((x(*e), c.architecture?))).collect(),
+        colour: INK,
+        width: 3,
+    });
+    let rho: Vec<(f64, f64)> = passes.iter().filter_map(|(e, _, r)| Some((x(*e), (*r)?))).collect();
+    let low = rho.iter().map(|p| p.1).fold(0.0, f64::min);
+    series.push(Series {
+        label: Some("rank correlation with the pass before".into()),
+        points: rho,
+        colour: COOL,
+        width: 2,
+    });
+    let epochs = x(passes[0].0)..x(passes[passes.len() - 1].0);
+    let svg = line_chart_svg(
+        "Decision confidence over the held-out passes",
+        ("epoch", epochs),
+        ("bootstrap confidence / Spearman ρ", low..1.02),
+        &series,
+    )?;
+    Ok(Some(svg))
 }
 
 /// The bootstrap of the pass after epoch `epoch` (0-based), seeded by the run and the epoch so that a resumed run
@@ -519,10 +583,14 @@ fn summary<S: Space>(
     details_md: &str,
 ) -> String {
     let mut s = format!("# AGNAS search: {}\n\nFound architecture: `{}`\n\n", result.space, result.arch);
+    let stopped = match result.stopped {
+        Stopped::Decided => format!(" (decided: stopped before the budget of {})", cfg.train.epochs),
+        Stopped::Epochs => String::new(),
+    };
     s.push_str(&format!(
-        "Supernet held-out accuracy {:.2} %, {} epochs in {:.0} s, seed {}.\n\n| epoch | lr | train loss | train acc % |\n|---|---|---|---|\n",
+        "Supernet held-out accuracy {:.2} %, {} epochs{stopped} in {:.0} s, seed {}.\n\n| epoch | lr | train loss | train acc % |\n|---|---|---|---|\n",
         100.0 * result.heldout_acc,
-        cfg.train.epochs,
+        result.epochs,
         state.train_seconds,
         cfg.seed
     ));
@@ -530,6 +598,37 @@ fn summary<S: Space>(
         s.push_str(&format!("| {} | {:.5} | {:.4} | {:.2} |\n", m.epoch, m.lr, m.train_loss, 100.0 * m.train_acc));
     }
     s.push('\n');
+    s.push_str(&passes_table(&state.extra.importances));
     s.push_str(details_md);
+    s
+}
+
+/// The held-out passes over time: confidence, rank correlation and how many decisions changed (`decisions.svg`
+/// draws it); empty with fewer than two passes.
+fn passes_table(importances: &[EpochImportance]) -> String {
+    let passes = assessed_passes(importances);
+    if passes.len() < 2 {
+        return String::new();
+    }
+    let mut s = String::from(
+        "Held-out passes (`decisions.svg`):\n\n| epoch | architecture confidence | weakest decision | rank correlation | \
+         decisions changed |\n|---|---:|---:|---:|---:|\n",
+    );
+    let mut previous: Option<Vec<&str>> = None;
+    for (epoch, c, rho) in passes {
+        let choices = c.choices();
+        let changed = previous
+            .as_ref()
+            .map_or("–".to_string(), |p| p.iter().zip(&choices).filter(|(a, b)| a != b).count().to_string());
+        let num = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.3}"));
+        s.push_str(&format!(
+            "| {epoch} | {} | {} | {} | {changed} |\n",
+            num(c.architecture),
+            num(c.weakest()),
+            num(rho)
+        ));
+        previous = Some(choices);
+    }
+    s.push('\n');
     s
 }

@@ -1,5 +1,6 @@
 //! Run folders: claiming them, atomic file and tensor writes, progress display, pictures.
 pub mod cell;
+pub mod curves;
 pub mod heatmap;
 pub mod progress;
 pub mod svg;

@@ -301,7 +301,6 @@ impl SearchArgs {
         }
         c.train.nesterov |= self.nesterov;
         c.importance.augment |= self.augment_heldout;
-
         Ok(c)
     }
 }

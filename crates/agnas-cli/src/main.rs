@@ -89,16 +89,10 @@ enum BaselineCommand {
 
 #[derive(Args)]
 struct RandomArgs {
-    /// Search space (default: the config file's, else nb201).
-    #[arg(long, group = "config_flags", value_parser = parse_space)]
-    space: Option<SpaceName>,
-    /// Training images, as for `agnas search` (default: the embedded CIFAR-10 subset).
-    #[arg(long, group = "config_flags")]
-    data: Option<PathBuf>,
-    /// The search preset whose images, split and space the baseline shares (default: paper with --data, embedded
-    /// without); candidates train with the space's retrain recipe of that preset.
-    #[arg(long, group = "config_flags", value_parser = parse_named::<Preset>)]
-    preset: Option<Preset>,
+    /// Space, images and search preset, shared with the search (candidates train with the space's retrain recipe of
+    /// that preset).
+    #[command(flatten)]
+    origin: Origin,
     /// Wall-clock minutes for all candidates.
     #[arg(long, group = "config_flags", required_unless_present = "resume")]
     budget_minutes: Option<f64>,
@@ -110,6 +104,27 @@ struct RandomArgs {
     allow_none: bool,
     #[command(flatten)]
     run: RunArgs,
+}
+
+/// Where a search (or its baseline) starts: the space, the images and the preset.
+#[derive(Args)]
+struct Origin {
+    /// Search space: nb201, darts or proxyless (default: the config file's, else nb201).
+    #[arg(long, group = "config_flags", value_parser = parse_space)]
+    space: Option<SpaceName>,
+    /// Training images: CIFAR-10/100 binary folder, class folders (or a .tar.gz of them), or IDX files.
+    /// Without it, the CIFAR-10 subset embedded in agnas is used with the `embedded` preset.
+    #[arg(long, group = "config_flags")]
+    data: Option<PathBuf>,
+    /// Starting configuration: paper, embedded or smoke (default: paper with --data, embedded without).
+    #[arg(long, group = "config_flags", value_parser = parse_named::<Preset>)]
+    preset: Option<Preset>,
+}
+
+impl Origin {
+    fn preset(&self) -> Preset {
+        self.preset.unwrap_or(if self.data.is_some() { Preset::Paper } else { Preset::Embedded })
+    }
 }
 
 #[derive(Args)]
@@ -133,16 +148,8 @@ enum Bench201Command {
 
 #[derive(Args)]
 struct SearchArgs {
-    /// Search space: nb201, darts or proxyless (default: the config file's, else nb201).
-    #[arg(long, group = "config_flags", value_parser = parse_space)]
-    space: Option<SpaceName>,
-    /// Training images: CIFAR-10/100 binary folder, class folders (or a .tar.gz of them), or IDX files.
-    /// Without it, the CIFAR-10 subset embedded in agnas is used with the `embedded` preset.
-    #[arg(long, group = "config_flags")]
-    data: Option<PathBuf>,
-    /// Starting configuration: paper, embedded or smoke (default: paper with --data, embedded without).
-    #[arg(long, group = "config_flags", value_parser = parse_named::<Preset>)]
-    preset: Option<Preset>,
+    #[command(flatten)]
+    origin: Origin,
     #[command(flatten)]
     run: RunArgs,
     /// Search once per seed, one after the other, into `seed-<n>` folders of one run folder, then report on them
@@ -265,7 +272,7 @@ pub(crate) fn space_of(flag: Option<SpaceName>, config: Option<&std::path::Path>
 impl SearchArgs {
     /// Preset ← file ← flags.
     fn config<S: Space>(&self) -> Result<SearchConfig<S>> {
-        let preset = self.preset.unwrap_or(if self.data.is_some() { Preset::Paper } else { Preset::Embedded });
+        let preset = self.origin.preset();
         let mut flags = SectionFlags::default()
             .given([
                 ("supernet.channels", "--channels", self.channels),
@@ -290,8 +297,8 @@ impl SearchArgs {
              heldout_subset => importance.subset, resamples => importance.resamples,
              min_confidence => importance.min_confidence, until_decided => importance.until_decided,
              min_epochs => importance.min_epochs);
-        if self.data.is_some() {
-            c.data.path = self.data.clone();
+        if self.origin.data.is_some() {
+            c.data.path = self.origin.data.clone();
         }
         if let Some(f) = self.heldout_fraction {
             c.data.split = 1.0 - f;
@@ -373,7 +380,7 @@ impl SpaceTask for &RandomArgs {
 
     fn run<S: Space>(self) -> Result<()> {
         let start = self.run.start(|| {
-            let preset = self.preset.unwrap_or(if self.data.is_some() { Preset::Paper } else { Preset::Embedded });
+            let preset = self.origin.preset();
             let mut flags = SectionFlags::default();
             if self.allow_none {
                 flags.set("derive.allow_none", "--allow-none", true);
@@ -383,8 +390,8 @@ impl SpaceTask for &RandomArgs {
             c.candidate.apply(&self.run);
             c.seed = c.candidate.seed;
             set_flags!(self, c; max_candidates => max_candidates, budget_minutes => budget_minutes);
-            if self.data.is_some() {
-                c.candidate.data.path = self.data.clone();
+            if self.origin.data.is_some() {
+                c.candidate.data.path = self.origin.data.clone();
             }
             let name = format!("random-{}-seed{}", S::NAME, c.seed);
             Ok((c, name))
@@ -437,7 +444,7 @@ fn report(args: &ReportArgs) -> Result<()> {
 fn search(args: &SearchArgs) -> Result<()> {
     let space = match &args.run.resume {
         Some(dir) => space_of(None, Some(&dir.join(CONFIG_FILE)))?,
-        None => space_of(args.space, args.run.config.as_deref())?,
+        None => space_of(args.origin.space, args.run.config.as_deref())?,
     };
     space.unwrap_or_default().dispatch(args)
 }
@@ -460,7 +467,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Baseline(BaselineCommand::Random(args)) => {
             let space = match &args.run.resume {
                 Some(dir) => space_of(None, Some(&dir.join(CONFIG_FILE)))?,
-                None => space_of(args.space, args.run.config.as_deref())?,
+                None => space_of(args.origin.space, args.run.config.as_deref())?,
             };
             space.unwrap_or_default().dispatch(args.as_ref())
         }

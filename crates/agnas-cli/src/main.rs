@@ -14,6 +14,7 @@ macro_rules! outln {
 }
 
 mod bench;
+mod export;
 mod latency;
 mod models;
 mod run_args;
@@ -60,6 +61,9 @@ enum Command {
     Train(Box<models::TrainArgs>),
     /// Top-1/top-5 accuracy and loss of a retrained network on a data set.
     Eval(models::EvalArgs),
+    /// Write an evaluation network (a retrained run, a weights file, or a genotype with fresh weights) as a standard
+    /// ONNX model or as one standalone PyTorch file with its weights.
+    Export(Box<export::ExportArgs>),
     /// Parameter count (without the auxiliary head) and MACs of an evaluation network.
     Params(models::ParamsArgs),
     /// Show, convert or draw genotypes.
@@ -460,6 +464,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => models::train(&args),
         Command::Eval(args) => models::eval(&args),
         Command::Params(args) => models::params(&args),
+        Command::Export(args) => export::run(&args),
         Command::Genotype(cmd) => models::genotype(&cmd),
         Command::Bench(cmd) => bench::run(cmd),
         Command::LatencyTable(args) => latency::run(&args),

@@ -35,7 +35,7 @@ pub struct NetworkArgs {
 }
 
 impl NetworkArgs {
-    fn flags(&self) -> SectionFlags {
+    pub fn flags(&self) -> SectionFlags {
         SectionFlags::default()
             .given([
                 ("network.channels", "--channels", self.channels),
@@ -161,7 +161,7 @@ const DEFAULT_GENOTYPE: &str = "agnas";
 
 /// The space of a command on a genotype: `--space` or the one its configuration file names (they must agree), else
 /// the space of the genotype itself.
-fn genotype_space(flag: Option<SpaceName>, config: Option<&Path>, genotype: Option<&str>) -> Result<SpaceName> {
+pub fn genotype_space(flag: Option<SpaceName>, config: Option<&Path>, genotype: Option<&str>) -> Result<SpaceName> {
     match space_of(flag, config)? {
         Some(space) => Ok(space),
         None => SpaceName::of_genotype(genotype.unwrap_or(DEFAULT_GENOTYPE)),

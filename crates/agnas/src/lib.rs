@@ -3,6 +3,7 @@ pub mod baseline;
 pub mod config;
 pub mod data;
 mod error;
+pub mod export;
 pub mod nn;
 pub mod report;
 pub mod retrain;

@@ -297,7 +297,7 @@ pub fn space_of_run(dir: &Path) -> Result<SpaceName> {
 }
 
 /// The network a checked card describes, with the weights of `weights` (PyTorch names), on `device`.
-fn load<S: Space>(card: ModelCard<S>, weights: &Path, device: Device) -> Result<Loaded<S>> {
+pub fn load<S: Space>(card: ModelCard<S>, weights: &Path, device: Device) -> Result<Loaded<S>> {
     let vs = VarStore::new(device);
     let net = card.build(&vs.root());
     weights::load(&vs, weights)?;

@@ -1,5 +1,6 @@
 //! Multiply-accumulate counting by running a forward: every [`Conv2d`] and [`Linear`] adds its MACs while a
 //! count is active on the thread, so the count follows exactly what the network executes (like thop's hooks).
+use super::init::ConvSpec;
 use std::cell::Cell;
 use std::ops::Deref;
 use tch::nn::{self, Module};
@@ -26,9 +27,10 @@ fn record(out: &Tensor, per_output: i64) {
     });
 }
 
-/// A convolution that reports its MACs: `C_in/groups · k_h · k_w` per output element.
+/// A convolution that reports its MACs: `C_in/groups · k_h · k_w` per output element; with its hyper-parameters
+/// (tch keeps them private), which the exporters read.
 #[derive(Debug)]
-pub struct Conv2d(pub nn::Conv2D);
+pub struct Conv2d(pub nn::Conv2D, pub ConvSpec);
 
 impl Deref for Conv2d {
     type Target = nn::Conv2D;

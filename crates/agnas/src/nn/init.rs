@@ -49,6 +49,9 @@ fn fan_in_uniform(fan_in: i64) -> Init {
     Init::Uniform { lo: -bound, up: bound }
 }
 
+/// PyTorch's `BatchNorm2d` epsilon, which every batch norm here uses (the exporters write it).
+pub const BN_EPS: f64 = 1e-5;
+
 /// `nn.Conv2d(c_in, c_out, k, ...)` with PyTorch's initialisation.
 pub fn conv2d(p: nn::Path, c_in: i64, c_out: i64, k: i64, spec: ConvSpec) -> Conv2d {
     let init = fan_in_uniform(c_in / spec.groups * k * k);
@@ -72,7 +75,7 @@ fn conv2d_init(p: nn::Path, c_in: i64, c_out: i64, k: i64, spec: ConvSpec, ws_in
         bs_init,
         ..Default::default()
     };
-    Conv2d(nn::conv2d(p, c_in, c_out, k, cfg))
+    Conv2d(nn::conv2d(p, c_in, c_out, k, cfg), spec)
 }
 
 /// `nn.Linear(c_in, c_out, bias)` with PyTorch's initialisation.
@@ -83,8 +86,13 @@ pub fn linear(p: nn::Path, c_in: i64, c_out: i64, bias: bool) -> Linear {
 
 /// `nn.BatchNorm2d(c, affine=affine)`: weight 1, bias 0, running statistics 0/1, momentum 0.1.
 pub fn batch_norm2d(p: nn::Path, c: i64, affine: bool) -> nn::BatchNorm {
-    let cfg =
-        nn::BatchNormConfig { affine, ws_init: Init::Const(1.0), bs_init: Init::Const(0.0), ..Default::default() };
+    let cfg = nn::BatchNormConfig {
+        affine,
+        ws_init: Init::Const(1.0),
+        bs_init: Init::Const(0.0),
+        eps: BN_EPS,
+        ..Default::default()
+    };
     nn::batch_norm2d(p, c, cfg)
 }
 

@@ -1,11 +1,13 @@
 //! Building blocks shared by every search space.
 pub mod attention;
 pub mod flops;
+pub mod graph;
 pub mod init;
 pub mod mixed;
 pub mod ops;
 pub mod weights;
 
 pub use attention::SeAttention;
+pub use graph::{Export, Graph, Layer, Value};
 pub use mixed::{Candidate, MixedOp, MixedOutput, Node, Shared};
 pub use ops::AfterRelu;

@@ -3,6 +3,7 @@
 //! Parameter paths follow the PyTorch modules of the field (`op.1.weight` for the conv inside a `ReLUConvBN`
 //! sequence, `conv_1`/`conv_2`/`bn` in `FactorizedReduce`, …) so weights exchange with PyTorch checkpoints by name.
 use super::flops::Conv2d;
+use super::graph::{Export, Graph, Op, Value};
 use super::init::{batch_norm2d, conv2d, ConvSpec};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
@@ -31,6 +32,13 @@ impl ModuleT for Zero {
     }
 }
 
+impl Export for Zero {
+    fn export(&self, g: &mut Graph, x: Value) -> Value {
+        let x = if self.stride == 1 { x } else { g.push(Op::Subsample { offset: 0, step: self.stride }, &[x]) };
+        g.push(Op::Scale(0.0), &[x])
+    }
+}
+
 /// The identity (`skip_connect` at stride 1).
 #[derive(Debug, Clone, Copy)]
 pub struct Identity;
@@ -38,6 +46,12 @@ pub struct Identity;
 impl ModuleT for Identity {
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
         xs.shallow_clone()
+    }
+}
+
+impl Export for Identity {
+    fn export(&self, _g: &mut Graph, x: Value) -> Value {
+        x
     }
 }
 
@@ -66,6 +80,17 @@ impl ModuleT for Pool {
     }
 }
 
+impl Export for Pool {
+    fn export(&self, g: &mut Graph, x: Value) -> Value {
+        let (kernel, stride, padding) = (3, self.stride, 1);
+        let op = match self.kind {
+            PoolKind::Avg => Op::AvgPool { kernel, stride, padding, count_include_pad: false },
+            PoolKind::Max => Op::MaxPool { kernel, stride, padding },
+        };
+        g.push(op, &[x])
+    }
+}
+
 /// `Sequential(ReLU, Conv k×k, BN)`; NAS-Bench-201's `nor_conv_k×k` and the DARTS cell preprocessing.
 #[derive(Debug)]
 pub struct ReLUConvBN {
@@ -89,6 +114,14 @@ impl ModuleT for ReLUConvBN {
 impl AfterRelu for ReLUConvBN {
     fn forward_relu(&self, relu: &Tensor, train: bool) -> Tensor {
         relu.apply(&self.conv).apply_t(&self.bn, train)
+    }
+}
+
+impl Export for ReLUConvBN {
+    fn export(&self, g: &mut Graph, x: Value) -> Value {
+        let r = g.relu(x);
+        let h = g.conv(&self.conv, r);
+        g.batch_norm(&self.bn, h)
     }
 }
 
@@ -142,6 +175,16 @@ impl AfterRelu for DilConv {
     }
 }
 
+impl Export for DilConv {
+    fn export(&self, g: &mut Graph, x: Value) -> Value {
+        let r = g.relu(x);
+        let r = if self.subsample { g.push(Op::Subsample { offset: 0, step: 2 }, &[r]) } else { r };
+        let dw = g.conv(&self.dw, r);
+        let pw = g.conv(&self.pw, dw);
+        g.batch_norm(&self.bn, pw)
+    }
+}
+
 /// Separable conv applied twice (DARTS `sep_conv_k×k`); only the first depthwise conv is strided.
 #[derive(Debug)]
 pub struct SepConv {
@@ -176,6 +219,15 @@ impl AfterRelu for DilConvParts {
     }
 }
 
+impl Export for DilConvParts {
+    fn export(&self, g: &mut Graph, x: Value) -> Value {
+        let r = g.relu(x);
+        let dw = g.conv(&self.dw, r);
+        let pw = g.conv(&self.pw, dw);
+        g.batch_norm(&self.bn, pw)
+    }
+}
+
 impl ModuleT for SepConv {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         self.forward_relu(&xs.relu(), train)
@@ -188,6 +240,13 @@ impl AfterRelu for SepConv {
         // so the ReLU needs no tensor of its own.
         let mut first = self.first.forward_relu(relu, train);
         self.second.forward_relu(&first.relu_(), train)
+    }
+}
+
+impl Export for SepConv {
+    fn export(&self, g: &mut Graph, x: Value) -> Value {
+        let first = self.first.export(g, x);
+        self.second.export(g, first)
     }
 }
 
@@ -222,6 +281,17 @@ impl AfterRelu for FactorizedReduce {
     }
 }
 
+impl Export for FactorizedReduce {
+    fn export(&self, g: &mut Graph, x: Value) -> Value {
+        let r = g.relu(x);
+        let a = g.conv(&self.conv_1, r);
+        let shifted = g.push(Op::Subsample { offset: 1, step: 1 }, &[r]);
+        let b = g.conv(&self.conv_2, shifted);
+        let cat = g.push(Op::Concat, &[a, b]);
+        g.batch_norm(&self.bn, cat)
+    }
+}
+
 /// The NAS-Bench-201 reduction block: a ResNet basic block whose shortcut is AvgPool 2×2 + Conv 1×1.
 #[derive(Debug)]
 pub struct ResNetBasicBlock {
@@ -244,5 +314,15 @@ impl ModuleT for ResNetBasicBlock {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let shortcut = xs.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>).apply(&self.downsample);
         shortcut + self.conv_b.forward_t(&self.conv_a.forward_t(xs, train), train)
+    }
+}
+
+impl Export for ResNetBasicBlock {
+    fn export(&self, g: &mut Graph, x: Value) -> Value {
+        let pooled = g.push(Op::AvgPool { kernel: 2, stride: 2, padding: 0, count_include_pad: true }, &[x]);
+        let shortcut = g.conv(&self.downsample, pooled);
+        let a = self.conv_a.export(g, x);
+        let b = self.conv_b.export(g, a);
+        g.sum(&[shortcut, b])
     }
 }

@@ -37,8 +37,8 @@ pub struct TrainingStep {
     pub label_smoothing: f64,
 }
 
-/// A network built from a genotype and trained from scratch.
-pub trait EvalNetwork {
+/// A network built from a genotype and trained from scratch; it exports its eval-mode forward.
+pub trait EvalNetwork: crate::nn::Export {
     /// Logits in eval mode.
     fn logits(&self, xs: &Tensor) -> Tensor;
     /// Logits of a training forward (BN on batch statistics, dropout).

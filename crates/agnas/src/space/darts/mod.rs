@@ -18,7 +18,7 @@ use crate::config::{Preset, RetrainConfig, SearchConfig};
 use crate::data::augment::Augment;
 use crate::data::DataConfig;
 use crate::nn::ops::{DilConv, FactorizedReduce, Identity, Pool, PoolKind, SepConv, Zero};
-use crate::nn::Node;
+use crate::nn::{Export, Graph, Layer, Node, Value};
 use crate::report::heatmap::importance_heatmap_svg;
 use crate::train::cross_entropy;
 use crate::train::TrainConfig;
@@ -61,6 +61,12 @@ impl Section for NetworkConfig {
 struct DartsEval {
     net: NetworkCifar,
     cfg: NetworkConfig,
+}
+
+impl Export for DartsEval {
+    fn export(&self, g: &mut Graph, x: Value) -> Value {
+        self.net.export(g, x)
+    }
 }
 
 impl EvalNetwork for DartsEval {
@@ -119,7 +125,7 @@ pub fn resolve_genotype(spec: &str) -> Result<Genotype> {
 }
 
 /// One op as the DARTS code base builds it (`OPS[name](C, stride, affine)`); a strided skip is a FactorizedReduce.
-fn op(p: nn::Path, o: DartsOp, c: i64, stride: i64, affine: bool) -> Box<dyn ModuleT> {
+fn op(p: nn::Path, o: DartsOp, c: i64, stride: i64, affine: bool) -> Box<dyn Layer> {
     match o {
         DartsOp::SepConv3x3 => Box::new(SepConv::new(p, c, c, 3, stride, affine)),
         DartsOp::SepConv5x5 => Box::new(SepConv::new(p, c, c, 5, stride, affine)),

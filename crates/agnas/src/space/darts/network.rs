@@ -6,6 +6,7 @@ use super::genotype::{CellGenotype, CellKind, DartsOp, Genotype};
 use super::op;
 use super::supernet::preprocess;
 use crate::nn::flops::{Conv2d, Linear};
+use crate::nn::graph::{Export, Graph, Layer, Op, Value};
 use crate::nn::init::{batch_norm2d, conv2d, linear, ConvSpec};
 use crate::nn::ops::ReLUConvBN;
 use anyhow::{ensure, Result};
@@ -65,10 +66,10 @@ pub fn drop_path(xs: &Tensor, p: f64) -> Tensor {
 
 #[derive(Debug)]
 struct EvalCell {
-    preprocess0: Box<dyn ModuleT>,
+    preprocess0: Box<dyn Layer>,
     preprocess1: ReLUConvBN,
     /// Each op with its input state and whether it is an identity (identities are never dropped).
-    ops: Vec<(Box<dyn ModuleT>, usize, bool)>,
+    ops: Vec<(Box<dyn Layer>, usize, bool)>,
     concat: Vec<usize>,
 }
 
@@ -113,6 +114,16 @@ impl EvalCell {
             states.push(node);
         }
         Tensor::cat(&self.concat.iter().map(|&i| states[i].shallow_clone()).collect::<Vec<_>>(), 1)
+    }
+
+    fn export(&self, g: &mut Graph, s0: Value, s1: Value) -> Value {
+        let mut states = vec![self.preprocess0.export(g, s0), self.preprocess1.export(g, s1)];
+        for pair in self.ops.chunks(2) {
+            let outputs: Vec<Value> = pair.iter().map(|(op, input, _)| op.export(g, states[*input])).collect();
+            states.push(g.sum(&outputs));
+        }
+        let concat: Vec<Value> = self.concat.iter().map(|&i| states[i]).collect();
+        g.push(Op::Concat, &concat)
     }
 }
 
@@ -208,6 +219,20 @@ impl NetworkCifar {
         }
         let pooled = s1.mean_dim([2i64, 3].as_slice(), false, s1.kind());
         NetworkOutput { logits: pooled.apply(&self.classifier), aux }
+    }
+}
+
+/// The eval-mode network: the auxiliary head and drop-path are training only, so they are not in the graph.
+impl Export for NetworkCifar {
+    fn export(&self, g: &mut Graph, x: Value) -> Value {
+        let stem = g.conv(&self.stem_conv, x);
+        let stem = g.batch_norm(&self.stem_bn, stem);
+        let (mut s0, mut s1) = (stem, stem);
+        for cell in &self.cells {
+            (s0, s1) = (s1, cell.export(g, s0, s1));
+        }
+        let pooled = g.push(Op::GlobalAvgPool, &[s1]);
+        g.linear(&self.classifier, pooled)
     }
 }
 

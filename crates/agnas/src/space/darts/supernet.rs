@@ -6,7 +6,7 @@ use super::genotype::{CellKind, DartsOp};
 use crate::nn::flops::{Conv2d, Linear};
 use crate::nn::init::{batch_norm2d, conv2d, linear, ConvSpec};
 use crate::nn::ops::{DilConv, FactorizedReduce, Pool, PoolKind, ReLUConvBN, SepConv};
-use crate::nn::{Candidate, MixedOp, Node, Shared};
+use crate::nn::{Candidate, Layer, MixedOp, Node, Shared};
 use crate::space::SupernetOutput;
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
@@ -118,8 +118,8 @@ pub(super) fn preprocess(
     c: i64,
     reduction_prev: bool,
     affine: bool,
-) -> (Box<dyn ModuleT>, ReLUConvBN) {
-    let pre0: Box<dyn ModuleT> = if reduction_prev {
+) -> (Box<dyn Layer>, ReLUConvBN) {
+    let pre0: Box<dyn Layer> = if reduction_prev {
         Box::new(FactorizedReduce::new(p / "preprocess0", c_pp, c, affine))
     } else {
         Box::new(ReLUConvBN::new(p / "preprocess0", c_pp, c, 1, ConvSpec::default(), affine))
@@ -129,7 +129,7 @@ pub(super) fn preprocess(
 
 #[derive(Debug)]
 pub struct SearchCell {
-    preprocess0: Box<dyn ModuleT>,
+    preprocess0: Box<dyn Layer>,
     preprocess1: ReLUConvBN,
     edges: Vec<MixedOp>,
     steps: usize,

@@ -18,11 +18,12 @@
 //! - A node is Python's `sum(...)` of its edges, i.e. `0 + e₁ + e₂ …`: the same values as `e₁ + e₂ …`.
 use super::arch::{Arch, Nb201Op, EDGES};
 use super::skeleton::Skeleton;
+use crate::nn::graph::{Export, Graph, Layer, Value};
 use crate::nn::init::ConvSpec;
 use crate::nn::ops::{Identity, Pool, PoolKind, ReLUConvBN, Zero};
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, ModuleT};
+use tch::nn;
 use tch::Tensor;
 
 /// Shape of the evaluation network; the benchmark trained every cell with the defaults.
@@ -53,7 +54,7 @@ impl Nb201NetworkConfig {
 struct Edge {
     to: usize,
     from: usize,
-    op: Box<dyn ModuleT>,
+    op: Box<dyn Layer>,
 }
 
 /// The benchmark's `InferCell` at stride 1 and `c` channels in and out.
@@ -63,7 +64,7 @@ pub struct InferCell {
 }
 
 /// The module of `op` at `p` (`layers.<k>`).
-fn edge_op(p: nn::Path, op: Nb201Op, c: i64) -> Box<dyn ModuleT> {
+fn edge_op(p: nn::Path, op: Nb201Op, c: i64) -> Box<dyn Layer> {
     let conv = |k: i64, spec: ConvSpec| Box::new(ReLUConvBN::new(p, c, c, k, spec, true));
     match op {
         Nb201Op::None => Box::new(Zero { stride: 1 }),
@@ -100,6 +101,16 @@ impl InferCell {
         }
         nodes.pop().expect("node 3")
     }
+
+    pub fn export(&self, g: &mut Graph, x: Value) -> Value {
+        let mut nodes = vec![x];
+        for to in 1..4 {
+            let edges: Vec<Value> =
+                self.edges.iter().filter(|e| e.to == to).map(|e| e.op.export(g, nodes[e.from])).collect();
+            nodes.push(g.sum(&edges));
+        }
+        nodes[3]
+    }
 }
 
 /// The benchmark's `TinyNetwork` for one arch.
@@ -115,6 +126,12 @@ impl Nb201Network {
     /// Logits, shape (batch, classes).
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         self.0.forward_t(xs, train, |cell, h| cell.forward_t(h, train))
+    }
+}
+
+impl Export for Nb201Network {
+    fn export(&self, g: &mut Graph, x: Value) -> Value {
+        self.0.export(g, x, |cell, g, h| cell.export(g, h))
     }
 }
 

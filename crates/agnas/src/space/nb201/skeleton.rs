@@ -2,6 +2,7 @@
 //! N cells (C) → ResNet block, stride 2 → N cells (2C) → ResNet block → N cells (4C) → BN-ReLU → global average
 //! pool → linear classifier. Cells and the two blocks share one list, `cells.<i>`, as in the benchmark's code.
 use crate::nn::flops::{Conv2d, Linear};
+use crate::nn::graph::{Export, Graph, Op, Value};
 use crate::nn::init::{batch_norm2d, conv2d, linear, ConvSpec};
 use crate::nn::ops::ResNetBasicBlock;
 use tch::nn::{self, ModuleT};
@@ -68,5 +69,21 @@ impl<C> Skeleton<C> {
         }
         let pooled = h.apply_t(&self.last_bn, train).relu().mean_dim([2i64, 3].as_slice(), false, h.kind());
         pooled.apply(&self.classifier)
+    }
+
+    /// The eval-mode graph; `cell(cell, graph, input)` exports each cell.
+    pub fn export(&self, g: &mut Graph, x: Value, mut cell: impl FnMut(&C, &mut Graph, Value) -> Value) -> Value {
+        let stem = g.conv(&self.stem_conv, x);
+        let mut h = g.batch_norm(&self.stem_bn, stem);
+        for layer in &self.layers {
+            h = match layer {
+                Layer::Cell(c) => cell(c, g, h),
+                Layer::Reduction(block) => block.export(g, h),
+            };
+        }
+        let last = g.batch_norm(&self.last_bn, h);
+        let last = g.relu(last);
+        let pooled = g.push(Op::GlobalAvgPool, &[last]);
+        g.linear(&self.classifier, pooled)
     }
 }

@@ -2,6 +2,7 @@
 //! and the conv-BN-ReLU6 stem and head (`conv_bn`, `conv_1x1_bn`).
 use super::arch::MbConvKind;
 use crate::nn::flops::Conv2d;
+use crate::nn::graph::{Export, Graph, Value};
 use crate::nn::init::{batch_norm2d, conv2d, conv2d_fan_out_normal, ConvSpec};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
@@ -39,6 +40,14 @@ impl ConvBnRelu6 {
 impl ModuleT for ConvBnRelu6 {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         xs.apply(&self.conv).apply_t(&self.bn, train).relu6()
+    }
+}
+
+impl Export for ConvBnRelu6 {
+    fn export(&self, g: &mut Graph, x: Value) -> Value {
+        let h = g.conv(&self.conv, x);
+        let h = g.batch_norm(&self.bn, h);
+        g.relu6(h)
     }
 }
 
@@ -92,6 +101,29 @@ impl ModuleT for MbConv {
         let y = self.branch(xs, train);
         if self.residual {
             y + xs
+        } else {
+            y
+        }
+    }
+}
+
+impl Export for MbConv {
+    fn export(&self, g: &mut Graph, x: Value) -> Value {
+        let h = match &self.expand {
+            Some((conv, bn)) => {
+                let h = g.conv(conv, x);
+                let h = g.batch_norm(bn, h);
+                g.relu6(h)
+            }
+            None => x,
+        };
+        let h = g.conv(&self.depthwise, h);
+        let h = g.batch_norm(&self.dw_bn, h);
+        let h = g.relu6(h);
+        let h = g.conv(&self.project, h);
+        let y = g.batch_norm(&self.out_bn, h);
+        if self.residual {
+            g.sum(&[y, x])
         } else {
             y
         }

@@ -6,6 +6,7 @@ use super::blocks::{ConvInit, MbConv};
 use super::supernet::{validate_width, StemHead};
 use crate::config::Section;
 use crate::nn::flops::Linear;
+use crate::nn::graph::{Export, Graph, Op, Value};
 use crate::nn::init::linear;
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
@@ -67,5 +68,14 @@ impl ProxylessNetwork {
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let x = self.features.iter().fold(self.ends.stem(xs, train), |x, block| block.forward_t(&x, train));
         self.ends.head(&x, train).dropout(self.dropout, train).apply(&self.classifier)
+    }
+}
+
+impl Export for ProxylessNetwork {
+    fn export(&self, g: &mut Graph, x: Value) -> Value {
+        let x = self.features.iter().fold(self.ends.export_stem(g, x), |x, block| block.export(g, x));
+        let pooled = self.ends.export_head(g, x);
+        let dropped = g.push(Op::Dropout(self.dropout), &[pooled]);
+        g.linear(&self.classifier, dropped)
     }
 }

@@ -10,6 +10,7 @@ use super::arch::{self, LayerShape, MbConvKind, MAX_CANDIDATES, MBCONVS};
 use super::blocks::{ConvBnRelu6, ConvInit, MbConv};
 use crate::config::Section;
 use crate::nn::flops::Linear;
+use crate::nn::graph::{Export, Graph, Op, Value};
 use crate::nn::init::linear;
 use crate::nn::mixed::squeeze;
 use crate::nn::SeAttention;
@@ -147,6 +148,16 @@ impl StemHead {
     /// Head conv and global average pooling: (B, head channels).
     pub fn head(&self, xs: &Tensor, train: bool) -> Tensor {
         self.head.forward_t(xs, train).adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+    }
+
+    pub fn export_stem(&self, g: &mut Graph, x: Value) -> Value {
+        let stem = self.stem.export(g, x);
+        self.first.export(g, stem)
+    }
+
+    pub fn export_head(&self, g: &mut Graph, x: Value) -> Value {
+        let head = self.head.export(g, x);
+        g.push(Op::GlobalAvgPool, &[head])
     }
 }
 

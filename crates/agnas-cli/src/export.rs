@@ -1,0 +1,202 @@
+//! `agnas export`: a retrained network (or a genotype's network with fresh weights) as ONNX or PyTorch.
+use crate::models::{genotype_space, NetworkArgs};
+use crate::parse_space;
+use agnas::config::{self, Preset};
+use agnas::data::{Normalization, CIFAR10_MEAN, CIFAR10_STD};
+use agnas::export::{self, Format, OnnxOptions, Shape};
+use agnas::retrain::{self, ModelCard};
+use agnas::space::{Space, SpaceName, SpaceTask};
+use anyhow::{bail, ensure, Context, Result};
+use clap::{Args, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    /// A standard ONNX model (opset 17).
+    Onnx,
+    /// One standalone Python file of torch.nn modules, and the weights beside it as .safetensors.
+    Pytorch,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// A finished `agnas train` run folder, or a weights .safetensors file (PyTorch names; then give --genotype).
+    /// Without it, the genotype's network with fresh weights (--seed).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "onnx")]
+    format: ExportFormat,
+    /// The file to write (`.onnx`, or `.py` with the weights as `.safetensors` beside it). Default: `model.onnx` or
+    /// `model.py` in the run folder.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Replace files that exist.
+    #[arg(long)]
+    force: bool,
+    /// The genotype's space, for a weights file or fresh weights (default: the one the genotype belongs to).
+    #[arg(long, value_parser = parse_space)]
+    space: Option<SpaceName>,
+    /// The genotype, for a weights file or fresh weights (as `agnas train --genotype`).
+    #[arg(long, visible_alias = "arch", allow_hyphen_values = true)]
+    genotype: Option<String>,
+    /// The network shape of a weights file or fresh weights, when not the paper's.
+    #[command(flatten)]
+    network: NetworkArgs,
+    /// Classes of a weights file or fresh weights (default: the space's benchmark: 10, or 1000 for ImageNet).
+    #[arg(long)]
+    num_classes: Option<i64>,
+    /// Input side in pixels (default: the run's evaluation crop, else the space's benchmark: 32 or 224).
+    #[arg(long)]
+    image_size: Option<i64>,
+    /// ONNX: a fixed batch size (default: a dynamic batch dimension `N`).
+    #[arg(long)]
+    batch: Option<i64>,
+    /// ONNX: fold each batch norm that follows a convolution into it (default: BatchNormalization nodes).
+    #[arg(long)]
+    fold_bn: bool,
+    /// Seed of fresh weights.
+    #[arg(long, default_value_t = 0)]
+    seed: i64,
+}
+
+impl ExportArgs {
+    fn out(&self) -> Result<PathBuf> {
+        let name = match self.format {
+            ExportFormat::Onnx => "model.onnx",
+            ExportFormat::Pytorch => "model.py",
+        };
+        match (&self.out, &self.checkpoint) {
+            (Some(out), _) => Ok(out.clone()),
+            (None, Some(dir)) if dir.is_dir() => Ok(dir.join(name)),
+            _ => bail!("give --out (the file to write; a run folder's export defaults to {name} in it)"),
+        }
+    }
+
+    fn format(&self) -> Result<Format> {
+        Ok(match self.format {
+            ExportFormat::Onnx => {
+                ensure!(self.batch.is_none_or(|b| b >= 1), "--batch must be at least 1");
+                Format::Onnx(OnnxOptions { batch: self.batch, fold_batch_norms: self.fold_bn, doc: String::new() })
+            }
+            ExportFormat::Pytorch => {
+                ensure!(self.batch.is_none() && !self.fold_bn, "--batch and --fold-bn are ONNX options");
+                Format::PyTorch
+            }
+        })
+    }
+
+    /// A card for a weights file or fresh weights: the paper network with the shape of the flags.
+    fn card<S: Space>(&self, spec: &str) -> Result<ModelCard<S>> {
+        let paper = config::layered(S::retrain_preset(Preset::Paper), None, &self.network.flags())?;
+        let card = ModelCard::<S> {
+            space: S::NAME.to_string(),
+            genotype: S::parse_genotype(spec)?,
+            network: paper.network,
+            in_channels: 3,
+            num_classes: self.num_classes.unwrap_or(S::REFERENCE_INPUT.1),
+            // The spaces without a preset normalisation are the CIFAR ones, benchmarked on CIFAR-10.
+            normalization: paper
+                .data
+                .normalization
+                .unwrap_or_else(|| Normalization { mean: CIFAR10_MEAN.to_vec(), std: CIFAR10_STD.to_vec() }),
+            resize: paper.data.resize,
+            crop: paper.data.crop,
+        };
+        card.validate()?;
+        Ok(card)
+    }
+}
+
+impl SpaceTask for &ExportArgs {
+    type Output = Result<()>;
+
+    fn run<S: Space>(self) -> Result<()> {
+        let format = self.format()?;
+        let out = self.out()?;
+        refuse_overwrite(&out, &format, self.force)?;
+        let device = tch::Device::Cpu;
+        let (card, vs, net) = match (&self.checkpoint, &self.genotype) {
+            (Some(dir), _) if dir.is_dir() => retrain::load_run::<S>(dir, device)?,
+            (Some(weights), Some(spec)) => {
+                let mut card = self.card::<S>(spec)?;
+                let names = agnas::nn::weights::names(weights)?;
+                S::fit_to_weights(&mut card.network, &names.iter().map(String::as_str).collect::<Vec<_>>());
+                retrain::load(card, weights, device)?
+            }
+            (Some(weights), None) => {
+                bail!(
+                    "{} is a weights file: give --genotype (and the network shape if not the paper's)",
+                    weights.display()
+                )
+            }
+            (None, spec) => {
+                let spec = spec.as_deref().context("give --checkpoint (a run folder or weights) or --genotype")?;
+                let card = self.card::<S>(spec)?;
+                tch::manual_seed(self.seed);
+                let vs = tch::nn::VarStore::new(device);
+                let net = card.build(&vs.root());
+                (card, vs, net)
+            }
+        };
+        let side = self.image_size.unwrap_or(if card.crop > 0 { card.crop as i64 } else { S::REFERENCE_INPUT.0 });
+        ensure!(side >= 1, "--image-size must be at least 1");
+        let input = Shape { channels: card.in_channels, height: side, width: side };
+        let started = Instant::now();
+        let written = export::write(net.as_ref(), &vs, input, &format, &out, &doc(&card))?;
+        let files: Vec<String> = written.files.iter().map(|f| f.display().to_string()).collect();
+        outln!(
+            "{}",
+            serde_json::json!({
+                "files": files,
+                "bytes": written.bytes,
+                "seconds": (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
+                "graph_max_abs_diff": written.graph_max_abs_diff,
+            })
+        );
+        Ok(())
+    }
+}
+
+/// What the exported files say about the network: space, genotype, classes, input and its normalisation.
+fn doc<S: Space>(card: &ModelCard<S>) -> String {
+    let n = &card.normalization;
+    format!(
+        "The {} evaluation network of {}, {} classes.\nInput images normalised with mean {:?} and std {:?}.",
+        S::NAME,
+        S::genotype_text(&card.genotype).trim(),
+        card.num_classes,
+        n.mean,
+        n.std
+    )
+}
+
+fn refuse_overwrite(out: &Path, format: &Format, force: bool) -> Result<()> {
+    let mut files = vec![out.to_path_buf()];
+    if matches!(format, Format::PyTorch) {
+        files.push(out.with_extension("safetensors"));
+    }
+    for f in files {
+        ensure!(force || !f.exists(), "{} exists: give --force to replace it", f.display());
+    }
+    Ok(())
+}
+
+pub fn run(args: &ExportArgs) -> Result<()> {
+    let space = match &args.checkpoint {
+        Some(dir) if dir.is_dir() => {
+            ensure!(
+                args.space.is_none() && args.genotype.is_none() && args.network.flags().is_empty(),
+                "--space, --genotype and the network shape are for a weights file or fresh weights; a run folder's \
+                 model.json decides them"
+            );
+            retrain::space_of_run(dir)?
+        }
+        Some(weights) => {
+            ensure!(weights.exists(), agnas::Error::Missing { path: weights.clone() });
+            genotype_space(args.space, None, args.genotype.as_deref())?
+        }
+        None => genotype_space(args.space, None, args.genotype.as_deref())?,
+    };
+    space.dispatch(args)
+}

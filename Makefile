@@ -1,5 +1,5 @@
 # The two entry points of the README, plus the pieces they are made of.
-.PHONY: setup search test lint bench bench-blocks bench-loader torchvision profile fixtures
+.PHONY: setup search test lint bench bench-blocks bench-loader torchvision profile fixtures check-onnx
 
 CARGO ?= cargo
 
@@ -68,3 +68,11 @@ torchvision: setup
 fixtures: setup torchvision
 	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/make_fixtures.py
 	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/make_transform_fixtures.py
+
+# agnas's ONNX exports of every space through the onnx checker and onnxruntime, against torch running the PyTorch
+# exports (installs onnx and onnxruntime into the project's environment once).
+check-onnx: setup
+	$(CARGO) build --release -p agnas-cli
+	"$$(./scripts/setup-libtorch.sh)/bin/python" -c "import onnx, onnxruntime" 2>/dev/null || \
+		"$$(./scripts/setup-libtorch.sh)/bin/python" -m pip install --quiet --disable-pip-version-check onnx onnxruntime
+	"$$(./scripts/setup-libtorch.sh)/bin/python" tools/check_onnx.py --agnas target/release/agnas

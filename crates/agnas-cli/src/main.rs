@@ -136,7 +136,8 @@ struct ReportArgs {
     /// Run folders, or folders of `seed-*` runs.
     #[arg(required = true)]
     runs: Vec<PathBuf>,
-    /// Write the report here too: `.md` for Markdown, `.json` for JSON.
+    /// Write the report here too: `.html` for one self-contained page (curves, pictures, configuration of every
+    /// run), `.md` for Markdown, `.json` for JSON.
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -438,7 +439,8 @@ fn report(args: &ReportArgs) -> Result<()> {
         match path.extension().and_then(|e| e.to_str()) {
             Some("json") => agnas::report::write_json(path, &comparison)?,
             Some("md") => agnas::report::atomic_write(path, markdown.as_bytes())?,
-            _ => anyhow::bail!("--out {}: give a .md or .json file", path.display()),
+            Some("html") => agnas::report::atomic_write(path, runs::html::page(&comparison)?.as_bytes())?,
+            _ => anyhow::bail!("--out {}: give a .html, .md or .json file", path.display()),
         }
     }
     out!("{markdown}");

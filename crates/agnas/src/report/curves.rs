@@ -38,7 +38,13 @@ pub fn line_chart_svg(
         chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).light_line_style(WHITE).draw().map_err(|e| fail(&e))?;
         for s in series {
             let style = ShapeStyle { color: s.colour.to_rgba(), filled: false, stroke_width: s.width };
-            let drawn = chart.draw_series(LineSeries::new(s.points.iter().copied(), style)).map_err(|e| fail(&e))?;
+            // A series of one point (a held-out pass at the last epoch only) has no line to show: a dot marks it.
+            let drawn = if s.points.len() == 1 {
+                let dot = ShapeStyle { filled: true, ..style };
+                chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 4, dot))).map_err(|e| fail(&e))?
+            } else {
+                chart.draw_series(LineSeries::new(s.points.iter().copied(), style)).map_err(|e| fail(&e))?
+            };
             if let Some(label) = &s.label {
                 drawn.label(label).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
             }

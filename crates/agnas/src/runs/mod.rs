@@ -1,5 +1,7 @@
 //! Several runs side by side: the mean ± std of every metric their `result.json` files share, and for searches the
 //! consensus architecture, a per-decision vote weighted by each run's confidence.
+pub mod html;
+
 use crate::space::Space;
 use crate::train::RunConfig;
 use anyhow::{ensure, Context, Result};
@@ -250,9 +252,11 @@ impl Comparison {
     }
 }
 
-/// A number with four significant digits, no exponent for everyday magnitudes.
+/// A number with four significant digits (integers whole), no exponent for everyday magnitudes.
 fn short(v: f64) -> String {
-    if v == 0.0 || (1e-3..1e6).contains(&v.abs()) {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else if (1e-3..1e6).contains(&v.abs()) {
         let digits = (3 - v.abs().log10().floor() as i32).clamp(0, 6) as usize;
         format!("{v:.digits$}")
     } else {
@@ -280,6 +284,7 @@ mod tests {
         assert!((s.std - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
         assert_eq!(short(93.4167), "93.42");
         assert_eq!(short(0.0), "0");
+        assert_eq!((short(3.0), short(0.5)), ("3".to_string(), "0.5000".to_string()));
     }
 
     #[test]

@@ -35,17 +35,22 @@ pub enum BenchCommand {
 
 #[derive(Args)]
 pub struct StepArgs {
+    /// The space whose supernet is timed.
     #[arg(long, default_value = "nb201", value_parser = parse_space)]
     space: SpaceName,
+    /// Timed training steps.
     #[arg(long, default_value_t = 5)]
     steps: usize,
+    /// Untimed passes first (allocator and kernel warm-up).
     #[arg(long, default_value_t = 2)]
     warmup: usize,
+    /// Images per step.
     #[arg(long, default_value_t = 64)]
     batch_size: i64,
     /// CPU threads for libtorch (0 = its default).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// auto, cpu or cuda.
     #[arg(long, value_parser = crate::parse_named::<DeviceChoice>, default_value = "auto")]
     device: DeviceChoice,
     /// Supernet channels C (default: the paper's).
@@ -63,7 +68,7 @@ pub struct StepArgs {
     /// Side of the random input images in pixels.
     #[arg(long, default_value_t = 32)]
     image_size: i64,
-    /// auto (channels-last on the CPU), channels_last or contiguous.
+    /// Memory layout: auto (channels-last on the CPU), channels_last or contiguous.
     #[arg(long, value_parser = crate::parse_named::<MemoryFormat>, default_value = "auto")]
     memory_format: MemoryFormat,
     /// Feed augmented batches of the embedded CIFAR-10 subset through the data loader instead of one random
@@ -126,11 +131,13 @@ pub struct LoaderArgs {
     /// Resize the shorter side to --resize, then crop the centre --size square, instead of the training transform.
     #[arg(long)]
     eval: bool,
+    /// Shorter side after resizing (the ImageNet evaluation transform).
     #[arg(long, default_value_t = 256)]
     resize: usize,
     /// Loader threads decoding and transforming.
     #[arg(long, default_value_t = 2)]
     workers: usize,
+    /// Images per batch.
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
     /// Batches timed after the first, which starts the threads and is not timed (default: one pass over the
@@ -319,12 +326,16 @@ fn step<S: Space>(a: &StepArgs) -> Result<()> {
 
 #[derive(Args)]
 pub struct BlocksArgs {
+    /// The space whose supernet is timed.
     #[arg(long, default_value = "nb201", value_parser = parse_space)]
     space: SpaceName,
+    /// Timed forward and backward passes per block.
     #[arg(long, default_value_t = 10)]
     iters: usize,
+    /// Untimed passes first (allocator and kernel warm-up).
     #[arg(long, default_value_t = 2)]
     warmup: usize,
+    /// Images per step.
     #[arg(long, default_value_t = 64)]
     batch_size: i64,
     /// Channels C of the blocks (the supernets' first stage).
@@ -333,8 +344,10 @@ pub struct BlocksArgs {
     /// CPU threads for libtorch (0 = its default).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// auto, cpu or cuda.
     #[arg(long, value_parser = crate::parse_named::<DeviceChoice>, default_value = "auto")]
     device: DeviceChoice,
+    /// Memory layout: auto (channels-last on the CPU), channels_last or contiguous.
     #[arg(long, value_parser = crate::parse_named::<MemoryFormat>, default_value = "auto")]
     memory_format: MemoryFormat,
 }

@@ -25,6 +25,7 @@ pub struct ExportArgs {
     /// Without it, the genotype's network with fresh weights (--seed).
     #[arg(long)]
     checkpoint: Option<PathBuf>,
+    /// What to write.
     #[arg(long, value_enum, default_value = "onnx")]
     format: ExportFormat,
     /// The file to write (`.onnx`, or `.py` with the weights as `.safetensors` beside it). Default: `model.onnx` or

@@ -14,6 +14,7 @@ pub struct LatencyTableArgs {
     /// Search space (only proxyless has a table).
     #[arg(long, value_parser = crate::parse_space)]
     space: SpaceName,
+    /// auto, cpu or cuda: where the latencies are measured.
     #[arg(long, value_parser = crate::parse_named::<DeviceChoice>, default_value = "auto")]
     device: DeviceChoice,
     /// Input side in pixels.
@@ -25,6 +26,7 @@ pub struct LatencyTableArgs {
     /// Classes of the classifier.
     #[arg(long, default_value_t = 1000)]
     num_classes: i64,
+    /// Images per timed forward (1: the latency of one image, as the field tables it).
     #[arg(long, default_value_t = 1)]
     batch_size: i64,
     /// CPU threads for libtorch (0 = its default).

@@ -14,6 +14,7 @@ macro_rules! outln {
 }
 
 mod bench;
+mod defaults;
 mod export;
 mod latency;
 mod models;
@@ -38,7 +39,7 @@ use agnas::space::nb201::bench as nb201_bench;
 use agnas::space::{Space, SpaceName, SpaceTask};
 use agnas::train::Start;
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use run_args::{set_flags, RunArgs, RunSettings};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -161,10 +162,13 @@ struct SearchArgs {
     /// (report.md, report.json); run again, it skips finished seeds and resumes a stopped one.
     #[arg(long, value_delimiter = ',', conflicts_with_all = ["seed", "resume"])]
     seeds: Option<Vec<u64>>,
+    /// Learning rate the cosine schedule ends at.
     #[arg(long, group = "config_flags")]
     lr_min: Option<f64>,
+    /// SGD momentum.
     #[arg(long, group = "config_flags")]
     momentum: Option<f64>,
+    /// L2 weight decay of SGD.
     #[arg(long, group = "config_flags")]
     weight_decay: Option<f64>,
     /// Nesterov momentum (the AutoDL NB201 recipe uses it with weight decay 5e-4).
@@ -481,20 +485,69 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Colour escapes only on a terminal, and never with `NO_COLOR` set (no-color.org): logs redirected to a file, as
+/// cluster jobs do, stay plain text.
+fn colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colour())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
     agnas::train::allocator::keep_freed_memory();
-    match run(Cli::parse()) {
+    let matches = defaults::with_preset_defaults(Cli::command()).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agnas::space::nb201::Nb201;
+
+    /// Every flag of every command, with its command path, that has no description.
+    fn undescribed(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+            if !builtin && !arg.is_hide_set() && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                out.push(format!("{path} --{}", arg.get_long().unwrap_or(arg.get_id().as_str())));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            undescribed(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_flag_is_described_and_search_shows_the_presets_values() {
+        let cmd = defaults::with_preset_defaults(Cli::command());
+        cmd.clone().debug_assert();
+        let mut missing = Vec::new();
+        undescribed(&cmd, "agnas", &mut missing);
+        assert!(missing.is_empty(), "flags without a description: {missing:?}");
+        let search = cmd.find_subcommand("search").unwrap();
+        let help =
+            |id: &str| search.get_arguments().find(|a| a.get_id() == id).unwrap().get_help().unwrap().to_string();
+        let (paper, embedded) = (Nb201::search_preset(Preset::Paper), Nb201::search_preset(Preset::Embedded));
+        let epochs = help("epochs");
+        let want = format!("nb201 paper {}, embedded {}", paper.train.epochs, embedded.train.epochs);
+        assert!(epochs.contains(&want), "{epochs} names {want}");
+        assert!(help("lr").contains(&format!("paper {}", paper.train.lr)), "{}", help("lr"));
     }
 }

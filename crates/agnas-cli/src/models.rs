@@ -74,6 +74,7 @@ pub struct TrainArgs {
     /// Train without the auxiliary head (DARTS space).
     #[arg(long, group = "config_flags")]
     no_auxiliary: bool,
+    /// Weight of the auxiliary head's loss (DARTS space).
     #[arg(long, group = "config_flags")]
     auxiliary_weight: Option<f64>,
     /// Drop-path probability at the last epoch (DARTS space).
@@ -190,6 +191,7 @@ pub struct EvalArgs {
     /// Images to evaluate on.
     #[arg(long)]
     data: PathBuf,
+    /// Format of --data (auto: guessed).
     #[arg(long, value_parser = parse_named::<DataFormat>, default_value = "auto")]
     format: DataFormat,
     /// Which split of CIFAR/IDX data (a folder is used as it is).
@@ -204,6 +206,7 @@ pub struct EvalArgs {
     /// … and its network shape, when not the paper's.
     #[command(flatten)]
     network: NetworkArgs,
+    /// Images per evaluation batch.
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
     /// Resize the shorter side to this before cropping (default: what the network was validated with, e.g. 256
@@ -213,8 +216,10 @@ pub struct EvalArgs {
     /// Centre crop to this square (default: what the network was validated with, e.g. 224; 0 = not).
     #[arg(long)]
     crop: Option<usize>,
+    /// auto, cpu or cuda.
     #[arg(long, value_parser = parse_named::<DeviceChoice>, default_value = "auto")]
     device: DeviceChoice,
+    /// CPU threads for libtorch (0 = its default).
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Memory layout: auto (channels-last on the CPU), channels_last or contiguous.
@@ -363,8 +368,10 @@ pub fn params(a: &ParamsArgs) -> Result<()> {
 pub enum GenotypeCommand {
     /// Print a genotype as JSON or as the field's text (DARTS Python, NB201 arch string).
     Show {
+        /// The genotype: a built-in name, an arch string or id list, a genotype.json or Python text.
         #[arg(allow_hyphen_values = true)]
         genotype: String,
+        /// How to write it.
         #[arg(long, value_enum, default_value = "text")]
         to: TextFormat,
         /// The genotype's space (default: the one the genotype belongs to).
@@ -373,19 +380,23 @@ pub enum GenotypeCommand {
     },
     /// Draw a genotype's cells as SVG diagrams into a folder.
     Plot {
+        /// The genotype: a built-in name, an arch string or id list, a genotype.json or Python text.
         #[arg(allow_hyphen_values = true)]
         genotype: String,
+        /// Folder for the pictures.
         #[arg(long, default_value = ".")]
         out: PathBuf,
         /// Also draw the last epoch's importances of a search's importances.json as `importance.svg`.
         #[arg(long)]
         importances: Option<PathBuf>,
+        /// The genotype's space (default: the one the genotype belongs to).
         #[arg(long, value_parser = parse_space)]
         space: Option<SpaceName>,
     },
     /// Derive the genotype again from a search's run folder (its importances.json and config.toml) and print it as
     /// genotype.json holds it.
     Derive {
+        /// The search's run folder.
         run: PathBuf,
         /// ProxylessNAS: the best architecture with at most this many FLOPs (e.g. 6e8), chosen exactly.
         #[arg(long)]

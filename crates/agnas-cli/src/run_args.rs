@@ -21,6 +21,7 @@ pub struct RunArgs {
     /// Format of --data (default: guessed).
     #[arg(long, group = "config_flags", value_parser = crate::parse_named::<DataFormat>)]
     format: Option<DataFormat>,
+    /// Seed of the weights, the data split and order, and the augmentation.
     #[arg(long, group = "config_flags")]
     seed: Option<u64>,
     /// auto, cpu or cuda.
@@ -32,10 +33,13 @@ pub struct RunArgs {
     /// Memory layout: auto (channels-last on the CPU), channels_last or contiguous.
     #[arg(long, group = "config_flags", value_parser = crate::parse_named::<MemoryFormat>)]
     memory_format: Option<MemoryFormat>,
+    /// Training epochs.
     #[arg(long, group = "config_flags")]
     epochs: Option<usize>,
+    /// Images per training step (the global batch; the learning rate is defined for it).
     #[arg(long, group = "config_flags")]
     batch_size: Option<usize>,
+    /// Initial SGD learning rate.
     #[arg(long, group = "config_flags")]
     lr: Option<f64>,
     /// Cutout length for training images (0 = off).

@@ -440,3 +440,13 @@ fn nb201_params_match_the_benchmark_table() {
     let err = run_err(agnas().args(["params", "--space", "nb201", "--arch", "6111", "--layers", "8"]));
     assert!(err.contains("--layers") && err.contains("cells_per_stage"), "{err}");
 }
+
+#[test]
+fn logs_written_to_a_file_or_pipe_carry_no_colour_escapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = smoke(&dir.path().join("run"), &[]);
+    let out = run_ok(cmd.env("RUST_LOG", "info"));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("INFO"), "the run logged at info: {log}");
+    assert!(!log.contains('\u{1b}'), "escape codes in a piped log: {log:?}");
+}

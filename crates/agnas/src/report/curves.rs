@@ -35,7 +35,16 @@ pub fn line_chart_svg(
             .y_label_area_size(52)
             .build_cartesian_2d(x, y)
             .map_err(|e| fail(&e))?;
-        chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).light_line_style(WHITE).draw().map_err(|e| fail(&e))?;
+        // Epochs are whole numbers: "5", not "5.0".
+        let whole = |x: &f64| if x.fract() == 0.0 { format!("{x:.0}") } else { format!("{x}") };
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .x_label_formatter(&whole)
+            .light_line_style(WHITE)
+            .draw()
+            .map_err(|e| fail(&e))?;
         for s in series {
             let style = ShapeStyle { color: s.colour.to_rgba(), filled: false, stroke_width: s.width };
             // A series of one point (a held-out pass at the last epoch only) has no line to show: a dot marks it.

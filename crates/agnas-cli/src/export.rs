@@ -1,11 +1,9 @@
 //! `agnas export`: a retrained network (or a genotype's network with fresh weights) as ONNX or PyTorch.
-use crate::models::{genotype_space, NetworkArgs};
-use crate::parse_space;
-use agnas::config::{self, Preset};
+use crate::models::GenotypeNetworkArgs;
 use agnas::data::{Normalization, CIFAR10_MEAN, CIFAR10_STD};
 use agnas::export::{self, Format, OnnxOptions, Shape};
 use agnas::retrain::{self, ModelCard};
-use agnas::space::{Space, SpaceName, SpaceTask};
+use agnas::space::{Space, SpaceTask};
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -35,21 +33,9 @@ pub struct ExportArgs {
     /// Replace files that exist.
     #[arg(long)]
     force: bool,
-    /// The genotype's space, for a weights file or fresh weights (default: the one the genotype belongs to).
-    #[arg(long, value_parser = parse_space)]
-    space: Option<SpaceName>,
-    /// The genotype, for a weights file or fresh weights (as `agnas train --genotype`).
-    #[arg(long, visible_alias = "arch", allow_hyphen_values = true)]
-    genotype: Option<String>,
-    /// The network shape of a weights file or fresh weights, when not the paper's.
+    /// For a weights file or fresh weights: the genotype and its network.
     #[command(flatten)]
-    network: NetworkArgs,
-    /// Classes of a weights file or fresh weights (default: the space's benchmark: 10, or 1000 for ImageNet).
-    #[arg(long)]
-    num_classes: Option<i64>,
-    /// Input side in pixels (default: the run's evaluation crop, else the space's benchmark: 32 or 224).
-    #[arg(long)]
-    image_size: Option<i64>,
+    of: GenotypeNetworkArgs,
     /// ONNX: a fixed batch size (default: a dynamic batch dimension `N`).
     #[arg(long)]
     batch: Option<i64>,
@@ -89,13 +75,13 @@ impl ExportArgs {
 
     /// A card for a weights file or fresh weights: the paper network with the shape of the flags.
     fn card<S: Space>(&self, spec: &str) -> Result<ModelCard<S>> {
-        let paper = config::layered(S::retrain_preset(Preset::Paper), None, &self.network.flags())?;
+        let paper = self.of.paper::<S>()?;
         let card = ModelCard::<S> {
             space: S::NAME.to_string(),
             genotype: S::parse_genotype(spec)?,
             network: paper.network,
             in_channels: 3,
-            num_classes: self.num_classes.unwrap_or(S::REFERENCE_INPUT.1),
+            num_classes: self.of.num_classes::<S>(),
             // The spaces without a preset normalisation are the CIFAR ones, benchmarked on CIFAR-10.
             normalization: paper
                 .data
@@ -117,7 +103,7 @@ impl SpaceTask for &ExportArgs {
         let out = self.out()?;
         refuse_overwrite(&out, &format, self.force)?;
         let device = tch::Device::Cpu;
-        let (card, vs, net) = match (&self.checkpoint, &self.genotype) {
+        let (card, vs, net) = match (&self.checkpoint, &self.of.genotype) {
             (Some(dir), _) if dir.is_dir() => retrain::load_run::<S>(dir, device)?,
             (Some(weights), Some(spec)) => {
                 let mut card = self.card::<S>(spec)?;
@@ -140,7 +126,7 @@ impl SpaceTask for &ExportArgs {
                 (card, vs, net)
             }
         };
-        let side = self.image_size.unwrap_or(if card.crop > 0 { card.crop as i64 } else { S::REFERENCE_INPUT.0 });
+        let side = self.of.image_size.unwrap_or(if card.crop > 0 { card.crop as i64 } else { S::REFERENCE_INPUT.0 });
         ensure!(side >= 1, "--image-size must be at least 1");
         let input = Shape { channels: card.in_channels, height: side, width: side };
         let started = Instant::now();
@@ -187,7 +173,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
     let space = match &args.checkpoint {
         Some(dir) if dir.is_dir() => {
             ensure!(
-                args.space.is_none() && args.genotype.is_none() && args.network.flags().is_empty(),
+                !args.of.any(),
                 "--space, --genotype and the network shape are for a weights file or fresh weights; a run folder's \
                  model.json decides them"
             );
@@ -195,9 +181,9 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         }
         Some(weights) => {
             ensure!(weights.exists(), agnas::Error::Missing { path: weights.clone() });
-            genotype_space(args.space, None, args.genotype.as_deref())?
+            args.of.space()?
         }
-        None => genotype_space(args.space, None, args.genotype.as_deref())?,
+        None => args.of.space()?,
     };
     space.dispatch(args)
 }

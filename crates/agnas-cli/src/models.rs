@@ -35,7 +35,7 @@ pub struct NetworkArgs {
 }
 
 impl NetworkArgs {
-    pub fn flags(&self) -> SectionFlags {
+    fn flags(&self) -> SectionFlags {
         SectionFlags::default()
             .given([
                 ("network.channels", "--channels", self.channels),
@@ -162,7 +162,7 @@ const DEFAULT_GENOTYPE: &str = "agnas";
 
 /// The space of a command on a genotype: `--space` or the one its configuration file names (they must agree), else
 /// the space of the genotype itself.
-pub fn genotype_space(flag: Option<SpaceName>, config: Option<&Path>, genotype: Option<&str>) -> Result<SpaceName> {
+fn genotype_space(flag: Option<SpaceName>, config: Option<&Path>, genotype: Option<&str>) -> Result<SpaceName> {
     match space_of(flag, config)? {
         Some(space) => Ok(space),
         None => SpaceName::of_genotype(genotype.unwrap_or(DEFAULT_GENOTYPE)),
@@ -303,36 +303,65 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
     space.dispatch(a)
 }
 
+/// A genotype's network without a run folder: the space's paper network in the shape of the flags.
 #[derive(Args)]
-pub struct ParamsArgs {
+pub struct GenotypeNetworkArgs {
     /// The genotype's space (default: the one the genotype belongs to).
     #[arg(long, value_parser = parse_space)]
-    space: Option<SpaceName>,
-    /// The genotype (default: the space's released one; the released AGNAS cells without --space).
+    pub space: Option<SpaceName>,
+    /// The genotype, as `agnas train --genotype` takes it (`params`: default the space's released one, the released
+    /// AGNAS cells without --space).
     #[arg(long, visible_alias = "arch", allow_hyphen_values = true)]
-    genotype: Option<String>,
+    pub genotype: Option<String>,
     #[command(flatten)]
-    network: NetworkArgs,
+    pub network: NetworkArgs,
     /// Classes (default: the space's benchmark: 10 for the CIFAR spaces, 1000 for ImageNet).
     #[arg(long)]
-    num_classes: Option<i64>,
-    /// Input side in pixels, for the MACs (default: the space's benchmark: 32 or 224).
+    pub num_classes: Option<i64>,
+    /// Input side in pixels (default: the space's benchmark: 32 or 224; `export` of a run: its evaluation crop).
     #[arg(long)]
-    image_size: Option<i64>,
+    pub image_size: Option<i64>,
+}
+
+impl GenotypeNetworkArgs {
+    /// The space's paper retrain configuration with the network shape of the flags.
+    pub fn paper<S: Space>(&self) -> Result<RetrainConfig<S>> {
+        let paper = config::layered(S::retrain_preset(Preset::Paper), None, &self.network.flags())?;
+        paper.network.validate()?;
+        Ok(paper)
+    }
+
+    pub fn num_classes<S: Space>(&self) -> i64 {
+        self.num_classes.unwrap_or(S::REFERENCE_INPUT.1)
+    }
+
+    /// The space the flags (or else the genotype) name.
+    pub fn space(&self) -> Result<SpaceName> {
+        genotype_space(self.space, None, self.genotype.as_deref())
+    }
+
+    /// Whether any flag of a genotype's network was given.
+    pub fn any(&self) -> bool {
+        self.space.is_some() || self.genotype.is_some() || !self.network.flags().is_empty()
+    }
+}
+
+#[derive(Args)]
+pub struct ParamsArgs {
+    #[command(flatten)]
+    of: GenotypeNetworkArgs,
 }
 
 impl SpaceTask for &ParamsArgs {
     type Output = Result<()>;
 
     fn run<S: Space>(self) -> Result<()> {
-        let preset = config::layered(S::retrain_preset(Preset::Paper), None, &self.network.flags())?;
-        let spec = self.genotype.clone().unwrap_or(preset.genotype);
+        let preset = self.of.paper::<S>()?;
+        let spec = self.of.genotype.clone().unwrap_or(preset.genotype);
         ensure!(!spec.is_empty(), "give the architecture: --genotype (or --arch)");
         let genotype = S::parse_genotype(&spec)?;
-        preset.network.validate()?;
-        let (image_size, num_classes) = S::REFERENCE_INPUT;
         let (image_size, num_classes) =
-            (self.image_size.unwrap_or(image_size), self.num_classes.unwrap_or(num_classes));
+            (self.of.image_size.unwrap_or(S::REFERENCE_INPUT.0), self.of.num_classes::<S>());
         let size = (image_size, image_size);
         let Counts { params, macs } = agnas::space::count::<S>(&preset.network, &genotype, 3, num_classes, size);
         let mut line = serde_json::json!({ "space": S::NAME, "genotype": spec });
@@ -361,7 +390,7 @@ impl SpaceTask for &ParamsArgs {
 
 /// Parameters (without the auxiliary head, as the field counts them) and multiply-accumulates of one image.
 pub fn params(a: &ParamsArgs) -> Result<()> {
-    genotype_space(a.space, None, a.genotype.as_deref())?.dispatch(a)
+    a.of.space()?.dispatch(a)
 }
 
 #[derive(Subcommand)]

@@ -37,13 +37,13 @@ pub struct OnnxOptions {
 /// The serialised model.
 pub fn model(graph: &Graph, names: &Names, input: Shape, options: &OnnxOptions) -> Result<Vec<u8>> {
     let (folded, names) = if options.fold_batch_norms {
-        let (g, renamed) = graph.fold_batch_norms();
+        let (g, folds) = graph.fold_batch_norms();
         let mut names = names.clone();
-        for (w, b, original) in renamed {
-            if let Some(name) = names.get(&(original.data_ptr() as usize)).cloned() {
+        for fold in folds {
+            if let Some(name) = names.get(&(fold.replaces.data_ptr() as usize)).cloned() {
                 let module = name.strip_suffix(".weight").unwrap_or(&name).to_string();
-                names.insert(w.data_ptr() as usize, name);
-                names.insert(b.data_ptr() as usize, format!("{module}.bias"));
+                names.insert(fold.weight.data_ptr() as usize, name);
+                names.insert(fold.bias.data_ptr() as usize, format!("{module}.bias"));
             }
         }
         (Some(g), names)

@@ -78,6 +78,14 @@ pub struct Graph {
     pub nodes: Vec<Node>,
 }
 
+/// A convolution with the batch norm that read it folded in: its new weight and bias, and the weight it replaces.
+#[derive(Debug)]
+pub struct Folded {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub replaces: Tensor,
+}
+
 /// A module that can write its eval-mode forward into a [`Graph`].
 pub trait Export {
     fn export(&self, g: &mut Graph, x: Value) -> Value;
@@ -157,53 +165,52 @@ impl Graph {
     }
 
     /// The same graph with every batch norm that is the only reader of a convolution folded into that convolution's
-    /// weight and bias (ONNX's "inference with BN folded"). Returns the new graph and, for each folded convolution,
-    /// its new weight and bias with the original weight they replace (for naming).
-    pub fn fold_batch_norms(&self) -> (Graph, Vec<(Tensor, Tensor, Tensor)>) {
+    /// weight and bias (ONNX's "inference with BN folded"), and what each folded convolution replaces.
+    pub fn fold_batch_norms(&self) -> (Graph, Vec<Folded>) {
         let readers = self.readers();
-        let folds_into_next = |i: usize| {
-            matches!(self.nodes[i].op, Op::Conv { .. })
-                && readers[i] == 1
-                && self.nodes.iter().skip(i + 1).any(|n| matches!(n.op, Op::BatchNorm { .. }) && n.inputs == [Value(i)])
-        };
+        let mut foldable = vec![false; self.nodes.len()];
+        for node in &self.nodes {
+            if let (Op::BatchNorm { .. }, [conv]) = (&node.op, node.inputs.as_slice()) {
+                foldable[conv.0] = matches!(self.nodes[conv.0].op, Op::Conv { .. }) && readers[conv.0] == 1;
+            }
+        }
         let mut out = Graph { nodes: Vec::with_capacity(self.nodes.len()) };
-        let mut renamed = Vec::new();
-        let mut map: HashMap<usize, Value> = HashMap::new();
+        let mut folds = Vec::new();
+        let mut map = vec![Value(0); self.nodes.len()];
         for (i, node) in self.nodes.iter().enumerate() {
-            let inputs: Vec<Value> = node.inputs.iter().map(|v| map[&v.0]).collect();
-            let conv_input = node.inputs.first().map(|v| v.0).filter(|&j| folds_into_next(j));
-            let value = match (&node.op, conv_input) {
-                (_, _) if folds_into_next(i) => {
-                    // Placeholder: the BN that reads this conv emits the folded conv in its place.
-                    map.insert(i, inputs[0]);
-                    continue;
-                }
-                (Op::BatchNorm { weight, bias, mean, var }, Some(j)) => {
-                    let Op::Conv { weight: w, bias: b, spec } = &self.nodes[j].op else { unreachable!() };
-                    let scale = match weight {
+            if foldable[i] {
+                // Written by the batch norm that reads it.
+                continue;
+            }
+            map[i] = match (&node.op, node.inputs.as_slice()) {
+                (Op::BatchNorm { weight: gamma, bias: beta, mean, var }, [conv]) if foldable[conv.0] => {
+                    let conv_node = &self.nodes[conv.0];
+                    let Op::Conv { weight, bias, spec } = &conv_node.op else { unreachable!("foldable is a conv") };
+                    let scale = match gamma {
                         Some(gamma) => gamma / (var + BN_EPS).sqrt(),
                         None => (var + BN_EPS).sqrt().reciprocal(),
                     };
-                    let folded_w = w * scale.view([-1, 1, 1, 1]);
-                    let shift = match b {
-                        Some(b) => b - mean,
-                        None => -mean,
+                    let shift = match bias {
+                        Some(b) => (b - mean) * &scale,
+                        None => -mean * &scale,
                     };
-                    let folded_b = match bias {
-                        Some(beta) => shift * &scale + beta,
-                        None => shift * &scale,
+                    let fold = Folded {
+                        weight: (weight * scale.view([-1, 1, 1, 1])).detach(),
+                        bias: beta.as_ref().map_or(shift.shallow_clone(), |beta| shift + beta).detach(),
+                        replaces: weight.shallow_clone(),
                     };
-                    let (folded_w, folded_b) = (folded_w.detach(), folded_b.detach());
-                    renamed.push((folded_w.shallow_clone(), folded_b.shallow_clone(), w.shallow_clone()));
-                    let spec = ConvSpec { bias: true, ..*spec };
-                    let conv_in = map[&self.nodes[j].inputs[0].0];
-                    out.push(Op::Conv { weight: folded_w, bias: Some(folded_b), spec }, &[conv_in])
+                    let op = Op::Conv {
+                        weight: fold.weight.shallow_clone(),
+                        bias: Some(fold.bias.shallow_clone()),
+                        spec: ConvSpec { bias: true, ..*spec },
+                    };
+                    folds.push(fold);
+                    out.push(op, &[map[conv_node.inputs[0].0]])
                 }
-                _ => out.push(node.op.shallow_clone(), &inputs),
+                (op, inputs) => out.push(op.shallow_clone(), &inputs.iter().map(|v| map[v.0]).collect::<Vec<_>>()),
             };
-            map.insert(i, value);
         }
-        (out, renamed)
+        (out, folds)
     }
 
     /// Runs the graph on `x` with libtorch, in eval mode.
@@ -290,4 +297,40 @@ impl Op {
 /// variable store (and PyTorch's `state_dict`) does.
 pub fn tensor_names(vs: &nn::VarStore) -> HashMap<usize, String> {
     vs.variables().into_iter().map(|(name, t)| (t.data_ptr() as usize, name)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::init::{batch_norm2d, conv2d};
+    use tch::{Device, Kind};
+
+    #[test]
+    fn folding_removes_the_batch_norms_after_convolutions_and_keeps_the_values() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let conv = conv2d(&vs.root() / "c", 3, 4, 3, ConvSpec::default().padding(1));
+        let bn = batch_norm2d(&vs.root() / "bn", 4, true);
+        let shared = batch_norm2d(&vs.root() / "shared", 4, false);
+        tch::no_grad(|| {
+            for (_, mut t) in vs.variables() {
+                if t.dim() == 1 {
+                    t.copy_(&(Tensor::rand([4], (Kind::Float, Device::Cpu)) + 0.5));
+                }
+            }
+        });
+        let (mut g, x) = Graph::new();
+        let c = g.conv(&conv, x);
+        let b = g.batch_norm(&bn, c);
+        let r = g.relu(b);
+        // A batch norm after a sum stays.
+        let sum = g.sum(&[r, b]);
+        g.batch_norm(&shared, sum);
+        let (folded, folds) = g.fold_batch_norms();
+        let norms = |g: &Graph| g.nodes.iter().filter(|n| matches!(n.op, Op::BatchNorm { .. })).count();
+        assert_eq!((norms(&g), norms(&folded), folds.len()), (2, 1, 1));
+        assert_eq!(folded.nodes.len(), g.nodes.len() - 1);
+        let input = Tensor::randn([2, 3, 5, 5], (Kind::Float, Device::Cpu));
+        let diff = (g.eval(&input) - folded.eval(&input)).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "{diff}");
+    }
 }

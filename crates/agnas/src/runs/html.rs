@@ -41,7 +41,7 @@ pre { background: #f7f7f7; padding: .8em; overflow-x: auto; font-size: .85em; }
 pre.config { column-count: 3; }
 figure { margin: 1em 0; } figcaption { color: #555; font-size: .9em; }
 figure svg { max-width: 100%; height: auto; }
-.charts { display: flex; flex-wrap: wrap; gap: .5em; } .charts svg { width: 540px; height: auto; }
+.charts { display: flex; flex-wrap: wrap; gap: .5em; } .charts svg { width: 500px; height: auto; }
 .muted { color: #777; }
 ";
 
@@ -143,7 +143,8 @@ fn chart(title: &str, y_desc: &str, series: Vec<Series>) -> Result<Option<String
         (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
     }
     let pad = ((y1 - y0) * 0.05).max(y1.abs() * 1e-3).max(1e-9);
-    let x = if x1 > x0 { x0..x1 } else { x0 - 0.5..x1 + 0.5 };
+    // A little room on the right, so that a dot at the last epoch (a one-pass series) is not cut in half.
+    let x = if x1 > x0 { x0..x1 + (x1 - x0) * 0.02 } else { x0 - 0.5..x1 + 0.5 };
     let svg = line_chart_svg(title, ("epoch", x), (y_desc, (y0 - pad)..(y1 + pad)), &series)?;
     Ok(Some(strip_prolog(&svg).to_string()))
 }

@@ -5,8 +5,17 @@ mod common;
 use common::{agnas, json, run_err, run_ok};
 use std::path::Path;
 
-fn html(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+/// `agnas report RUN --out page`, read back and checked to be self-contained.
+fn report(run: &Path, page: &Path) -> String {
+    run_ok(agnas().arg("report").arg(run).arg("--out").arg(page));
+    let text = std::fs::read_to_string(page).unwrap_or_else(|e| panic!("{}: {e}", page.display()));
+    self_contained(&text);
+    text
+}
+
+fn parse(page: &str) -> roxmltree::Document<'_> {
+    let options = roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() };
+    roxmltree::Document::parse_with_options(page, options).expect("the page is well-formed XML")
 }
 
 /// The texts of the table cells of the tables with `class`.
@@ -31,15 +40,8 @@ fn the_html_report_of_seeds_holds_their_numbers_curves_and_pictures() {
     let dir = tempfile::tempdir().unwrap();
     let parent = dir.path().join("seeds");
     run_ok(agnas().args(["search", "--preset", "smoke", "--threads", "1", "--seeds", "0,1", "--out"]).arg(&parent));
-    let page_path = dir.path().join("report.html");
-    run_ok(agnas().arg("report").arg(&parent).arg("--out").arg(&page_path));
-    let page = html(&page_path);
-    self_contained(&page);
-    let doc = roxmltree::Document::parse_with_options(
-        &page,
-        roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() },
-    )
-    .expect("the page is well-formed");
+    let page = report(&parent, &dir.path().join("report.html"));
+    let doc = parse(&page);
     let runs = cells(&doc, "runs");
     for seed in [0, 1] {
         let result = json(&parent.join(format!("seed-{seed}/result.json")));
@@ -72,15 +74,8 @@ fn a_retrained_run_reports_and_exports_both_ways() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("train");
     run_ok(agnas().args(["train", "--preset", "smoke", "--threads", "1", "--out"]).arg(&run));
-    let page_path = dir.path().join("train.html");
-    run_ok(agnas().arg("report").arg(&run).arg("--out").arg(&page_path));
-    let page = html(&page_path);
-    self_contained(&page);
-    let doc = roxmltree::Document::parse_with_options(
-        &page,
-        roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() },
-    )
-    .expect("well-formed");
+    let page = report(&run, &dir.path().join("train.html"));
+    let doc = parse(&page);
     let result = json(&run.join("result.json"));
     let top1 = result["best_valid"]["top1"].as_f64().unwrap();
     assert!(cells(&doc, "result").iter().any(|c| c.parse::<f64>().is_ok_and(|v| (v - top1).abs() < 1e-3)));

@@ -163,7 +163,7 @@ fn comparison(body: &mut String, c: &Comparison, histories: &[History]) -> Resul
         write!(
             body,
             "<tr><td><a href=\"#run-{i}\">{}</a></td><td><code>{}</code></td>",
-            label(run),
+            escape(&label(run)),
             escape(&run.arch)
         )?;
         for m in &shown {
@@ -245,13 +245,13 @@ fn charts_div(body: &mut String, charts: impl Iterator<Item = String>) -> Result
     Ok(())
 }
 
-/// The run's folder name, or its path when that says more (`seed-0` of which search).
+/// The run as the user named it (its folder), for headings and legends.
 fn label(run: &RunRow) -> String {
-    escape(&run.dir.display().to_string())
+    run.dir.display().to_string()
 }
 
 fn run_section(body: &mut String, i: usize, run: &RunRow, h: &History, figures: &mut usize) -> Result<()> {
-    writeln!(body, "<section id=\"run-{i}\">\n<h2>{}</h2>", label(run))?;
+    writeln!(body, "<section id=\"run-{i}\">\n<h2>{}</h2>", escape(&label(run)))?;
     if !run.arch.is_empty() {
         writeln!(body, "<p>Architecture: <code>{}</code></p>", escape(&run.arch))?;
     }

@@ -64,11 +64,11 @@ pub fn write(
     doc: &str,
 ) -> Result<Exported> {
     let (graph, names) = network_graph(net, vs);
-    let checked = match format {
-        Format::Onnx(o) if o.fold_batch_norms => graph.fold_batch_norms().0,
-        _ => network_graph(net, vs).0,
+    let folded = match format {
+        Format::Onnx(o) if o.fold_batch_norms => Some(graph.fold_batch_norms().0),
+        _ => None,
     };
-    let diff = self_check(net, &checked, input, vs.device())?;
+    let diff = self_check(net, folded.as_ref().unwrap_or(&graph), input, vs.device())?;
     let files = match format {
         Format::Onnx(options) => {
             let opts = OnnxOptions { doc: doc.to_string(), ..options.clone() };

@@ -1,14 +1,21 @@
 //! Shared build script of the workspace crates: makes the binaries and test executables find libtorch at run
 //! time (rpath) and keeps libtorch_cuda linked even though no symbol of it is referenced directly, so that
-//! `Device::cuda_if_available` sees the GPU (tch-rs issue 980).
+//! `Device::cuda_if_available` sees the GPU (tch-rs issue 980). The library's own build script (the c10d bridge)
+//! calls [`link_libtorch`] as a module.
 use std::{env, path::PathBuf};
 
+#[allow(dead_code)]
 fn main() {
+    link_libtorch();
+}
+
+/// Emits the link arguments; returns the libtorch folder (the wheel's `torch` package), if `LIBTORCH` names one.
+pub fn link_libtorch() -> Option<PathBuf> {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-changed=../build-libtorch.rs");
     let Some(root) = env::var_os("LIBTORCH") else {
         println!("cargo:warning=LIBTORCH is not set: run scripts/setup-libtorch.sh (make setup) first");
-        return;
+        return None;
     };
     let root = PathBuf::from(root);
     let root = root.canonicalize().unwrap_or(root);
@@ -23,6 +30,7 @@ fn main() {
         println!("cargo:rustc-link-arg=-ltorch_cuda");
         println!("cargo:rustc-link-arg=-Wl,--as-needed");
     }
+    Some(root)
 }
 
 /// The version of the libtorch at `root`: the torch wheel's `version.py` (`__version__ = '2.11.0+cu130'`) or a

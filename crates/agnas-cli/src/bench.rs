@@ -4,7 +4,7 @@ use crate::parse_space;
 use agnas::config::{self, Preset, SearchConfig, SectionFlags};
 use agnas::data::augment::{Augment, CenterView, ColorJitter, RandomResizedCrop, Transform};
 use agnas::data::folder::FolderDataset;
-use agnas::data::loader::{Loader, LoaderConfig};
+use agnas::data::loader::{Loader, LoaderConfig, Shard};
 use agnas::data::{Dataset, Normalization};
 use agnas::space::{Space, SpaceName, SpaceTask};
 use agnas::train::{cross_entropy, Sgd};
@@ -108,6 +108,7 @@ fn embedded_batches<S: Space>(cfg: &SearchConfig<S>, batch_size: usize) -> Resul
         workers: cfg.data.workers,
         prefetch: cfg.data.prefetch,
         seed: cfg.seed,
+        shard: Shard::default(),
     };
     Ok(Loader::new(set, indices, config))
 }
@@ -174,6 +175,7 @@ fn loader(a: &LoaderArgs) -> Result<()> {
         workers: a.workers,
         prefetch: 2 * a.workers,
         seed: 0,
+        shard: Shard::default(),
     };
     let loader = Loader::new(set.clone(), (0..set.len()).collect(), config);
     let batches = a.batches.unwrap_or(loader.num_batches().saturating_sub(1));
@@ -280,7 +282,7 @@ fn step<S: Space>(a: &StepArgs) -> Result<()> {
             opt.zero_grad();
             loss.backward();
             let backward_ms = lap(&mut t, device);
-            opt.clip_and_step(cfg.train.lr, cfg.train.grad_clip, cfg.train.grad_clip_by);
+            opt.clip_and_step(cfg.train.lr, cfg.train.grad_clip, cfg.train.grad_clip_by)?;
             (backward_ms, lap(&mut t, device))
         };
         if i >= a.warmup {

@@ -17,6 +17,7 @@ mod bench;
 mod defaults;
 mod export;
 mod latency;
+mod launch;
 mod models;
 mod run_args;
 
@@ -32,6 +33,7 @@ pub(crate) fn write_stdout(text: &str) {
 
 use agnas::baseline::{self, BaselineConfig};
 use agnas::config::{self, Preset, SearchConfig, SectionFlags};
+use agnas::dist::Dist;
 use agnas::report::{progress::ProgressMode, CONFIG_FILE};
 use agnas::runs;
 use agnas::search::{self, SearchRun};
@@ -79,6 +81,9 @@ enum Command {
     /// Baselines at the search's cost.
     #[command(subcommand)]
     Baseline(BaselineCommand),
+    /// Run an agnas command as N data-parallel processes on this machine (`agnas launch -n 4 -- search …`), as
+    /// torchrun would start them.
+    Launch(launch::LaunchArgs),
     /// Compare finished runs (or the seeds of `search --seeds`): every metric's mean ± std, and the consensus
     /// architecture of searches, voted per decision with each run's confidence.
     Report(ReportArgs),
@@ -325,29 +330,36 @@ impl SpaceTask for &SearchArgs {
     type Output = Result<()>;
 
     fn run<S: Space>(self) -> Result<()> {
+        let dist = self.run.connect()?;
         if let Some(seeds) = &self.seeds {
-            return self.several::<S>(seeds);
+            return self.several::<S>(seeds, &dist);
         }
         let start = self.run.start(|| {
             let config = self.config::<S>()?;
             let name = format!("{}-seed{}", S::NAME, config.seed);
             Ok((config, name))
         })?;
-        let result = self.one::<S>(start)?;
-        outln!("{}", serde_json::to_string_pretty(&result)?);
+        let result = self.one::<S>(start, &dist)?;
+        if dist.is_root() {
+            outln!("{}", serde_json::to_string_pretty(&result)?);
+        }
         Ok(())
     }
 }
 
 impl SearchArgs {
     /// One search, with what it found on the terminal.
-    fn one<S: Space>(&self, start: Start<SearchConfig<S>>) -> Result<search::SearchResult> {
+    fn one<S: Space>(&self, start: Start<SearchConfig<S>>, dist: &Dist) -> Result<search::SearchResult> {
         let out = start.out().to_path_buf();
         let result = search::run::<S>(SearchRun {
             start,
             progress: ProgressMode::Auto,
             stop_after_steps: self.run.stop_after_steps,
+            dist: dist.clone(),
         })?;
+        if !dist.is_root() {
+            return Ok(result);
+        }
         eprintln!("found {}", result.arch);
         for line in &result.report {
             eprintln!("{line}");
@@ -358,21 +370,31 @@ impl SearchArgs {
 
     /// One search per seed into `seed-<n>` folders of the run folder (finished ones kept, stopped ones resumed),
     /// then the report on all of them.
-    fn several<S: Space>(&self, seeds: &[u64]) -> Result<()> {
+    fn several<S: Space>(&self, seeds: &[u64], dist: &Dist) -> Result<()> {
         let config = self.config::<S>()?;
-        let parent = self.run.out_or_default(&format!("{}-seeds", S::NAME));
+        let parent = dist.from_root(Ok(self.run.out_or_default(&format!("{}-seeds", S::NAME))))?;
         for &seed in seeds {
             let out = runs::seed_folder(&parent, seed);
-            let start = if out.join("result.json").exists() {
-                eprintln!("seed {seed}: finished before, in {}", out.display());
+            // Rank 0 looks at the folders; the others follow.
+            let (finished, begun) =
+                dist.from_root(Ok((out.join("result.json").exists(), out.join(CONFIG_FILE).exists())))?;
+            let start = if finished {
+                if dist.is_root() {
+                    eprintln!("seed {seed}: finished before, in {}", out.display());
+                }
                 continue;
-            } else if out.join(CONFIG_FILE).exists() {
+            } else if begun {
                 Start::Resume(out)
             } else {
                 Start::New { config: SearchConfig { seed, ..config.clone() }, out }
             };
-            eprintln!("seed {seed}");
-            self.one::<S>(start)?;
+            if dist.is_root() {
+                eprintln!("seed {seed}");
+            }
+            self.one::<S>(start, dist)?;
+        }
+        if !dist.is_root() {
+            return Ok(());
         }
         let dirs: Vec<PathBuf> = seeds.iter().map(|&s| runs::seed_folder(&parent, s)).collect();
         let comparison = runs::compare::<S>(&dirs)?;
@@ -459,8 +481,8 @@ fn search(args: &SearchArgs) -> Result<()> {
     space.unwrap_or_default().dispatch(args)
 }
 
-fn run(cli: Cli) -> Result<()> {
-    match cli.command {
+fn run(cli: Cli) -> Result<ExitCode> {
+    let done = match cli.command {
         Command::Search(args) => search(&args),
         Command::Bench201(Bench201Command::Query { arch }) => {
             let record = nb201_bench::query(&arch)?;
@@ -475,6 +497,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(cmd) => bench::run(cmd),
         Command::LatencyTable(args) => latency::run(&args),
         Command::Report(args) => report(&args),
+        // The launcher's status is its ranks'.
+        Command::Launch(args) => return launch::run(&args),
         Command::Baseline(BaselineCommand::Random(args)) => {
             let space = match &args.run.resume {
                 Some(dir) => space_of(None, Some(&dir.join(CONFIG_FILE)))?,
@@ -482,7 +506,8 @@ fn run(cli: Cli) -> Result<()> {
             };
             space.unwrap_or_default().dispatch(args.as_ref())
         }
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 /// Colour escapes only on a terminal, and never with `NO_COLOR` set (no-color.org): logs redirected to a file, as
@@ -493,12 +518,17 @@ fn colour() -> bool {
 }
 
 fn main() -> ExitCode {
+    // Of the ranks of a data-parallel run, rank 0 tells the story; the others speak up only to warn.
+    let level = match agnas::dist::launched_rank() {
+        Some(rank) if rank > 0 => "warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(colour())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
         )
         .init();
     agnas::train::allocator::keep_freed_memory();
@@ -508,9 +538,12 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            match agnas::dist::launched_rank() {
+                Some(rank) if rank > 0 => eprintln!("error (rank {rank}): {err:#}"),
+                _ => eprintln!("error: {err:#}"),
+            }
             ExitCode::FAILURE
         }
     }

@@ -5,9 +5,10 @@ use agnas::config::{self, Preset, RetrainConfig, SectionFlags};
 use agnas::data::{
     self,
     augment::{CenterView, Transform},
-    loader::{Loader, LoaderConfig},
+    loader::{Loader, LoaderConfig, Shard},
     DataFormat, Split,
 };
+use agnas::dist::Dist;
 use agnas::report::{self, progress::ProgressMode, CONFIG_FILE};
 use agnas::retrain::{self, RetrainRun};
 use agnas::space::confidence::Confidence;
@@ -127,13 +128,17 @@ impl SpaceTask for &TrainArgs {
             Ok((config, name))
         })?;
         let out = start.out().to_path_buf();
+        let dist = self.run.connect()?;
         let result = retrain::run::<S>(RetrainRun {
             start,
             progress: ProgressMode::Auto,
             stop_after_steps: self.run.stop_after_steps,
+            dist: dist.clone(),
         })?;
-        outln!("{}", serde_json::to_string_pretty(&result)?);
-        eprintln!("run folder: {}", out.display());
+        if dist.is_root() {
+            outln!("{}", serde_json::to_string_pretty(&result)?);
+            eprintln!("run folder: {}", out.display());
+        }
         Ok(())
     }
 }
@@ -280,9 +285,10 @@ impl SpaceTask for &EvalArgs {
             workers: 2,
             prefetch: 4,
             seed: 0,
+            shard: Shard::default(),
         };
         let loader = Loader::new(set.clone(), (0..set.len()).collect(), config);
-        let m = retrain::evaluate(net.as_ref(), &loader, device, ProgressMode::Auto, "eval")?;
+        let m = retrain::evaluate(net.as_ref(), &loader, device, &Dist::single(), ProgressMode::Auto, "eval")?;
         outln!("{}", serde_json::to_string_pretty(&m)?);
         Ok(())
     }

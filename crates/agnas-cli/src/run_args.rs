@@ -1,6 +1,7 @@
 //! Flags shared by `agnas search` and `agnas train`: the run folder, the machine, and how the network trains.
 use agnas::config::{RetrainConfig, SearchConfig};
 use agnas::data::DataFormat;
+use agnas::dist::{Dist, DistChoice};
 use agnas::space::Space;
 use agnas::train::{DeviceChoice, MemoryFormat, Start};
 use clap::Args;
@@ -60,6 +61,14 @@ pub struct RunArgs {
     /// Stop after this many training steps, as if killed (to test --resume).
     #[arg(long, hide = true)]
     pub stop_after_steps: Option<u64>,
+    /// Data parallelism: auto (the ranks that torchrun, agnas launch, mpirun or srun describe in the environment),
+    /// none, c10d (Gloo on the CPU, NCCL on GPUs) or mpi.
+    #[arg(long, default_value = "auto", value_parser = crate::parse_named::<DistChoice>)]
+    pub dist: DistChoice,
+    /// Seconds a rank waits for its peers (in the rendezvous or a collective) before the run ends with an error
+    /// naming the ranks that stopped.
+    #[arg(long, default_value_t = 300)]
+    pub dist_timeout: u64,
 }
 
 /// `config.field = flag` for every flag given (`Option` fields of `args`).
@@ -102,6 +111,17 @@ impl RunArgs {
                 Start::New { config, out: self.out_or_default(&name) }
             }
         })
+    }
+
+    /// Joins the other ranks of a data-parallel run (one process: at once). NCCL carries the collectives when the
+    /// run trains on GPUs (`--device cuda`, or `auto` on a machine with one), Gloo or MPI otherwise.
+    pub fn connect(&self) -> anyhow::Result<Dist> {
+        let gpu = match self.device {
+            Some(DeviceChoice::Cpu) => false,
+            _ => tch::Cuda::is_available(),
+        };
+        let device = if gpu { tch::Device::Cuda(0) } else { tch::Device::Cpu };
+        Dist::connect(self.dist, device, std::time::Duration::from_secs(self.dist_timeout))
     }
 
     /// The run folder: `--out`, or `runs/<name>-<unix seconds>`.

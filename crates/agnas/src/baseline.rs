@@ -3,6 +3,7 @@
 //! budget is spent; the best on validation wins. Unlike the table-lookup "random search" of papers it pays for every
 //! architecture it ranks.
 use crate::config::{Preset, RetrainConfig, SpaceSections};
+use crate::dist::Dist;
 use crate::report::{self, progress::ProgressMode, write_json, write_jsonl, CONFIG_FILE};
 use crate::retrain::{self, RetrainRun};
 use crate::space::Space;
@@ -183,7 +184,7 @@ fn train_candidate<S: Space>(
         let config = RetrainConfig { genotype: spec.to_string_lossy().into_owned(), ..cfg.candidate.clone() };
         Start::New { config, out: dir }
     };
-    let result = retrain::run::<S>(RetrainRun { start, progress, stop_after_steps: None })?;
+    let result = retrain::run::<S>(RetrainRun { start, progress, stop_after_steps: None, dist: Dist::single() })?;
     let valid = result.final_valid.context("a candidate trained without validation images")?;
     Ok(Candidate {
         index,

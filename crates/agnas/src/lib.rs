@@ -2,6 +2,7 @@
 pub mod baseline;
 pub mod config;
 pub mod data;
+pub mod dist;
 mod error;
 pub mod export;
 pub mod nn;

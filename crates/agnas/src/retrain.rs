@@ -5,6 +5,7 @@ use crate::config::RetrainConfig;
 use crate::data::augment::Augment;
 use crate::data::loader::Loader;
 use crate::data::{self, Normalization, Split};
+use crate::dist::Dist;
 use crate::nn::weights;
 use crate::report::{self, progress::ProgressMode, write_json};
 use crate::space::{self, Counts, EvalNetwork, Section, Space, SpaceName, TrainingStep};
@@ -111,6 +112,8 @@ pub struct RetrainRun<S: Space> {
     pub progress: ProgressMode,
     /// Stop (as if killed) after this many training steps; for crash tests.
     pub stop_after_steps: Option<u64>,
+    /// The ranks training together.
+    pub dist: Dist,
 }
 
 /// Forward of a whole data set in eval mode.
@@ -118,10 +121,11 @@ pub fn evaluate(
     net: &dyn EvalNetwork,
     loader: &Loader,
     device: Device,
+    dist: &Dist,
     mode: ProgressMode,
     label: &str,
 ) -> Result<EvalMetrics> {
-    Ok(train::evaluate(loader, 0, device, mode, label, |x| net.logits(x))?.into())
+    Ok(train::evaluate(loader, 0, device, dist, mode, label, |x| net.logits(x))?.into())
 }
 
 /// The retrain's part of the training loop: the network's own loss, the validation pass.
@@ -131,6 +135,7 @@ struct RetrainJob<'a> {
     net: &'a dyn EvalNetwork,
     valid: Option<&'a Loader>,
     device: Device,
+    dist: &'a Dist,
     progress: ProgressMode,
 }
 
@@ -146,13 +151,13 @@ impl Job for RetrainJob<'_> {
         let (logits, loss) = self.net.training_loss(x, y, step);
         opt.zero_grad();
         loss.backward();
-        opt.clip_and_step(ctx.lr, self.train.grad_clip, self.train.grad_clip_by);
+        opt.clip_and_step(ctx.lr, self.train.grad_clip, self.train.grad_clip_by)?;
         Ok((logits, loss))
     }
 
     fn end_epoch(&mut self, end: &EpochEnd, _: &mut ()) -> Result<EpochMetrics> {
         let valid = match self.valid {
-            Some(l) => Some(evaluate(self.net, l, self.device, self.progress, "validation")?),
+            Some(l) => Some(evaluate(self.net, l, self.device, self.dist, self.progress, "validation")?),
             None => None,
         };
         let train = end.train;
@@ -182,17 +187,21 @@ pub fn run<S: Space>(retrain: RetrainRun<S>) -> Result<RetrainResult> {
         // A genotype that does not parse is refused before the run folder is claimed.
         S::parse_genotype(&config.genotype)?;
     }
-    let run = Run::open(retrain.start)?;
+    let run = Run::open(retrain.start, retrain.dist)?;
     let (cfg, out) = (&run.config, &run.out);
+    let progress = if run.dist.is_root() { retrain.progress } else { ProgressMode::Hidden };
     // The run's own copy once it has one: a run stopped before writing it resumes from its configuration.
     let saved = out.join("genotype.json");
-    let genotype = if run.resumed && saved.exists() {
+    let genotype = if run.writes() && run.resumed && saved.exists() {
         S::parse_genotype(&saved.to_string_lossy())?
     } else {
         let genotype = S::parse_genotype(&cfg.genotype)?;
-        write_json(&saved, &genotype)?;
+        if run.writes() {
+            write_json(&saved, &genotype)?;
+        }
         genotype
     };
+    run.dist.agree("genotype", serde_json::to_string(&genotype)?.as_bytes())?;
     let card = ModelCard::<S> {
         space: S::NAME.to_string(),
         genotype,
@@ -218,7 +227,7 @@ pub fn run<S: Space>(retrain: RetrainRun<S>) -> Result<RetrainResult> {
     let opt = Sgd::from_config(&vs, &cfg.train);
     let schedule = train::schedule(&cfg.train);
     let mut trainer =
-        Trainer::new(&run, vs, opt, schedule).progress(retrain.progress).stop_after_steps(retrain.stop_after_steps);
+        Trainer::new(&run, vs, opt, schedule).progress(progress).stop_after_steps(retrain.stop_after_steps);
     let train_loader = run.loader(run.train_idx.clone(), cfg.train.batch_size, cfg.train.augment, true);
     let valid_loader = (!run.other_idx.is_empty()).then(|| run.other_loader(cfg.eval_batch_size, Augment::none()));
     let mut job = RetrainJob {
@@ -227,7 +236,8 @@ pub fn run<S: Space>(retrain: RetrainRun<S>) -> Result<RetrainResult> {
         net: net.as_ref(),
         valid: valid_loader.as_ref(),
         device: run.device,
-        progress: retrain.progress,
+        dist: &run.dist,
+        progress,
     };
     let history = trainer.fit(&mut job, &train_loader)?;
     if let Some(result) = run.finished()? {
@@ -245,7 +255,7 @@ pub fn run<S: Space>(retrain: RetrainRun<S>) -> Result<RetrainResult> {
             );
             let idx = (0..test_set.len()).collect();
             let l = run.loader_over(test_set, idx, cfg.eval_batch_size, Augment::none(), false);
-            Some(evaluate(net.as_ref(), &l, run.device, retrain.progress, "test")?)
+            Some(evaluate(net.as_ref(), &l, run.device, &run.dist, progress, "test")?)
         }
         None => None,
     };
@@ -265,6 +275,9 @@ pub fn run<S: Space>(retrain: RetrainRun<S>) -> Result<RetrainResult> {
         test,
         train_seconds: history.train_seconds,
     };
+    if !run.writes() {
+        return Ok(result);
+    }
     report::atomic_write_with(&out.join("weights.safetensors"), |tmp| {
         weights::save(&trainer.vs, tmp, history.global_step as i64)
     })?;

@@ -3,6 +3,7 @@
 use crate::config::SearchConfig;
 use crate::data::augment::Augment;
 use crate::data::loader::Loader;
+use crate::dist::Dist;
 use crate::report::{self, progress::ProgressMode, write_json};
 use crate::space::confidence::{self, Bootstrap, Confidence, PerBatch};
 use crate::space::{Decider, Derived, Importances, Space, Supernet, SupernetOutput};
@@ -86,6 +87,8 @@ pub struct SearchRun<S: Space> {
     pub progress: ProgressMode,
     /// Stop (as if killed) after this many training steps; for crash tests.
     pub stop_after_steps: Option<u64>,
+    /// The ranks searching together.
+    pub dist: Dist,
 }
 
 /// The search's part of the training loop: weights and attention trained together, importances summed on the
@@ -99,6 +102,7 @@ struct SearchJob<'a, S: Space> {
     decider: Decider,
     out: &'a Path,
     device: Device,
+    dist: &'a Dist,
     progress: ProgressMode,
     /// Σ of the importances over this epoch's training steps.
     importance: Option<Tensor>,
@@ -126,7 +130,7 @@ impl<S: Space> Job for SearchJob<'_, S> {
     type Extra = SearchHistory;
 
     fn step(&mut self, x: &Tensor, y: &Tensor, ctx: StepContext, opt: &mut Sgd) -> Result<(Tensor, Tensor)> {
-        let (output, loss) = train_step(self.supernet, opt, x, y, ctx.lr, &self.cfg.train);
+        let (output, loss) = train_step(self.supernet, opt, x, y, ctx.lr, &self.cfg.train)?;
         add_importance(&mut self.importance, &output.importance);
         Ok((output.logits, loss))
     }
@@ -189,9 +193,11 @@ impl<S: Space> Job for SearchJob<'_, S> {
             rank_correlation: pass.as_ref().and_then(|p| p.rank_correlation),
             confidence: pass.map(|p| p.confidence),
         });
-        write_json(&self.out.join("importances.json"), &describe::<S>(&self.cfg.supernet, &extra.importances))?;
-        if let Some(svg) = decision_curves(&extra.importances)? {
-            crate::report::atomic_write(&self.out.join(DECISIONS_PICTURE), svg.as_bytes())?;
+        if self.dist.is_root() {
+            write_json(&self.out.join("importances.json"), &describe::<S>(&self.cfg.supernet, &extra.importances))?;
+            if let Some(svg) = decision_curves(&extra.importances)? {
+                crate::report::atomic_write(&self.out.join(DECISIONS_PICTURE), svg.as_bytes())?;
+            }
         }
         Ok(metrics)
     }
@@ -205,9 +211,11 @@ impl<S: Space> SearchJob<'_, S> {
     /// A held-out pass over `loader`: its importances, their per-batch rows (written to the run folder), the
     /// decisions' confidence and their rank correlation with the previous pass.
     fn pass(&self, loader: &Loader, epoch: usize, extra: &SearchHistory) -> Result<Pass> {
-        let heldout = heldout_pass(self.supernet, loader, epoch, self.device, self.progress)?;
+        let heldout = heldout_pass(self.supernet, loader, epoch, self.device, self.dist, self.progress)?;
         let importances = heldout_importances::<S>(&self.cfg.supernet, &heldout)?;
-        crate::report::write_tensors([("importance", &heldout.batches)], &self.out.join(HELDOUT_BATCHES_FILE))?;
+        if self.dist.is_root() {
+            crate::report::write_tensors([("importance", &heldout.batches)], &self.out.join(HELDOUT_BATCHES_FILE))?;
+        }
         let batches = per_batch(&importances, &heldout.batches)?;
         let confidence = confidence::assess(&batches, &self.decider, bootstrap(self.cfg, epoch))?;
         let previous = extra.importances.iter().rev().find_map(|e| e.heldout.as_ref());
@@ -446,8 +454,9 @@ fn add_importance(acc: &mut Option<Tensor>, importance: &Tensor) {
 
 /// The whole search; returns the result also written to `<out>/result.json`.
 pub fn run<S: Space>(search: SearchRun<S>) -> Result<SearchResult> {
-    let run = Run::open(search.start)?;
+    let run = Run::open(search.start, search.dist)?;
     let cfg = &run.config;
+    let progress = if run.dist.is_root() { search.progress } else { ProgressMode::Hidden };
     tracing::info!(
         "{}: {} training / {} held-out images, {} classes, device {:?}",
         S::NAME,
@@ -463,7 +472,7 @@ pub fn run<S: Space>(search: SearchRun<S>) -> Result<SearchResult> {
     let opt = Sgd::from_config(&vs, &cfg.train);
     let schedule = crate::train::schedule(&cfg.train);
     let mut trainer =
-        Trainer::new(&run, vs, opt, schedule).progress(search.progress).stop_after_steps(search.stop_after_steps);
+        Trainer::new(&run, vs, opt, schedule).progress(progress).stop_after_steps(search.stop_after_steps);
     let train_loader = run.loader(run.train_idx.clone(), cfg.train.batch_size, cfg.train.augment, true);
     let heldout_augment = if cfg.importance.augment { cfg.train.augment } else { Augment::none() };
     let heldout_loader = run.other_loader(cfg.importance.batch_size, heldout_augment);
@@ -480,7 +489,8 @@ pub fn run<S: Space>(search: SearchRun<S>) -> Result<SearchResult> {
         decider: S::decider(&cfg.supernet, &cfg.derive)?,
         out: &run.out,
         device: run.device,
-        progress: search.progress,
+        dist: &run.dist,
+        progress,
         importance: None,
     };
     let history = trainer.fit(&mut job, &train_loader)?;
@@ -509,6 +519,9 @@ fn finish<S: Space>(
     let cfg = &run.config;
     let (heldout, confidence) = last_heldout(history)?;
     let derived = conclude(cfg, heldout, confidence)?;
+    // Every rank derived from the same summed importances; a rank that found another architecture is a bug or a
+    // broken engine, and ends the run before anything is written.
+    run.dist.agree("architecture", serde_json::to_string(&derived.genotype)?.as_bytes())?;
     let heldout_acc = history.metrics.last().and_then(|m| m.heldout_acc).unwrap_or(f64::NAN);
     let result = SearchResult {
         space: S::NAME.to_string(),
@@ -521,6 +534,9 @@ fn finish<S: Space>(
         report: derived.report.clone(),
         extra: derived.result,
     };
+    if !run.writes() {
+        return Ok(result);
+    }
     write_json(&out.join("genotype.json"), &derived.genotype)?;
     for (name, bytes) in &derived.files {
         report::atomic_write(&out.join(name), bytes)?;
@@ -539,13 +555,13 @@ pub fn train_step(
     y: &Tensor,
     lr: f64,
     train: &TrainConfig,
-) -> (SupernetOutput, Tensor) {
+) -> Result<(SupernetOutput, Tensor)> {
     let output = supernet.forward_t(x, true);
     let loss = cross_entropy(&output.logits, y, train.label_smoothing);
     opt.zero_grad();
     loss.backward();
-    opt.clip_and_step(lr, train.grad_clip, train.grad_clip_by);
-    (output, loss)
+    opt.clip_and_step(lr, train.grad_clip, train.grad_clip_by)?;
+    Ok((output, loss))
 }
 
 struct HeldOut {
@@ -557,23 +573,27 @@ struct HeldOut {
 }
 
 /// Forward of the whole held-out half in eval mode, accumulating importances on the device.
+/// With several ranks, each runs its part of every batch and the sums (per batch too) are summed over the ranks.
 fn heldout_pass(
     supernet: &dyn Supernet,
     loader: &Loader,
     epoch: usize,
     device: Device,
+    dist: &Dist,
     mode: ProgressMode,
 ) -> Result<HeldOut> {
     let mut importance = None;
     let mut batches = Vec::new();
-    let means = evaluate(loader, epoch, device, mode, "held-out pass", |x| {
+    let means = evaluate(loader, epoch, device, dist, mode, "held-out pass", |x| {
         let output = supernet.forward_t(x, false);
         add_importance(&mut importance, &output.importance);
         batches.push(output.importance.to_kind(Kind::Double));
         output.logits
     })?;
     let importance = importance.context("the held-out half is empty")?;
-    Ok(HeldOut { loss: means.loss, acc: means.top1, importance, batches: Tensor::stack(&batches, 0) })
+    let batches = Tensor::stack(&batches, 0);
+    dist.all_reduce_sum(&[importance.shallow_clone(), batches.shallow_clone()])?;
+    Ok(HeldOut { loss: means.loss, acc: means.top1, importance, batches })
 }
 
 fn summary<S: Space>(

@@ -31,6 +31,43 @@ pub struct LoaderConfig {
     /// Batches prepared ahead of the consumer (at least one per worker, so that none idles).
     pub prefetch: usize,
     pub seed: u64,
+    /// This rank's part of every batch, when several processes train together.
+    pub shard: Shard,
+}
+
+/// A rank's part of each batch: `batch_size` is the global batch, and its images are split among the ranks into
+/// contiguous parts in rank order, so that what the ranks see together is what one process would see, whatever the
+/// number of ranks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub rank: usize,
+    pub world: usize,
+    /// Training: every rank gets as many images (a short last batch is padded with the epoch's first images, as
+    /// PyTorch's `DistributedSampler` pads), so that the mean of the ranks' mean losses is the batch's. Otherwise the
+    /// parts differ by at most one image and a rank's part may be empty (sums, not means, are combined).
+    pub pad: bool,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard { rank: 0, world: 1, pad: false }
+    }
+}
+
+impl Shard {
+    /// The positions (into the epoch's order) of this rank's images of batch `k` of `batch_size`, over `n` images.
+    fn positions(&self, k: usize, batch_size: usize, n: usize) -> std::ops::Range<usize> {
+        let start = k * batch_size;
+        let m = batch_size.min(n - start);
+        if self.world <= 1 {
+            return start..start + m;
+        }
+        if self.pad {
+            let per = m.div_ceil(self.world);
+            return start + self.rank * per..start + (self.rank + 1) * per;
+        }
+        start + self.rank * m / self.world..start + (self.rank + 1) * m / self.world
+    }
 }
 
 /// Images as (B, C, H, W) f32 on the CPU, contiguous; labels as (B,) i64; the data set indices they came from.
@@ -157,7 +194,12 @@ impl Shared {
     fn build(&self, k: usize, image: &mut Image) -> Result<Prepared> {
         let cfg = &self.config;
         let data = self.dataset.as_ref();
-        let indices = self.order[k * cfg.batch_size..((k + 1) * cfg.batch_size).min(self.order.len())].to_vec();
+        let n = self.order.len();
+        // Past the end (padding) the order starts again.
+        let indices: Vec<usize> = cfg.shard.positions(k, cfg.batch_size, n).map(|p| self.order[p % n]).collect();
+        if indices.is_empty() {
+            return self.empty(k, image);
+        }
         let mut labels = Vec::with_capacity(indices.len());
         let mut shape = None;
         let mut values = Vec::new();
@@ -191,6 +233,17 @@ impl Shared {
         }
         let (c, h, w) = shape.context("an empty batch")?;
         Ok(Prepared { values, shape: [indices.len() as i64, c as i64, h as i64, w as i64], labels, indices })
+    }
+
+    /// No image of batch `k` for this rank (a short last batch of an unpadded shard): a batch of none, shaped as the
+    /// batch's first image would be.
+    fn empty(&self, k: usize, image: &mut Image) -> Result<Prepared> {
+        let cfg = &self.config;
+        let i = self.order[k * cfg.batch_size];
+        self.dataset.image_into(i, image)?;
+        let (h, w) = cfg.transform.output_size(image.height, image.width).with_context(|| self.dataset.describe(i))?;
+        let shape = [0, image.channels as i64, h as i64, w as i64];
+        Ok(Prepared { values: Vec::new(), shape, labels: Vec::new(), indices: Vec::new() })
     }
 }
 
@@ -324,6 +377,7 @@ mod tests {
             workers,
             prefetch,
             seed: 3,
+            shard: Shard::default(),
         }
     }
 
@@ -459,6 +513,46 @@ mod tests {
         assert!((12..=16).contains(&read), "{read} images read");
         assert_eq!(it.count(), 19);
         assert_eq!(data.1.load(Ordering::SeqCst), 80);
+    }
+
+    #[test]
+    fn shards_split_every_batch_among_the_ranks() {
+        let data = synthetic(21);
+        let all: Vec<Batch> =
+            Loader::new(data.clone(), (0..21).collect(), config(1, 1)).epoch(2, 0).map(|b| b.unwrap()).collect();
+        for (world, pad) in [(2, true), (4, true), (3, false), (4, false)] {
+            let parts: Vec<Vec<Batch>> = (0..world)
+                .map(|rank| {
+                    let cfg = LoaderConfig { shard: Shard { rank, world, pad }, ..config(2, 2) };
+                    Loader::new(data.clone(), (0..21).collect(), cfg).epoch(2, 0).map(|b| b.unwrap()).collect()
+                })
+                .collect();
+            for (k, whole) in all.iter().enumerate() {
+                let joined: Vec<usize> = parts.iter().flat_map(|p| p[k].indices.clone()).collect();
+                let sizes: Vec<usize> = parts.iter().map(|p| p[k].indices.len()).collect();
+                let (lo, hi) = (*sizes.iter().min().unwrap(), *sizes.iter().max().unwrap());
+                if pad {
+                    // The batch in rank order, then the epoch's first images as padding; every part the same size.
+                    assert_eq!(lo, hi, "world {world} batch {k}: {sizes:?}");
+                    assert_eq!(joined[..whole.indices.len()], whole.indices[..], "world {world} batch {k}");
+                    let first: Vec<usize> =
+                        all[0].indices.iter().cycle().take(joined.len() - whole.indices.len()).copied().collect();
+                    assert_eq!(joined[whole.indices.len()..], first[..], "padding, world {world} batch {k}");
+                } else {
+                    assert_eq!(joined, whole.indices, "world {world} batch {k}: no overlap, nothing left out");
+                    assert!(hi - lo <= 1, "balanced parts: {sizes:?}");
+                }
+                // Every image is the one-process image: its transform depends on (seed, epoch, index) only.
+                let xs: Vec<Tensor> = parts.iter().map(|p| p[k].x.shallow_clone()).collect();
+                let x = Tensor::cat(&xs, 0);
+                let n = whole.indices.len() as i64;
+                assert!(x.narrow(0, 0, n).equal(&whole.x), "world {world} batch {k}");
+            }
+        }
+        // The last batch of 21 in batches of 8 has 5 images: four ranks unpadded get 1, 1, 1, 2; one rank of 8 gets none.
+        let cfg = LoaderConfig { shard: Shard { rank: 0, world: 8, pad: false }, ..config(1, 1) };
+        let last = Loader::new(data, (0..21).collect(), cfg).epoch(2, 2).next().unwrap().unwrap();
+        assert_eq!(last.x.size(), [0, 3, 8, 6], "an empty part keeps the images' shape");
     }
 
     #[test]

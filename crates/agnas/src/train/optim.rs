@@ -3,6 +3,7 @@
 //! Written on tensors rather than through tch's `COptimizer` because resuming bit-identically needs the momentum
 //! buffers, which libtorch's optimizer does not expose.
 use super::settings::{ClipBy, ScheduleKind, TrainConfig};
+use crate::dist::Dist;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -24,6 +25,8 @@ pub struct Sgd {
     weight_decay: Vec<f64>,
     nesterov: bool,
     flat: Flat,
+    /// The ranks whose gradients are averaged before each step (one process: none).
+    dist: Dist,
 }
 
 enum Flat {
@@ -117,7 +120,7 @@ impl Sgd {
         params.sort_by(|a, b| a.0.cmp(&b.0));
         let buffers = params.iter().map(|_| None).collect();
         let weight_decay = vec![weight_decay; params.len()];
-        Sgd { params, buffers, momentum, weight_decay, nesterov, flat: Flat::Pending }
+        Sgd { params, buffers, momentum, weight_decay, nesterov, flat: Flat::Pending, dist: Dist::single() }
     }
 
     /// Decays only the parameters for which `decays(name, parameter)` holds.
@@ -281,14 +284,64 @@ impl Sgd {
         });
     }
 
-    /// Clips the gradients to `bound` (when positive) by global norm or by value, then steps.
-    pub fn clip_and_step(&mut self, lr: f64, bound: f64, by: ClipBy) {
+    /// Averages the gradients over the ranks of `dist` before every step (data parallelism).
+    pub fn set_dist(&mut self, dist: Dist) {
+        self.dist = dist;
+    }
+
+    /// Replaces every rank's gradients by their mean over the ranks: one all-reduce per flat buffer. Every parameter
+    /// must have a gradient on every rank (AGNAS runs every candidate at every step).
+    fn average_grads(&mut self) -> crate::dist::Result<()> {
+        let world = self.dist.world();
+        if world == 1 {
+            return Ok(());
+        }
+        self.flatten();
+        let grads: Vec<Tensor> = match &self.flat {
+            Flat::On(groups) => groups.iter().map(|g| g.grads.shallow_clone()).collect(),
+            _ => self.params.iter().map(|(_, p)| p.grad()).filter(Tensor::defined).collect(),
+        };
+        self.dist.all_reduce_sum(&grads)?;
+        tch::no_grad(|| {
+            for mut g in grads {
+                let _ = g.g_div_scalar_(world as f64);
+            }
+        });
+        Ok(())
+    }
+
+    /// Every rank's momentum buffers take rank 0's (after rank 0 alone read a checkpoint).
+    pub fn share_momentum(&mut self) -> crate::dist::Result<()> {
+        if self.dist.world() == 1 {
+            return Ok(());
+        }
+        let has = Tensor::from_slice(&[i64::from(self.buffers.iter().any(Option::is_some))]);
+        self.dist.broadcast(std::slice::from_ref(&has), 0)?;
+        if has.int64_value(&[0]) == 0 {
+            return Ok(());
+        }
+        for ((_, p), buf) in self.params.iter().zip(self.buffers.iter_mut()) {
+            buf.get_or_insert_with(|| p.zeros_like());
+        }
+        let buffers: Vec<Tensor> = self.buffers.iter().flatten().map(Tensor::shallow_clone).collect();
+        self.dist.broadcast(&buffers, 0)?;
+        if matches!(self.flat, Flat::On(_)) {
+            self.flat = Flat::Pending;
+        }
+        Ok(())
+    }
+
+    /// Averages the gradients over the ranks, clips them to `bound` (when positive) by global norm or by value, then
+    /// steps.
+    pub fn clip_and_step(&mut self, lr: f64, bound: f64, by: ClipBy) -> crate::dist::Result<()> {
+        self.average_grads()?;
         match by {
             _ if bound <= 0.0 => {}
             ClipBy::Norm => self.clip_grad_norm(bound),
             ClipBy::Value => self.clip_grad_value(bound),
         }
         self.step(lr);
+        Ok(())
     }
 
     pub fn step(&mut self, lr: f64) {

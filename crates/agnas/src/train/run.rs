@@ -8,8 +8,9 @@ use super::checkpoint::Checkpoints;
 use super::optim::{LrSchedule, Sgd};
 use super::{DeviceChoice, Means, MemoryFormat, StepSchedule, Totals, TrainConfig};
 use crate::data::augment::{Augment, Transform};
-use crate::data::loader::{Batch, Loader, LoaderConfig};
+use crate::data::loader::{Batch, Loader, LoaderConfig, Shard};
 use crate::data::{self, DataConfig, Dataset, Normalization};
+use crate::dist::Dist;
 use crate::report::{self, progress::ProgressMode, write_jsonl, Progress, CONFIG_FILE};
 use anyhow::{Context, Result};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -58,9 +59,12 @@ pub trait RunConfig: Serialize + DeserializeOwned {
 /// An opened run: its configuration, folder, device and data.
 pub struct Run<C> {
     pub config: C,
+    /// The run folder; only rank 0 reads and writes it.
     pub out: PathBuf,
     pub resumed: bool,
     pub device: Device,
+    /// The ranks training together (one process: a single rank).
+    pub dist: Dist,
     /// The training images.
     pub dataset: Arc<dyn Dataset>,
     /// The images of `dataset` that train (the `data.split` share, or all with `data.heldout_path`).
@@ -78,24 +82,23 @@ pub struct Run<C> {
 
 impl<C: RunConfig> Run<C> {
     /// Claims the folder of a new run (writing its configuration) or reads back the configuration of the run being
-    /// resumed; then threads, device and the data, split.
-    pub fn open(start: Start<C>) -> Result<Self> {
-        let (config, out, resumed) = match start {
-            Start::New { config, out } => {
-                config.validate()?;
-                report::claim_run_folder(&out, &toml::to_string_pretty(&config)?)?;
-                (config, out, false)
-            }
-            Start::Resume(dir) => {
-                let config =
-                    C::load(&dir.join(CONFIG_FILE)).context("resuming needs the run folder's configuration")?;
-                (config, dir, true)
-            }
-        };
+    /// resumed; then threads, device and the data, split. With several ranks, rank 0 alone does the folder's part
+    /// and the others take its configuration.
+    pub fn open(start: Start<C>, dist: Dist) -> Result<Self> {
+        let out = start.out().to_path_buf();
+        let folder = if dist.is_root() { Self::folder(start) } else { Ok((String::new(), false)) };
+        let (text, resumed) = dist.from_root(folder)?;
+        let config: C = toml::from_str(&text).context("the configuration rank 0 sent")?;
+        let batch = config.train().batch_size;
+        anyhow::ensure!(
+            batch % dist.world() == 0,
+            "train.batch_size {batch} is the global batch: it must be a multiple of the {} ranks",
+            dist.world()
+        );
         if config.threads() > 0 {
             tch::set_num_threads(config.threads() as i32);
         }
-        let device = config.device().resolve()?;
+        let device = dist.device(config.device().resolve()?);
         let parts = data::open_parts(config.data(), config.seed())?;
         let first = parts.train.image(0).context("reading the first image")?;
         let transform = Transform { augment: config.train().augment, view: config.data().view() };
@@ -122,6 +125,7 @@ impl<C: RunConfig> Run<C> {
             out,
             resumed,
             device,
+            dist,
             dataset: parts.train,
             train_idx: parts.train_idx,
             other_set: parts.other,
@@ -129,18 +133,43 @@ impl<C: RunConfig> Run<C> {
         })
     }
 
-    /// Seeds libtorch and builds the model on a fresh variable store in the configured memory layout.
+    /// The run folder's part of [`Run::open`]: the configuration (as TOML) and whether the run is resumed.
+    fn folder(start: Start<C>) -> Result<(String, bool)> {
+        match start {
+            Start::New { config, out } => {
+                config.validate()?;
+                let text = toml::to_string_pretty(&config)?;
+                report::claim_run_folder(&out, &text)?;
+                Ok((text, false))
+            }
+            Start::Resume(dir) => {
+                let config =
+                    C::load(&dir.join(CONFIG_FILE)).context("resuming needs the run folder's configuration")?;
+                Ok((toml::to_string_pretty(&config)?, true))
+            }
+        }
+    }
+
+    /// Whether this process writes the run folder (rank 0).
+    pub fn writes(&self) -> bool {
+        self.dist.is_root()
+    }
+
+    /// Seeds libtorch and builds the model on a fresh variable store in the configured memory layout; every rank
+    /// starts from rank 0's parameters and buffers.
     pub fn model<M>(&self, build: impl FnOnce(&tch::nn::Path) -> Result<M>) -> Result<(VarStore, M)> {
         tch::manual_seed(self.config.seed() as i64);
         let vs = VarStore::new(self.device);
         let model = build(&vs.root())?;
         self.config.memory_format().apply(&vs);
+        self.dist.broadcast_vars(&vs)?;
         Ok((vs, model))
     }
 
-    /// A loader over `idx` of this run's training images with its normalisation, geometry, workers and seed.
+    /// A training loader over `idx` of this run's training images with its normalisation, geometry, workers and
+    /// seed; with several ranks, this rank's equal part of every batch of `batch_size` (the global batch).
     pub fn loader(&self, idx: Vec<usize>, batch_size: usize, augment: Augment, shuffle: bool) -> Loader {
-        self.loader_over(self.dataset.clone(), idx, batch_size, augment, shuffle)
+        self.sharded(self.dataset.clone(), idx, batch_size, augment, shuffle, true)
     }
 
     /// A loader over all of `other_idx` (held-out or validation images), in order.
@@ -148,8 +177,8 @@ impl<C: RunConfig> Run<C> {
         self.loader_over(self.other_set.clone(), self.other_idx.clone(), batch_size, augment, false)
     }
 
-    /// A loader over `idx` of another data set (a test split) with this run's normalisation, geometry, workers and
-    /// seed.
+    /// An evaluation loader over `idx` of another data set (a test split) with this run's normalisation, geometry,
+    /// workers and seed; with several ranks, this rank's part of every batch, unpadded (evaluation sums).
     pub fn loader_over(
         &self,
         dataset: Arc<dyn Dataset>,
@@ -157,6 +186,18 @@ impl<C: RunConfig> Run<C> {
         batch_size: usize,
         augment: Augment,
         shuffle: bool,
+    ) -> Loader {
+        self.sharded(dataset, idx, batch_size, augment, shuffle, false)
+    }
+
+    fn sharded(
+        &self,
+        dataset: Arc<dyn Dataset>,
+        idx: Vec<usize>,
+        batch_size: usize,
+        augment: Augment,
+        shuffle: bool,
+        pad: bool,
     ) -> Loader {
         let d = self.config.data();
         let config = LoaderConfig {
@@ -168,18 +209,22 @@ impl<C: RunConfig> Run<C> {
             workers: d.workers,
             prefetch: d.prefetch,
             seed: self.config.seed(),
+            shard: Shard { rank: self.dist.rank(), world: self.dist.world(), pad },
         };
         Loader::new(dataset, idx, config)
     }
 
-    /// The result a finished run wrote, if it did (resuming a finished run returns it).
-    pub fn finished<R: DeserializeOwned>(&self) -> Result<Option<R>> {
-        let path = self.out.join("result.json");
-        if !path.exists() {
-            return Ok(None);
-        }
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        Ok(Some(serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?))
+    /// The result a finished run wrote, if it did (resuming a finished run returns it); rank 0 reads it for all.
+    pub fn finished<R: Serialize + DeserializeOwned>(&self) -> Result<Option<R>> {
+        let read = || -> Result<Option<R>> {
+            let path = self.out.join("result.json");
+            if !path.exists() {
+                return Ok(None);
+            }
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            Ok(Some(serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?))
+        };
+        self.dist.from_root(if self.writes() { read() } else { Ok(None) })
     }
 }
 
@@ -216,7 +261,8 @@ pub trait Job {
     /// trainer adds to its loss and accuracy sums.
     fn step(&mut self, x: &Tensor, y: &Tensor, ctx: StepContext, opt: &mut Sgd) -> Result<(Tensor, Tensor)>;
 
-    /// Sums the job keeps on the device besides the trainer's, by name, for checkpoints.
+    /// Sums the job keeps on the device besides the trainer's, by name, for checkpoints. With several ranks each
+    /// holds its own part during the epoch; when the epoch's steps are done they hold the sums over all ranks.
     fn accumulators(&self) -> Vec<(&str, &Tensor)> {
         Vec::new()
     }
@@ -261,6 +307,7 @@ impl<E, X: Default> Default for History<E, X> {
 pub struct Trainer<'a> {
     out: &'a Path,
     device: Device,
+    dist: Dist,
     train: &'a TrainConfig,
     pub vs: VarStore,
     pub opt: Sgd,
@@ -271,10 +318,12 @@ pub struct Trainer<'a> {
 }
 
 impl<'a> Trainer<'a> {
-    pub fn new<C: RunConfig>(run: &'a Run<C>, vs: VarStore, opt: Sgd, schedule: Box<dyn LrSchedule>) -> Self {
+    pub fn new<C: RunConfig>(run: &'a Run<C>, vs: VarStore, mut opt: Sgd, schedule: Box<dyn LrSchedule>) -> Self {
+        opt.set_dist(run.dist.clone());
         Trainer {
             out: &run.out,
             device: run.device,
+            dist: run.dist.clone(),
             train: run.config.train(),
             vs,
             opt,
@@ -285,8 +334,9 @@ impl<'a> Trainer<'a> {
         }
     }
 
+    /// How progress shows; only rank 0 shows it.
     pub fn progress(mut self, mode: ProgressMode) -> Self {
-        self.progress = mode;
+        self.progress = if self.dist.is_root() { mode } else { ProgressMode::Hidden };
         self
     }
 
@@ -338,6 +388,10 @@ impl<'a> Trainer<'a> {
                 plan.check_stop(state.global_step)?;
             }
             progress.finish();
+            self.dist.all_reduce_sum(&Self::sums(&totals, job))?;
+            // Every rank evaluates rank 0's network: the batch-norm statistics are the only state the ranks do not
+            // share.
+            self.dist.broadcast_buffers(&self.vs)?;
             let train = totals.means();
             anyhow::ensure!(
                 train.loss.is_finite(),
@@ -352,25 +406,63 @@ impl<'a> Trainer<'a> {
             state.epoch += 1;
             state.step = 0;
             totals = Totals::new(self.device);
-            write_jsonl(&self.out.join("metrics.jsonl"), &state.metrics)?;
+            if self.dist.is_root() {
+                write_jsonl(&self.out.join("metrics.jsonl"), &state.metrics)?;
+            }
             self.save(&state, &totals, job)?;
         }
         Ok(state)
     }
 
+    /// The trainer's and the job's running sums (handles to them).
+    fn sums<J: Job>(totals: &Totals, job: &J) -> Vec<Tensor> {
+        totals.named().into_iter().chain(job.accumulators()).map(|(_, t)| t.shallow_clone()).collect()
+    }
+
+    /// Rank 0 writes what every rank needs to resume: the shared weights and momentum, the loop's position, and the
+    /// running sums over all ranks (a resumed rank 0 starts from them, the others from zero), so that a run resumes
+    /// to the same numbers with any number of ranks.
     fn save<J: Job>(&self, state: &History<J::Epoch, J::Extra>, totals: &Totals, job: &J) -> Result<()> {
         let mut named = totals.named();
         named.extend(job.accumulators());
+        let summed: Vec<Tensor> = named.iter().map(|(_, t)| t.copy()).collect();
+        self.dist.all_reduce_sum(&summed)?;
+        if !self.dist.is_root() {
+            return Ok(());
+        }
+        let named: Vec<(&str, &Tensor)> = named.iter().map(|(n, _)| *n).zip(&summed).collect();
         self.checkpoints.save(state.global_step, &self.vs, &self.opt, &named, state)
     }
 
+    /// The newest checkpoint, read by rank 0 and shared with the other ranks.
     #[allow(clippy::type_complexity)]
     fn restore<J: Job>(&mut self, job: &mut J) -> Result<(History<J::Epoch, J::Extra>, Totals)> {
-        let Some(dir) = self.checkpoints.latest()? else {
+        let latest = if self.dist.is_root() { self.checkpoints.latest() } else { Ok(None) };
+        let Some(dir) = self.dist.from_root(latest)? else {
             return Ok((History::default(), Totals::new(self.device)));
         };
-        let (mut saved, state): (_, History<J::Epoch, J::Extra>) =
-            Checkpoints::load(&dir, &mut self.vs, &mut self.opt)?;
+        let loaded = match self.dist.is_root() {
+            true => Checkpoints::load(&dir, &mut self.vs, &mut self.opt).map(Some),
+            false => Ok(None),
+        };
+        let loaded: Option<(Vec<(String, Tensor)>, History<J::Epoch, J::Extra>)> = loaded?;
+        // The other ranks get the position and history, and zero sums shaped as rank 0's.
+        let message = match &loaded {
+            Some((saved, state)) => {
+                Ok((serde_json::to_value(state)?, saved.iter().map(|(n, t)| (n.clone(), t.size())).collect()))
+            }
+            None => Ok((serde_json::Value::Null, Vec::new())),
+        };
+        let (shared, shapes): (serde_json::Value, Vec<(String, Vec<i64>)>) = self.dist.from_root(message)?;
+        let (mut saved, state) = match loaded {
+            Some(loaded) => loaded,
+            None => {
+                let zeros = |(n, size): (String, Vec<i64>)| (n, Tensor::zeros(size, (tch::Kind::Double, Device::Cpu)));
+                (shapes.into_iter().map(zeros).collect(), serde_json::from_value(shared)?)
+            }
+        };
+        self.dist.broadcast_vars(&self.vs)?;
+        self.opt.share_momentum()?;
         tracing::info!("resuming from {} (epoch {}, step {})", dir.display(), state.epoch, state.step);
         let totals = Totals::restore(&mut saved, self.device)?;
         job.restore(saved.into_iter().map(|(n, t)| (n, t.to_device(self.device))).collect())?;
@@ -379,11 +471,12 @@ impl<'a> Trainer<'a> {
 }
 
 /// Forward of a whole data set without gradients; `forward` returns the logits. Loss and accuracy sums stay on the
-/// device until the end.
+/// device until the end, where they are summed over the ranks (each ran its part of every batch).
 pub fn evaluate(
     loader: &Loader,
     epoch: usize,
     device: Device,
+    dist: &Dist,
     mode: ProgressMode,
     label: &str,
     mut forward: impl FnMut(&Tensor) -> Tensor,
@@ -395,12 +488,15 @@ pub fn evaluate(
             let Batch { x, y, .. } = batch?;
             let (x, y) = (x.to_device(device), y.to_device(device));
             let logits = forward(&x);
-            totals.add(&logits, &logits.cross_entropy_for_logits(&y), &y);
+            if y.size()[0] > 0 {
+                totals.add(&logits, &logits.cross_entropy_for_logits(&y), &y);
+            }
             progress.set(i as u64 + 1, String::new);
         }
         Ok(())
     })?;
     progress.finish();
+    dist.all_reduce_sum(&totals.named().into_iter().map(|(_, t)| t.shallow_clone()).collect::<Vec<_>>())?;
     Ok(totals.means())
 }
 
@@ -481,7 +577,7 @@ mod tests {
 
     /// Trains the toy loop in `out` (new or resumed); returns the rates of its steps and the final weight.
     fn toy(start: Start<ToyConfig>, stop_after: Option<u64>) -> Result<(Vec<f64>, Tensor)> {
-        let run = Run::open(start)?;
+        let run = Run::open(start, Dist::single())?;
         // Constant initial weights: the global generator `Run::model` seeds is shared with tests running alongside.
         let init = tch::nn::LinearConfig {
             ws_init: tch::nn::Init::Const(0.0),
@@ -559,9 +655,9 @@ mod tests {
         let config = ToyConfig { seed: 1, data, train: TrainConfig { augment, ..TrainConfig::default() } };
         let mut grey = config.clone();
         grey.data.normalization = Some(Normalization { mean: vec![0.5], std: vec![0.5] });
-        let err = Run::open(Start::New { config: grey, out: dir.path().join("grey") }).err().unwrap();
+        let err = Run::open(Start::New { config: grey, out: dir.path().join("grey") }, Dist::single()).err().unwrap();
         assert!(err.to_string().contains("data.normalization has 1 channels, the images 3"), "{err}");
-        let run = Run::open(Start::New { config, out: dir.path().join("run") }).unwrap();
+        let run = Run::open(Start::New { config, out: dir.path().join("run") }, Dist::single()).unwrap();
         assert_eq!(run.normalization, Normalization::imagenet());
         assert_eq!(run.image_size, (12, 12), "the random resized crop's size, not the first image's");
         assert_eq!((run.train_idx.len(), run.other_idx.len(), run.other_set.len()), (12, 6, 6));

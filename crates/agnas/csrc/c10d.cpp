@@ -1,0 +1,180 @@
+// The bridge from agnas to libtorch's own collectives (c10d): a TCPStore rendezvous and a ProcessGroupGloo (CPU
+// tensors) or ProcessGroupNCCL (CUDA tensors, built with AGNAS_NCCL). Only objects made by libtorch's exported
+// functions cross this file, and only through their virtual methods, so nothing here depends on Gloo's or NCCL's
+// inner layouts. Every function catches what libtorch throws and hands the message back as a malloc'd string.
+//
+// Pinned to the libtorch that tch 0.24 binds (2.11): c10d is an internal C++ API whose signatures move between
+// releases.
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef AGNAS_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+char* copy_message(const std::string& message) {
+  char* out = static_cast<char*>(std::malloc(message.size() + 1));
+  if (out != nullptr) {
+    std::memcpy(out, message.c_str(), message.size() + 1);
+  }
+  return out;
+}
+
+template <typename F>
+int guarded(char** err, F&& body) {
+  try {
+    body();
+    return 0;
+  } catch (const std::exception& e) {
+    *err = copy_message(e.what());
+  } catch (...) {
+    *err = copy_message("unknown C++ exception");
+  }
+  return 1;
+}
+
+std::string alive_key(int rank) {
+  return "agnas/alive/" + std::to_string(rank);
+}
+
+}  // namespace
+
+// One rank's membership: the rendezvous store, the process group, and a heartbeat (a counter each rank bumps in the
+// store four times a second) that tells, after a collective failed, which peer stopped.
+struct agnas_c10d {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::Store> beat_store;
+  c10::intrusive_ptr<c10d::Backend> group;
+  int rank = 0;
+  int world = 1;
+  std::atomic<bool> stop{false};
+  std::thread heartbeat;
+
+  ~agnas_c10d() {
+    stop = true;
+    if (heartbeat.joinable()) {
+      heartbeat.join();
+    }
+  }
+};
+
+extern "C" {
+
+void agnas_c10d_free_message(char* message) {
+  std::free(message);
+}
+
+// Rendezvous at host:port (rank 0 serves the store there) and the process group over it. `backend` is "gloo" or
+// "nccl"; `iface`, when not empty, is the network interface Gloo binds to (GLOO_SOCKET_IFNAME's role).
+agnas_c10d* agnas_c10d_new(const char* backend, const char* host, int port, int rank, int world, int64_t timeout_ms,
+                           const char* iface, char** err) {
+  agnas_c10d* out = nullptr;
+  guarded(err, [&] {
+    auto pg = std::make_unique<agnas_c10d>();
+    pg->rank = rank;
+    pg->world = world;
+    const auto timeout = std::chrono::milliseconds(timeout_ms);
+    c10d::TCPStoreOptions options;
+    options.port = static_cast<std::uint16_t>(port);
+    options.isServer = rank == 0;
+    options.numWorkers = world;
+    options.waitWorkers = true;
+    options.timeout = timeout;
+    pg->store = c10::make_intrusive<c10d::TCPStore>(host, options);
+    const std::string name(backend);
+    if (name == "gloo") {
+      auto gloo = c10d::ProcessGroupGloo::Options::create(timeout);
+      gloo->devices.push_back(std::strlen(iface) > 0
+                                  ? c10d::ProcessGroupGloo::createDeviceForInterface(iface)
+                                  : c10d::ProcessGroupGloo::createDefaultDevice());
+      pg->group = c10::make_intrusive<c10d::ProcessGroupGloo>(pg->store, rank, world, gloo);
+    } else if (name == "nccl") {
+#ifdef AGNAS_NCCL
+      auto nccl = c10d::ProcessGroupNCCL::Options::create();
+      nccl->timeout = timeout;
+      pg->group = c10::make_intrusive<c10d::ProcessGroupNCCL>(pg->store, rank, world, nccl);
+#else
+      throw std::runtime_error("this agnas was built without NCCL (cargo feature `nccl`)");
+#endif
+    } else {
+      throw std::runtime_error("unknown c10d backend `" + name + "`");
+    }
+    c10d::TCPStoreOptions client;
+    client.port = static_cast<std::uint16_t>(port);
+    client.timeout = timeout;
+    pg->beat_store = c10::make_intrusive<c10d::TCPStore>(host, client);
+    agnas_c10d* raw = pg.get();
+    raw->heartbeat = std::thread([raw] {
+      const std::string key = alive_key(raw->rank);
+      while (!raw->stop) {
+        try {
+          raw->beat_store->add(key, 1);
+        } catch (...) {
+          return;  // The store is gone; the next collective reports it.
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      }
+    });
+    out = pg.release();
+  });
+  return out;
+}
+
+void agnas_c10d_free(agnas_c10d* pg) {
+  delete pg;
+}
+
+// Sums each tensor in place across the ranks (one collective per tensor: c10d reduces the tensors of one call together).
+int agnas_c10d_all_reduce_sum(agnas_c10d* pg, at::Tensor** tensors, int n, char** err) {
+  return guarded(err, [&] {
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    works.reserve(n);
+    for (int i = 0; i < n; ++i) {
+      std::vector<at::Tensor> one{*tensors[i]};
+      works.push_back(pg->group->allreduce(one, c10d::AllreduceOptions{}));
+    }
+    for (auto& work : works) {
+      work->wait();
+    }
+  });
+}
+
+int agnas_c10d_broadcast(agnas_c10d* pg, at::Tensor** tensors, int n, int root, char** err) {
+  return guarded(err, [&] {
+    c10d::BroadcastOptions options;
+    options.rootRank = root;
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    works.reserve(n);
+    for (int i = 0; i < n; ++i) {
+      std::vector<at::Tensor> one{*tensors[i]};
+      works.push_back(pg->group->broadcast(one, options));
+    }
+    for (auto& work : works) {
+      work->wait();
+    }
+  });
+}
+
+int agnas_c10d_barrier(agnas_c10d* pg, char** err) {
+  return guarded(err, [&] { pg->group->barrier(c10d::BarrierOptions{})->wait(); });
+}
+
+// Each rank's heartbeat count into `counts` (world entries); a rank whose count stands still has stopped.
+int agnas_c10d_heartbeats(agnas_c10d* pg, int64_t* counts, char** err) {
+  return guarded(err, [&] {
+    for (int r = 0; r < pg->world; ++r) {
+      counts[r] = pg->store->add(alive_key(r), 0);
+    }
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,195 @@
+//! libtorch's c10d process groups through `csrc/c10d.cpp`: the TCPStore rendezvous, then Gloo or NCCL.
+use super::{Collective, DistError, Membership, Result};
+use std::ffi::{c_char, c_int, CStr, CString};
+use std::time::Duration;
+use tch::Tensor;
+
+#[repr(C)]
+struct RawGroup {
+    _private: [u8; 0],
+}
+
+/// tch's tensor handle is a `torch::Tensor*` (torch-sys's `C_tensor`), which the bridge takes as `at::Tensor*`.
+type RawTensor = *const std::ffi::c_void;
+
+extern "C" {
+    fn agnas_c10d_free_message(message: *mut c_char);
+    fn agnas_c10d_new(
+        backend: *const c_char,
+        host: *const c_char,
+        port: c_int,
+        rank: c_int,
+        world: c_int,
+        timeout_ms: i64,
+        iface: *const c_char,
+        err: *mut *mut c_char,
+    ) -> *mut RawGroup;
+    fn agnas_c10d_free(group: *mut RawGroup);
+    fn agnas_c10d_all_reduce_sum(
+        group: *mut RawGroup,
+        tensors: *const RawTensor,
+        n: c_int,
+        err: *mut *mut c_char,
+    ) -> c_int;
+    fn agnas_c10d_broadcast(
+        group: *mut RawGroup,
+        tensors: *const RawTensor,
+        n: c_int,
+        root: c_int,
+        err: *mut *mut c_char,
+    ) -> c_int;
+    fn agnas_c10d_barrier(group: *mut RawGroup, err: *mut *mut c_char) -> c_int;
+    fn agnas_c10d_heartbeats(group: *mut RawGroup, counts: *mut i64, err: *mut *mut c_char) -> c_int;
+}
+
+/// A c10d process group of this process's rank, with the rendezvous it came from.
+pub(super) struct C10d {
+    group: *mut RawGroup,
+    rank: usize,
+    world: usize,
+    backend: &'static str,
+    rendezvous: String,
+}
+
+// The process group is used from one thread at a time (the training loop's), and c10d's objects may move between
+// threads.
+unsafe impl Send for C10d {}
+unsafe impl Sync for C10d {}
+
+/// The bridge's error message, freed.
+fn take_message(err: *mut c_char) -> String {
+    if err.is_null() {
+        return "unknown error".to_string();
+    }
+    let text = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
+    unsafe { agnas_c10d_free_message(err) };
+    text
+}
+
+impl C10d {
+    pub(super) fn connect(backend: &'static str, who: &Membership, timeout: Duration) -> anyhow::Result<Self> {
+        let c = |s: &str| CString::new(s).map_err(|_| anyhow::anyhow!("{s:?} holds a NUL byte"));
+        let (name, host, iface) = (c(backend)?, c(&who.master_addr)?, c(who.interface.as_deref().unwrap_or(""))?);
+        let rendezvous = format!("{}:{}", who.master_addr, who.master_port);
+        let mut err = std::ptr::null_mut();
+        let group = unsafe {
+            agnas_c10d_new(
+                name.as_ptr(),
+                host.as_ptr(),
+                c_int::from(who.master_port),
+                who.rank as c_int,
+                who.world as c_int,
+                timeout.as_millis() as i64,
+                iface.as_ptr(),
+                &mut err,
+            )
+        };
+        if group.is_null() {
+            return Err(DistError::Setup(format!(
+                "rank {} of {} could not join the rendezvous at {rendezvous} within {:.0} s ({backend}): {}; check \
+                 MASTER_ADDR and MASTER_PORT, that rank 0 runs, and that every rank was given the same WORLD_SIZE",
+                who.rank,
+                who.world,
+                timeout.as_secs_f64(),
+                take_message(err)
+            ))
+            .into());
+        }
+        Ok(C10d { group, rank: who.rank, world: who.world, backend, rendezvous })
+    }
+
+    /// A failed collective's error, with the ranks whose heartbeat stopped: the dead or hung peers.
+    fn failure(&self, what: &str, detail: String) -> DistError {
+        let stopped = self.stopped_peers();
+        let detail = match stopped {
+            Ok(peers) if peers.is_empty() => format!("{what} failed: {detail}"),
+            Ok(peers) => {
+                let list = peers.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
+                format!("{what} failed because rank(s) {list} stopped responding (died or hung): {detail}")
+            }
+            Err(_) => format!(
+                "{what} failed, and rank 0, which serves the rendezvous at {}, is gone (died or unreachable): {detail}",
+                self.rendezvous
+            ),
+        };
+        if self.rank == 0 {
+            // The store lives in this process: keep it up a little, so that the other ranks can tell who stopped.
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+        DistError::Collective { rank: self.rank, detail }
+    }
+
+    /// The ranks whose heartbeat did not move over one second.
+    fn stopped_peers(&self) -> std::result::Result<Vec<usize>, String> {
+        let before = self.heartbeats()?;
+        std::thread::sleep(Duration::from_millis(1000));
+        let after = self.heartbeats()?;
+        Ok((0..self.world).filter(|&r| r != self.rank && before[r] == after[r]).collect())
+    }
+
+    fn heartbeats(&self) -> std::result::Result<Vec<i64>, String> {
+        let mut counts = vec![0i64; self.world];
+        let mut err = std::ptr::null_mut();
+        match unsafe { agnas_c10d_heartbeats(self.group, counts.as_mut_ptr(), &mut err) } {
+            0 => Ok(counts),
+            _ => Err(take_message(err)),
+        }
+    }
+
+    fn check(&self, what: &str, status: c_int, err: *mut c_char) -> Result<()> {
+        match status {
+            0 => Ok(()),
+            _ => Err(self.failure(what, take_message(err))),
+        }
+    }
+}
+
+fn raw(tensors: &[Tensor]) -> Result<Vec<RawTensor>> {
+    for t in tensors {
+        if !t.is_contiguous() {
+            return Err(DistError::Setup("c10d collectives take contiguous tensors".into()));
+        }
+    }
+    Ok(tensors.iter().map(|t| t.as_ptr() as RawTensor).collect())
+}
+
+impl Collective for C10d {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+
+    fn world(&self) -> usize {
+        self.world
+    }
+
+    fn engine(&self) -> String {
+        format!("c10d/{}", self.backend)
+    }
+
+    fn all_reduce_sum(&self, tensors: &[Tensor]) -> Result<()> {
+        let ptrs = raw(tensors)?;
+        let mut err = std::ptr::null_mut();
+        let status = unsafe { agnas_c10d_all_reduce_sum(self.group, ptrs.as_ptr(), ptrs.len() as c_int, &mut err) };
+        self.check("an all-reduce", status, err)
+    }
+
+    fn broadcast(&self, tensors: &[Tensor], root: usize) -> Result<()> {
+        let ptrs = raw(tensors)?;
+        let mut err = std::ptr::null_mut();
+        let status =
+            unsafe { agnas_c10d_broadcast(self.group, ptrs.as_ptr(), ptrs.len() as c_int, root as c_int, &mut err) };
+        self.check("a broadcast", status, err)
+    }
+
+    fn barrier(&self) -> Result<()> {
+        let mut err = std::ptr::null_mut();
+        let status = unsafe { agnas_c10d_barrier(self.group, &mut err) };
+        self.check("a barrier", status, err)
+    }
+}
+
+impl Drop for C10d {
+    fn drop(&mut self) {
+        unsafe { agnas_c10d_free(self.group) };
+    }
+}

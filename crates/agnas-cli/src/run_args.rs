@@ -40,6 +40,10 @@ pub struct RunArgs {
     /// Images per training step (the global batch; the learning rate is defined for it).
     #[arg(long, group = "config_flags")]
     batch_size: Option<usize>,
+    /// Forward-backward passes per step and rank, on equal parts of its batch (batch-norm statistics per part; one
+    /// process with M trains as M ranks would).
+    #[arg(long, group = "config_flags")]
+    micro_batches: Option<usize>,
     /// Initial SGD learning rate.
     #[arg(long, group = "config_flags")]
     lr: Option<f64>,
@@ -91,6 +95,7 @@ macro_rules! run_settings {
             fn apply(&mut self, args: &RunArgs) {
                 set_flags!(args, self; seed => seed, device => device, threads => threads,
                            memory_format => memory_format, epochs => train.epochs, batch_size => train.batch_size,
+                           micro_batches => train.micro_batches,
                            lr => train.lr, cutout => train.augment.cutout, per_class => data.per_class,
                            workers => data.workers, checkpoint_every => train.checkpoint_every,
                            format => data.format);

@@ -46,16 +46,22 @@ std::string alive_key(int rank) {
   return "agnas/alive/" + std::to_string(rank);
 }
 
+std::string reached_key(int rank) {
+  return "agnas/reached/" + std::to_string(rank);
+}
+
 }  // namespace
 
-// One rank's membership: the rendezvous store, the process group, and a heartbeat (a counter each rank bumps in the
-// store four times a second) that tells, after a collective failed, which peer stopped.
+// One rank's membership: the rendezvous store, the process group, and a heartbeat: four times a second each rank
+// bumps a counter in the store and publishes how many collectives it has entered, so that after a collective failed
+// the others can tell which peer died (its counter stands still) or hangs elsewhere (it never reached this one).
 struct agnas_c10d {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::Store> beat_store;
   c10::intrusive_ptr<c10d::Backend> group;
   int rank = 0;
   int world = 1;
+  std::atomic<int64_t> entered{0};
   std::atomic<bool> stop{false};
   std::thread heartbeat;
 
@@ -114,10 +120,13 @@ agnas_c10d* agnas_c10d_new(const char* backend, const char* host, int port, int 
     pg->beat_store = c10::make_intrusive<c10d::TCPStore>(host, client);
     agnas_c10d* raw = pg.get();
     raw->heartbeat = std::thread([raw] {
-      const std::string key = alive_key(raw->rank);
+      const std::string alive = alive_key(raw->rank);
+      const std::string reached = reached_key(raw->rank);
       while (!raw->stop) {
         try {
-          raw->beat_store->add(key, 1);
+          const std::string count = std::to_string(raw->entered.load());
+          raw->beat_store->set(reached, std::vector<uint8_t>(count.begin(), count.end()));
+          raw->beat_store->add(alive, 1);
         } catch (...) {
           return;  // The store is gone; the next collective reports it.
         }
@@ -136,6 +145,7 @@ void agnas_c10d_free(agnas_c10d* pg) {
 // Sums each tensor in place across the ranks (one collective per tensor: c10d reduces the tensors of one call together).
 int agnas_c10d_all_reduce_sum(agnas_c10d* pg, at::Tensor** tensors, int n, char** err) {
   return guarded(err, [&] {
+    pg->entered++;
     std::vector<c10::intrusive_ptr<c10d::Work>> works;
     works.reserve(n);
     for (int i = 0; i < n; ++i) {
@@ -150,6 +160,7 @@ int agnas_c10d_all_reduce_sum(agnas_c10d* pg, at::Tensor** tensors, int n, char*
 
 int agnas_c10d_broadcast(agnas_c10d* pg, at::Tensor** tensors, int n, int root, char** err) {
   return guarded(err, [&] {
+    pg->entered++;
     c10d::BroadcastOptions options;
     options.rootRank = root;
     std::vector<c10::intrusive_ptr<c10d::Work>> works;
@@ -165,14 +176,25 @@ int agnas_c10d_broadcast(agnas_c10d* pg, at::Tensor** tensors, int n, int root, 
 }
 
 int agnas_c10d_barrier(agnas_c10d* pg, char** err) {
-  return guarded(err, [&] { pg->group->barrier(c10d::BarrierOptions{})->wait(); });
+  return guarded(err, [&] {
+    pg->entered++;
+    pg->group->barrier(c10d::BarrierOptions{})->wait();
+  });
 }
 
-// Each rank's heartbeat count into `counts` (world entries); a rank whose count stands still has stopped.
-int agnas_c10d_heartbeats(agnas_c10d* pg, int64_t* counts, char** err) {
+// Each rank's heartbeat count and the number of collectives it had entered at its last beat (world entries each; -1
+// where a rank has not published it); this rank's own count of collectives entered is `entered[rank]`.
+int agnas_c10d_peers(agnas_c10d* pg, int64_t* beats, int64_t* entered, char** err) {
   return guarded(err, [&] {
     for (int r = 0; r < pg->world; ++r) {
-      counts[r] = pg->store->add(alive_key(r), 0);
+      beats[r] = pg->store->add(alive_key(r), 0);
+      entered[r] = -1;
+      if (r == pg->rank) {
+        entered[r] = pg->entered.load();
+      } else if (pg->store->check({reached_key(r)})) {
+        const auto bytes = pg->store->get(reached_key(r));
+        entered[r] = std::stoll(std::string(bytes.begin(), bytes.end()));
+      }
     }
   });
 }

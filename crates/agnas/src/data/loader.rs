@@ -42,15 +42,16 @@ pub struct LoaderConfig {
 pub struct Shard {
     pub rank: usize,
     pub world: usize,
-    /// Training: every rank gets as many images (a short last batch is padded with the epoch's first images, as
-    /// PyTorch's `DistributedSampler` pads), so that the mean of the ranks' mean losses is the batch's. Otherwise the
-    /// parts differ by at most one image and a rank's part may be empty (sums, not means, are combined).
-    pub pad: bool,
+    /// Training: a short last batch is padded with the epoch's first images (as PyTorch's `DistributedSampler`
+    /// pads) to a multiple of this many equal parts (ranks × micro-batches, a multiple of `world`), so that the mean
+    /// of the parts' mean losses is the batch's. `None` (evaluation): the ranks' parts differ by at most one image and
+    /// may be empty, as sums, not means, are combined.
+    pub pad: Option<usize>,
 }
 
 impl Default for Shard {
     fn default() -> Self {
-        Shard { rank: 0, world: 1, pad: false }
+        Shard { rank: 0, world: 1, pad: None }
     }
 }
 
@@ -59,14 +60,14 @@ impl Shard {
     fn positions(&self, k: usize, batch_size: usize, n: usize) -> std::ops::Range<usize> {
         let start = k * batch_size;
         let m = batch_size.min(n - start);
-        if self.world <= 1 {
-            return start..start + m;
+        match self.pad {
+            Some(parts) if parts > 1 => {
+                let per = m.div_ceil(parts) * (parts / self.world);
+                start + self.rank * per..start + (self.rank + 1) * per
+            }
+            _ if self.world <= 1 => start..start + m,
+            _ => start + self.rank * m / self.world..start + (self.rank + 1) * m / self.world,
         }
-        if self.pad {
-            let per = m.div_ceil(self.world);
-            return start + self.rank * per..start + (self.rank + 1) * per;
-        }
-        start + self.rank * m / self.world..start + (self.rank + 1) * m / self.world
     }
 }
 
@@ -520,7 +521,7 @@ mod tests {
         let data = synthetic(21);
         let all: Vec<Batch> =
             Loader::new(data.clone(), (0..21).collect(), config(1, 1)).epoch(2, 0).map(|b| b.unwrap()).collect();
-        for (world, pad) in [(2, true), (4, true), (3, false), (4, false)] {
+        for (world, pad) in [(2, Some(2)), (4, Some(4)), (2, Some(6)), (1, Some(3)), (3, None), (4, None)] {
             let parts: Vec<Vec<Batch>> = (0..world)
                 .map(|rank| {
                     let cfg = LoaderConfig { shard: Shard { rank, world, pad }, ..config(2, 2) };
@@ -531,7 +532,7 @@ mod tests {
                 let joined: Vec<usize> = parts.iter().flat_map(|p| p[k].indices.clone()).collect();
                 let sizes: Vec<usize> = parts.iter().map(|p| p[k].indices.len()).collect();
                 let (lo, hi) = (*sizes.iter().min().unwrap(), *sizes.iter().max().unwrap());
-                if pad {
+                if pad.is_some() {
                     // The batch in rank order, then the epoch's first images as padding; every part the same size.
                     assert_eq!(lo, hi, "world {world} batch {k}: {sizes:?}");
                     assert_eq!(joined[..whole.indices.len()], whole.indices[..], "world {world} batch {k}");
@@ -550,7 +551,7 @@ mod tests {
             }
         }
         // The last batch of 21 in batches of 8 has 5 images: four ranks unpadded get 1, 1, 1, 2; one rank of 8 gets none.
-        let cfg = LoaderConfig { shard: Shard { rank: 0, world: 8, pad: false }, ..config(1, 1) };
+        let cfg = LoaderConfig { shard: Shard { rank: 0, world: 8, pad: None }, ..config(1, 1) };
         let last = Loader::new(data, (0..21).collect(), cfg).epoch(2, 2).next().unwrap().unwrap();
         assert_eq!(last.x.size(), [0, 3, 8, 6], "an empty part keeps the images' shape");
     }

@@ -39,7 +39,7 @@ extern "C" {
         err: *mut *mut c_char,
     ) -> c_int;
     fn agnas_c10d_barrier(group: *mut RawGroup, err: *mut *mut c_char) -> c_int;
-    fn agnas_c10d_heartbeats(group: *mut RawGroup, counts: *mut i64, err: *mut *mut c_char) -> c_int;
+    fn agnas_c10d_peers(group: *mut RawGroup, beats: *mut i64, entered: *mut i64, err: *mut *mut c_char) -> c_int;
 }
 
 /// A c10d process group of this process's rank, with the rendezvous it came from.
@@ -98,15 +98,19 @@ impl C10d {
         Ok(C10d { group, rank: who.rank, world: who.world, backend, rendezvous })
     }
 
-    /// A failed collective's error, with the ranks whose heartbeat stopped: the dead or hung peers.
+    /// A failed collective's error, naming the peers that died (their heartbeat stopped) or hang elsewhere (they
+    /// never reached this collective).
     fn failure(&self, what: &str, detail: String) -> DistError {
-        let stopped = self.stopped_peers();
-        let detail = match stopped {
-            Ok(peers) if peers.is_empty() => format!("{what} failed: {detail}"),
-            Ok(peers) => {
-                let list = peers.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
-                format!("{what} failed because rank(s) {list} stopped responding (died or hung): {detail}")
+        let list = |ranks: &[usize]| ranks.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
+        let detail = match self.peers() {
+            Ok((dead, _)) if !dead.is_empty() => {
+                format!("{what} failed: rank(s) {} died (their heartbeat stopped): {detail}", list(&dead))
             }
+            Ok((_, behind)) if !behind.is_empty() => format!(
+                "{what} failed: rank(s) {} are alive but never reached it (hung, or running other code): {detail}",
+                list(&behind)
+            ),
+            Ok(_) => format!("{what} failed: {detail}"),
             Err(_) => format!(
                 "{what} failed, and rank 0, which serves the rendezvous at {}, is gone (died or unreachable): {detail}",
                 self.rendezvous
@@ -119,19 +123,23 @@ impl C10d {
         DistError::Collective { rank: self.rank, detail }
     }
 
-    /// The ranks whose heartbeat did not move over one second.
-    fn stopped_peers(&self) -> std::result::Result<Vec<usize>, String> {
-        let before = self.heartbeats()?;
+    /// (dead, behind): the peers whose heartbeat did not move over one second, and those that had entered fewer
+    /// collectives than this rank.
+    fn peers(&self) -> std::result::Result<(Vec<usize>, Vec<usize>), String> {
+        let (before, _) = self.beats()?;
         std::thread::sleep(Duration::from_millis(1000));
-        let after = self.heartbeats()?;
-        Ok((0..self.world).filter(|&r| r != self.rank && before[r] == after[r]).collect())
+        let (after, entered) = self.beats()?;
+        let others = || (0..self.world).filter(|&r| r != self.rank);
+        let dead = others().filter(|&r| before[r] == after[r]).collect();
+        let behind = others().filter(|&r| entered[r] < entered[self.rank]).collect();
+        Ok((dead, behind))
     }
 
-    fn heartbeats(&self) -> std::result::Result<Vec<i64>, String> {
-        let mut counts = vec![0i64; self.world];
+    fn beats(&self) -> std::result::Result<(Vec<i64>, Vec<i64>), String> {
+        let (mut beats, mut entered) = (vec![0i64; self.world], vec![0i64; self.world]);
         let mut err = std::ptr::null_mut();
-        match unsafe { agnas_c10d_heartbeats(self.group, counts.as_mut_ptr(), &mut err) } {
-            0 => Ok(counts),
+        match unsafe { agnas_c10d_peers(self.group, beats.as_mut_ptr(), entered.as_mut_ptr(), &mut err) } {
+            0 => Ok((beats, entered)),
             _ => Err(take_message(err)),
         }
     }

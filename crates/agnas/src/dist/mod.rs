@@ -270,6 +270,26 @@ impl Dist {
         tch::no_grad(|| self.broadcast(&tensors, 0))
     }
 
+    /// Checks that every rank holds the same variables, bit for bit (they train in lockstep: a difference means a
+    /// broken engine or a rank that ran other code); the error names the ranks that differ.
+    pub fn check_same_vars(&self, vs: &VarStore) -> anyhow::Result<()> {
+        if self.world() == 1 {
+            return Ok(());
+        }
+        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut hash = 0xcbf2_9ce4_8422_2325u64;
+        for (name, t) in vars {
+            let t = t.detach().to_device(Device::Cpu).contiguous().reshape([-1]);
+            let n = t.numel() * t.kind().elt_size_in_bytes();
+            let mut bytes = vec![0u8; n];
+            t.view_dtype(Kind::Uint8).copy_data_u8(&mut bytes, n);
+            hash = fnv1a_from(hash, name.as_bytes());
+            hash = fnv1a_from(hash, &bytes);
+        }
+        Ok(self.agree("parameters", &hash.to_le_bytes())?)
+    }
+
     /// The buffers of a model (batch-norm statistics) take rank 0's values, so that every rank evaluates one network.
     pub fn broadcast_buffers(&self, vs: &VarStore) -> Result<()> {
         if self.world() == 1 {
@@ -284,7 +304,11 @@ impl Dist {
 
 /// 64-bit FNV-1a: stable across processes and builds, unlike the standard library's hasher.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    fnv1a_from(0xcbf2_9ce4_8422_2325, bytes)
+}
+
+fn fnv1a_from(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// Runs `op` on the tensors in flat buckets: tensors of one kind and device, at most [`BUCKET_BYTES`] together, copied

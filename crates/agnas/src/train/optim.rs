@@ -27,6 +27,8 @@ pub struct Sgd {
     flat: Flat,
     /// The ranks whose gradients are averaged before each step (one process: none).
     dist: Dist,
+    /// (index, count) of the current micro-batch of a step: gradients accumulate until the last.
+    micro: (usize, usize),
 }
 
 enum Flat {
@@ -120,7 +122,16 @@ impl Sgd {
         params.sort_by(|a, b| a.0.cmp(&b.0));
         let buffers = params.iter().map(|_| None).collect();
         let weight_decay = vec![weight_decay; params.len()];
-        Sgd { params, buffers, momentum, weight_decay, nesterov, flat: Flat::Pending, dist: Dist::single() }
+        Sgd {
+            params,
+            buffers,
+            momentum,
+            weight_decay,
+            nesterov,
+            flat: Flat::Pending,
+            dist: Dist::single(),
+            micro: (0, 1),
+        }
     }
 
     /// Decays only the parameters for which `decays(name, parameter)` holds.
@@ -241,6 +252,9 @@ impl Sgd {
     }
 
     pub fn zero_grad(&mut self) {
+        if self.micro.0 > 0 {
+            return;
+        }
         if let Flat::On(groups) = &mut self.flat {
             for group in groups {
                 let _ = group.grads.zero_();
@@ -284,6 +298,12 @@ impl Sgd {
         });
     }
 
+    /// The next forward-backward pass is micro-batch `index` of `count` of one step: `zero_grad` acts only before the
+    /// first, and `clip_and_step` only after the last, on the gradients' mean over the micro-batches.
+    pub fn micro_batch(&mut self, index: usize, count: usize) {
+        self.micro = (index, count);
+    }
+
     /// Averages the gradients over the ranks of `dist` before every step (data parallelism).
     pub fn set_dist(&mut self, dist: Dist) {
         self.dist = dist;
@@ -292,8 +312,8 @@ impl Sgd {
     /// Replaces every rank's gradients by their mean over the ranks: one all-reduce per flat buffer. Every parameter
     /// must have a gradient on every rank (AGNAS runs every candidate at every step).
     fn average_grads(&mut self) -> crate::dist::Result<()> {
-        let world = self.dist.world();
-        if world == 1 {
+        let parts = self.dist.world() * self.micro.1;
+        if parts == 1 {
             return Ok(());
         }
         self.flatten();
@@ -304,7 +324,7 @@ impl Sgd {
         self.dist.all_reduce_sum(&grads)?;
         tch::no_grad(|| {
             for mut g in grads {
-                let _ = g.g_div_scalar_(world as f64);
+                let _ = g.g_div_scalar_(parts as f64);
             }
         });
         Ok(())
@@ -334,6 +354,9 @@ impl Sgd {
     /// Averages the gradients over the ranks, clips them to `bound` (when positive) by global norm or by value, then
     /// steps.
     pub fn clip_and_step(&mut self, lr: f64, bound: f64, by: ClipBy) -> crate::dist::Result<()> {
+        if self.micro.0 + 1 < self.micro.1 {
+            return Ok(());
+        }
         self.average_grads()?;
         match by {
             _ if bound <= 0.0 => {}

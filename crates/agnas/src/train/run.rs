@@ -89,10 +89,11 @@ impl<C: RunConfig> Run<C> {
         let folder = if dist.is_root() { Self::folder(start) } else { Ok((String::new(), false)) };
         let (text, resumed) = dist.from_root(folder)?;
         let config: C = toml::from_str(&text).context("the configuration rank 0 sent")?;
-        let batch = config.train().batch_size;
+        let (batch, micro) = (config.train().batch_size, config.train().micro_batches);
         anyhow::ensure!(
-            batch % dist.world() == 0,
-            "train.batch_size {batch} is the global batch: it must be a multiple of the {} ranks",
+            batch % (dist.world() * micro) == 0,
+            "train.batch_size {batch} is the global batch: it must be a multiple of the {} rank(s) times \
+             train.micro_batches {micro}",
             dist.world()
         );
         if config.threads() > 0 {
@@ -209,7 +210,11 @@ impl<C: RunConfig> Run<C> {
             workers: d.workers,
             prefetch: d.prefetch,
             seed: self.config.seed(),
-            shard: Shard { rank: self.dist.rank(), world: self.dist.world(), pad },
+            shard: Shard {
+                rank: self.dist.rank(),
+                world: self.dist.world(),
+                pad: pad.then(|| self.dist.world() * self.config.train().micro_batches),
+            },
         };
         Loader::new(dataset, idx, config)
     }
@@ -368,8 +373,12 @@ impl<'a> Trainer<'a> {
                 let (x, y) = (x.to_device(self.device), y.to_device(self.device));
                 let lr = self.schedule.lr(epoch, state.step, steps);
                 let ctx = StepContext { epoch, step: state.step, global_step: state.global_step, lr };
-                let (logits, loss) = job.step(&x, &y, ctx, &mut self.opt)?;
-                totals.add(&logits, &loss, &y);
+                let micro = self.train.micro_batches as i64;
+                for (k, (x, y)) in x.chunk(micro, 0).iter().zip(y.chunk(micro, 0).iter()).enumerate() {
+                    self.opt.micro_batch(k, micro as usize);
+                    let (logits, loss) = job.step(x, y, ctx, &mut self.opt)?;
+                    totals.add(&logits, &loss, y);
+                }
                 state.step += 1;
                 state.global_step += 1;
                 if plan.sync_due(state.step) {
@@ -392,6 +401,7 @@ impl<'a> Trainer<'a> {
             // Every rank evaluates rank 0's network: the batch-norm statistics are the only state the ranks do not
             // share.
             self.dist.broadcast_buffers(&self.vs)?;
+            self.dist.check_same_vars(&self.vs)?;
             let train = totals.means();
             anyhow::ensure!(
                 train.loss.is_finite(),

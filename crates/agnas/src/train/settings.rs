@@ -144,7 +144,12 @@ pub enum ScheduleKind {
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
     pub epochs: usize,
+    /// Images per step over all ranks: the global batch, for which the learning rate is set.
     pub batch_size: usize,
+    /// Forward-backward passes per step and rank, on equal parts of its images, with gradients summed before the
+    /// update: batch-norm statistics are per micro-batch, so one process with `micro_batches` M trains as M ranks
+    /// would (up to summation order), in 1/M of the memory.
+    pub micro_batches: usize,
     pub lr: f64,
     pub lr_min: f64,
     pub momentum: f64,
@@ -174,6 +179,7 @@ impl Default for TrainConfig {
         TrainConfig {
             epochs: 50,
             batch_size: 64,
+            micro_batches: 1,
             lr: 0.025,
             lr_min: 0.001,
             momentum: 0.9,
@@ -198,6 +204,7 @@ impl TrainConfig {
         let t = self;
         ensure!(t.epochs > 0, "train.epochs must be at least 1");
         ensure!(t.batch_size > 0, "train.batch_size must be at least 1");
+        ensure!(t.micro_batches > 0, "train.micro_batches must be at least 1");
         ensure!(t.lr.is_finite() && t.lr > 0.0, "train.lr must be a positive number (got {})", t.lr);
         ensure!(
             t.lr_min.is_finite() && (0.0..=t.lr).contains(&t.lr_min),

@@ -34,6 +34,8 @@ int guarded(char** err, F&& body) {
   try {
     body();
     return 0;
+  } catch (const c10::Error& e) {
+    *err = copy_message(e.what_without_backtrace());
   } catch (const std::exception& e) {
     *err = copy_message(e.what());
   } catch (...) {

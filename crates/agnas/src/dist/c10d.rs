@@ -61,7 +61,7 @@ fn take_message(err: *mut c_char) -> String {
     if err.is_null() {
         return "unknown error".to_string();
     }
-    let text = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
+    let text = unsafe { CStr::from_ptr(err) }.to_string_lossy().split_whitespace().collect::<Vec<_>>().join(" ");
     unsafe { agnas_c10d_free_message(err) };
     text
 }
@@ -86,8 +86,8 @@ impl C10d {
         };
         if group.is_null() {
             return Err(DistError::Setup(format!(
-                "rank {} of {} could not join the rendezvous at {rendezvous} within {:.0} s ({backend}): {}; check \
-                 MASTER_ADDR and MASTER_PORT, that rank 0 runs, and that every rank was given the same WORLD_SIZE",
+                "rank {} of {} could not join the rendezvous at {rendezvous} within {:.0} s ({backend}; check \
+                 MASTER_ADDR and MASTER_PORT, that rank 0 runs, and that every rank was given the same WORLD_SIZE): {}",
                 who.rank,
                 who.world,
                 timeout.as_secs_f64(),

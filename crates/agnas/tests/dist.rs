@@ -229,3 +229,103 @@ fn a_wrong_world_size_or_no_master_fails_the_rendezvous_clearly() {
         assert!(line.contains("same WORLD_SIZE"), "{line}");
     }
 }
+
+/// Two "hosts" on one machine: network namespaces joined by a veth pair with private addresses, made and removed by
+/// the test. Needs root and iproute2; where the environment refuses, the test says why it did not run.
+struct Hosts {
+    names: [String; 2],
+}
+
+impl Hosts {
+    /// The two namespaces, or why they could not be made.
+    fn make() -> Result<Hosts, String> {
+        let tag = std::process::id() % 100_000;
+        let names = [format!("agnas-a{tag}"), format!("agnas-b{tag}")];
+        let hosts = Hosts { names };
+        let [a, b] = &hosts.names;
+        let (va, vb) = (format!("agv{tag}a"), format!("agv{tag}b"));
+        let steps: Vec<Vec<String>> = vec![
+            vec!["netns".into(), "add".into(), a.clone()],
+            vec!["netns".into(), "add".into(), b.clone()],
+            vec!["link", "add", &va, "netns", a, "type", "veth", "peer", "name", &vb, "netns", b]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        ];
+        for step in steps {
+            ip(&step)?;
+        }
+        for (ns, dev, addr) in [(a, &va, "10.231.77.1/24"), (b, &vb, "10.231.77.2/24")] {
+            for args in [
+                vec!["-n", ns, "addr", "add", addr, "dev", dev],
+                vec!["-n", ns, "link", "set", dev, "up"],
+                vec!["-n", ns, "link", "set", "lo", "up"],
+            ] {
+                ip(&args.into_iter().map(String::from).collect::<Vec<_>>())?;
+            }
+        }
+        Ok(hosts)
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", name]).output();
+        }
+    }
+}
+
+fn ip(args: &[String]) -> Result<(), String> {
+    let out = Command::new("ip").args(args).output().map_err(|e| format!("running ip: {e}"))?;
+    match out.status.success() {
+        true => Ok(()),
+        false => Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())),
+    }
+}
+
+#[test]
+fn two_hosts_in_network_namespaces() {
+    if is_worker() {
+        let dist = connect(30);
+        let t = Tensor::full([1 << 20], dist.rank() as f64 + 1.0, (Kind::Float, Device::Cpu));
+        dist.all_reduce_sum(std::slice::from_ref(&t)).unwrap();
+        assert_eq!(t.min().double_value(&[]), 3.0);
+        let from = dist.broadcast_bytes(format!("host of rank {}", dist.rank()).into_bytes(), 0).unwrap();
+        assert_eq!(from, b"host of rank 0");
+        return;
+    }
+    let hosts = match Hosts::make() {
+        Ok(h) => h,
+        Err(why) => {
+            eprintln!("two_hosts_in_network_namespaces: not run: network namespaces are not available here ({why})");
+            return;
+        }
+    };
+    let exe = std::env::current_exe().unwrap();
+    let started = Instant::now();
+    let children: Vec<_> = (0..2)
+        .map(|rank| {
+            let dev = format!("agv{}{}", std::process::id() % 100_000, ["a", "b"][rank]);
+            Command::new("ip")
+                .args(["netns", "exec", &hosts.names[rank]])
+                .arg(&exe)
+                .args(["two_hosts_in_network_namespaces", "--exact", "--nocapture"])
+                .env(WORKER, "1")
+                .env("RANK", rank.to_string())
+                .env("WORLD_SIZE", "2")
+                // Rank 0's host: reachable from the other namespace only over the veth pair.
+                .env("MASTER_ADDR", "10.231.77.1")
+                .env("MASTER_PORT", "29511")
+                .env("GLOO_SOCKET_IFNAME", dev)
+                .env("OMP_NUM_THREADS", "1")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<Output> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    all_passed("two hosts", &outputs);
+    assert!(started.elapsed() < Duration::from_secs(60));
+}

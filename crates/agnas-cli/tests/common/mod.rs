@@ -16,6 +16,8 @@ pub fn run_ok(cmd: &mut Command) -> Output {
     out
 }
 
+// Not every test file expects failures.
+#[allow(dead_code)]
 pub fn run_err(cmd: &mut Command) -> String {
     let out = cmd.output().expect("agnas runs");
     assert!(!out.status.success(), "agnas should have failed; stdout: {}", String::from_utf8_lossy(&out.stdout));

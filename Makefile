@@ -3,8 +3,10 @@
 
 CARGO ?= cargo
 
-# Creates (once per user) the torch 2.11.0 virtual environment that provides libtorch, and links it as .libtorch.
+# Installs the Debian packages the build needs where missing (Gloo's headers, for the c10d bridge), and creates (once
+# per user) the torch 2.11.0 virtual environment that provides libtorch, linked as .libtorch.
 setup:
+	@./scripts/setup-system.sh
 	@./scripts/setup-libtorch.sh >/dev/null
 
 # A real AGNAS search in the NAS-Bench-201 space on the CIFAR-10 subset embedded in agnas (about 10 min, 2 cores).
@@ -13,12 +15,17 @@ search: setup
 
 # Tests that need data agnas does not ship are #[ignore]d with their reason and run here when the data is named:
 # AGNAS_CIFAR10_DIR (the provided CIFAR-10 images, unpacked) and AGNAS_NB201_CSV (the NAS-Bench-201 source CSV).
+# The MPI engine's tests run with agnas built with `--features agnas/mpi` (target/mpi) where Open MPI can be installed.
 test: setup
 	$(CARGO) test --release --workspace
 	@if [ -n "$$AGNAS_CIFAR10_DIR" ]; then $(CARGO) test --release --workspace -- --ignored cifar10; \
 	else echo "not run: the tests on the provided CIFAR-10 images (set AGNAS_CIFAR10_DIR)"; fi
 	@if [ -n "$$AGNAS_NB201_CSV" ]; then $(CARGO) test --release --workspace -- --ignored nb201_table; \
 	else echo "not run: the test against the NAS-Bench-201 source CSV (set AGNAS_NB201_CSV)"; fi
+	@if ./scripts/setup-system.sh mpi; then \
+		$(CARGO) build --release -p agnas-cli --features agnas/mpi --target-dir target/mpi && \
+		AGNAS_MPI_BIN="$(CURDIR)/target/mpi/release/agnas" $(CARGO) test --release -p agnas-cli --test dist -- --ignored mpi; \
+	else echo "not run: the MPI tests (they need Open MPI and libclang: scripts/setup-system.sh mpi)"; fi
 
 lint: setup
 	$(CARGO) fmt --all -- --check

@@ -48,7 +48,7 @@ fn c10d(root: &Path) {
         println!("cargo:rerun-if-env-changed=AGNAS_CUDA_HEADERS");
         build.define("USE_C10D_NCCL", None).define("USE_CUDA", None).define("AGNAS_NCCL", None);
         // The CUDA and NCCL headers of the wheel's nvidia packages, plus the two header-only wheels the NCCL
-        // headers need (scripts/setup-nccl-headers.sh).
+        // headers need (`AGNAS_CUDA_HEADERS`, which scripts/setup-nccl-headers.sh prints).
         let site = root.parent().map(Path::to_path_buf).unwrap_or_default();
         for dir in ["nvidia/cu13/include", "nvidia/nccl/include"] {
             build.include(site.join(dir));
@@ -64,7 +64,6 @@ fn c10d(root: &Path) {
     println!("cargo:rustc-link-lib=dylib=torch_cpu");
     println!("cargo:rustc-link-lib=dylib=c10");
     if std::env::var_os("CARGO_FEATURE_NCCL").is_some() {
-        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
         println!("cargo:rustc-link-lib=dylib=torch_cuda");
         println!("cargo:rustc-link-lib=dylib=c10_cuda");
     }

@@ -6,6 +6,7 @@ use agnas::data::augment::{Augment, CenterView, ColorJitter, RandomResizedCrop, 
 use agnas::data::folder::FolderDataset;
 use agnas::data::loader::{Loader, LoaderConfig, Shard};
 use agnas::data::{Dataset, Normalization};
+use agnas::dist::{Dist, DistChoice};
 use agnas::space::{Space, SpaceName, SpaceTask};
 use agnas::train::{cross_entropy, Sgd};
 use agnas::train::{DeviceChoice, MemoryFormat};
@@ -13,7 +14,7 @@ use anyhow::{ensure, Context, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
@@ -44,9 +45,13 @@ pub struct StepArgs {
     /// Untimed passes first (allocator and kernel warm-up).
     #[arg(long, default_value_t = 2)]
     warmup: usize,
-    /// Images per step.
+    /// Images per step (over all ranks when launched as several).
     #[arg(long, default_value_t = 64)]
     batch_size: i64,
+    /// Data parallelism, as for `search`: under `agnas launch`, torchrun or mpirun the step runs on each rank's part of
+    /// the batch and the line adds the gradient all-reduce's time.
+    #[arg(long, default_value = "auto", value_parser = crate::parse_named::<DistChoice>)]
+    dist: DistChoice,
     /// CPU threads for libtorch (0 = its default).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -249,18 +254,27 @@ fn step<S: Space>(a: &StepArgs) -> Result<()> {
     }
     let cfg = bench_config::<S>(a)?;
     cfg.validate()?;
-    let device = a.device.resolve()?;
+    let dist = Dist::connect(a.dist, a.device.resolve()?, Duration::from_secs(300))?;
+    let device = dist.device(a.device.resolve()?);
+    let world = dist.world() as i64;
+    ensure!(a.batch_size % world == 0, "--batch-size {} must be a multiple of the {world} ranks", a.batch_size);
+    ensure!(!(a.loader && world > 1), "--loader times one process's loader: run it without other ranks");
+    let per_rank = a.batch_size / world;
     tch::manual_seed(0);
     let vs = VarStore::new(device);
     let supernet = S::build_supernet(&cfg.supernet, &vs.root(), 3, 10);
     a.memory_format.apply(&vs);
+    dist.broadcast_vars(&vs)?;
     let mut opt = Sgd::from_config(&vs, &cfg.train);
-    let x = Tensor::randn([a.batch_size, 3, a.image_size, a.image_size], (Kind::Float, device));
-    let y = Tensor::randint(10, [a.batch_size], (Kind::Int64, device));
+    opt.set_dist(dist.clone());
+    tch::manual_seed(1 + dist.rank() as i64);
+    let x = Tensor::randn([per_rank, 3, a.image_size, a.image_size], (Kind::Float, device));
+    let y = Tensor::randint(10, [per_rank], (Kind::Int64, device));
     let batches = if a.loader { Some(embedded_batches(&cfg, a.batch_size as usize)?) } else { None };
     // Epoch after epoch, so that a long benchmark never runs out of real batches.
     let mut batches = batches.as_ref().map(|l| (0u64..).flat_map(move |e| l.epoch(e, 0)));
-    let [mut whole, mut forward, mut backward, mut update] = std::array::from_fn(|_| Vec::with_capacity(a.steps));
+    let [mut whole, mut forward, mut backward, mut reduce, mut update] =
+        std::array::from_fn(|_| Vec::with_capacity(a.steps));
     for i in 0..a.warmup + a.steps {
         sync(device);
         let start = Instant::now();
@@ -275,22 +289,30 @@ fn step<S: Space>(a: &StepArgs) -> Result<()> {
         // The parts of `agnas::search::train_step`, timed one by one.
         let loss = cross_entropy(&supernet.forward_t(&x, true).logits, &y, cfg.train.label_smoothing);
         let forward_ms = lap(&mut t, device);
-        let (backward_ms, update_ms) = if a.forward_only {
+        let (backward_ms, reduce_ms, update_ms) = if a.forward_only {
             drop(loss);
-            (0.0, 0.0)
+            (0.0, 0.0, 0.0)
         } else {
             opt.zero_grad();
             loss.backward();
             let backward_ms = lap(&mut t, device);
+            opt.average_grads()?;
+            let reduce_ms = lap(&mut t, device);
             opt.clip_and_step(cfg.train.lr, cfg.train.grad_clip, cfg.train.grad_clip_by)?;
-            (backward_ms, lap(&mut t, device))
+            (backward_ms, reduce_ms, lap(&mut t, device))
         };
         if i >= a.warmup {
             whole.push(start.elapsed().as_secs_f64() * 1e3);
             forward.push(forward_ms);
             backward.push(backward_ms);
+            reduce.push(reduce_ms);
             update.push(update_ms);
         }
+    }
+    // Every rank timed its own steps; rank 0's speak for the run (the all-reduce keeps them in step).
+    dist.barrier()?;
+    if !dist.is_root() {
+        return Ok(());
     }
     let mean = whole.iter().sum::<f64>() / whole.len().max(1) as f64;
     let min = whole.iter().copied().fold(f64::NAN, f64::min);
@@ -301,6 +323,8 @@ fn step<S: Space>(a: &StepArgs) -> Result<()> {
         "batch_size": a.batch_size,
         "image_size": a.image_size,
         "threads": tch::get_num_threads(),
+        "ranks": world,
+        "engine": format!("{dist:?}"),
     });
     if let (Some(map), serde_json::Value::Object(shape)) = (line.as_object_mut(), serde_json::to_value(&cfg.supernet)?)
     {
@@ -316,6 +340,7 @@ fn step<S: Space>(a: &StepArgs) -> Result<()> {
         "min_ms": min,
         "forward_ms": median(forward),
         "backward_ms": median(backward),
+        "allreduce_ms": median(reduce),
         "optimizer_ms": median(update),
         "peak_rss_mb": peak_rss_mb(),
     });

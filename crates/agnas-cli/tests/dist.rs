@@ -198,3 +198,32 @@ fn a_killed_rank_ends_the_launch() {
     assert!(stderr.contains("rank 1 ended with signal: 9"), "{stderr}");
     assert!(killed.elapsed() < Duration::from_secs(20), "{:?}", killed.elapsed());
 }
+
+#[test]
+#[ignore = "needs Open MPI and agnas built with `--features agnas/mpi` (AGNAS_MPI_BIN): make test runs it"]
+fn mpi_ranks_train_as_micro_batches() {
+    let bin = std::env::var("AGNAS_MPI_BIN").expect("AGNAS_MPI_BIN names the agnas built with the mpi feature");
+    for (ranks, extra) in [(2, vec![]), (4, vec!["--batch-size", "32", "--epochs", "1"])] {
+        let dir = tempfile::tempdir().unwrap();
+        let (many, one) = (dir.path().join("mpi"), dir.path().join("one"));
+        let mut mpirun = Command::new("mpirun");
+        mpirun
+            .args(["-np", &ranks.to_string(), "--oversubscribe", "-x", "OMP_NUM_THREADS=1", "-x", "RUST_LOG=warn"])
+            .arg(&bin)
+            .args(search_args("nb201", &many, &extra))
+            .args(["--dist", "mpi"])
+            // CI runs as root, which Open MPI refuses without these.
+            .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+        run_ok(&mut mpirun);
+        let micro = ranks.to_string();
+        let mut single = vec!["--micro-batches", micro.as_str()];
+        single.extend(&extra);
+        run_ok(Command::new(&bin).args(search_args("nb201", &one, &single)));
+        for ((name, x), (_, y)) in parameters(&many).iter().zip(parameters(&one)) {
+            let diff = (x - &y).abs().max().double_value(&[]);
+            assert!(diff <= 1e-5, "MPI, {ranks} ranks: {name} differs by {diff}");
+        }
+        assert!(many.join("result.json").exists());
+    }
+}

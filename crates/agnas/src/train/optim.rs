@@ -29,6 +29,8 @@ pub struct Sgd {
     dist: Dist,
     /// (index, count) of the current micro-batch of a step: gradients accumulate until the last.
     micro: (usize, usize),
+    /// Whether this step's gradients are already averaged over the ranks and micro-batches.
+    averaged: bool,
 }
 
 enum Flat {
@@ -131,6 +133,7 @@ impl Sgd {
             flat: Flat::Pending,
             dist: Dist::single(),
             micro: (0, 1),
+            averaged: false,
         }
     }
 
@@ -309,13 +312,15 @@ impl Sgd {
         self.dist = dist;
     }
 
-    /// Replaces every rank's gradients by their mean over the ranks: one all-reduce per flat buffer. Every parameter
-    /// must have a gradient on every rank (AGNAS runs every candidate at every step).
-    fn average_grads(&mut self) -> crate::dist::Result<()> {
+    /// Replaces every rank's gradients by their mean over the ranks and micro-batches: one all-reduce per flat
+    /// buffer. Every parameter must have a gradient on every rank (AGNAS runs every candidate at every step).
+    /// [`Sgd::clip_and_step`] does it; a caller may do it first, to time it.
+    pub fn average_grads(&mut self) -> crate::dist::Result<()> {
         let parts = self.dist.world() * self.micro.1;
-        if parts == 1 {
+        if parts == 1 || self.averaged {
             return Ok(());
         }
+        self.averaged = true;
         self.flatten();
         let grads: Vec<Tensor> = match &self.flat {
             Flat::On(groups) => groups.iter().map(|g| g.grads.shallow_clone()).collect(),
@@ -358,6 +363,7 @@ impl Sgd {
             return Ok(());
         }
         self.average_grads()?;
+        self.averaged = false;
         match by {
             _ if bound <= 0.0 => {}
             ClipBy::Norm => self.clip_grad_norm(bound),

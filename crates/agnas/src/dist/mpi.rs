@@ -49,6 +49,8 @@ impl Mpi {
 ///
 /// # Safety
 /// `t` is a contiguous CPU tensor whose elements are `T`s, and no other reference to its memory is used meanwhile.
+// A tensor handle does not own its memory the way a Rust value does: in-place libtorch ops take `&Tensor` too.
+#[allow(clippy::mut_from_ref)]
 unsafe fn elements<T>(t: &Tensor) -> &mut [T] {
     std::slice::from_raw_parts_mut(t.data_ptr() as *mut T, t.numel())
 }

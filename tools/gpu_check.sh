@@ -6,7 +6,9 @@
 #      styles (tools/bench_reference.py --device "$DEVICE"), in turns;
 #   3. RETRAINS (optional): a file of lines "name|arch|seed", each retrained with the reduced macro preset on DATA,
 #      all at once (the runs are small; the GPU is shared);
-#   4. the embedded NB201 search (`make search`) and a ProxylessNAS latency table on the GPU.
+#   4. the embedded NB201 search (`make search`) and a ProxylessNAS latency table on the GPU;
+#   5. NCCL_BIN (optional: agnas built with `--features agnas/nccl`): a smoke search as one c10d/NCCL rank against
+#      the same search without an engine (the parameters must agree to 1e-4).
 # Every stage writes its lines to $OUT as it goes, and a stage starts only while the deadline (SECONDS_LEFT from
 # the start) leaves room for it, so a run cut short still returns what it finished.
 #
@@ -17,12 +19,13 @@ DATA=${DATA:?DATA must name the CIFAR-10 training images (folder or .tar.gz)}
 OUT=${OUT:-/tmp/agnas-gpu}
 PY=${PY:-python3}
 RETRAINS=${RETRAINS:-}
+NCCL_BIN=${NCCL_BIN:-}
 DEVICE=${DEVICE:-cuda}  # cpu: a dry run of this script, with STEP_ARGS / RETRAIN_ARGS made small
 STEP_ARGS=${STEP_ARGS:---steps 20 --warmup 5 --batch-size 64}
 RETRAIN_ARGS=${RETRAIN_ARGS:---per-class 2000}
 SECONDS_LEFT=${SECONDS_LEFT:-540}
 ROUNDS=${ROUNDS:-1}
-STAGES=${STAGES:-smoke step retrains embedded latency}  # a rerun can name the stages it still needs
+STAGES=${STAGES:-smoke step retrains embedded latency nccl}  # a rerun can name the stages it still needs
 WORK=$(mktemp -d)
 mkdir -p "$OUT"
 LOG="$OUT/log.txt"
@@ -131,5 +134,20 @@ if want latency && room 60; then
     timeout $((SECONDS_LEFT - SECONDS - 10)) "$BIN" latency-table --space proxyless --device "$DEVICE" --repeats 20 \
         --warmup 5 --check 3 --out "$OUT/latency_h200.json" >/dev/null 2>"$WORK/latency.log"
     tail -3 "$WORK/latency.log"
+fi
+if want nccl && [ -n "$NCCL_BIN" ] && room 60; then
+    stage nccl world 1
+    RANK=0 WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29533 timeout 120 "$NCCL_BIN" search --space nb201 \
+        --preset smoke --device "$DEVICE" --dist c10d --out "$WORK/nccl" >"$WORK/nccl.log" 2>&1 &&
+        timeout 120 "$NCCL_BIN" search --space nb201 --preset smoke --device "$DEVICE" --out "$WORK/plain" \
+            >>"$WORK/nccl.log" 2>&1 || { echo "nccl: FAILED"; tail -5 "$WORK/nccl.log"; }
+    grep -m1 'c10d' "$WORK/nccl.log"
+    "$PY" - "$WORK/nccl" "$WORK/plain" <<'EOF' | tee -a "$OUT/nccl.jsonl"
+import glob, json, sys
+from safetensors.torch import load_file
+runs = [load_file(glob.glob(f"{d}/checkpoints/step-*/weights.safetensors")[0]) for d in sys.argv[1:]]
+diff = max((runs[0][k] - runs[1][k]).abs().max().item() for k in runs[0])
+print(json.dumps(dict(check="nccl world 1 against no engine", max_abs_diff=diff, ok=diff <= 1e-4)))
+EOF
 fi
 stage done

@@ -32,6 +32,53 @@ pub enum BenchCommand {
     /// normalise) or, with --eval, Resize + CenterCrop; one JSON line. `tools/bench_loader.py` times torchvision's
     /// PIL pipeline on the same folder.
     Loader(LoaderArgs),
+    /// Median time of an in-place all-reduce (sum) of one f32 tensor among the ranks that launched it (`agnas launch
+    /// -n 2 -- bench allreduce`, torchrun, mpirun); one JSON line from rank 0.
+    Allreduce(AllreduceArgs),
+}
+
+#[derive(Args)]
+pub struct AllreduceArgs {
+    /// Elements of the tensor (f32; the default is 16.8 MB, the size DISTRIBUTED.md's probes timed).
+    #[arg(long, default_value_t = 4 << 20)]
+    elements: i64,
+    /// Timed all-reduces, after two untimed ones.
+    #[arg(long, default_value_t = 20)]
+    rounds: usize,
+    /// The engine, as for `search`.
+    #[arg(long, default_value = "auto", value_parser = crate::parse_named::<DistChoice>)]
+    dist: DistChoice,
+}
+
+fn allreduce(a: &AllreduceArgs) -> Result<()> {
+    let dist = Dist::connect(a.dist, Device::Cpu, Duration::from_secs(300))?;
+    let mut t = Tensor::ones([a.elements], (Kind::Float, Device::Cpu));
+    let mut times = Vec::with_capacity(a.rounds);
+    for i in 0..a.rounds + 2 {
+        let _ = t.fill_(1.0);
+        dist.barrier()?;
+        let start = Instant::now();
+        dist.all_reduce_sum(std::slice::from_ref(&t))?;
+        if i >= 2 {
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let bytes = a.elements * 4;
+    ensure!(t.double_value(&[a.elements - 1]) == dist.world() as f64, "the all-reduce summed wrongly");
+    if dist.is_root() {
+        let ms = median(times);
+        outln!(
+            "{}",
+            serde_json::json!({
+                "engine": format!("{dist:?}"),
+                "ranks": dist.world(),
+                "megabytes": bytes as f64 / 1e6,
+                "median_ms": ms,
+                "algorithm_gb_per_s": bytes as f64 / ms / 1e6,
+            })
+        );
+    }
+    Ok(())
 }
 
 #[derive(Args)]
@@ -123,6 +170,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Step(a) => a.space.dispatch(&a),
         BenchCommand::Blocks(a) => a.space.dispatch(&a),
         BenchCommand::Loader(a) => loader(&a),
+        BenchCommand::Allreduce(a) => allreduce(&a),
     }
 }
 

@@ -144,8 +144,12 @@ impl Job for RetrainJob<'_> {
     type Extra = ();
 
     fn step(&mut self, x: &Tensor, y: &Tensor, ctx: StepContext, opt: &mut Sgd) -> Result<(Tensor, Tensor)> {
-        // Drop-path masks come from a generator seeded by the step, so that a resumed run draws the same ones.
-        tch::manual_seed((self.seed as i64).wrapping_mul(1_000_003).wrapping_add(ctx.global_step as i64));
+        // Drop-path masks come from a generator seeded by the step and the part of the batch, so that a resumed run
+        // draws the same ones, and ranks the ones micro-batches would.
+        let part = (ctx.part as i64) << 32;
+        tch::manual_seed(
+            (self.seed as i64).wrapping_mul(1_000_003).wrapping_add(ctx.global_step as i64).wrapping_add(part),
+        );
         let step =
             TrainingStep { epoch: ctx.epoch, epochs: self.train.epochs, label_smoothing: self.train.label_smoothing };
         let (logits, loss) = self.net.training_loss(x, y, step);

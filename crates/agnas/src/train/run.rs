@@ -242,6 +242,10 @@ pub struct StepContext {
     /// Steps of the whole run done before this one.
     pub global_step: u64,
     pub lr: f64,
+    /// Which part of the global batch this forward-backward pass trains on: rank × micro-batches + micro-batch (0 for
+    /// one process without micro-batches), so that random draws (drop-path) can differ between parts and be the same
+    /// however the parts are spread over ranks.
+    pub part: usize,
 }
 
 /// What the trainer knows when an epoch's steps are done.
@@ -372,10 +376,11 @@ impl<'a> Trainer<'a> {
                 let Batch { x, y, .. } = batch?;
                 let (x, y) = (x.to_device(self.device), y.to_device(self.device));
                 let lr = self.schedule.lr(epoch, state.step, steps);
-                let ctx = StepContext { epoch, step: state.step, global_step: state.global_step, lr };
-                let micro = self.train.micro_batches as i64;
-                for (k, (x, y)) in x.chunk(micro, 0).iter().zip(y.chunk(micro, 0).iter()).enumerate() {
-                    self.opt.micro_batch(k, micro as usize);
+                let micro = self.train.micro_batches;
+                for (k, (x, y)) in x.chunk(micro as i64, 0).iter().zip(y.chunk(micro as i64, 0).iter()).enumerate() {
+                    let part = self.dist.rank() * micro + k;
+                    let ctx = StepContext { epoch, step: state.step, global_step: state.global_step, lr, part };
+                    self.opt.micro_batch(k, micro);
                     let (logits, loss) = job.step(x, y, ctx, &mut self.opt)?;
                     totals.add(&logits, &loss, y);
                 }

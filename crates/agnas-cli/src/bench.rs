@@ -321,7 +321,7 @@ fn step<S: Space>(a: &StepArgs) -> Result<()> {
     let batches = if a.loader { Some(embedded_batches(&cfg, a.batch_size as usize)?) } else { None };
     // Epoch after epoch, so that a long benchmark never runs out of real batches.
     let mut batches = batches.as_ref().map(|l| (0u64..).flat_map(move |e| l.epoch(e, 0)));
-    let [mut whole, mut forward, mut backward, mut reduce, mut update] =
+    let [mut whole, mut forward, mut backward, mut wait, mut reduce, mut update] =
         std::array::from_fn(|_| Vec::with_capacity(a.steps));
     for i in 0..a.warmup + a.steps {
         sync(device);
@@ -337,22 +337,26 @@ fn step<S: Space>(a: &StepArgs) -> Result<()> {
         // The parts of `agnas::search::train_step`, timed one by one.
         let loss = cross_entropy(&supernet.forward_t(&x, true).logits, &y, cfg.train.label_smoothing);
         let forward_ms = lap(&mut t, device);
-        let (backward_ms, reduce_ms, update_ms) = if a.forward_only {
+        let (backward_ms, wait_ms, reduce_ms, update_ms) = if a.forward_only {
             drop(loss);
-            (0.0, 0.0, 0.0)
+            (0.0, 0.0, 0.0, 0.0)
         } else {
             opt.zero_grad();
             loss.backward();
             let backward_ms = lap(&mut t, device);
+            // The slower ranks' lag, apart from the all-reduce itself.
+            dist.barrier()?;
+            let wait_ms = lap(&mut t, device);
             opt.average_grads()?;
             let reduce_ms = lap(&mut t, device);
             opt.clip_and_step(cfg.train.lr, cfg.train.grad_clip, cfg.train.grad_clip_by)?;
-            (backward_ms, reduce_ms, lap(&mut t, device))
+            (backward_ms, wait_ms, reduce_ms, lap(&mut t, device))
         };
         if i >= a.warmup {
             whole.push(start.elapsed().as_secs_f64() * 1e3);
             forward.push(forward_ms);
             backward.push(backward_ms);
+            wait.push(wait_ms);
             reduce.push(reduce_ms);
             update.push(update_ms);
         }
@@ -388,6 +392,7 @@ fn step<S: Space>(a: &StepArgs) -> Result<()> {
         "min_ms": min,
         "forward_ms": median(forward),
         "backward_ms": median(backward),
+        "wait_ms": median(wait),
         "allreduce_ms": median(reduce),
         "optimizer_ms": median(update),
         "peak_rss_mb": peak_rss_mb(),

@@ -460,16 +460,17 @@ impl<'a> Trainer<'a> {
             true => Checkpoints::load(&dir, &mut self.vs, &mut self.opt).map(Some),
             false => Ok(None),
         };
-        let loaded: Option<(Vec<(String, Tensor)>, History<J::Epoch, J::Extra>)> = loaded?;
-        // The other ranks get the position and history, and zero sums shaped as rank 0's.
+        let loaded: Result<Option<(Vec<(String, Tensor)>, History<J::Epoch, J::Extra>)>> = loaded;
+        // The other ranks get the position and history, and zero sums shaped as rank 0's (or rank 0's error).
         let message = match &loaded {
-            Some((saved, state)) => {
+            Ok(Some((saved, state))) => {
                 Ok((serde_json::to_value(state)?, saved.iter().map(|(n, t)| (n.clone(), t.size())).collect()))
             }
-            None => Ok((serde_json::Value::Null, Vec::new())),
+            Ok(None) => Ok((serde_json::Value::Null, Vec::new())),
+            Err(e) => Err(anyhow::anyhow!("{e:#}")),
         };
         let (shared, shapes): (serde_json::Value, Vec<(String, Vec<i64>)>) = self.dist.from_root(message)?;
-        let (mut saved, state) = match loaded {
+        let (mut saved, state) = match loaded? {
             Some(loaded) => loaded,
             None => {
                 let zeros = |(n, size): (String, Vec<i64>)| (n, Tensor::zeros(size, (tch::Kind::Double, Device::Cpu)));

@@ -232,7 +232,7 @@ pub fn run<S: Space>(retrain: RetrainRun<S>) -> Result<RetrainResult> {
     let schedule = train::schedule(&cfg.train);
     let mut trainer =
         Trainer::new(&run, vs, opt, schedule).progress(progress).stop_after_steps(retrain.stop_after_steps);
-    let train_loader = run.loader(run.train_idx.clone(), cfg.train.batch_size, cfg.train.augment, true);
+    let train_loader = run.loader(run.train_idx.clone(), cfg.train.batch_size, cfg.train.augment);
     let valid_loader = (!run.other_idx.is_empty()).then(|| run.other_loader(cfg.eval_batch_size, Augment::none()));
     let mut job = RetrainJob {
         seed: cfg.seed,
@@ -258,7 +258,7 @@ pub fn run<S: Space>(retrain: RetrainRun<S>) -> Result<RetrainResult> {
                 card.num_classes
             );
             let idx = (0..test_set.len()).collect();
-            let l = run.loader_over(test_set, idx, cfg.eval_batch_size, Augment::none(), false);
+            let l = run.loader_over(test_set, idx, cfg.eval_batch_size, Augment::none());
             Some(evaluate(net.as_ref(), &l, run.device, &run.dist, progress, "test")?)
         }
         None => None,

@@ -473,13 +473,13 @@ pub fn run<S: Space>(search: SearchRun<S>) -> Result<SearchResult> {
     let schedule = crate::train::schedule(&cfg.train);
     let mut trainer =
         Trainer::new(&run, vs, opt, schedule).progress(progress).stop_after_steps(search.stop_after_steps);
-    let train_loader = run.loader(run.train_idx.clone(), cfg.train.batch_size, cfg.train.augment, true);
+    let train_loader = run.loader(run.train_idx.clone(), cfg.train.batch_size, cfg.train.augment);
     let heldout_augment = if cfg.importance.augment { cfg.train.augment } else { Augment::none() };
     let heldout_loader = run.other_loader(cfg.importance.batch_size, heldout_augment);
     let subset = cfg.importance.subset;
     let subset_loader = (subset > 0 && subset < run.other_idx.len()).then(|| {
         let idx = run.other_idx[..subset].to_vec();
-        run.loader_over(run.other_set.clone(), idx, cfg.importance.batch_size, heldout_augment, false)
+        run.loader_over(run.other_set.clone(), idx, cfg.importance.batch_size, heldout_augment)
     });
     let mut job = SearchJob {
         cfg,

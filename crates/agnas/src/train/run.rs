@@ -168,42 +168,41 @@ impl<C: RunConfig> Run<C> {
     }
 
     /// A training loader over `idx` of this run's training images with its normalisation, geometry, workers and
-    /// seed; with several ranks, this rank's equal part of every batch of `batch_size` (the global batch).
-    pub fn loader(&self, idx: Vec<usize>, batch_size: usize, augment: Augment, shuffle: bool) -> Loader {
-        self.sharded(self.dataset.clone(), idx, batch_size, augment, shuffle, true)
+    /// seed, in a new shuffled order every epoch; with several ranks, this rank's equal part of every batch of
+    /// `batch_size` (the global batch).
+    pub fn loader(&self, idx: Vec<usize>, batch_size: usize, augment: Augment) -> Loader {
+        self.make_loader(self.dataset.clone(), idx, batch_size, augment, true)
     }
 
     /// A loader over all of `other_idx` (held-out or validation images), in order.
     pub fn other_loader(&self, batch_size: usize, augment: Augment) -> Loader {
-        self.loader_over(self.other_set.clone(), self.other_idx.clone(), batch_size, augment, false)
+        self.loader_over(self.other_set.clone(), self.other_idx.clone(), batch_size, augment)
     }
 
     /// An evaluation loader over `idx` of another data set (a test split) with this run's normalisation, geometry,
-    /// workers and seed; with several ranks, this rank's part of every batch, unpadded (evaluation sums).
+    /// workers and seed, in order; with several ranks, this rank's part of every batch, unpadded (evaluation sums).
     pub fn loader_over(
         &self,
         dataset: Arc<dyn Dataset>,
         idx: Vec<usize>,
         batch_size: usize,
         augment: Augment,
-        shuffle: bool,
     ) -> Loader {
-        self.sharded(dataset, idx, batch_size, augment, shuffle, false)
+        self.make_loader(dataset, idx, batch_size, augment, false)
     }
 
-    fn sharded(
+    fn make_loader(
         &self,
         dataset: Arc<dyn Dataset>,
         idx: Vec<usize>,
         batch_size: usize,
         augment: Augment,
-        shuffle: bool,
-        pad: bool,
+        train: bool,
     ) -> Loader {
         let d = self.config.data();
         let config = LoaderConfig {
             batch_size,
-            shuffle,
+            shuffle: train,
             drop_last: false,
             transform: Transform { augment, view: d.view() },
             normalization: self.normalization.clone(),
@@ -213,7 +212,7 @@ impl<C: RunConfig> Run<C> {
             shard: Shard {
                 rank: self.dist.rank(),
                 world: self.dist.world(),
-                pad: pad.then(|| self.dist.world() * self.config.train().micro_batches),
+                pad: train.then(|| self.dist.world() * self.config.train().micro_batches),
             },
         };
         Loader::new(dataset, idx, config)
@@ -605,7 +604,7 @@ mod tests {
         let schedule = Box::new(PerIteration { lr: 0.05, total: 3 * 5 });
         let mut trainer =
             Trainer::new(&run, vs, opt, schedule).progress(ProgressMode::Hidden).stop_after_steps(stop_after);
-        let loader = run.loader(run.train_idx.clone(), run.config.train.batch_size, Augment::none(), true);
+        let loader = run.loader(run.train_idx.clone(), run.config.train.batch_size, Augment::none());
         let rates = RefCell::new(Vec::new());
         trainer.fit(&mut Toy { net: &net, rates: &rates }, &loader)?;
         Ok((rates.into_inner(), net.ws.copy()))
@@ -677,7 +676,7 @@ mod tests {
         assert_eq!(run.normalization, Normalization::imagenet());
         assert_eq!(run.image_size, (12, 12), "the random resized crop's size, not the first image's");
         assert_eq!((run.train_idx.len(), run.other_idx.len(), run.other_set.len()), (12, 6, 6));
-        let train = run.loader(run.train_idx.clone(), 5, augment, true).epoch(0, 0).next().unwrap().unwrap();
+        let train = run.loader(run.train_idx.clone(), 5, augment).epoch(0, 0).next().unwrap().unwrap();
         assert_eq!(train.x.size(), [5, 3, 12, 12]);
         let held: Vec<Batch> = run.other_loader(4, Augment::none()).epoch(0, 0).map(|b| b.unwrap()).collect();
         assert_eq!(held.iter().map(|b| b.x.size()).collect::<Vec<_>>(), [vec![4, 3, 8, 8], vec![2, 3, 8, 8]]);

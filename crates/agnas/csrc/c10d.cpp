@@ -5,6 +5,7 @@
 //
 // Pinned to the libtorch that tch 0.24 binds (2.11): c10d is an internal C++ API whose signatures move between
 // releases.
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef AGNAS_NCCL
@@ -54,13 +55,16 @@ std::string reached_key(int rank) {
 
 }  // namespace
 
-// One rank's membership: the rendezvous store, the process group, and a heartbeat: four times a second each rank
+// One rank's membership: the rendezvous store, the process groups (Gloo for CPU tensors; NCCL for CUDA tensors where
+// asked for, as torch's "cpu:gloo,cuda:nccl" does, since NCCL takes no CPU tensors and the runs exchange small CPU
+// ones), and a heartbeat: four times a second each rank
 // bumps a counter in the store and publishes how many collectives it has entered, so that after a collective failed
 // the others can tell which peer died (its counter stands still) or hangs elsewhere (it never reached this one).
 struct agnas_c10d {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::Store> beat_store;
-  c10::intrusive_ptr<c10d::Backend> group;
+  c10::intrusive_ptr<c10d::Backend> cpu;
+  c10::intrusive_ptr<c10d::Backend> cuda;
   int rank = 0;
   int world = 1;
   std::atomic<int64_t> entered{0};
@@ -81,8 +85,9 @@ void agnas_c10d_free_message(char* message) {
   std::free(message);
 }
 
-// Rendezvous at host:port (rank 0 serves the store there) and the process group over it. `backend` is "gloo" or
-// "nccl"; `iface`, when not empty, is the network interface Gloo binds to (GLOO_SOCKET_IFNAME's role).
+// Rendezvous at host:port (rank 0 serves the store there) and the process groups over it. `backend` is "gloo" (CPU
+// tensors, and CUDA tensors through host copies) or "nccl" (Gloo for CPU tensors, NCCL for CUDA ones); `iface`, when
+// not empty, is the network interface Gloo binds to (GLOO_SOCKET_IFNAME's role).
 agnas_c10d* agnas_c10d_new(const char* backend, const char* host, int port, int rank, int world, int64_t timeout_ms,
                            const char* iface, char** err) {
   agnas_c10d* out = nullptr;
@@ -99,22 +104,23 @@ agnas_c10d* agnas_c10d_new(const char* backend, const char* host, int port, int 
     options.timeout = timeout;
     pg->store = c10::make_intrusive<c10d::TCPStore>(host, options);
     const std::string name(backend);
-    if (name == "gloo") {
-      auto gloo = c10d::ProcessGroupGloo::Options::create(timeout);
-      gloo->devices.push_back(std::strlen(iface) > 0
-                                  ? c10d::ProcessGroupGloo::createDeviceForInterface(iface)
-                                  : c10d::ProcessGroupGloo::createDefaultDevice());
-      pg->group = c10::make_intrusive<c10d::ProcessGroupGloo>(pg->store, rank, world, gloo);
-    } else if (name == "nccl") {
+    if (name != "gloo" && name != "nccl") {
+      throw std::runtime_error("unknown c10d backend `" + name + "`");
+    }
+    auto gloo = c10d::ProcessGroupGloo::Options::create(timeout);
+    gloo->devices.push_back(std::strlen(iface) > 0 ? c10d::ProcessGroupGloo::createDeviceForInterface(iface)
+                                                   : c10d::ProcessGroupGloo::createDefaultDevice());
+    auto gloo_store = c10::make_intrusive<c10d::PrefixStore>("gloo", pg->store);
+    pg->cpu = c10::make_intrusive<c10d::ProcessGroupGloo>(gloo_store, rank, world, gloo);
+    if (name == "nccl") {
 #ifdef AGNAS_NCCL
       auto nccl = c10d::ProcessGroupNCCL::Options::create();
       nccl->timeout = timeout;
-      pg->group = c10::make_intrusive<c10d::ProcessGroupNCCL>(pg->store, rank, world, nccl);
+      auto nccl_store = c10::make_intrusive<c10d::PrefixStore>("nccl", pg->store);
+      pg->cuda = c10::make_intrusive<c10d::ProcessGroupNCCL>(nccl_store, rank, world, nccl);
 #else
       throw std::runtime_error("this agnas was built without NCCL (cargo feature `nccl`)");
 #endif
-    } else {
-      throw std::runtime_error("unknown c10d backend `" + name + "`");
     }
     c10d::TCPStoreOptions client;
     client.port = static_cast<std::uint16_t>(port);
@@ -144,6 +150,15 @@ void agnas_c10d_free(agnas_c10d* pg) {
   delete pg;
 }
 
+}  // extern "C"
+
+// NCCL for CUDA tensors where there is a NCCL group, Gloo otherwise.
+static c10d::Backend* group_for(agnas_c10d* pg, const at::Tensor& t) {
+  return t.is_cuda() && pg->cuda ? pg->cuda.get() : pg->cpu.get();
+}
+
+extern "C" {
+
 // Sums each tensor in place across the ranks (one collective per tensor: c10d reduces the tensors of one call together).
 int agnas_c10d_all_reduce_sum(agnas_c10d* pg, at::Tensor** tensors, int n, char** err) {
   return guarded(err, [&] {
@@ -152,7 +167,7 @@ int agnas_c10d_all_reduce_sum(agnas_c10d* pg, at::Tensor** tensors, int n, char*
     works.reserve(n);
     for (int i = 0; i < n; ++i) {
       std::vector<at::Tensor> one{*tensors[i]};
-      works.push_back(pg->group->allreduce(one, c10d::AllreduceOptions{}));
+      works.push_back(group_for(pg, one[0])->allreduce(one, c10d::AllreduceOptions{}));
     }
     for (auto& work : works) {
       work->wait();
@@ -169,7 +184,7 @@ int agnas_c10d_broadcast(agnas_c10d* pg, at::Tensor** tensors, int n, int root, 
     works.reserve(n);
     for (int i = 0; i < n; ++i) {
       std::vector<at::Tensor> one{*tensors[i]};
-      works.push_back(pg->group->broadcast(one, options));
+      works.push_back(group_for(pg, one[0])->broadcast(one, options));
     }
     for (auto& work : works) {
       work->wait();
@@ -180,7 +195,7 @@ int agnas_c10d_broadcast(agnas_c10d* pg, at::Tensor** tensors, int n, int root, 
 int agnas_c10d_barrier(agnas_c10d* pg, char** err) {
   return guarded(err, [&] {
     pg->entered++;
-    pg->group->barrier(c10d::BarrierOptions{})->wait();
+    pg->cpu->barrier(c10d::BarrierOptions{})->wait();
   });
 }
 

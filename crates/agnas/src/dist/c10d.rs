@@ -171,7 +171,10 @@ impl Collective for C10d {
     }
 
     fn engine(&self) -> String {
-        format!("c10d/{}", self.backend)
+        match self.backend {
+            "nccl" => "c10d/gloo+nccl".to_string(),
+            other => format!("c10d/{other}"),
+        }
     }
 
     fn all_reduce_sum(&self, tensors: &[Tensor]) -> Result<()> {

@@ -104,8 +104,9 @@ impl Dist {
         Dist::default()
     }
 
-    /// Joins the ranks `choice` and the environment describe; one process when they describe none. CUDA tensors
-    /// travel by NCCL, CPU tensors by Gloo (c10d) or MPI.
+    /// Joins the ranks `choice` and the environment describe; one process when they describe none. With c10d, CPU
+    /// tensors travel by Gloo, and CUDA tensors by NCCL when `device` is a GPU (by Gloo otherwise); with MPI, CPU
+    /// tensors only.
     pub fn connect(choice: DistChoice, device: Device, timeout: Duration) -> anyhow::Result<Self> {
         let Some((engine, who)) = env::resolve(choice)? else {
             return Ok(Dist::single());

@@ -196,11 +196,11 @@ pub fn run<S: Space>(retrain: RetrainRun<S>) -> Result<RetrainResult> {
     let progress = if run.dist.is_root() { retrain.progress } else { ProgressMode::Hidden };
     // The run's own copy once it has one: a run stopped before writing it resumes from its configuration.
     let saved = out.join("genotype.json");
-    let genotype = if run.writes() && run.resumed && saved.exists() {
+    let genotype = if run.dist.is_root() && run.resumed && saved.exists() {
         S::parse_genotype(&saved.to_string_lossy())?
     } else {
         let genotype = S::parse_genotype(&cfg.genotype)?;
-        if run.writes() {
+        if run.dist.is_root() {
             write_json(&saved, &genotype)?;
         }
         genotype
@@ -279,7 +279,7 @@ pub fn run<S: Space>(retrain: RetrainRun<S>) -> Result<RetrainResult> {
         test,
         train_seconds: history.train_seconds,
     };
-    if !run.writes() {
+    if !run.dist.is_root() {
         return Ok(result);
     }
     report::atomic_write_with(&out.join("weights.safetensors"), |tmp| {

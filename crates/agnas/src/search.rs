@@ -534,7 +534,7 @@ fn finish<S: Space>(
         report: derived.report.clone(),
         extra: derived.result,
     };
-    if !run.writes() {
+    if !run.dist.is_root() {
         return Ok(result);
     }
     write_json(&out.join("genotype.json"), &derived.genotype)?;

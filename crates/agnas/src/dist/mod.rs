@@ -265,9 +265,7 @@ impl Dist {
         if self.world() == 1 {
             return Ok(());
         }
-        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        let tensors: Vec<Tensor> = vars.into_iter().map(|(_, t)| t).collect();
+        let tensors: Vec<Tensor> = by_name(vs, |_| true).into_iter().map(|(_, t)| t).collect();
         tch::no_grad(|| self.broadcast(&tensors, 0))
     }
 
@@ -277,10 +275,8 @@ impl Dist {
         if self.world() == 1 {
             return Ok(());
         }
-        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
         let mut hash = 0xcbf2_9ce4_8422_2325u64;
-        for (name, t) in vars {
+        for (name, t) in by_name(vs, |_| true) {
             let t = t.detach().to_device(Device::Cpu).contiguous().reshape([-1]);
             let n = t.numel() * t.kind().elt_size_in_bytes();
             let mut bytes = vec![0u8; n];
@@ -296,11 +292,17 @@ impl Dist {
         if self.world() == 1 {
             return Ok(());
         }
-        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| !t.requires_grad()).collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        let tensors: Vec<Tensor> = vars.into_iter().map(|(_, t)| t).collect();
+        let tensors: Vec<Tensor> = by_name(vs, |t| !t.requires_grad()).into_iter().map(|(_, t)| t).collect();
         tch::no_grad(|| self.broadcast(&tensors, 0))
     }
+}
+
+/// The variables of `vs` that `keep` accepts, in name order: the order every rank agrees on (the store's own order is
+/// a hash map's).
+fn by_name(vs: &VarStore, keep: impl Fn(&Tensor) -> bool) -> Vec<(String, Tensor)> {
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| keep(t)).collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars
 }
 
 /// 64-bit FNV-1a: stable across processes and builds, unlike the standard library's hasher.

@@ -151,11 +151,6 @@ impl<C: RunConfig> Run<C> {
         }
     }
 
-    /// Whether this process writes the run folder (rank 0).
-    pub fn writes(&self) -> bool {
-        self.dist.is_root()
-    }
-
     /// Seeds libtorch and builds the model on a fresh variable store in the configured memory layout; every rank
     /// starts from rank 0's parameters and buffers.
     pub fn model<M>(&self, build: impl FnOnce(&tch::nn::Path) -> Result<M>) -> Result<(VarStore, M)> {
@@ -228,7 +223,7 @@ impl<C: RunConfig> Run<C> {
             let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
             Ok(Some(serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?))
         };
-        self.dist.from_root(if self.writes() { read() } else { Ok(None) })
+        self.dist.from_root(if self.dist.is_root() { read() } else { Ok(None) })
     }
 }
 

@@ -11,6 +11,11 @@ all at least P sure in both: the rule of `agnas search --until-decided`, which t
 with the time that stop saves, and the architecture confidence; then the Pearson correlation between architecture
 confidence and accuracy, and the random baseline's rows. Accuracies of architectures not stored in a result come
 from `agnas bench201 query`.
+
+With --random-budget-minutes M the random rows are those of a budget of M minutes read off longer runs: the
+candidates are drawn and trained independently of the budget, so a run's first candidates up to where
+`agnas baseline random` would have stopped at M minutes (the same rule on the same recorded seconds) are the run it
+would have made with `--budget-minutes M`.
 """
 import argparse
 import json
@@ -49,6 +54,25 @@ def arch_of(confidence):
     return f"|{ops[0]}~0|+|{ops[1]}~0|{ops[2]}~1|+|{ops[3]}~0|{ops[4]}~1|{ops[5]}~2|"
 
 
+def random_at(run, minutes):
+    """What `agnas baseline random --budget-minutes minutes` would have chosen: (arch, candidates, valid_acc, seconds)."""
+    r = load(Path(run) / "result.json")
+    if minutes > r["budget_minutes"]:
+        raise SystemExit(f"{run}: its budget was {r['budget_minutes']} minutes, less than {minutes}")
+    done = []
+    for line in (Path(run) / "candidates.jsonl").read_text().splitlines():
+        spent = sum(c["seconds"] for c in done)
+        # The stopping rule of baseline::random: no candidate starts that the mean so far says would end past it.
+        if done and spent + spent / len(done) > minutes * 60.0:
+            break
+        done.append(json.loads(line))
+    best = done[0]
+    for c in done[1:]:
+        if c["valid_acc"] > best["valid_acc"]:
+            best = c
+    return best["arch"], len(done), best["valid_acc"], sum(c["seconds"] for c in done)
+
+
 def cell(arch):
     """An arch string inside a Markdown table cell."""
     return "`" + arch.replace("|", "\\|") + "`"
@@ -76,6 +100,7 @@ def main():
     ap.add_argument("--until", type=float, default=0.9)
     ap.add_argument("--min-epochs", type=int, default=5)
     ap.add_argument("--agnas-bin", default="target/release/agnas")
+    ap.add_argument("--random-budget-minutes", type=float, help="read the random runs at this smaller budget")
     args = ap.parse_args()
 
     cols = {"found": [], "with none": [], "until-decided": [], "saved %": [], "confidence": [], "minutes": []}
@@ -115,10 +140,14 @@ def main():
         accs = []
         for run in args.random:
             r = load(Path(run) / "result.json")
-            acc = r["record"]["c10_test"]
+            if args.random_budget_minutes is None:
+                arch, n, valid, seconds = r["arch"], r["candidates"], r["valid_acc"], r["train_seconds"]
+                acc = r["record"]["c10_test"]
+            else:
+                arch, n, valid, seconds = random_at(run, args.random_budget_minutes)
+                acc = c10(args.agnas_bin, arch)
             accs.append(acc)
-            print(f"| {r['seed']} | {cell(r['arch'])} | {r['candidates']} | {100 * r['valid_acc']:.2f} | {acc:.2f} | "
-                  f"{r['train_seconds'] / 60:.1f} |")
+            print(f"| {r['seed']} | {cell(arch)} | {n} | {100 * valid:.2f} | {acc:.2f} | {seconds / 60:.1f} |")
         print(f"| mean ± std | | | | {mean_std(accs)} | |")
 
 

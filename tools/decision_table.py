@@ -104,8 +104,9 @@ def main():
     args = ap.parse_args()
 
     cols = {"found": [], "with none": [], "until-decided": [], "saved %": [], "confidence": [], "minutes": []}
-    print("| seed | found | c10_test | with `none` | until-decided (epoch) | c10_test | saved | arch conf. | min |")
-    print("|---|---|---:|---:|---|---:|---:|---:|---:|")
+    if args.agnas:
+        print("| seed | found | c10_test | with `none` | until-decided (epoch) | c10_test | saved | arch conf. | min |")
+        print("|---|---|---:|---:|---|---:|---:|---:|---:|")
     for run in args.agnas:
         r = load(Path(run) / "result.json")
         metrics = [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]

@@ -54,11 +54,10 @@ def arch_of(confidence):
     return f"|{ops[0]}~0|+|{ops[1]}~0|{ops[2]}~1|+|{ops[3]}~0|{ops[4]}~1|{ops[5]}~2|"
 
 
-def random_at(run, minutes):
+def random_at(run, result, minutes):
     """What `agnas baseline random --budget-minutes minutes` would have chosen: (arch, candidates, valid_acc, seconds)."""
-    r = load(Path(run) / "result.json")
-    if minutes > r["budget_minutes"]:
-        raise SystemExit(f"{run}: its budget was {r['budget_minutes']} minutes, less than {minutes}")
+    if minutes > result["budget_minutes"]:
+        raise SystemExit(f"{run}: its budget was {result['budget_minutes']} minutes, less than {minutes}")
     done = []
     for line in (Path(run) / "candidates.jsonl").read_text().splitlines():
         spent = sum(c["seconds"] for c in done)
@@ -66,10 +65,7 @@ def random_at(run, minutes):
         if done and spent + spent / len(done) > minutes * 60.0:
             break
         done.append(json.loads(line))
-    best = done[0]
-    for c in done[1:]:
-        if c["valid_acc"] > best["valid_acc"]:
-            best = c
+    best = max(done, key=lambda c: c["valid_acc"])  # the first of the best, as the tool picks
     return best["arch"], len(done), best["valid_acc"], sum(c["seconds"] for c in done)
 
 
@@ -145,7 +141,7 @@ def main():
                 arch, n, valid, seconds = r["arch"], r["candidates"], r["valid_acc"], r["train_seconds"]
                 acc = r["record"]["c10_test"]
             else:
-                arch, n, valid, seconds = random_at(run, args.random_budget_minutes)
+                arch, n, valid, seconds = random_at(run, r, args.random_budget_minutes)
                 acc = c10(args.agnas_bin, arch)
             accs.append(acc)
             print(f"| {r['seed']} | {cell(arch)} | {n} | {100 * valid:.2f} | {acc:.2f} | {seconds / 60:.1f} |")

@@ -644,15 +644,16 @@ mod tests {
     #[test]
     fn flat_buffers_change_no_number() {
         let dir = tempfile::tempdir().unwrap();
+        // Drawn once for both runs: re-seeding the global generator in each would race with the other tests' draws.
+        let randn = |size: &[i64]| Tensor::randn(size, (Kind::Float, Device::Cpu));
+        let (conv0, bias0, fc0, x) = (randn(&[256, 3, 3, 3]), randn(&[256]), randn(&[300, 256]), randn(&[2, 3, 6, 6]));
         let run = |flat: bool| {
-            tch::manual_seed(7);
             let vs = nn::VarStore::new(Device::Cpu);
             let root = vs.root();
-            let conv = (&root / "conv").var("weight", &[256, 3, 3, 3], nn::Init::Randn { mean: 0.0, stdev: 1.0 });
-            let bias = (&root / "conv").var("bias", &[256], nn::Init::Randn { mean: 0.0, stdev: 1.0 });
-            let fc = (&root / "fc").var("weight", &[300, 256], nn::Init::Randn { mean: 0.0, stdev: 1.0 });
+            let conv = (&root / "conv").var_copy("weight", &conv0);
+            let bias = (&root / "conv").var_copy("bias", &bias0);
+            let fc = (&root / "fc").var_copy("weight", &fc0);
             crate::train::settings::vars_to_channels_last(&vs);
-            let x = Tensor::randn([2, 3, 6, 6], (Kind::Float, Device::Cpu));
             let build = || {
                 let opt = Sgd::new(&vs, 0.9, 0.05, false).decay_only(|_, p| p.dim() == 4);
                 if flat {

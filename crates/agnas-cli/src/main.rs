@@ -104,8 +104,12 @@ struct RandomArgs {
     #[command(flatten)]
     origin: Origin,
     /// Wall-clock minutes for all candidates.
-    #[arg(long, group = "config_flags", required_unless_present = "resume")]
+    #[arg(long, group = "config_flags", required_unless_present_any = ["resume", "budget_of"])]
     budget_minutes: Option<f64>,
+    /// The budget is the wall-clock time this finished search took (its result.json's train_seconds), on the same
+    /// images: equal cost, when the search ran on this machine.
+    #[arg(long, group = "config_flags", value_name = "RUN", conflicts_with = "budget_minutes")]
+    budget_of: Option<PathBuf>,
     /// Stop after this many candidates even with budget left.
     #[arg(long, group = "config_flags")]
     max_candidates: Option<usize>,
@@ -423,6 +427,10 @@ impl SpaceTask for &RandomArgs {
             set_flags!(self, c; max_candidates => max_candidates, budget_minutes => budget_minutes);
             if self.origin.data.is_some() {
                 c.candidate.data.path = self.origin.data.clone();
+            }
+            if let Some(run) = &self.budget_of {
+                c.budget_minutes = baseline::budget_of::<S>(run, &c.candidate.data)? / 60.0;
+                eprintln!("budget: {:.1} min, the time of the search in {}", c.budget_minutes, run.display());
             }
             let name = format!("random-{}-seed{}", S::NAME, c.seed);
             Ok((c, name))

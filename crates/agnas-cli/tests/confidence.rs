@@ -233,3 +233,35 @@ fn random_baseline_keeps_the_best_candidate_on_validation_and_resumes() {
     let err = run_err(agnas().args(["baseline", "random", "--preset", "smoke"]));
     assert!(err.contains("--budget-minutes"), "{err}");
 }
+
+/// `--budget-of RUN`: the search's own seconds are the budget; a search of other images or of another space, a folder
+/// that holds no search result, and both budgets at once are refused.
+#[test]
+fn random_baseline_takes_the_budget_of_a_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let search = dir.path().join("search");
+    let smoke = ["--preset", "smoke", "--threads", "1"];
+    let search_cmd = ["search", "--space", "nb201", "--epochs", "1", "--per-class", "20"];
+    run_ok(agnas().args(search_cmd).args(smoke).arg("--out").arg(&search));
+    let seconds = json(&search.join("result.json"))["train_seconds"].as_f64().unwrap();
+    let random = |out: &str, per_class: &str, extra: &[&str]| {
+        let mut cmd = agnas();
+        cmd.args(["baseline", "random", "--max-candidates", "1", "--per-class", per_class]).args(smoke).args(extra);
+        cmd.arg("--out").arg(dir.path().join(out));
+        cmd
+    };
+    let budget_of = ["--budget-of", search.to_str().unwrap()];
+    run_ok(&mut random("random", "20", &budget_of));
+    let result = json(&dir.path().join("random/result.json"));
+    assert_eq!(result["budget_minutes"].as_f64().unwrap(), seconds / 60.0);
+
+    let err = run_err(&mut random("other-images", "30", &budget_of));
+    assert!(err.contains("searched other images") && err.contains("data.per_class: 20 there, 30 here"), "{err}");
+    let err = run_err(&mut random("darts", "20", &[&budget_of[..], &["--space", "darts"]].concat()));
+    assert!(err.contains("searched the nb201 space, this baseline draws from darts"), "{err}");
+    let not_search = dir.path().join("random");
+    let err = run_err(&mut random("of-random", "20", &["--budget-of", not_search.to_str().unwrap()]));
+    assert!(err.contains("is not the result of a search"), "{err}");
+    let err = run_err(&mut random("both", "20", &[&budget_of[..], &["--budget-minutes", "1"]].concat()));
+    assert!(err.contains("cannot be used with"), "{err}");
+}

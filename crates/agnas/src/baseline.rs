@@ -2,12 +2,14 @@
 //! briefly from scratch on the search's own training images and validated on its held-out images, until a wall-clock
 //! budget is spent; the best on validation wins. Unlike the table-lookup "random search" of papers it pays for every
 //! architecture it ranks.
-use crate::config::{Preset, RetrainConfig, SpaceSections};
+use crate::config::{Preset, RetrainConfig, SearchConfig, SpaceSections};
+use crate::data::DataConfig;
 use crate::dist::Dist;
 use crate::report::{self, progress::ProgressMode, write_json, write_jsonl, CONFIG_FILE};
 use crate::retrain::{self, RetrainRun};
+use crate::search::SearchResult;
 use crate::space::Space;
-use crate::train::Start;
+use crate::train::{RunConfig, Start};
 use anyhow::{ensure, Context, Result};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -128,6 +130,40 @@ pub fn random<S: Space>(start: Start<BaselineConfig<S>>, progress: ProgressMode)
     };
     write_json(&out.join("result.json"), &result)?;
     Ok(result)
+}
+
+/// The wall-clock seconds the finished search in `run` took, as the budget of a random search over the images `data`
+/// describes: equal cost, when both run on one machine. Refused when `run` is not a finished search of this space, or
+/// searched other images.
+pub fn budget_of<S: Space>(run: &Path, data: &DataConfig) -> Result<f64> {
+    let path = run.join("result.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("--budget-of: reading {} (is it a finished search?)", path.display()))?;
+    let result: SearchResult = serde_json::from_str(&text)
+        .with_context(|| format!("--budget-of: {} is not the result of a search", path.display()))?;
+    ensure!(
+        result.space == S::NAME,
+        "--budget-of: {} searched the {} space, this baseline draws from {}",
+        run.display(),
+        result.space,
+        S::NAME
+    );
+    let searched = SearchConfig::<S>::load(&run.join(CONFIG_FILE))?.data;
+    let canonical =
+        |p: &Option<PathBuf>| format!("{:?}", p.as_ref().map(|p| p.canonicalize().unwrap_or_else(|_| p.clone())));
+    let fields = [
+        ("data.path", canonical(&searched.path), canonical(&data.path)),
+        ("data.heldout_path", canonical(&searched.heldout_path), canonical(&data.heldout_path)),
+        ("data.per_class", searched.per_class.to_string(), data.per_class.to_string()),
+        ("data.split", searched.split.to_string(), data.split.to_string()),
+    ];
+    if let Some((field, there, here)) = fields.iter().find(|(_, there, here)| there != here) {
+        anyhow::bail!(
+            "--budget-of: {} searched other images than this baseline would ({field}: {there} there, {here} here)",
+            run.display()
+        );
+    }
+    Ok(result.train_seconds)
 }
 
 /// The configuration and folder of a new run (claimed) or of one being resumed (read back).

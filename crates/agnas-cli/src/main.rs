@@ -40,7 +40,7 @@ use agnas::search::{self, SearchRun};
 use agnas::space::nb201::bench as nb201_bench;
 use agnas::space::{Space, SpaceName, SpaceTask};
 use agnas::train::Start;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use run_args::{set_flags, RunArgs, RunSettings};
 use std::path::PathBuf;
@@ -429,7 +429,7 @@ impl SpaceTask for &RandomArgs {
                 c.candidate.data.path = self.origin.data.clone();
             }
             if let Some(run) = &self.budget_of {
-                c.budget_minutes = baseline::budget_of::<S>(run, &c.candidate.data)? / 60.0;
+                c.budget_minutes = baseline::budget_of::<S>(run, &c.candidate.data).context("--budget-of")? / 60.0;
                 eprintln!("budget: {:.1} min, the time of the search in {}", c.budget_minutes, run.display());
             }
             let name = format!("random-{}-seed{}", S::NAME, c.seed);

@@ -138,12 +138,12 @@ pub fn random<S: Space>(start: Start<BaselineConfig<S>>, progress: ProgressMode)
 pub fn budget_of<S: Space>(run: &Path, data: &DataConfig) -> Result<f64> {
     let path = run.join("result.json");
     let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("--budget-of: reading {} (is it a finished search?)", path.display()))?;
-    let result: SearchResult = serde_json::from_str(&text)
-        .with_context(|| format!("--budget-of: {} is not the result of a search", path.display()))?;
+        .with_context(|| format!("reading {} (is it a finished search?)", path.display()))?;
+    let result: SearchResult =
+        serde_json::from_str(&text).with_context(|| format!("{} is not the result of a search", path.display()))?;
     ensure!(
         result.space == S::NAME,
-        "--budget-of: {} searched the {} space, this baseline draws from {}",
+        "{} searched the {} space, this baseline draws from {}",
         run.display(),
         result.space,
         S::NAME
@@ -159,7 +159,7 @@ pub fn budget_of<S: Space>(run: &Path, data: &DataConfig) -> Result<f64> {
     ];
     if let Some((field, there, here)) = fields.iter().find(|(_, there, here)| there != here) {
         anyhow::bail!(
-            "--budget-of: {} searched other images than this baseline would ({field}: {there} there, {here} here)",
+            "{} searched other images than this baseline would ({field}: {there} there, {here} here)",
             run.display()
         );
     }

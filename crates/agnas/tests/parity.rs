@@ -60,10 +60,15 @@ impl Fixture {
 }
 
 fn assert_close(case: &str, what: &str, got: &Tensor, want: &Tensor) {
+    assert_close_above(case, what, got, want, 1e-6);
+}
+
+/// `got` within [`TOLERANCE`] of `want`, relative to `want`'s largest magnitude or `floor`, whichever is larger.
+fn assert_close_above(case: &str, what: &str, got: &Tensor, want: &Tensor, floor: f64) {
     assert_eq!(got.size(), want.size(), "{case}: shape of {what}");
     let got = got.to_kind(Kind::Double);
     let want = want.to_kind(Kind::Double);
-    let scale = want.abs().max().double_value(&[]).max(1e-6);
+    let scale = want.abs().max().double_value(&[]).max(floor);
     let diff = (&got - &want).abs().max().double_value(&[]);
     assert!(diff / scale <= TOLERANCE, "{case}: {what} differs by {diff:e} (scale {scale:e})");
 }
@@ -91,8 +96,12 @@ fn check_grads_and_stats(f: &Fixture, vs: &VarStore) {
     let grads = f.prefixed("g.");
     let trainable = vars.values().filter(|v| v.requires_grad()).count();
     assert_eq!(grads.len(), trainable, "{}: gradient count", f.name);
-    for (name, want) in grads {
-        assert_close(&f.name, &format!("grad of {name}"), &vars[&name].grad(), want);
+    // A gradient that is zero in exact arithmetic (a BN shift before a training-mode BN) is float32 rounding of the
+    // network's gradients, which differs between CPUs' kernels: with a floor of 1e-3 of the largest gradient, any
+    // gradient may differ by 1e-7 of it (float32's epsilon), and no more.
+    let largest = grads.iter().map(|(_, g)| g.abs().max().double_value(&[])).fold(0.0, f64::max);
+    for (name, want) in &grads {
+        assert_close_above(&f.name, &format!("grad of {name}"), &vars[name].grad(), want, 1e-3 * largest);
     }
     for (name, want) in f.prefixed("rs.") {
         assert_close(&f.name, &format!("running stat {name}"), &vars[&name], want);

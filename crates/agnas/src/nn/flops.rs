@@ -4,7 +4,7 @@ use super::init::ConvSpec;
 use std::cell::Cell;
 use std::ops::Deref;
 use tch::nn::{self, Module};
-use tch::Tensor;
+use tch::{Device, Tensor};
 
 thread_local! {
     static MACS: Cell<Option<u64>> = const { Cell::new(None) };
@@ -41,9 +41,31 @@ impl Deref for Conv2d {
 
 impl Module for Conv2d {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        let y = self.0.forward(xs);
+        let y = if self.needs_subsample(xs) { self.forward_subsampled(xs) } else { self.0.forward(xs) };
         record(&y, self.0.ws.size()[1..].iter().product());
         y
+    }
+}
+
+impl Conv2d {
+    /// libtorch 2.11's oneDNN AVX2 kernel for the weight gradient of a strided 1×1 convolution in channels-last
+    /// returns wrong gradients, or never returns, when C_in < 8 (one SIMD register: DARTS' `FactorizedReduce` at
+    /// small widths; reproduced with PyTorch itself on an AVX2-only CPU). Wider layers keep the faster kernel.
+    fn needs_subsample(&self, xs: &Tensor) -> bool {
+        let (ws, spec) = (&self.0.ws, &self.1);
+        xs.device() == Device::Cpu
+            && ws.size()[1] < 8
+            && ws.size()[2..] == [1, 1]
+            && spec.stride > 1
+            && spec.padding == 0
+    }
+
+    /// A 1×1 convolution of stride s reads only every s-th row and column: it is the stride-1 convolution of that
+    /// subsample, which a stride-1 kernel computes.
+    fn forward_subsampled(&self, xs: &Tensor) -> Tensor {
+        let s = self.1.stride;
+        let sub = xs.slice(2, 0, None, s).slice(3, 0, None, s);
+        sub.conv2d(&self.0.ws, self.0.bs.as_ref(), [1, 1], [0, 0], [1, 1], self.1.groups)
     }
 }
 
@@ -70,7 +92,8 @@ impl Module for Linear {
 mod tests {
     use super::super::init::{conv2d, linear, ConvSpec};
     use super::*;
-    use tch::{Device, Kind};
+    use crate::train::settings::{to_channels_last, vars_to_channels_last};
+    use tch::Kind;
 
     #[test]
     fn counts_follow_the_executed_layers() {
@@ -87,5 +110,26 @@ mod tests {
             inner
         });
         assert_eq!((inner, outer), (8 * 64 * 9, 8 * 64 * 9), "an inner count does not leak into the outer one");
+    }
+
+    /// The shape whose weight gradient oneDNN's AVX2 kernel gets wrong (every time on an AVX2-only EPYC), against
+    /// libtorch's reference convolution in float64, contiguous.
+    #[test]
+    fn strided_pointwise_conv_gradients_in_channels_last() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let conv = conv2d(&vs.root() / "c", 2, 4, 1, ConvSpec::stride(2));
+        vars_to_channels_last(&vs);
+        let x = Tensor::randn([2, 2, 8, 8], (Kind::Float, Device::Cpu));
+        let gy = to_channels_last(&Tensor::randn([2, 4, 4, 4], (Kind::Float, Device::Cpu)));
+        for _ in 0..5 {
+            conv.ws.shallow_clone().zero_grad();
+            let y = to_channels_last(&x).apply(&conv);
+            (&y * &gy).sum(Kind::Float).backward();
+            let w64 = conv.ws.detach().to_kind(Kind::Double).set_requires_grad(true);
+            let y64 = x.to_kind(Kind::Double).conv2d(&w64, None::<Tensor>, [2, 2], [0, 0], [1, 1], 1);
+            (&y64 * gy.to_kind(Kind::Double)).sum(Kind::Double).backward();
+            assert!(y.to_kind(Kind::Double).allclose(&y64, 1e-5, 1e-5, false), "output");
+            assert!(conv.ws.grad().to_kind(Kind::Double).allclose(&w64.grad(), 1e-5, 1e-5, false), "weight gradient");
+        }
     }
 }

@@ -48,9 +48,10 @@ impl Module for Conv2d {
 }
 
 impl Conv2d {
-    /// libtorch 2.11's oneDNN AVX2 kernel for the weight gradient of a strided 1×1 convolution in channels-last
-    /// returns wrong gradients, or never returns, when C_in < 8 (one SIMD register: DARTS' `FactorizedReduce` at
-    /// small widths; reproduced with PyTorch itself on an AVX2-only CPU). Wider layers keep the faster kernel.
+    /// oneDNN's x64 kernels for the weight gradient of a strided 1×1 convolution in channels-last write past their
+    /// workspace when C_in is below their channel block (8 with AVX2, 16 with AVX-512; uxlfoundation/oneDNN#6035):
+    /// wrong gradients or a hang, with libtorch 2.11 and PyTorch 2.15 alike (DARTS' `FactorizedReduce` at small
+    /// widths). Wider layers keep the faster kernel.
     fn needs_subsample(&self, xs: &Tensor) -> bool {
         let (ws, spec) = (&self.0.ws, &self.1);
         xs.device() == Device::Cpu

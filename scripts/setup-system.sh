@@ -7,7 +7,7 @@ need=()
 [ -f "${GLOO_INCLUDE_DIR:-/usr/include}/gloo/algorithm.h" ] || need+=(libgloo-dev)
 if [ "${1:-}" = "mpi" ]; then
   command -v mpicc >/dev/null || need+=(libopenmpi-dev openmpi-bin)
-  compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null || need+=(libclang-dev)
+  compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null || need+=(libclang-dev)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ]; then

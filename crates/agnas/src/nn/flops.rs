@@ -55,7 +55,7 @@ impl Conv2d {
     fn needs_subsample(&self, xs: &Tensor) -> bool {
         let (ws, spec) = (&self.0.ws, &self.1);
         xs.device() == Device::Cpu
-            && ws.size()[1] < 8
+            && ws.size()[1] < 16
             && ws.size()[2..] == [1, 1]
             && spec.stride > 1
             && spec.padding == 0

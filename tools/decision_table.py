@@ -15,7 +15,10 @@ from `agnas bench201 query`.
 With --random-budget-minutes M the random rows are those of a budget of M minutes read off longer runs: the
 candidates are drawn and trained independently of the budget, so a run's first candidates up to where
 `agnas baseline random` would have stopped at M minutes (the same rule on the same recorded seconds) are the run it
-would have made with `--budget-minutes M`.
+would have made with `--budget-minutes M`. With --random-beside each random run is read, the same way, at the
+`train_seconds` of the AGNAS run (among --agnas) with its seed: for pairs run side by side, one thread each, so that
+both methods see the same machine throughout (a wall-clock budget taken from a run made earlier is only as equal as
+the machine's speed was steady).
 """
 import argparse
 import json
@@ -97,8 +100,13 @@ def main():
     ap.add_argument("--min-epochs", type=int, default=5)
     ap.add_argument("--agnas-bin", default="target/release/agnas")
     ap.add_argument("--random-budget-minutes", type=float, help="read the random runs at this smaller budget")
+    ap.add_argument("--random-beside", action="store_true",
+                    help="read each random run at the time of the AGNAS run with its seed")
     args = ap.parse_args()
 
+    if args.random_beside and args.random_budget_minutes is not None:
+        ap.error("--random-beside and --random-budget-minutes are two budgets: give one")
+    agnas_seconds = {}
     cols = {"found": [], "with none": [], "until-decided": [], "saved %": [], "confidence": [], "minutes": []}
     if args.agnas:
         print("| seed | found | c10_test | with `none` | until-decided (epoch) | c10_test | saved | arch conf. | min |")
@@ -120,6 +128,7 @@ def main():
             saved = 100.0 * sum(m["seconds"] for m in metrics if m["epoch"] > epoch) / total
         conf = r["confidence"]["architecture"]
         minutes = r["train_seconds"] / 60.0
+        agnas_seconds[r["seed"]] = r["train_seconds"]
         for key, v in zip(cols, [found, other, until_acc, saved, conf, minutes]):
             cols[key].append(v)
         print(f"| {r['seed']} | {cell(r['arch'])} | {found:.2f} | {other:.2f} | ep. {epoch} | {until_acc:.2f} | "
@@ -137,11 +146,16 @@ def main():
         accs = []
         for run in args.random:
             r = load(Path(run) / "result.json")
-            if args.random_budget_minutes is None:
+            budget = args.random_budget_minutes
+            if args.random_beside:
+                if r["seed"] not in agnas_seconds:
+                    raise SystemExit(f"{run}: no AGNAS run with seed {r['seed']} among --agnas")
+                budget = agnas_seconds[r["seed"]] / 60.0
+            if budget is None:
                 arch, n, valid, seconds = r["arch"], r["candidates"], r["valid_acc"], r["train_seconds"]
                 acc = r["record"]["c10_test"]
             else:
-                arch, n, valid, seconds = random_at(run, r, args.random_budget_minutes)
+                arch, n, valid, seconds = random_at(run, r, budget)
                 acc = c10(args.agnas_bin, arch)
             accs.append(acc)
             print(f"| {r['seed']} | {cell(arch)} | {n} | {100 * valid:.2f} | {acc:.2f} | {seconds / 60:.1f} |")

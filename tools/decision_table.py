@@ -18,7 +18,8 @@ candidates are drawn and trained independently of the budget, so a run's first c
 would have made with `--budget-minutes M`. With --random-beside each random run is read, the same way, at the
 `train_seconds` of the AGNAS run (among --agnas) with its seed: for pairs run side by side, one thread each, so that
 both methods see the same machine throughout (a wall-clock budget taken from a run made earlier is only as equal as
-the machine's speed was steady).
+the machine's speed was steady). `--random-beside 0.5` reads them at half that time: a search's epochs all cost the
+same, so half of a 50-epoch search's seconds is the time of a 25-epoch search beside the same random run.
 """
 import argparse
 import json
@@ -100,11 +101,11 @@ def main():
     ap.add_argument("--min-epochs", type=int, default=5)
     ap.add_argument("--agnas-bin", default="target/release/agnas")
     ap.add_argument("--random-budget-minutes", type=float, help="read the random runs at this smaller budget")
-    ap.add_argument("--random-beside", action="store_true",
-                    help="read each random run at the time of the AGNAS run with its seed")
+    ap.add_argument("--random-beside", type=float, nargs="?", const=1.0, metavar="SHARE",
+                    help="read each random run at the time (times SHARE, default 1) of the AGNAS run with its seed")
     args = ap.parse_args()
 
-    if args.random_beside and args.random_budget_minutes is not None:
+    if args.random_beside is not None and args.random_budget_minutes is not None:
         ap.error("--random-beside and --random-budget-minutes are two budgets: give one")
     agnas_seconds = {}
     cols = {"found": [], "with none": [], "until-decided": [], "saved %": [], "confidence": [], "minutes": []}
@@ -147,10 +148,10 @@ def main():
         for run in args.random:
             r = load(Path(run) / "result.json")
             budget = args.random_budget_minutes
-            if args.random_beside:
+            if args.random_beside is not None:
                 if r["seed"] not in agnas_seconds:
                     raise SystemExit(f"{run}: no AGNAS run with seed {r['seed']} among --agnas")
-                budget = agnas_seconds[r["seed"]] / 60.0
+                budget = args.random_beside * agnas_seconds[r["seed"]] / 60.0
             if budget is None:
                 arch, n, valid, seconds = r["arch"], r["candidates"], r["valid_acc"], r["train_seconds"]
                 acc = r["record"]["c10_test"]

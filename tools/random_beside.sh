@@ -3,7 +3,8 @@
 # machine at every moment (a wall-clock budget taken from a run made earlier is only as equal as the machine's speed
 # was steady; the 2-core VMs of this project drift by 1.5x within an hour). Random search runs with an open budget and
 # is stopped once it has the candidates that the tool's own stopping rule allows at the AGNAS run's train_seconds;
-# `tools/decision_table.py --agnas OUT/agnas/seed-* --random OUT/random/seed-* --random-beside` reads it there.
+# `tools/decision_table.py --agnas OUT/agnas/seed-* --random OUT/random/seed-* --random-beside` reads it there
+# (`--random-beside 0.5`: at half, which for a 50-epoch search is the time its first 25 epochs took).
 # Rerun after an interruption: both runs resume together.
 #
 #   tools/random_beside.sh OUT [SEEDS] [EPOCHS]      e.g. tools/random_beside.sh r30 "0 1 2 3 4" 25

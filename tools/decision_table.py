@@ -79,6 +79,7 @@ def cell(arch):
 
 
 def mean_std(values):
+    values = [v for v in values if v is not None]
     if not values:
         return "–"
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -86,6 +87,7 @@ def mean_std(values):
 
 
 def pearson(xs, ys):
+    xs, ys = zip(*[(x, y) for x, y in zip(xs, ys) if x is not None]) if any(x is not None for x in xs) else ([], [])
     if len(xs) < 3 or statistics.pstdev(xs) == 0 or statistics.pstdev(ys) == 0:
         return None
     mx, my = statistics.mean(xs), statistics.mean(ys)
@@ -133,13 +135,14 @@ def main():
         for key, v in zip(cols, [found, other, until_acc, saved, conf, minutes]):
             cols[key].append(v)
         print(f"| {r['seed']} | {cell(r['arch'])} | {found:.2f} | {other:.2f} | ep. {epoch} | {until_acc:.2f} | "
-              f"{saved:.0f} % | {conf:.3f} | {minutes:.1f} |")
+              f"{saved:.0f} % | {'–' if conf is None else f'{conf:.3f}'} | {minutes:.1f} |")
     if args.agnas:
         print(f"| mean ± std | | {mean_std(cols['found'])} | {mean_std(cols['with none'])} | | "
               f"{mean_std(cols['until-decided'])} | {mean_std(cols['saved %'])} % | {mean_std(cols['confidence'])} | "
               f"{mean_std(cols['minutes'])} |")
         rho = pearson(cols["confidence"], cols["found"])
-        print(f"\nPearson r(architecture confidence, c10_test) over {len(cols['found'])} runs: "
+        assessed = sum(c is not None for c in cols["confidence"])
+        print(f"\nPearson r(architecture confidence, c10_test) over {assessed} runs: "
               + ("–" if rho is None else f"{rho:.2f}"))
     if args.random:
         print("\n| seed | random search: best on validation | candidates | valid acc % | c10_test | min |")

@@ -58,17 +58,25 @@ def arch_of(confidence):
     return f"|{ops[0]}~0|+|{ops[1]}~0|{ops[2]}~1|+|{ops[3]}~0|{ops[4]}~1|{ops[5]}~2|"
 
 
+def candidates_within(seconds, budget):
+    """How many candidates `agnas baseline random` trains with `budget` seconds, given the recorded seconds of its
+    first ones: the stopping rule of baseline::random (no candidate starts that the mean so far says would end past
+    the budget). One more than recorded when the rule would start the next."""
+    n, spent = 0, 0.0
+    while not (n and spent + spent / n > budget):
+        if n == len(seconds):
+            return n + 1
+        spent += seconds[n]
+        n += 1
+    return n
+
+
 def random_at(run, result, minutes):
     """What `agnas baseline random --budget-minutes minutes` would have chosen: (arch, candidates, valid_acc, seconds)."""
     if minutes > result["budget_minutes"]:
         raise SystemExit(f"{run}: its budget was {result['budget_minutes']} minutes, less than {minutes}")
-    done = []
-    for line in (Path(run) / "candidates.jsonl").read_text().splitlines():
-        spent = sum(c["seconds"] for c in done)
-        # The stopping rule of baseline::random: no candidate starts that the mean so far says would end past it.
-        if done and spent + spent / len(done) > minutes * 60.0:
-            break
-        done.append(json.loads(line))
+    recorded = [json.loads(line) for line in (Path(run) / "candidates.jsonl").read_text().splitlines()]
+    done = recorded[:candidates_within([c["seconds"] for c in recorded], minutes * 60.0)]
     best = max(done, key=lambda c: c["valid_acc"])  # the first of the best, as the tool picks
     return best["arch"], len(done), best["valid_acc"], sum(c["seconds"] for c in done)
 

@@ -22,19 +22,14 @@ ONE=(--threads 1 --workers 1)
 # How many candidates `agnas baseline random` would train with the AGNAS run's seconds as its budget, counting the
 # one in training when the search ended if the rule would have started it.
 candidates_within() {
-  python3 - "$1" "$2" <<'PY'
+  python3 - "$1" "$2" "$(dirname "$0")" <<'PY'
 import json, pathlib, sys
+sys.path.insert(0, sys.argv[3])
+from decision_table import candidates_within
 budget = json.loads((pathlib.Path(sys.argv[1]) / "result.json").read_text())["train_seconds"]
 log = pathlib.Path(sys.argv[2]) / "candidates.jsonl"
 seconds = [json.loads(l)["seconds"] for l in log.read_text().splitlines()] if log.exists() else []
-n, spent = 0, 0.0
-while not (n and spent + spent / n > budget):
-    if n == len(seconds):
-        n += 1
-        break
-    spent += seconds[n]
-    n += 1
-print(n)
+print(candidates_within(seconds, budget))
 PY
 }
 

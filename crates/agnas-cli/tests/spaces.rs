@@ -120,19 +120,26 @@ fn architecture_choices(space: &str, genotype: &Value) -> Vec<String> {
             .filter(|t| !t.is_empty() && *t != "+")
             .map(|t| t.split('~').next().unwrap().to_string())
             .collect(),
-        // Per stage cell and node, its two (op, input) pairs.
+        // Per stage cell and node, its two (op, input) pairs in input order.
         "darts" => genotype["genotype"]["cells"]
             .as_array()
             .unwrap()
             .iter()
             .flat_map(|cell| {
-                let pairs: Vec<String> = cell["ops"]
+                let pairs: Vec<(u64, String)> = cell["ops"]
                     .as_array()
                     .unwrap()
                     .iter()
-                    .map(|p| format!("{}~{}", p[0].as_str().unwrap(), p[1]))
+                    .map(|p| (p[1].as_u64().unwrap(), format!("{}~{}", p[0].as_str().unwrap(), p[1])))
                     .collect();
-                pairs.chunks(2).map(|node| node.join(",")).collect::<Vec<_>>()
+                pairs
+                    .chunks(2)
+                    .map(|node| {
+                        let mut node = node.to_vec();
+                        node.sort();
+                        node.into_iter().map(|(_, p)| p).collect::<Vec<_>>().join(",")
+                    })
+                    .collect::<Vec<_>>()
             })
             .collect(),
         "proxyless" => strings(&genotype["blocks"]),

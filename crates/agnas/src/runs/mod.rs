@@ -75,6 +75,8 @@ pub struct Vote {
 #[derive(Debug, Clone, Serialize)]
 pub struct Consensus {
     pub arch: String,
+    /// The first run (index into `runs`) that made every one of these choices.
+    pub run: Option<usize>,
     pub votes: Vec<Vote>,
     /// What a benchmark table records of it.
     pub record: Option<serde_json::Value>,
@@ -103,7 +105,14 @@ pub fn compare<S: Space>(dirs: &[PathBuf]) -> Result<Comparison> {
         .collect();
     let consensus = if results.iter().all(|r| r["confidence"]["decisions"].is_array()) {
         let cfg = crate::config::SearchConfig::<S>::load(&dirs[0].join(crate::report::CONFIG_FILE))?;
-        Some(consensus::<S>(&cfg.supernet, &results)?)
+        let mut c = consensus::<S>(&cfg.supernet, &results)?;
+        // A choice names a decision, not the order a run listed it in (a DARTS node's two inputs come in input
+        // order), so a consensus that is some run's architecture is shown as that run wrote it.
+        if let Some(i) = c.run {
+            let file = dirs[i].join("genotype.json");
+            c.arch = S::genotype_text(&S::parse_genotype(&file.to_string_lossy())?).trim_end().to_string();
+        }
+        Some(c)
     } else {
         None
     };
@@ -196,8 +205,11 @@ fn consensus<S: Space>(cfg: &S::Supernet, results: &[serde_json::Value]) -> Resu
     }
     let choices: Vec<&str> = votes.iter().map(|v| v.choice.as_str()).collect();
     let genotype = S::from_choices(cfg, &choices)?;
+    let made_all =
+        |run: &&Vec<serde_json::Value>| run.iter().zip(&choices).all(|(d, c)| d["choice"].as_str() == Some(c));
     Ok(Consensus {
         arch: S::genotype_text(&genotype).trim_end().to_string(),
+        run: decisions.iter().position(made_all),
         record: S::benchmark_record(&genotype),
         votes,
     })
@@ -307,6 +319,7 @@ mod tests {
         assert_eq!(c.votes[0].choice, "nor_conv_3x3");
         assert!((c.votes[0].agreement - 1.0 / 3.0).abs() < 1e-12);
         assert_eq!(c.votes[1].agreement, 1.0);
+        assert_eq!(c.run, Some(2), "the sure run made every elected choice");
         assert_eq!(
             c.arch,
             "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"

@@ -65,9 +65,11 @@ pub fn derive_cell(importance: &[Vec<f64>], steps: usize) -> Result<CellGenotype
     Ok(CellGenotype { ops, concat: (2..steps + 2).collect() })
 }
 
-/// The decisions of [`derive_cell`], one per node: its two (op, input) pairs. The margin is the smallest of the
-/// node's leads: the second input's over the third (in points of the node's summed input strengths; node 0 has only
-/// two inputs) and each chosen op's over its edge's runner-up op (in points of the edge's non-`none` total).
+/// The decisions of [`derive_cell`], one per node: its two (op, input) pairs, written in input order, since the
+/// node is their sum whichever is stronger (a resample that only swaps the two makes the same network). The margin is
+/// the smallest of the node's leads: the second input's over the third (in points of the node's summed input
+/// strengths; node 0 has only two inputs) and each chosen op's over its edge's runner-up op (in points of the edge's
+/// non-`none` total).
 pub fn cell_decisions(importance: &[Vec<f64>], steps: usize, cell: &str) -> Result<Vec<Decision>> {
     let pair = |op: DartsOp, from: usize| format!("{op}~{from}");
     let nodes = ranked_inputs(importance, steps)?;
@@ -76,6 +78,8 @@ pub fn cell_decisions(importance: &[Vec<f64>], steps: usize, cell: &str) -> Resu
         .enumerate()
         .map(|(node, ranked)| {
             let chosen = &ranked[..2];
+            let mut pairs: Vec<&Input> = chosen.iter().collect();
+            pairs.sort_by_key(|i| i.from);
             let mut leads: Vec<(f64, String)> = chosen.iter().map(|i| (i.margin, pair(i.runner_up, i.from))).collect();
             if let Some(third) = ranked.get(2) {
                 let strengths: f64 = ranked.iter().map(|i| i.strength).sum();
@@ -85,7 +89,7 @@ pub fn cell_decisions(importance: &[Vec<f64>], steps: usize, cell: &str) -> Resu
             let free = chosen.iter().filter(|i| i.op.parameter_free()).count();
             Decision {
                 point: format!("{cell} node {}", node + 2),
-                choice: chosen.iter().map(|i| pair(i.op, i.from)).collect::<Vec<_>>().join(","),
+                choice: pairs.iter().map(|i| pair(i.op, i.from)).collect::<Vec<_>>().join(","),
                 runner_up,
                 margin,
                 ops: 2,
@@ -120,6 +124,20 @@ mod tests {
         assert_eq!(&cell.ops[4..6], &[(DartsOp::SepConv3x3, 0), (DartsOp::SepConv3x3, 1)]);
         assert_eq!(cell.concat, vec![2, 3, 4, 5]);
         cell.validate().unwrap();
+    }
+
+    #[test]
+    fn a_node_is_the_same_decision_whichever_of_its_inputs_is_stronger() {
+        let mut imp = vec![row([1.0; 8]); 14];
+        imp[0] = row([1.0, 1.0, 1.0, 1.0, 4.0, 1.0, 1.0, 1.0]);
+        imp[1] = row([1.0, 1.0, 1.0, 3.0, 1.0, 1.0, 1.0, 1.0]);
+        assert_eq!(derive_cell(&imp, 4).unwrap().ops[0..2], [(DartsOp::SkipConnect, 0), (DartsOp::DilConv5x5, 1)]);
+        let before = cell_decisions(&imp, 4, "normal").unwrap();
+        imp[1][3] = 5.0;
+        assert_eq!(derive_cell(&imp, 4).unwrap().ops[0..2], [(DartsOp::DilConv5x5, 1), (DartsOp::SkipConnect, 0)]);
+        let after = cell_decisions(&imp, 4, "normal").unwrap();
+        assert_eq!(before[0].choice, "skip_connect~0,dil_conv_5x5~1");
+        assert_eq!(after[0].choice, before[0].choice);
     }
 
     #[test]

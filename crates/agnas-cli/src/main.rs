@@ -100,7 +100,7 @@ enum BaselineCommand {
 #[derive(Args)]
 struct RandomArgs {
     /// Space, images and search preset, shared with the search (candidates train with the space's retrain recipe of
-    /// that preset).
+    /// that preset, for at most 12 epochs unless --epochs says otherwise).
     #[command(flatten)]
     origin: Origin,
     /// Wall-clock minutes for all candidates.
@@ -429,7 +429,8 @@ impl SpaceTask for &RandomArgs {
                 c.candidate.data.path = self.origin.data.clone();
             }
             if let Some(run) = &self.budget_of {
-                c.budget_minutes = baseline::budget_of::<S>(run, &c.candidate.data).context("--budget-of")? / 60.0;
+                c.budget_minutes =
+                    baseline::budget_of::<S>(run, &c.candidate.data, c.seed).context("--budget-of")? / 60.0;
                 eprintln!("budget: {:.1} min, the time of the search in {}", c.budget_minutes, run.display());
             }
             let name = format!("random-{}-seed{}", S::NAME, c.seed);

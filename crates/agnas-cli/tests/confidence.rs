@@ -234,8 +234,9 @@ fn random_baseline_keeps_the_best_candidate_on_validation_and_resumes() {
     assert!(err.contains("--budget-minutes"), "{err}");
 }
 
-/// `--budget-of RUN`: the search's own seconds are the budget; a search of other images or of another space, a folder
-/// that holds no search result, and both budgets at once are refused.
+/// `--budget-of RUN`: the search's own seconds are the budget; a search of other images (another subset, or the same
+/// folder split with another seed) or of another space, a folder that holds no search result, and both budgets at once
+/// are refused.
 #[test]
 fn random_baseline_takes_the_budget_of_a_search() {
     let dir = tempfile::tempdir().unwrap();
@@ -257,6 +258,8 @@ fn random_baseline_takes_the_budget_of_a_search() {
 
     let err = run_err(&mut random("other-images", "30", &budget_of));
     assert!(err.contains("searched other images") && err.contains("data.per_class: 20 there, 30 here"), "{err}");
+    let err = run_err(&mut random("other-seed", "20", &[&budget_of[..], &["--seed", "1"]].concat()));
+    assert!(err.contains("searched other images") && err.contains("seed: 0 there, 1 here"), "{err}");
     let err = run_err(&mut random("darts", "20", &[&budget_of[..], &["--space", "darts"]].concat()));
     assert!(err.contains("searched the nb201 space, this baseline draws from darts"), "{err}");
     let not_search = dir.path().join("random");

@@ -34,12 +34,18 @@ pub struct BaselineConfig<S: SpaceSections> {
     pub candidate: RetrainConfig<S>,
 }
 
+/// At most this many epochs per candidate unless set: the short schedule by whose validation accuracy NAS-Bench-201's
+/// own random search ranks architectures (its `hp = 12` results). A full retrain recipe (200 epochs for NB201's paper
+/// preset) would spend any budget on its first candidate.
+pub const BRIEF_EPOCHS: usize = 12;
+
 impl<S: Space> BaselineConfig<S> {
     /// The random search beside the search preset `preset`: the same images, split and space, and candidates
-    /// trained with the space's retrain recipe at that preset's scale.
+    /// trained with the space's retrain recipe at that preset's scale, for at most [`BRIEF_EPOCHS`].
     pub fn preset(preset: Preset, budget_minutes: f64) -> Self {
         let search = S::search_preset(preset);
-        let candidate = RetrainConfig { data: search.data.clone(), seed: search.seed, ..S::retrain_preset(preset) };
+        let mut candidate = RetrainConfig { data: search.data.clone(), seed: search.seed, ..S::retrain_preset(preset) };
+        candidate.train.epochs = candidate.train.epochs.min(BRIEF_EPOCHS);
         BaselineConfig {
             space: S::NAME.to_string(),
             seed: search.seed,
@@ -133,9 +139,9 @@ pub fn random<S: Space>(start: Start<BaselineConfig<S>>, progress: ProgressMode)
 }
 
 /// The wall-clock seconds the finished search in `run` took, as the budget of a random search over the images `data`
-/// describes: equal cost, when both run on one machine. Refused when `run` is not a finished search of this space, or
-/// searched other images.
-pub fn budget_of<S: Space>(run: &Path, data: &DataConfig) -> Result<f64> {
+/// describes, subset and split with `seed`: equal cost, when both run on one machine. Refused when `run` is not a
+/// finished search of this space, or searched other images.
+pub fn budget_of<S: Space>(run: &Path, data: &DataConfig, seed: u64) -> Result<f64> {
     let path = run.join("result.json");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading {} (is it a finished search?)", path.display()))?;
@@ -148,14 +154,19 @@ pub fn budget_of<S: Space>(run: &Path, data: &DataConfig) -> Result<f64> {
         result.space,
         S::NAME
     );
-    let searched = SearchConfig::<S>::load(&run.join(CONFIG_FILE))?.data;
+    let search = SearchConfig::<S>::load(&run.join(CONFIG_FILE))?;
+    let searched = &search.data;
     let canonical =
         |p: &Option<PathBuf>| format!("{:?}", p.as_ref().map(|p| p.canonicalize().unwrap_or_else(|_| p.clone())));
+    // The seed draws the subset and the split, so it only matters where there is one of them.
+    let drawn = data.per_class > 0 || (data.heldout_path.is_none() && data.split < 1.0);
+    let seeds = if drawn { (search.seed.to_string(), seed.to_string()) } else { Default::default() };
     let fields = [
         ("data.path", canonical(&searched.path), canonical(&data.path)),
         ("data.heldout_path", canonical(&searched.heldout_path), canonical(&data.heldout_path)),
         ("data.per_class", searched.per_class.to_string(), data.per_class.to_string()),
         ("data.split", searched.split.to_string(), data.split.to_string()),
+        ("seed", seeds.0, seeds.1),
     ];
     if let Some((field, there, here)) = fields.iter().find(|(_, there, here)| there != here) {
         anyhow::bail!(
@@ -228,4 +239,23 @@ fn train_candidate<S: Space>(
         valid_acc: valid.top1,
         seconds: started.elapsed().as_secs_f64().max(result.train_seconds),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::space::{darts::Darts, nb201::Nb201};
+
+    /// Candidates train briefly whatever the preset's retrain recipe, and a recipe already brief is kept.
+    #[test]
+    fn candidates_train_at_most_the_brief_schedule() {
+        for preset in [Preset::Paper, Preset::Embedded, Preset::Smoke] {
+            let full = Nb201::retrain_preset(preset).train;
+            let brief = BaselineConfig::<Nb201>::preset(preset, 10.0).candidate.train;
+            assert_eq!(brief.epochs, full.epochs.min(BRIEF_EPOCHS), "{preset:?}");
+            assert_eq!(brief.lr, full.lr, "{preset:?}: only the length changes");
+        }
+        assert_eq!(Nb201::retrain_preset(Preset::Paper).train.epochs, 200);
+        assert_eq!(BaselineConfig::<Darts>::preset(Preset::Paper, 10.0).candidate.train.epochs, BRIEF_EPOCHS);
+    }
 }

@@ -326,8 +326,14 @@ impl Space for Proxyless {
         let rows: Vec<Vec<f64>> = values
             .iter()
             .zip(&skippable)
-            .map(|(row, &skip)| row[..if skip { arch::MAX_CANDIDATES } else { arch::MBCONVS }].to_vec())
-            .collect();
+            .enumerate()
+            .map(|(l, (row, &skip))| {
+                let n = if skip { arch::MAX_CANDIDATES } else { arch::MBCONVS };
+                row.get(..n)
+                    .map(<[f64]>::to_vec)
+                    .with_context(|| format!("layer {l} has {} values, not {n}", row.len()))
+            })
+            .collect::<Result<_>>()?;
         let labels: Vec<String> = (0..rows.len()).map(|l| format!("layer {l}")).collect();
         let candidates: Vec<String> = (0..arch::MAX_CANDIDATES).map(arch::candidate_label).collect();
         let names: Vec<&str> = candidates.iter().map(String::as_str).collect();
@@ -371,5 +377,17 @@ mod tests {
         let retrain = Proxyless::retrain_preset(Preset::Paper);
         assert_eq!((retrain.train.epochs, retrain.train.batch_size, retrain.network.dropout), (240, 1024, 0.2));
         assert_eq!(retrain.train.weight_decay_on, DecayRule::ConvWeights);
+    }
+
+    /// An importances file with a layer cut short is an error naming the layer, not a panic.
+    #[test]
+    fn a_short_layer_in_the_importances_is_an_error() {
+        let mut values = vec![vec![1.0; arch::MAX_CANDIDATES]; arch::LAYERS];
+        let described = |values: &[Vec<f64>]| serde_json::json!({"values": values, "skippable": (0..arch::LAYERS).map(arch::skippable).collect::<Vec<_>>()});
+        assert!(Proxyless::importance_svg(&described(&values), "t", &[]).is_ok());
+        let l = (0..arch::LAYERS).find(|&l| arch::skippable(l)).unwrap();
+        values[l].truncate(arch::MBCONVS);
+        let err = Proxyless::importance_svg(&described(&values), "t", &[]).unwrap_err().to_string();
+        assert!(err.contains(&format!("layer {l} has {} values", arch::MBCONVS)), "{err}");
     }
 }

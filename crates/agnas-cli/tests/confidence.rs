@@ -60,7 +60,16 @@ fn every_pass_reports_decisions_confidence_and_rank_correlation() {
         .map(|d| &d["point"])
         .collect();
     assert_eq!(confidence["unsure"].as_array().unwrap().iter().collect::<Vec<_>>(), unsure);
-    assert!(std::fs::read_to_string(out.join("summary.md")).unwrap().contains("Decision confidence"));
+    // The warnings of the terminal are in result.json and summary.md too: the unsure decisions by name, and the
+    // parameter-free share where it is above the default 0.5.
+    let warnings: Vec<&str> = result["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
+    assert_eq!(warnings.len(), usize::from(!unsure.is_empty()) + usize::from(free > 0.5), "{warnings:?}");
+    for point in &unsure {
+        assert!(warnings[0].contains(point.as_str().unwrap()), "{warnings:?}");
+    }
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.contains("Decision confidence"));
+    assert_eq!(summary.matches("**Warning:**").count(), warnings.len(), "{summary}");
     let svg = std::fs::read_to_string(out.join("importance.svg")).unwrap();
     assert!(svg.contains("class=\"note\"") && svg.contains("architecture"), "the picture states the confidence");
 

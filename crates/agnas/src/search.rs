@@ -315,7 +315,9 @@ fn per_batch(total: &Importances, batches: &Tensor) -> Result<PerBatch> {
     let n = batches.size().first().copied().unwrap_or(0) as usize;
     let values =
         Vec::<f64>::try_from(batches.to_kind(Kind::Double).to_device(Device::Cpu).contiguous().flatten(0, -1))?;
-    let rows = values.chunks(values.len() / n.max(1)).map(<[f64]>::to_vec).collect();
+    // A file of no batches (or of empty ones) has no rows, which `PerBatch::new` judges.
+    let width = values.len().checked_div(n).unwrap_or(0);
+    let rows = if width == 0 { Vec::new() } else { values.chunks(width).map(<[f64]>::to_vec).collect() };
     PerBatch::new(total.clone(), rows)
 }
 
@@ -420,13 +422,19 @@ fn conclude<S: Space>(
     confidence: Option<&Confidence>,
 ) -> Result<Derived> {
     let mut derived = S::derive(&cfg.supernet, &cfg.derive, heldout)?;
-    let notes = confidence.map(Confidence::notes).unwrap_or_default();
+    let warnings = confidence.map(|c| c.warnings(cfg.importance.max_parameter_free)).unwrap_or_default();
+    let mut notes = confidence.map(Confidence::notes).unwrap_or_default();
+    notes.extend(warnings.iter().map(|w| format!("warning: {w}")));
     let picture = S::importance_svg(&S::describe(&cfg.supernet, heldout), HELDOUT_HEATMAP_TITLE, &notes)?;
     derived.files.push(("importance.svg".to_string(), picture.into_bytes()));
     if let Some(c) = confidence {
         derived.result["confidence"] = serde_json::to_value(c)?;
+        derived.result["warnings"] = serde_json::to_value(&warnings)?;
         derived.details_md.push('\n');
         derived.details_md.push_str(&c.markdown());
+        for w in &warnings {
+            derived.details_md.push_str(&format!("\n**Warning:** {w}\n"));
+        }
         if let Some(a) = c.architecture {
             derived.report.push(format!(
                 "confidence: architecture {a:.2}, weakest decision {:.2}; {:.0} % of the chosen operations have no \
@@ -435,9 +443,7 @@ fn conclude<S: Space>(
                 100.0 * c.parameter_free_share
             ));
         }
-        derived
-            .report
-            .extend(c.warnings(cfg.importance.max_parameter_free).into_iter().map(|w| format!("warning: {w}")));
+        derived.report.extend(warnings.iter().map(|w| format!("warning: {w}")));
     }
     Ok(derived)
 }
@@ -651,4 +657,23 @@ fn passes_table(importances: &[EpochImportance]) -> String {
     }
     s.push('\n');
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A per-batch file of no batches, or of empty ones, is an error, not a panic.
+    #[test]
+    fn per_batch_rows_of_nothing_are_an_error() {
+        let total = Importances { axes: vec!["op".into()], shape: vec![2], values: vec![1.0, 2.0], mask: None };
+        let rows = per_batch(&total, &Tensor::from_slice(&[0.5f64, 1.0, 0.5, 1.0]).view([2, 2])).unwrap();
+        assert_eq!(rows.rows, [vec![0.5, 1.0], vec![0.5, 1.0]]);
+        for empty in
+            [Tensor::zeros([0, 2], (Kind::Double, Device::Cpu)), Tensor::zeros([3, 0], (Kind::Double, Device::Cpu))]
+        {
+            let err = per_batch(&total, &empty).expect_err("no rows").to_string();
+            assert!(err.contains("no held-out batch"), "{err}");
+        }
+    }
 }

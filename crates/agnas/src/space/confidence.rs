@@ -118,7 +118,7 @@ impl Confidence {
     pub fn notes(&self) -> Vec<String> {
         let free = format!("parameter-free ops {:.0} %", 100.0 * self.parameter_free_share);
         let Some(architecture) = self.architecture else {
-            return vec![format!("no confidence: the held-out pass had one batch; {free}")];
+            return vec![format!("no confidence: {}; {free}", self.why_no_bootstrap())];
         };
         let mut lines = vec![format!(
             "confidence (bootstrap of {} held-out batches, {} resamples): architecture {architecture:.2}; {free}",
@@ -136,6 +136,14 @@ impl Confidence {
         lines
     }
 
+    fn why_no_bootstrap(&self) -> String {
+        if self.batches < 2 {
+            "the held-out pass had one batch".to_string()
+        } else {
+            format!("resamples = 0 over {} held-out batches", self.batches)
+        }
+    }
+
     /// A Markdown table of the decisions for `summary.md`.
     pub fn markdown(&self) -> String {
         let mut s = match self.architecture {
@@ -144,7 +152,7 @@ impl Confidence {
                  choice): architecture **{a:.3}**",
                 self.resamples, self.batches
             ),
-            None => "Decisions (no bootstrap: one held-out batch)".to_string(),
+            None => format!("Decisions (no bootstrap: {})", self.why_no_bootstrap()),
         };
         s.push_str(&format!(
             "; {:.0} % of the chosen operations have no parameters.\n\n\
@@ -364,6 +372,11 @@ mod tests {
         let c = assess(&one, &argmax_decider(), settings).unwrap();
         assert_eq!((c.resamples, c.architecture, c.decisions[0].confidence), (0, None, None));
         assert!(c.unsure.is_empty() && !c.all_at_least(0.5));
+        assert!(c.markdown().contains("no bootstrap: the held-out pass had one batch"), "{}", c.markdown());
+        // Resampling switched off: no confidence either, and the reason is not the batch count.
+        let off = assess(&batches, &argmax_decider(), Bootstrap { resamples: 0, ..settings }).unwrap();
+        assert_eq!((off.batches, off.architecture), (10, None));
+        assert!(off.notes()[0].contains("resamples = 0 over 10 held-out batches"), "{:?}", off.notes());
         let back: Confidence = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
         assert_eq!(back.decisions[0].decision.choice, c.decisions[0].decision.choice);
     }

@@ -113,7 +113,7 @@ struct RandomArgs {
     /// Stop after this many candidates even with budget left.
     #[arg(long, group = "config_flags")]
     max_candidates: Option<usize>,
-    /// Draw NB201 cells with `none` too (default: only what the search derives, which leaves `none` out).
+    /// Draw cells with `none` too (NB201, DARTS; default: only what the search derives, which leaves `none` out).
     #[arg(long, group = "config_flags")]
     allow_none: bool,
     #[command(flatten)]
@@ -244,7 +244,8 @@ struct SearchArgs {
     /// Epochs trained before --until-decided may stop the search (default 1).
     #[arg(long, group = "config_flags")]
     min_epochs: Option<usize>,
-    /// Let `none` win an edge (NAS-Bench-201: off by default, since no gradient reaches a zero output's gates).
+    /// Let `none` win an edge (NAS-Bench-201) or a node input (DARTS): off by default, since no gradient reaches a zero
+    /// output's gates.
     #[arg(long, group = "config_flags")]
     allow_none: bool,
     /// How cells' importances combine: all-cells or first-stage.

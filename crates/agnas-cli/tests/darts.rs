@@ -57,6 +57,14 @@ fn search_then_retrain_then_eval() {
     let last = importances.as_array().unwrap().last().unwrap();
     assert_eq!(last["heldout"]["values"].as_array().unwrap().len(), 5);
     assert_eq!(last["heldout"]["values"][0].as_array().unwrap().len(), 14);
+    // `none` wins no node input by default; the same importances with it allowed are reported beside.
+    let found = json(&search.join("result.json"));
+    assert!(!found["arch"].as_str().unwrap().contains("none"), "{}", found["arch"]);
+    assert_eq!(
+        (genotype["allow_none"].as_bool(), found["other_derivation"]["allow_none"].as_bool()),
+        (Some(false), Some(true))
+    );
+    assert_eq!(found["other_derivation"]["arch"].as_str().unwrap().split(" / ").count(), 5);
     // The Python text of the search reads back as the same genotype.
     let shown = run_ok(agnas().args(["genotype", "show", "--to", "json"]).arg(search.join("genotype.py")));
     let from_python: Value = serde_json::from_slice(&shown.stdout).unwrap();

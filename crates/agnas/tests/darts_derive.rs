@@ -30,7 +30,7 @@ fn derive_cell_matches_the_official_parse() {
     let mut failures = Vec::new();
     for case in &cases {
         assert_eq!(case.genotype.len(), 2 * case.steps, "case {}: fixture genotype length", case.name);
-        match derive_cell(&case.importance, case.steps) {
+        match derive_cell(&case.importance, case.steps, false) {
             Ok(cell) if cell.ops == case.genotype && cell.concat == case.concat => {}
             Ok(cell) => failures.push(format!(
                 "case {}: agnas {:?} concat {:?}, official {:?} concat {:?}",

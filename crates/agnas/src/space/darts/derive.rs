@@ -3,21 +3,21 @@ use super::genotype::{CellGenotype, DartsOp};
 use crate::space::confidence::{lead, Decision};
 use anyhow::{ensure, Result};
 
-/// One input edge of a node: its strongest non-`none` op and the runner-up op.
+/// One input edge of a node: its strongest op (other than `none` unless allowed) and the runner-up op.
 struct Input {
     from: usize,
     op: DartsOp,
     strength: f64,
     runner_up: DartsOp,
-    /// The op's lead over the runner-up, in points of the edge's non-`none` total.
+    /// The op's lead over the runner-up, in points of the edge's total over the ops that may win.
     margin: f64,
-    /// The edge's non-`none` importances, in op order.
+    /// The importances of the ops that may win, in op order.
     scores: Vec<f64>,
 }
 
 /// Every node's input edges, strongest first (ties keep the earlier edge and the earlier op, as Python's stable
 /// `sorted` and the first-maximum loop of DARTS' `_parse` do).
-fn ranked_inputs(importance: &[Vec<f64>], steps: usize) -> Result<Vec<Vec<Input>>> {
+fn ranked_inputs(importance: &[Vec<f64>], steps: usize, allow_none: bool) -> Result<Vec<Vec<Input>>> {
     let edges: usize = (0..steps).map(|i| i + 2).sum();
     ensure!(importance.len() == edges, "a cell has {} edges of importances, expected {edges}", importance.len());
     let input = |from: usize, row: &[f64]| -> Result<Input> {
@@ -26,7 +26,7 @@ fn ranked_inputs(importance: &[Vec<f64>], steps: usize) -> Result<Vec<Vec<Input>
             ensure!(v.is_finite(), "importance of {op} is {v}");
         }
         let ops: Vec<(usize, f64)> =
-            row.iter().copied().enumerate().filter(|&(k, _)| DartsOp::ALL[k] != DartsOp::None).collect();
+            row.iter().copied().enumerate().filter(|&(k, _)| allow_none || DartsOp::ALL[k] != DartsOp::None).collect();
         let total = ops.iter().map(|(_, v)| v).sum();
         let (best, second, margin) = lead(ops.iter().copied(), total).expect("seven ops besides none");
         Ok(Input {
@@ -50,17 +50,17 @@ fn ranked_inputs(importance: &[Vec<f64>], steps: usize) -> Result<Vec<Vec<Input>
     Ok(nodes)
 }
 
-/// A node's non-`none` importances, edge by edge in input order (the same order in every pass).
+/// A node's importances of the ops that may win, edge by edge in input order (the same order in every pass).
 fn in_edge_order(ranked: &[Input]) -> Vec<f64> {
     let mut inputs: Vec<&Input> = ranked.iter().collect();
     inputs.sort_by_key(|i| i.from);
     inputs.iter().flat_map(|i| i.scores.iter().copied()).collect()
 }
 
-/// The genotype of one cell from its (edges, 8) importances: for every node the two input edges whose best
-/// non-`none` op is strongest, each with that op; pairs are listed strongest first.
-pub fn derive_cell(importance: &[Vec<f64>], steps: usize) -> Result<CellGenotype> {
-    let nodes = ranked_inputs(importance, steps)?;
+/// The genotype of one cell from its (edges, 8) importances: for every node the two input edges whose best op
+/// (other than `none` unless `allow_none`) is strongest, each with that op; pairs are listed strongest first.
+pub fn derive_cell(importance: &[Vec<f64>], steps: usize, allow_none: bool) -> Result<CellGenotype> {
+    let nodes = ranked_inputs(importance, steps, allow_none)?;
     let ops = nodes.iter().flat_map(|ranked| ranked.iter().take(2).map(|i| (i.op, i.from))).collect();
     Ok(CellGenotype { ops, concat: (2..steps + 2).collect() })
 }
@@ -69,10 +69,10 @@ pub fn derive_cell(importance: &[Vec<f64>], steps: usize) -> Result<CellGenotype
 /// node is their sum whichever is stronger (a resample that only swaps the two makes the same network). The margin is
 /// the smallest of the node's leads: the second input's over the third (in points of the node's summed input
 /// strengths; node 0 has only two inputs) and each chosen op's over its edge's runner-up op (in points of the edge's
-/// non-`none` total).
-pub fn cell_decisions(importance: &[Vec<f64>], steps: usize, cell: &str) -> Result<Vec<Decision>> {
+/// total over the ops that may win).
+pub fn cell_decisions(importance: &[Vec<f64>], steps: usize, allow_none: bool, cell: &str) -> Result<Vec<Decision>> {
     let pair = |op: DartsOp, from: usize| format!("{op}~{from}");
-    let nodes = ranked_inputs(importance, steps)?;
+    let nodes = ranked_inputs(importance, steps, allow_none)?;
     Ok(nodes
         .iter()
         .enumerate()
@@ -117,7 +117,7 @@ mod tests {
         // Node 1 (edges 2..5): inputs 2 (skip 4) and 0 (max_pool 3); input 1 has only ties at 1 → loses.
         imp[2] = row([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 3.0, 1.0]);
         imp[4] = row([1.0, 1.0, 1.0, 1.0, 4.0, 1.0, 1.0, 1.0]);
-        let cell = derive_cell(&imp, 4).unwrap();
+        let cell = derive_cell(&imp, 4, false).unwrap();
         assert_eq!(&cell.ops[0..2], &[(DartsOp::DilConv5x5, 1), (DartsOp::SepConv3x3, 0)]);
         assert_eq!(&cell.ops[2..4], &[(DartsOp::SkipConnect, 2), (DartsOp::MaxPool3x3, 0)]);
         // Node 2: all equal → the first two edges, the first op.
@@ -131,20 +131,42 @@ mod tests {
         let mut imp = vec![row([1.0; 8]); 14];
         imp[0] = row([1.0, 1.0, 1.0, 1.0, 4.0, 1.0, 1.0, 1.0]);
         imp[1] = row([1.0, 1.0, 1.0, 3.0, 1.0, 1.0, 1.0, 1.0]);
-        assert_eq!(derive_cell(&imp, 4).unwrap().ops[0..2], [(DartsOp::SkipConnect, 0), (DartsOp::DilConv5x5, 1)]);
-        let before = cell_decisions(&imp, 4, "normal").unwrap();
+        assert_eq!(
+            derive_cell(&imp, 4, false).unwrap().ops[0..2],
+            [(DartsOp::SkipConnect, 0), (DartsOp::DilConv5x5, 1)]
+        );
+        let before = cell_decisions(&imp, 4, false, "normal").unwrap();
         imp[1][3] = 5.0;
-        assert_eq!(derive_cell(&imp, 4).unwrap().ops[0..2], [(DartsOp::DilConv5x5, 1), (DartsOp::SkipConnect, 0)]);
-        let after = cell_decisions(&imp, 4, "normal").unwrap();
+        assert_eq!(
+            derive_cell(&imp, 4, false).unwrap().ops[0..2],
+            [(DartsOp::DilConv5x5, 1), (DartsOp::SkipConnect, 0)]
+        );
+        let after = cell_decisions(&imp, 4, false, "normal").unwrap();
         assert_eq!(before[0].choice, "skip_connect~0,dil_conv_5x5~1");
         assert_eq!(after[0].choice, before[0].choice);
     }
 
     #[test]
+    fn none_wins_an_input_only_when_allowed() {
+        let mut imp = vec![row([1.0; 8]); 14];
+        imp[0] = row([2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 9.0]);
+        imp[1] = row([1.0, 1.0, 1.0, 5.0, 1.0, 1.0, 1.0, 1.0]);
+        assert_eq!(
+            derive_cell(&imp, 4, false).unwrap().ops[0..2],
+            [(DartsOp::DilConv5x5, 1), (DartsOp::SepConv3x3, 0)]
+        );
+        assert_eq!(derive_cell(&imp, 4, true).unwrap().ops[0..2], [(DartsOp::None, 0), (DartsOp::DilConv5x5, 1)]);
+        let with_none = cell_decisions(&imp, 4, true, "normal").unwrap();
+        assert_eq!(with_none[0].choice, "none~0,dil_conv_5x5~1");
+        assert_eq!((with_none[0].parameter_free, with_none[0].scores.len()), (1, 16));
+        assert_eq!(cell_decisions(&imp, 4, false, "normal").unwrap()[0].scores.len(), 14);
+    }
+
+    #[test]
     fn wrong_shapes_and_nan_are_errors() {
-        assert!(derive_cell(&vec![row([1.0; 8]); 13], 4).is_err());
+        assert!(derive_cell(&vec![row([1.0; 8]); 13], 4, false).is_err());
         let mut imp = vec![row([1.0; 8]); 14];
         imp[3][2] = f64::NAN;
-        assert!(derive_cell(&imp, 4).unwrap_err().to_string().contains("dil_conv_3x3"));
+        assert!(derive_cell(&imp, 4, false).unwrap_err().to_string().contains("dil_conv_3x3"));
     }
 }

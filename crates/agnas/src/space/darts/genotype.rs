@@ -277,22 +277,26 @@ impl Genotype {
         }
     }
 
-    /// A uniformly random genotype in the stage form, the baseline of the field: each node of each of the five cells
-    /// takes two distinct earlier states and, for each, one of the seven ops other than `none`.
+    /// A uniformly random genotype of four-node cells in the stage form (`random:<seed>`), the baseline of the field.
     pub fn random(seed: u64) -> Genotype {
-        use rand::seq::{index, SliceRandom};
         use rand::SeedableRng;
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let ops: Vec<DartsOp> = DartsOp::ALL.iter().copied().filter(|&o| o != DartsOp::None).collect();
+        Genotype::random_from(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), 4, false)
+    }
+
+    /// A uniformly random stage-form genotype of `steps`-node cells: each node takes two distinct earlier states and,
+    /// for each, one of the seven ops other than `none`, or one of all eight with `allow_none`.
+    pub fn random_from(rng: &mut dyn rand::RngCore, steps: usize, allow_none: bool) -> Genotype {
+        use rand::seq::{index, SliceRandom};
+        let ops: Vec<DartsOp> = DartsOp::ALL.iter().copied().filter(|&o| allow_none || o != DartsOp::None).collect();
         let cells = (0..5)
             .map(|_| {
-                let mut pairs = Vec::with_capacity(8);
-                for node in 0..4 {
-                    for input in index::sample(&mut rng, node + 2, 2).into_iter() {
-                        pairs.push((*ops.choose(&mut rng).expect("seven ops"), input));
+                let mut pairs = Vec::with_capacity(2 * steps);
+                for node in 0..steps {
+                    for input in index::sample(rng, node + 2, 2).into_iter() {
+                        pairs.push((*ops.choose(rng).expect("seven ops"), input));
                     }
                 }
-                CellGenotype { ops: pairs, concat: vec![2, 3, 4, 5] }
+                CellGenotype { ops: pairs, concat: (2..steps + 2).collect() }
             })
             .collect();
         Genotype::Stages { cells }
@@ -370,6 +374,17 @@ mod tests {
         let err = cell.validate().unwrap_err().to_string();
         assert!(err.contains("pair 1") && err.contains("sep_conv_3x3"), "{err}");
         assert!("sep_conv_7x7".parse::<DartsOp>().unwrap_err().to_string().contains("sep_conv_7x7"));
+    }
+
+    #[test]
+    fn random_genotypes_with_none_allowed_draw_it() {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let g = Genotype::random_from(&mut rng, 4, true);
+        g.validate().unwrap();
+        let Genotype::Stages { cells } = g else { panic!("stage form") };
+        // 40 draws of eight ops: `none` is missing from all with probability (7/8)^40 < 0.5 %, and the seed is fixed.
+        assert!(cells.iter().flat_map(|c| &c.ops).any(|(op, _)| *op == DartsOp::None));
     }
 
     #[test]

@@ -34,10 +34,14 @@ pub struct Darts;
 
 const AXES: [&str; 3] = ["cell", "edge", "op"];
 
-/// `[derive]` of the DARTS space: the top-2 rule of DARTS has no options.
+/// `[derive]` of the DARTS space: the top-2 rule of DARTS, which never picks `none` unless `allow_none`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DartsDerive {}
+pub struct DartsDerive {
+    /// Let `none` be an edge's op and count towards a node's input strengths (the official code never does).
+    #[serde(default)]
+    pub allow_none: bool,
+}
 
 impl Section for DartsDerive {
     fn validate(&self) -> Result<()> {
@@ -237,7 +241,7 @@ impl Space for Darts {
         })
     }
 
-    fn derive(cfg: &DartsConfig, _: &DartsDerive, importances: &Importances) -> Result<Derived> {
+    fn derive(cfg: &DartsConfig, derive: &DartsDerive, importances: &Importances) -> Result<Derived> {
         let values = importances.to_vec3()?;
         let kinds = cfg.cells();
         anyhow::ensure!(
@@ -246,12 +250,17 @@ impl Space for Darts {
             values.len(),
             kinds.len()
         );
-        let cells: Vec<CellGenotype> = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| derive::derive_cell(v, cfg.steps).with_context(|| cell_name(i)))
-            .collect::<Result<_>>()?;
+        let derive_cells = |allow_none: bool| -> Result<Vec<CellGenotype>> {
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| derive::derive_cell(v, cfg.steps, allow_none).with_context(|| cell_name(i)))
+                .collect()
+        };
+        let cells = derive_cells(derive.allow_none)?;
         let stages = cfg.stage_cells();
+        let stage_name =
+            |cells: &[CellGenotype]| stages.iter().map(|&i| cell_string(&cells[i])).collect::<Vec<_>>().join(" / ");
         let genotype = Genotype::Stages { cells: stages.iter().map(|&i| cells[i].clone()).collect() };
         genotype.validate()?;
         let per_cell: Vec<serde_json::Value> = cells
@@ -271,7 +280,13 @@ impl Space for Darts {
             let slot = stages.iter().position(|&s| s == i).map_or(String::from("–"), |s| s.to_string());
             details.push_str(&format!("| {} | {kind:?} | {c} | {slot} | `{}` |\n", cell_name(i), cell_string(cell)));
         }
-        let name = stages.iter().map(|&i| cell_string(&cells[i])).collect::<Vec<_>>().join(" / ");
+        let name = stage_name(&cells);
+        let other = stage_name(&derive_cells(!derive.allow_none)?);
+        let mut report = Vec::new();
+        if other != name {
+            let with = if derive.allow_none { "without `none`" } else { "with `none` allowed" };
+            report.push(format!("{with} the same importances give {other}"));
+        }
         let titles: Vec<String> =
             kinds.iter().enumerate().map(|(i, (kind, c))| format!("{} ({kind:?}, C={c})", cell_name(i))).collect();
         let mut files = vec![(
@@ -293,9 +308,12 @@ impl Space for Darts {
                 "genotype": genotype,
                 "stage_cells": stages.iter().map(|&i| cell_name(i)).collect::<Vec<_>>(),
                 "cells": per_cell,
+                "allow_none": derive.allow_none,
             }),
-            result: serde_json::json!({}),
-            report: Vec::new(),
+            result: serde_json::json!({
+                "other_derivation": { "allow_none": !derive.allow_none, "arch": other },
+            }),
+            report,
             details_md: details,
             files,
         })
@@ -369,16 +387,17 @@ impl Space for Darts {
         !name.starts_with("auxiliary_head")
     }
 
-    /// Released checkpoints keep the auxiliary head's weights; the network then gets the head too (unused in eval).
     /// One decision per node of the cells the evaluation network takes its genotypes from.
-    fn decider(cfg: &DartsConfig, _: &DartsDerive) -> Result<Decider> {
-        let (stages, steps) = (cfg.stage_cells(), cfg.steps);
+    fn decider(cfg: &DartsConfig, derive: &DartsDerive) -> Result<Decider> {
+        let (stages, steps, allow_none) = (cfg.stage_cells(), cfg.steps, derive.allow_none);
         Ok(Box::new(move |importances: &Importances| {
             let values = importances.to_vec3()?;
             let mut decisions = Vec::new();
             for &i in &stages {
                 let cell = values.get(i).with_context(|| format!("importances lack {}", cell_name(i)))?;
-                decisions.extend(derive::cell_decisions(cell, steps, &cell_name(i)).with_context(|| cell_name(i))?);
+                decisions.extend(
+                    derive::cell_decisions(cell, steps, allow_none, &cell_name(i)).with_context(|| cell_name(i))?,
+                );
             }
             Ok(decisions)
         }))
@@ -409,19 +428,11 @@ impl Space for Darts {
         Ok(genotype)
     }
 
-    /// Per stage cell and node two distinct inputs and two ops other than `none`, all uniform.
-    fn random_genotype(cfg: &DartsConfig, _: &DartsDerive, rng: &mut dyn rand::RngCore) -> Genotype {
-        use rand::seq::index::sample;
-        use rand::Rng;
-        let ops: Vec<DartsOp> = DartsOp::ALL.into_iter().filter(|&o| o != DartsOp::None).collect();
-        let cell = |rng: &mut dyn rand::RngCore| {
-            let inputs: Vec<usize> = (0..cfg.steps).flat_map(|node| sample(rng, node + 2, 2).into_vec()).collect();
-            let ops = inputs.into_iter().map(|input| (ops[rng.gen_range(0..ops.len())], input)).collect();
-            CellGenotype { ops, concat: (2..cfg.steps + 2).collect() }
-        };
-        Genotype::Stages { cells: cfg.stage_cells().iter().map(|_| cell(rng)).collect() }
+    fn random_genotype(cfg: &DartsConfig, derive: &DartsDerive, rng: &mut dyn rand::RngCore) -> Genotype {
+        Genotype::random_from(rng, cfg.steps, derive.allow_none)
     }
 
+    /// Released checkpoints keep the auxiliary head's weights; the network then gets the head too (unused in eval).
     fn fit_to_weights(network: &mut NetworkConfig, names: &[&str]) {
         network.auxiliary = names.iter().any(|n| n.contains("auxiliary_head."));
     }

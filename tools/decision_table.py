@@ -165,7 +165,7 @@ def main():
                 budget = args.random_beside * agnas_seconds[r["seed"]] / 60.0
             if budget is None:
                 arch, n, valid, seconds = r["arch"], r["candidates"], r["valid_acc"], r["train_seconds"]
-                acc = r["record"]["c10_test"]
+                acc = r.get("bench201", r.get("record"))["c10_test"]  # earlier runs: `record`
             else:
                 arch, n, valid, seconds = random_at(run, r, budget)
                 acc = c10(args.agnas_bin, arch)

@@ -218,7 +218,7 @@ fn random_baseline_keeps_the_best_candidate_on_validation_and_resumes() {
     );
     let arch: agnas::space::nb201::Arch = result["arch"].as_str().unwrap().parse().unwrap();
     let record = agnas::space::nb201::bench::table().by_arch(&arch).unwrap();
-    assert_eq!(result["record"]["c10_test"].as_f64().unwrap(), record.c10_test);
+    assert_eq!(result["bench201"]["c10_test"].as_f64().unwrap(), record.c10_test);
     for c in &candidates {
         assert!(!c["arch"].as_str().unwrap().contains("none"), "drawn from what the search derives: {c}");
         let trained = json(&out.join(format!("candidates/{:04}/result.json", c["index"].as_u64().unwrap())));

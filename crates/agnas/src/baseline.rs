@@ -92,8 +92,9 @@ pub struct BaselineResult {
     pub valid_acc: f64,
     pub train_seconds: f64,
     pub budget_minutes: f64,
-    /// What a benchmark table records of the chosen architecture.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// What a benchmark table records of the chosen architecture, under the key a search's `result.json` uses for it
+    /// (earlier runs wrote `record`, still read).
+    #[serde(rename = "bench201", alias = "record", skip_serializing_if = "Option::is_none")]
     pub record: Option<serde_json::Value>,
 }
 

@@ -219,6 +219,8 @@ fn random_baseline_keeps_the_best_candidate_on_validation_and_resumes() {
     let arch: agnas::space::nb201::Arch = result["arch"].as_str().unwrap().parse().unwrap();
     let record = agnas::space::nb201::bench::table().by_arch(&arch).unwrap();
     assert_eq!(result["bench201"]["c10_test"].as_f64().unwrap(), record.c10_test);
+    let free = ["skip_connect", "avg_pool_3x3"].iter().map(|op| result["arch"].as_str().unwrap().matches(op).count());
+    assert_eq!(result["parameter_free_share"].as_f64().unwrap(), free.sum::<usize>() as f64 / 6.0);
     for c in &candidates {
         assert!(!c["arch"].as_str().unwrap().contains("none"), "drawn from what the search derives: {c}");
         let trained = json(&out.join(format!("candidates/{:04}/result.json", c["index"].as_u64().unwrap())));

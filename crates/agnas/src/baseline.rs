@@ -92,6 +92,9 @@ pub struct BaselineResult {
     pub valid_acc: f64,
     pub train_seconds: f64,
     pub budget_minutes: f64,
+    /// The share of the pick's ops without parameters, as a search reports it of its decisions.
+    #[serde(default)]
+    pub parameter_free_share: f64,
     /// What a benchmark table records of the chosen architecture, under the key a search's `result.json` uses for it
     /// (earlier runs wrote `record`, still read).
     #[serde(rename = "bench201", alias = "record", skip_serializing_if = "Option::is_none")]
@@ -133,6 +136,7 @@ pub fn random<S: Space>(start: Start<BaselineConfig<S>>, progress: ProgressMode)
         valid_acc: best.valid_acc,
         train_seconds: done.iter().map(|c| c.seconds).sum(),
         budget_minutes: cfg.budget_minutes,
+        parameter_free_share: S::parameter_free_share(&genotype),
         record: S::benchmark_record(&genotype),
     };
     write_json(&out.join("result.json"), &result)?;

@@ -131,6 +131,9 @@ pub trait Space: SpaceSections {
     fn from_choices(cfg: &Self::Supernet, choices: &[&str]) -> Result<Self::Genotype>;
     /// A genotype drawn uniformly from those the derivation can produce under `derive` (random search).
     fn random_genotype(cfg: &Self::Supernet, derive: &Self::Derive, rng: &mut dyn rand::RngCore) -> Self::Genotype;
+    /// The share of a genotype's chosen ops that have no parameters (skip, pools, `none`), the collapse that
+    /// DARTS-style searches are known for; a search reports it over its decisions, a random search over its pick.
+    fn parameter_free_share(genotype: &Self::Genotype) -> f64;
     /// What a benchmark table records of a genotype (NAS-Bench-201), if the space has one.
     fn benchmark_record(_genotype: &Self::Genotype) -> Option<serde_json::Value> {
         None

@@ -432,6 +432,15 @@ impl Space for Darts {
         Genotype::random_from(rng, cfg.steps, derive.allow_none)
     }
 
+    fn parameter_free_share(genotype: &Genotype) -> f64 {
+        let cells = match genotype {
+            Genotype::NormalReduce { normal, reduce } => vec![normal, reduce],
+            Genotype::Stages { cells } => cells.iter().collect(),
+        };
+        let ops: Vec<DartsOp> = cells.iter().flat_map(|c| c.ops.iter().map(|(op, _)| *op)).collect();
+        ops.iter().filter(|op| op.parameter_free()).count() as f64 / ops.len().max(1) as f64
+    }
+
     /// Released checkpoints keep the auxiliary head's weights; the network then gets the head too (unused in eval).
     fn fit_to_weights(network: &mut NetworkConfig, names: &[&str]) {
         network.auxiliary = names.iter().any(|n| n.contains("auxiliary_head."));
@@ -485,5 +494,16 @@ impl Space for Darts {
             }),
             BenchBlock::new("cell", vec![vec![b, c_in, 32, 32]; 2], move |xs| cell.forward_t(&xs[0], &xs[1], true).0),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameter_free_share_counts_the_ops_of_every_cell() {
+        // DARTS V1 (Liu et al.): three skips in the normal cell, a reduce cell of pools and skips only.
+        assert_eq!(Darts::parameter_free_share(&Genotype::builtin("darts_v1").unwrap()), 11.0 / 16.0);
     }
 }

@@ -240,6 +240,10 @@ impl Space for Nb201 {
         Arch { ops: std::array::from_fn(|_| Nb201Op::ALL[rng.gen_range(first..Nb201Op::ALL.len())]) }
     }
 
+    fn parameter_free_share(genotype: &Arch) -> f64 {
+        genotype.ops.iter().filter(|op| op.parameter_free()).count() as f64 / genotype.ops.len() as f64
+    }
+
     fn benchmark_record(genotype: &Arch) -> Option<serde_json::Value> {
         bench::table().by_arch(genotype).and_then(|r| serde_json::to_value(r).ok())
     }

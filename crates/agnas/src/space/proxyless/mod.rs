@@ -237,6 +237,10 @@ impl Space for Proxyless {
         Arch::from_slots(&slots).expect("skips only where a layer keeps its shape")
     }
 
+    fn parameter_free_share(genotype: &Arch) -> f64 {
+        genotype.0.iter().filter(|slot| slot.is_none()).count() as f64 / arch::LAYERS as f64
+    }
+
     fn parse_genotype(spec: &str) -> Result<Arch> {
         parse_arch(spec)
     }
@@ -356,6 +360,12 @@ impl Space for Proxyless {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_released_architectures_skips_are_its_parameter_free_share() {
+        // Five of its 21 ids are -1.
+        assert_eq!(Proxyless::parameter_free_share(&Arch::parse(arch::AGNAS).unwrap()), 5.0 / 21.0);
+    }
 
     #[test]
     fn small_inputs_warn_about_kernels_that_see_the_same_pixels() {

@@ -1,7 +1,8 @@
 //! `agnas bench`: time the supernet train step and its building blocks on random data, and the data loader on a
 //! folder of images.
+use crate::flags::{Settings, SupernetShape};
 use crate::parse_space;
-use agnas::config::{self, Preset, SearchConfig, SectionFlags};
+use agnas::config::{self, Preset, SearchConfig};
 use agnas::data::augment::{Augment, CenterView, ColorJitter, RandomResizedCrop, Transform};
 use agnas::data::folder::FolderDataset;
 use agnas::data::loader::{Loader, LoaderConfig, Shard};
@@ -105,18 +106,9 @@ pub struct StepArgs {
     /// auto, cpu or cuda.
     #[arg(long, value_parser = crate::parse_named::<DeviceChoice>, default_value = "auto")]
     device: DeviceChoice,
-    /// Supernet channels C (default: the paper's).
-    #[arg(long)]
-    channels: Option<i64>,
-    /// NB201 cells per stage N (default: the paper's).
-    #[arg(long)]
-    cells_per_stage: Option<i64>,
-    /// DARTS supernet cells (default: the paper's 8).
-    #[arg(long)]
-    layers: Option<i64>,
-    /// ProxylessNAS channel multiplier (default: the paper's 1.0).
-    #[arg(long)]
-    width_mult: Option<f64>,
+    /// The supernet's shape, when not the paper's.
+    #[command(flatten)]
+    pub(crate) shape: Settings<SupernetShape>,
     /// Side of the random input images in pixels.
     #[arg(long, default_value_t = 32)]
     image_size: i64,
@@ -286,14 +278,8 @@ impl SpaceTask for &StepArgs {
 }
 
 /// The paper's search configuration with the supernet shape of the flags.
-fn bench_config<S: Space>(a: &StepArgs) -> Result<SearchConfig<S>> {
-    let flags = SectionFlags::default().given([
-        ("supernet.channels", "--channels", a.channels),
-        ("supernet.cells_per_stage", "--cells-per-stage", a.cells_per_stage),
-        ("supernet.layers", "--layers", a.layers),
-    ]);
-    let flags = flags.given([("supernet.width_mult", "--width-mult", a.width_mult)]);
-    config::layered(S::search_preset(Preset::Paper), None, &flags)
+pub(crate) fn bench_config<S: Space>(a: &StepArgs) -> Result<SearchConfig<S>> {
+    config::layered(S::search_preset(Preset::Paper), None, &a.shape.given)
 }
 
 fn step<S: Space>(a: &StepArgs) -> Result<()> {

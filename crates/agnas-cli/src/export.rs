@@ -35,7 +35,7 @@ pub struct ExportArgs {
     force: bool,
     /// For a weights file or fresh weights: the genotype and its network.
     #[command(flatten)]
-    of: GenotypeNetworkArgs,
+    pub(crate) of: GenotypeNetworkArgs,
     /// ONNX: a fixed batch size (default: a dynamic batch dimension `N`).
     #[arg(long)]
     batch: Option<i64>,

@@ -14,8 +14,8 @@ macro_rules! outln {
 }
 
 mod bench;
-mod defaults;
 mod export;
+mod flags;
 mod latency;
 mod launch;
 mod models;
@@ -32,7 +32,7 @@ pub(crate) fn write_stdout(text: &str) {
 }
 
 use agnas::baseline::{self, BaselineConfig};
-use agnas::config::{self, Preset, SearchConfig, SectionFlags};
+use agnas::config::{self, Preset, SearchConfig};
 use agnas::dist::Dist;
 use agnas::report::{progress::ProgressMode, CONFIG_FILE};
 use agnas::runs;
@@ -42,7 +42,8 @@ use agnas::space::{Space, SpaceName, SpaceTask};
 use agnas::train::Start;
 use anyhow::{Context, Result};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use run_args::{set_flags, RunArgs, RunSettings};
+use flags::Settings;
+use run_args::RunArgs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -103,21 +104,14 @@ struct RandomArgs {
     /// that preset, for at most 12 epochs unless --epochs says otherwise).
     #[command(flatten)]
     origin: Origin,
-    /// Wall-clock minutes for all candidates.
-    #[arg(long, group = "config_flags", required_unless_present_any = ["resume", "budget_of"])]
-    budget_minutes: Option<f64>,
     /// The budget is the wall-clock time this finished search took (its result.json's train_seconds), on the same
     /// images: equal cost, when the search ran on this machine.
-    #[arg(long, group = "config_flags", value_name = "RUN", conflicts_with = "budget_minutes")]
+    #[arg(long, group = "config_flags", value_name = "RUN", conflicts_with = "budget-minutes")]
     budget_of: Option<PathBuf>,
-    /// Stop after this many candidates even with budget left.
-    #[arg(long, group = "config_flags")]
-    max_candidates: Option<usize>,
-    /// Draw cells with `none` too (NB201, DARTS; default: only what the search derives, which leaves `none` out).
-    #[arg(long, group = "config_flags")]
-    allow_none: bool,
     #[command(flatten)]
     run: RunArgs,
+    #[command(flatten)]
+    settings: Settings<flags::Random>,
 }
 
 /// Where a search (or its baseline) starts: the space, the images and the preset.
@@ -167,109 +161,17 @@ struct SearchArgs {
     origin: Origin,
     #[command(flatten)]
     run: RunArgs,
+    #[command(flatten)]
+    settings: Settings<flags::Search>,
     /// Search once per seed, one after the other, into `seed-<n>` folders of one run folder, then report on them
     /// (report.md, report.json); run again, it skips finished seeds and resumes a stopped one.
     #[arg(long, value_delimiter = ',', conflicts_with_all = ["seed", "resume"])]
     seeds: Option<Vec<u64>>,
-    /// Learning rate the cosine schedule ends at.
-    #[arg(long, group = "config_flags")]
-    lr_min: Option<f64>,
-    /// SGD momentum.
-    #[arg(long, group = "config_flags")]
-    momentum: Option<f64>,
-    /// L2 weight decay of SGD.
-    #[arg(long, group = "config_flags")]
-    weight_decay: Option<f64>,
-    /// Nesterov momentum (the AutoDL NB201 recipe uses it with weight decay 5e-4).
-    #[arg(long, group = "config_flags")]
-    nesterov: bool,
-    /// Global gradient-norm clip (0 = off).
-    #[arg(long, group = "config_flags")]
-    grad_clip: Option<f64>,
-    /// Supernet channels C (of the chosen space).
-    #[arg(long, group = "config_flags")]
-    channels: Option<i64>,
-    /// DARTS supernet cells.
-    #[arg(long, group = "config_flags")]
-    layers: Option<usize>,
-    /// NB201 search cells per stage N.
-    #[arg(long, group = "config_flags")]
-    cells_per_stage: Option<i64>,
-    /// ProxylessNAS supernet channel multiplier.
-    #[arg(long, group = "config_flags")]
-    width_mult: Option<f64>,
-    /// ProxylessNAS: derive the best architecture with at most this many FLOPs (e.g. 6e8), chosen exactly; the
-    /// whole budget front is written either way (front.json, front.svg).
-    #[arg(long, group = "config_flags")]
-    max_flops: Option<f64>,
-    /// ProxylessNAS: derive the best architecture with at most this latency by --latency-table, chosen exactly.
-    #[arg(long, group = "config_flags")]
-    max_latency_ms: Option<f64>,
-    /// ProxylessNAS: a table written by `agnas latency-table`; the latency front is written too.
-    #[arg(long, group = "config_flags")]
-    latency_table: Option<PathBuf>,
-    /// SE reduction ratio of the attention modules.
-    #[arg(long, group = "config_flags")]
-    attention_ratio: Option<i64>,
-    /// Share of the images that trains the supernet (the rest is held out for the importances).
-    #[arg(long, group = "config_flags")]
-    split: Option<f64>,
-    /// Share of the images held out for the importances: --split 1-F.
-    #[arg(long, group = "config_flags", conflicts_with = "split", value_parser = parse_fraction)]
-    heldout_fraction: Option<f64>,
-    /// Held-out images of their own (class folders, e.g. the ImageNet subset's val/) instead of a share of --data,
-    /// which then all trains.
-    #[arg(long, group = "config_flags", conflicts_with_all = ["split", "heldout_fraction"])]
-    heldout_data: Option<PathBuf>,
-    /// Augment the held-out images during the importance pass, as the official code does.
-    #[arg(long, group = "config_flags")]
-    augment_heldout: bool,
-    /// A held-out importance pass every K epochs besides the last (default: after the last only): rankings, their
-    /// rank correlation and the decisions' confidence over time.
-    #[arg(long, group = "config_flags", value_name = "K")]
-    heldout_every: Option<usize>,
-    /// Held-out images of the passes before the last (the first N of the held-out split; default: all).
-    #[arg(long, group = "config_flags", value_name = "N")]
-    heldout_subset: Option<usize>,
-    /// Bootstrap resamples of the held-out batches for each decision's confidence (default 500; 0 = none).
-    #[arg(long, group = "config_flags")]
-    resamples: Option<usize>,
-    /// Warn about decisions less sure than this (default 0.9).
-    #[arg(long, group = "config_flags", value_parser = parse_share)]
-    min_confidence: Option<f64>,
-    /// Stop once every decision has stayed the same with confidence at least P in two consecutive held-out passes
-    /// (needs --heldout-every); the epoch budget still bounds the search.
-    #[arg(long, group = "config_flags", value_name = "P", value_parser = parse_share)]
-    until_decided: Option<f64>,
-    /// Epochs trained before --until-decided may stop the search (default 1).
-    #[arg(long, group = "config_flags")]
-    min_epochs: Option<usize>,
-    /// Let `none` win an edge (NAS-Bench-201) or a node input (DARTS): off by default, since no gradient reaches a zero
-    /// output's gates.
-    #[arg(long, group = "config_flags")]
-    allow_none: bool,
-    /// How cells' importances combine: all-cells or first-stage.
-    #[arg(long, group = "config_flags")]
-    aggregation: Option<String>,
 }
 
 /// A setting's value by its name, listing the names when it is none of them.
 pub(crate) fn parse_named<T: std::str::FromStr + strum::VariantNames>(s: &str) -> Result<T> {
     s.parse().map_err(|_| anyhow::anyhow!("unknown value `{s}` (one of: {})", T::VARIANTS.join(", ")))
-}
-
-/// A share strictly between 0 and 1.
-fn parse_fraction(s: &str) -> Result<f64> {
-    let f: f64 = s.parse().map_err(|_| anyhow::anyhow!("`{s}` is not a number"))?;
-    anyhow::ensure!(f > 0.0 && f < 1.0, "must be strictly between 0 and 1 (got {f})");
-    Ok(f)
-}
-
-/// A share from 0 to 1.
-fn parse_share(s: &str) -> Result<f64> {
-    let f: f64 = s.parse().map_err(|_| anyhow::anyhow!("`{s}` is not a number"))?;
-    anyhow::ensure!((0.0..=1.0).contains(&f), "must be between 0 and 1 (got {f})");
-    Ok(f)
 }
 
 pub(crate) fn parse_space(s: &str) -> Result<SpaceName> {
@@ -291,42 +193,11 @@ pub(crate) fn space_of(flag: Option<SpaceName>, config: Option<&std::path::Path>
 impl SearchArgs {
     /// Preset ← file ← flags.
     fn config<S: Space>(&self) -> Result<SearchConfig<S>> {
-        let preset = self.origin.preset();
-        let mut flags = SectionFlags::default()
-            .given([
-                ("supernet.channels", "--channels", self.channels),
-                ("supernet.layers", "--layers", self.layers.map(|l| l as i64)),
-                ("supernet.cells_per_stage", "--cells-per-stage", self.cells_per_stage),
-                ("supernet.attention_ratio", "--attention-ratio", self.attention_ratio),
-            ])
-            .given([
-                ("supernet.width_mult", "--width-mult", self.width_mult),
-                ("derive.max_flops", "--max-flops", self.max_flops),
-            ]);
-        if let Some(a) = &self.aggregation {
-            flags.set("derive.aggregation", "--aggregation", a.replace('-', "_"));
-        }
-        if self.allow_none {
-            flags.set("derive.allow_none", "--allow-none", true);
-        }
-        let mut c = config::layered(S::search_preset(preset), self.run.config.as_deref(), &flags)?;
-        c.apply(&self.run);
-        set_flags!(self, c; lr_min => train.lr_min, momentum => train.momentum, weight_decay => train.weight_decay,
-             grad_clip => train.grad_clip, split => data.split, heldout_every => importance.every,
-             heldout_subset => importance.subset, resamples => importance.resamples,
-             min_confidence => importance.min_confidence, until_decided => importance.until_decided,
-             min_epochs => importance.min_epochs);
+        let mut c =
+            config::layered(S::search_preset(self.origin.preset()), self.run.config.as_deref(), &self.settings.given)?;
         if self.origin.data.is_some() {
             c.data.path = self.origin.data.clone();
         }
-        if let Some(f) = self.heldout_fraction {
-            c.data.split = 1.0 - f;
-        }
-        if self.heldout_data.is_some() {
-            c.data.heldout_path = self.heldout_data.clone();
-        }
-        c.train.nesterov |= self.nesterov;
-        c.importance.augment |= self.augment_heldout;
         Ok(c)
     }
 }
@@ -335,7 +206,7 @@ impl SpaceTask for &SearchArgs {
     type Output = Result<()>;
 
     fn run<S: Space>(self) -> Result<()> {
-        let dist = self.run.connect()?;
+        let dist = self.run.connect(&self.settings.given)?;
         if let Some(seeds) = &self.seeds {
             return self.several::<S>(seeds, &dist);
         }
@@ -411,24 +282,30 @@ impl SearchArgs {
     }
 }
 
+impl RandomArgs {
+    /// Preset ← file ← flags; the candidates' run flags set `candidate.*`.
+    fn config<S: Space>(&self) -> Result<BaselineConfig<S>> {
+        let base = BaselineConfig::<S>::preset(self.origin.preset(), 0.0);
+        let mut c = config::layered(base, self.run.config.as_deref(), &self.settings.given)?;
+        c.seed = c.candidate.seed;
+        if self.origin.data.is_some() {
+            c.candidate.data.path = self.origin.data.clone();
+        }
+        Ok(c)
+    }
+}
+
 impl SpaceTask for &RandomArgs {
     type Output = Result<()>;
 
     fn run<S: Space>(self) -> Result<()> {
         let start = self.run.start(|| {
-            let preset = self.origin.preset();
-            let mut flags = SectionFlags::default();
-            if self.allow_none {
-                flags.set("derive.allow_none", "--allow-none", true);
-            }
-            let base = BaselineConfig::<S>::preset(preset, self.budget_minutes.unwrap_or_default());
-            let mut c = config::layered(base, self.run.config.as_deref(), &flags)?;
-            c.candidate.apply(&self.run);
-            c.seed = c.candidate.seed;
-            set_flags!(self, c; max_candidates => max_candidates, budget_minutes => budget_minutes);
-            if self.origin.data.is_some() {
-                c.candidate.data.path = self.origin.data.clone();
-            }
+            let budget = self.settings.get("budget_minutes").is_some() || self.budget_of.is_some();
+            anyhow::ensure!(
+                budget || self.run.config.is_some(),
+                "give the budget: --budget-minutes or --budget-of RUN"
+            );
+            let mut c = self.config::<S>()?;
             if let Some(run) = &self.budget_of {
                 c.budget_minutes =
                     baseline::budget_of::<S>(run, &c.candidate.data, c.seed).context("--budget-of")? / 60.0;
@@ -542,7 +419,7 @@ fn main() -> ExitCode {
         )
         .init();
     agnas::train::allocator::keep_freed_memory();
-    let matches = defaults::with_preset_defaults(Cli::command()).get_matches();
+    let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
@@ -560,37 +437,4 @@ fn main() -> ExitCode {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use agnas::space::nb201::Nb201;
-
-    /// Every flag of every command, with its command path, that has no description.
-    fn undescribed(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
-        for arg in cmd.get_arguments() {
-            let builtin = matches!(arg.get_id().as_str(), "help" | "version");
-            if !builtin && !arg.is_hide_set() && arg.get_help().is_none() && arg.get_long_help().is_none() {
-                out.push(format!("{path} --{}", arg.get_long().unwrap_or(arg.get_id().as_str())));
-            }
-        }
-        for sub in cmd.get_subcommands() {
-            undescribed(sub, &format!("{path} {}", sub.get_name()), out);
-        }
-    }
-
-    #[test]
-    fn every_flag_is_described_and_search_shows_the_presets_values() {
-        let cmd = defaults::with_preset_defaults(Cli::command());
-        cmd.clone().debug_assert();
-        let mut missing = Vec::new();
-        undescribed(&cmd, "agnas", &mut missing);
-        assert!(missing.is_empty(), "flags without a description: {missing:?}");
-        let search = cmd.find_subcommand("search").unwrap();
-        let help =
-            |id: &str| search.get_arguments().find(|a| a.get_id() == id).unwrap().get_help().unwrap().to_string();
-        let (paper, embedded) = (Nb201::search_preset(Preset::Paper), Nb201::search_preset(Preset::Embedded));
-        let epochs = help("epochs");
-        let want = format!("nb201 paper {}, embedded {}", paper.train.epochs, embedded.train.epochs);
-        assert!(epochs.contains(&want), "{epochs} names {want}");
-        assert!(help("lr").contains(&format!("paper {}", paper.train.lr)), "{}", help("lr"));
-    }
-}
+mod tests;

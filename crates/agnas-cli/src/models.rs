@@ -1,7 +1,8 @@
 //! `agnas train`, `eval`, `params` and `genotype`: what happens to a genotype after the search, in any space.
-use crate::run_args::{set_flags, RunArgs, RunSettings};
+use crate::flags::{NetworkShape, Rederive, Retrain, Settings};
+use crate::run_args::RunArgs;
 use crate::{parse_named, parse_space, space_of};
-use agnas::config::{self, Preset, RetrainConfig, SectionFlags};
+use agnas::config::{self, Preset, RetrainConfig};
 use agnas::data::{
     self,
     augment::{CenterView, Transform},
@@ -18,33 +19,12 @@ use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 
-/// Flags that shape an evaluation network, as `[network]` keys of the space.
-#[derive(Args, Clone, Default)]
-pub struct NetworkArgs {
-    /// Initial channels C of the network.
-    #[arg(long)]
-    channels: Option<i64>,
-    /// Cells of the network (DARTS space).
-    #[arg(long)]
-    layers: Option<i64>,
-    /// Cells per stage N (NAS-Bench-201 space).
-    #[arg(long)]
-    cells_per_stage: Option<i64>,
-    /// Channel multiplier (ProxylessNAS space).
-    #[arg(long)]
-    width_mult: Option<f64>,
-}
-
-impl NetworkArgs {
-    fn flags(&self) -> SectionFlags {
-        SectionFlags::default()
-            .given([
-                ("network.channels", "--channels", self.channels),
-                ("network.layers", "--layers", self.layers),
-                ("network.cells_per_stage", "--cells-per-stage", self.cells_per_stage),
-            ])
-            .given([("network.width_mult", "--width-mult", self.width_mult)])
-    }
+/// The shape of a genotype's evaluation network, from the flags: the space's paper network unless they say
+/// otherwise (the network a released or bare weights file was trained as).
+pub fn paper_network<S: Space>(shape: &Settings<NetworkShape>) -> Result<RetrainConfig<S>> {
+    let paper = config::layered(S::retrain_preset(Preset::Paper), None, &shape.given)?;
+    paper.network.validate()?;
+    Ok(paper)
 }
 
 #[derive(Args)]
@@ -61,9 +41,6 @@ pub struct TrainArgs {
     /// Training images (default: the embedded CIFAR-10 subset with the `embedded` preset).
     #[arg(long, group = "config_flags")]
     data: Option<PathBuf>,
-    /// Test images, evaluated once after the last epoch (CIFAR binary folders give their test batch).
-    #[arg(long, group = "config_flags")]
-    test_data: Option<PathBuf>,
     /// paper (the space's recipe: DARTS 600 epochs C=36 20 cells; NB201 the benchmark's 200 epochs), embedded or
     /// smoke (default: paper with --data, embedded without).
     #[arg(long, group = "config_flags", value_parser = parse_named::<Preset>)]
@@ -71,43 +48,19 @@ pub struct TrainArgs {
     #[command(flatten)]
     run: RunArgs,
     #[command(flatten)]
-    network: NetworkArgs,
-    /// Train without the auxiliary head (DARTS space).
-    #[arg(long, group = "config_flags")]
-    no_auxiliary: bool,
-    /// Weight of the auxiliary head's loss (DARTS space).
-    #[arg(long, group = "config_flags")]
-    auxiliary_weight: Option<f64>,
-    /// Drop-path probability at the last epoch (DARTS space).
-    #[arg(long, group = "config_flags")]
-    drop_path: Option<f64>,
-    /// Share of the training images that trains; the rest is the validation split (1 = none).
-    #[arg(long, group = "config_flags")]
-    split: Option<f64>,
+    settings: Settings<Retrain>,
 }
 
 impl TrainArgs {
-    fn config<S: Space>(&self) -> Result<RetrainConfig<S>> {
+    pub(crate) fn config<S: Space>(&self) -> Result<RetrainConfig<S>> {
         let preset = self.preset.unwrap_or(if self.data.is_some() { Preset::Paper } else { Preset::Embedded });
-        let mut flags = self.network.flags();
-        if self.no_auxiliary {
-            flags.set("network.auxiliary", "--no-auxiliary", false);
+        let mut c = config::layered(S::retrain_preset(preset), self.run.config.as_deref(), &self.settings.given)?;
+        if let Some(genotype) = &self.genotype {
+            c.genotype = genotype.clone();
         }
-        if let Some(w) = self.auxiliary_weight {
-            flags.set("network.auxiliary_weight", "--auxiliary-weight", w);
-        }
-        if let Some(p) = self.drop_path {
-            flags.set("network.drop_path", "--drop-path", p);
-        }
-        let mut c = config::layered(S::retrain_preset(preset), self.run.config.as_deref(), &flags)?;
-        c.apply(&self.run);
-        set_flags!(self, c; genotype => genotype, split => data.split);
         ensure!(!c.genotype.is_empty(), "give the architecture to train: --genotype (or --arch)");
         if self.data.is_some() {
             c.data.path = self.data.clone();
-        }
-        if self.test_data.is_some() {
-            c.test_data = self.test_data.clone();
         }
         Ok(c)
     }
@@ -117,18 +70,13 @@ impl SpaceTask for &TrainArgs {
     type Output = Result<()>;
 
     fn run<S: Space>(self) -> Result<()> {
-        // Not in clap's group of configuration flags, which `eval` and `params` (that share them) do not have.
-        ensure!(
-            self.run.resume.is_none() || self.network.flags().is_empty(),
-            "--resume continues a run with its own configuration: drop --channels, --layers and --cells-per-stage"
-        );
         let start = self.run.start(|| {
             let config = self.config::<S>()?;
             let name = format!("train-{}-{}-seed{}", S::NAME, folder_word(&config.genotype), config.seed);
             Ok((config, name))
         })?;
         let out = start.out().to_path_buf();
-        let dist = self.run.connect()?;
+        let dist = self.run.connect(&self.settings.given)?;
         let result = retrain::run::<S>(RetrainRun {
             start,
             progress: ProgressMode::Auto,
@@ -210,7 +158,7 @@ pub struct EvalArgs {
     genotype: Option<String>,
     /// … and its network shape, when not the paper's.
     #[command(flatten)]
-    network: NetworkArgs,
+    pub(crate) network: Settings<NetworkShape>,
     /// Images per evaluation batch.
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
@@ -249,7 +197,7 @@ impl SpaceTask for &EvalArgs {
             _ if self.checkpoint.is_dir() => retrain::load_run::<S>(&self.checkpoint, device)?,
             Some(spec) => {
                 // The space's paper network with the shape of the flags, evaluated as its paper recipe does.
-                let paper = config::layered(S::retrain_preset(Preset::Paper), None, &self.network.flags())?;
+                let paper = paper_network::<S>(&self.network)?;
                 let genotype = S::parse_genotype(spec)?;
                 retrain::load_weights::<S>(
                     &self.checkpoint,
@@ -298,7 +246,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
     ensure!(a.checkpoint.exists(), agnas::Error::Missing { path: a.checkpoint.clone() });
     let space = if a.checkpoint.is_dir() {
         ensure!(
-            a.space.is_none() && a.genotype.is_none() && a.network.flags().is_empty(),
+            a.space.is_none() && a.genotype.is_none() && a.network.given.is_empty(),
             "--space, --genotype and the network shape are for a bare weights file; a run folder's model.json \
              decides them"
         );
@@ -320,7 +268,7 @@ pub struct GenotypeNetworkArgs {
     #[arg(long, visible_alias = "arch", allow_hyphen_values = true)]
     pub genotype: Option<String>,
     #[command(flatten)]
-    pub network: NetworkArgs,
+    pub network: Settings<NetworkShape>,
     /// Classes (default: the space's benchmark: 10 for the CIFAR spaces, 1000 for ImageNet).
     #[arg(long)]
     pub num_classes: Option<i64>,
@@ -332,9 +280,7 @@ pub struct GenotypeNetworkArgs {
 impl GenotypeNetworkArgs {
     /// The space's paper retrain configuration with the network shape of the flags.
     pub fn paper<S: Space>(&self) -> Result<RetrainConfig<S>> {
-        let paper = config::layered(S::retrain_preset(Preset::Paper), None, &self.network.flags())?;
-        paper.network.validate()?;
-        Ok(paper)
+        paper_network::<S>(&self.network)
     }
 
     pub fn num_classes<S: Space>(&self) -> i64 {
@@ -348,14 +294,14 @@ impl GenotypeNetworkArgs {
 
     /// Whether any flag of a genotype's network was given.
     pub fn any(&self) -> bool {
-        self.space.is_some() || self.genotype.is_some() || !self.network.flags().is_empty()
+        self.space.is_some() || self.genotype.is_some() || !self.network.given.is_empty()
     }
 }
 
 #[derive(Args)]
 pub struct ParamsArgs {
     #[command(flatten)]
-    of: GenotypeNetworkArgs,
+    pub(crate) of: GenotypeNetworkArgs,
 }
 
 impl SpaceTask for &ParamsArgs {
@@ -433,15 +379,9 @@ pub enum GenotypeCommand {
     Derive {
         /// The search's run folder.
         run: PathBuf,
-        /// ProxylessNAS: the best architecture with at most this many FLOPs (e.g. 6e8), chosen exactly.
-        #[arg(long)]
-        max_flops: Option<f64>,
-        /// ProxylessNAS: the best architecture with at most this latency by --latency-table, chosen exactly.
-        #[arg(long)]
-        max_latency_ms: Option<f64>,
-        /// ProxylessNAS: a table written by `agnas latency-table` (its front is written too).
-        #[arg(long)]
-        latency_table: Option<PathBuf>,
+        /// `[derive]` settings laid over the search's.
+        #[command(flatten)]
+        derive: Settings<Rederive>,
         /// Also write the files the derivation makes (genotype.json, pictures, the budget front) into this folder.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -461,15 +401,8 @@ impl SpaceTask for &GenotypeCommand {
 
     fn run<S: Space>(self) -> Result<()> {
         match self {
-            GenotypeCommand::Derive { run, max_flops, max_latency_ms, latency_table, out } => {
-                let table = latency_table.as_ref().map(|p| p.display().to_string());
-                let flags = SectionFlags::default()
-                    .given([
-                        ("derive.max_flops", "--max-flops", *max_flops),
-                        ("derive.max_latency_ms", "--max-latency-ms", *max_latency_ms),
-                    ])
-                    .given([("derive.latency_table", "--latency-table", table)]);
-                let derived = agnas::search::rederive::<S>(run, &flags)?;
+            GenotypeCommand::Derive { run, derive, out } => {
+                let derived = agnas::search::rederive::<S>(run, &derive.given)?;
                 if let Some(dir) = out {
                     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
                     report::write_json(&dir.join("genotype.json"), &derived.genotype)?;

@@ -2,6 +2,7 @@
 //! briefly from scratch on the search's own training images and validated on its held-out images, until a wall-clock
 //! budget is spent; the best on validation wins. Unlike the table-lookup "random search" of papers it pays for every
 //! architecture it ranks.
+use crate::config::settings::{Kind, Setting};
 use crate::config::{Preset, RetrainConfig, SearchConfig, SpaceSections};
 use crate::data::DataConfig;
 use crate::dist::Dist;
@@ -33,6 +34,17 @@ pub struct BaselineConfig<S: SpaceSections> {
     /// How every candidate trains (its `genotype` is set per candidate).
     pub candidate: RetrainConfig<S>,
 }
+
+/// Settings of a random search beside those of its candidates' runs (under `candidate.`).
+pub const BASELINE_SETTINGS: &[Setting] = &[
+    Setting::new("budget_minutes", "budget-minutes", Kind::Float, "Wall-clock minutes for all candidates."),
+    Setting::new(
+        "max_candidates",
+        "max-candidates",
+        Kind::Int,
+        "Stop after this many candidates even with budget left (0 = as many as the budget allows).",
+    ),
+];
 
 /// At most this many epochs per candidate unless set: the short schedule by whose validation accuracy NAS-Bench-201's
 /// own random search ranks architectures (its `hp = 12` results). A full retrain recipe (200 epochs for NB201's paper

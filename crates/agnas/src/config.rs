@@ -5,8 +5,12 @@ use crate::train::{DeviceChoice, MemoryFormat, RunConfig, TrainConfig};
 use crate::Error;
 use anyhow::{ensure, Result};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use settings::{named_kind, Kind};
+pub use settings::{Override, Overrides, Setting};
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
+
+pub mod settings;
 
 /// A section of a run's configuration that a space owns (`[supernet]`, `[derive]`, `[network]`).
 pub trait Section: Serialize + DeserializeOwned + Clone + Debug + PartialEq + Default {
@@ -18,6 +22,9 @@ pub trait Section: Serialize + DeserializeOwned + Clone + Debug + PartialEq + De
 pub trait SpaceSections: Debug + Clone + Copy + PartialEq + Default + 'static {
     /// The name in `space = "…"` and on the command line.
     const NAME: &'static str;
+    /// The settings of its sections that a user may give on the command line: the one table its flags, their help
+    /// and their keys come from.
+    const SETTINGS: &'static [Setting];
     /// `[supernet]`: the shape of the supernet.
     type Supernet: Section;
     /// `[derive]`: how the genotype is read off the importances.
@@ -264,6 +271,145 @@ macro_rules! run_config {
 }
 run_config!(SearchConfig, RetrainConfig);
 
+/// Settings of every training run: a search, a retrain, a random search's candidates.
+pub const RUN_SETTINGS: &[Setting] = &[
+    Setting::new("seed", "seed", Kind::Int, "Seed of the weights, the data split and order, and the augmentation."),
+    Setting::new("device", "device", named_kind::<DeviceChoice>(), "auto, cpu or cuda."),
+    Setting::new("threads", "threads", Kind::Int, "CPU threads for libtorch (0 = libtorch's default)."),
+    Setting::new(
+        "memory_format",
+        "memory-format",
+        named_kind::<MemoryFormat>(),
+        "Memory layout: auto (channels-last on the CPU), channels_last or contiguous.",
+    ),
+    Setting::new("data.format", "format", named_kind::<DataFormat>(), "Format of --data (default: guessed)."),
+    Setting::new("data.per_class", "per-class", Kind::Int, "Images per class to use (balanced subset; 0 = all)."),
+    Setting::new("data.workers", "workers", Kind::Int, "Data loading threads."),
+    Setting::new("train.epochs", "epochs", Kind::Int, "Training epochs."),
+    Setting::new(
+        "train.batch_size",
+        "batch-size",
+        Kind::Int,
+        "Images per training step (the global batch; the learning rate is defined for it).",
+    ),
+    Setting::new(
+        "train.micro_batches",
+        "micro-batches",
+        Kind::Int,
+        "Forward-backward passes per step and rank, on equal parts of its batch (batch-norm statistics per part; one \
+         process with M trains as M ranks would).",
+    ),
+    Setting::new("train.lr", "lr", Kind::Float, "Initial SGD learning rate."),
+    Setting::new("train.augment.cutout", "cutout", Kind::Int, "Cutout length for training images (0 = off)."),
+    Setting::new(
+        "train.checkpoint_every",
+        "checkpoint-every",
+        Kind::Int,
+        "Steps between mid-epoch checkpoints (0 = per epoch only).",
+    ),
+    Setting::new(
+        "train.lr_step_at_epoch_start",
+        "official-lr-schedule",
+        Kind::Switch(true),
+        "Step the LR schedule at epoch start, as the official code does.",
+    ),
+];
+
+/// Settings of a search beside those of every run (the space's own are in its table).
+pub const SEARCH_SETTINGS: &[Setting] = &[
+    Setting::new("train.lr_min", "lr-min", Kind::Float, "Learning rate the cosine schedule ends at."),
+    Setting::new("train.momentum", "momentum", Kind::Float, "SGD momentum."),
+    Setting::new("train.weight_decay", "weight-decay", Kind::Float, "L2 weight decay of SGD."),
+    Setting::new(
+        "train.nesterov",
+        "nesterov",
+        Kind::Switch(true),
+        "Nesterov momentum (the AutoDL NB201 recipe uses it with weight decay 5e-4).",
+    ),
+    Setting::new("train.grad_clip", "grad-clip", Kind::Float, "Global gradient-norm clip (0 = off)."),
+    Setting::new(
+        "data.split",
+        "split",
+        Kind::Fraction,
+        "Share of the images that trains the supernet (the rest is held out for the importances).",
+    ),
+    Setting::new(
+        "data.split",
+        "heldout-fraction",
+        Kind::Complement,
+        "Share of the images held out for the importances: --split 1-F.",
+    )
+    .conflicts(&["split"]),
+    Setting::new(
+        "data.heldout_path",
+        "heldout-data",
+        Kind::Path,
+        "Held-out images of their own (class folders, e.g. the ImageNet subset's val/) instead of a share of --data, \
+         which then all trains.",
+    )
+    .conflicts(&["split", "heldout-fraction"]),
+    Setting::new(
+        "importance.augment",
+        "augment-heldout",
+        Kind::Switch(true),
+        "Augment the held-out images during the importance pass, as the official code does.",
+    ),
+    Setting::new(
+        "importance.every",
+        "heldout-every",
+        Kind::Int,
+        "A held-out importance pass every K epochs besides the last (0 = after the last only): rankings, their rank \
+         correlation and the decisions' confidence over time.",
+    ),
+    Setting::new(
+        "importance.subset",
+        "heldout-subset",
+        Kind::Int,
+        "Held-out images of the passes before the last (the first N of the held-out split; 0 = all).",
+    ),
+    Setting::new(
+        "importance.resamples",
+        "resamples",
+        Kind::Int,
+        "Bootstrap resamples of the held-out batches for each decision's confidence (0 = none).",
+    ),
+    Setting::new(
+        "importance.min_confidence",
+        "min-confidence",
+        Kind::Share,
+        "Warn about decisions less sure than this.",
+    ),
+    Setting::new(
+        "importance.until_decided",
+        "until-decided",
+        Kind::Share,
+        "Stop once every decision has stayed the same with confidence at least P in two consecutive held-out passes \
+         (needs --heldout-every; 0 = never); the epoch budget still bounds the search.",
+    ),
+    Setting::new(
+        "importance.min_epochs",
+        "min-epochs",
+        Kind::Int,
+        "Epochs trained before --until-decided may stop the search.",
+    ),
+];
+
+/// Settings of a retrain beside those of every run (the network's are in the space's table).
+pub const RETRAIN_SETTINGS: &[Setting] = &[
+    Setting::new(
+        "data.split",
+        "split",
+        Kind::Share,
+        "Share of the training images that trains; the rest is the validation split (1 = none).",
+    ),
+    Setting::new(
+        "test_data",
+        "test-data",
+        Kind::Path,
+        "Test images, evaluated once after the last epoch (CIFAR binary folders give their test batch).",
+    ),
+];
+
 /// Overlays the tables of `top` onto `base`, key by key.
 pub fn merge(base: &mut toml::Value, top: toml::Value) {
     match (base, top) {
@@ -289,69 +435,67 @@ pub fn read_toml(path: &Path) -> Result<toml::Value, Error> {
     toml::from_str(&text).map_err(|e| Error::Config { source_name, message: e.to_string() })
 }
 
-/// Command-line settings of a space's sections, by dotted key (`supernet.channels`).
-#[derive(Debug, Clone, Default)]
-pub struct SectionFlags(Vec<(String, &'static str, toml::Value)>);
-
-impl SectionFlags {
-    /// `key = value`, given on the command line as `flag`.
-    pub fn set(&mut self, key: &str, flag: &'static str, value: impl Into<toml::Value>) {
-        self.0.push((key.to_string(), flag, value.into()));
-    }
-
-    /// `key = value` for each flag that was given.
-    pub fn given<V: Into<toml::Value>>(
-        mut self,
-        flags: impl IntoIterator<Item = (&'static str, &'static str, Option<V>)>,
-    ) -> Self {
-        for (key, flag, value) in flags {
-            if let Some(v) = value {
-                self.set(key, flag, v);
-            }
-        }
-        self
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-/// `preset` ← the TOML file at `path` ← `flags`, as a `T`. Unknown keys are errors naming the file; a flag whose key
-/// the space's sections lack is an error naming the flag.
-pub fn layered<T: Serialize + DeserializeOwned>(preset: T, path: Option<&Path>, flags: &SectionFlags) -> Result<T> {
-    let mut value = toml::Value::try_from(preset)?;
-    let space = value.get("space").cloned();
+/// `preset` ← the TOML file at `path` ← `given`, as a `T`. Unknown keys are errors naming the file; a given key the
+/// configuration lacks (a flag of another space) is an error naming the flag and the keys its section holds.
+pub fn layered<T: Serialize + DeserializeOwned>(preset: T, path: Option<&Path>, given: &Overrides) -> Result<T> {
+    let base = toml::Value::try_from(preset)?;
+    let space = base.get("space").and_then(|s| s.as_str()).map(String::from);
+    let mut value = base.clone();
     if let Some(path) = path {
         merge(&mut value, read_toml(path)?);
     }
-    for (key, flag, v) in &flags.0 {
-        let (section, field) = key.split_once('.').unwrap_or(("", key));
-        let slot = value.get_mut(section).and_then(|s| s.get_mut(field));
-        let Some(slot) = slot else {
-            let known = value.get(section).and_then(|s| s.as_table()).map(|t| t.keys().cloned().collect::<Vec<_>>());
-            let holds = match known.unwrap_or_default() {
-                keys if keys.is_empty() => "has no keys".to_string(),
-                keys => format!("holds: {}", keys.join(", ")),
-            };
-            return Err(Error::Config {
-                source_name: flag.to_string(),
-                message: format!("this space has no {key} (its [{section}] {holds})"),
-            }
-            .into());
+    for o in &given.0 {
+        // A key the preset leaves out (an optional path not set) is the configuration's if `T` takes it.
+        let known = lookup(&base, &o.key).is_some() || {
+            let mut probe = base.clone();
+            insert(&mut probe, &o.key, o.value.clone()) && probe.try_into::<T>().is_ok()
         };
-        *slot = v.clone();
+        if !known || !insert(&mut value, &o.key, o.value.clone()) {
+            return Err(missing(&base, &o.key, space.as_deref(), &o.source).into());
+        }
     }
-    if let (Some(space), toml::Value::Table(t)) = (space, &mut value) {
-        t.insert("space".into(), space);
+    if let (Some(space), toml::Value::Table(t)) = (&space, &mut value) {
+        t.insert("space".into(), toml::Value::String(space.clone()));
     }
-    let source_name = match (path, flags.is_empty()) {
+    let source_name = match (path, given.is_empty()) {
         (Some(p), true) => p.display().to_string(),
         (Some(p), false) => format!("{} with the command-line flags", p.display()),
         (None, false) => "(command-line flags)".into(),
         (None, true) => "(preset)".into(),
     };
     value.try_into().map_err(|e: toml::de::Error| Error::Config { source_name, message: e.to_string() }.into())
+}
+
+/// Sets the value at a dotted key whose table exists; false when it does not.
+fn insert(value: &mut toml::Value, key: &str, v: toml::Value) -> bool {
+    let (section, field) = key.rsplit_once('.').unwrap_or(("", key));
+    let table = section.split('.').filter(|s| !s.is_empty()).try_fold(value, |t, k| t.get_mut(k));
+    match table.and_then(|t| t.as_table_mut()) {
+        Some(t) => {
+            t.insert(field.to_string(), v);
+            true
+        }
+        None => false,
+    }
+}
+
+/// "`source`: the nb201 space has no supernet.layers (its [supernet] holds: …)".
+fn missing(config: &toml::Value, key: &str, space: Option<&str>, source: &str) -> Error {
+    let (section, _) = key.rsplit_once('.').unwrap_or(("", key));
+    let table = if section.is_empty() { Some(config) } else { lookup(config, section) };
+    let holds = match table.and_then(|t| t.as_table()) {
+        Some(t) if t.is_empty() => "has no keys".to_string(),
+        Some(t) => format!("holds: {}", t.keys().cloned().collect::<Vec<_>>().join(", ")),
+        None => "does not exist".to_string(),
+    };
+    let whose = space.map_or("this configuration".to_string(), |s| format!("the {s} space"));
+    let place = if section.is_empty() { "top level".to_string() } else { format!("[{section}]") };
+    Error::Config { source_name: source.to_string(), message: format!("{whose} has no {key} (its {place} {holds})") }
+}
+
+/// The value at a dotted key, if every table on the way exists.
+pub fn lookup<'a>(value: &'a toml::Value, dotted: &str) -> Option<&'a toml::Value> {
+    dotted.split('.').try_fold(value, |v, key| v.get(key))
 }
 
 #[cfg(test)]
@@ -385,7 +529,7 @@ hue = 0.2
         let path = dir.path().join("imagenet.toml");
         std::fs::write(&path, IMAGENET).unwrap();
         let paper = Nb201::search_preset(Preset::Paper);
-        let c = layered(paper.clone(), Some(&path), &SectionFlags::default()).unwrap();
+        let c = layered(paper.clone(), Some(&path), &Overrides::default()).unwrap();
         c.validate().unwrap();
         assert_eq!(c.data.heldout_path.as_deref(), Some(Path::new("imagenet/val")));
         assert_eq!((c.data.resize, c.data.crop, c.data.split), (73, 64, paper.data.split));
@@ -414,7 +558,7 @@ hue = 0.2
         bad.train.augment.random_resized_crop = Some(RandomResizedCrop { scale: [0.0, 1.0], ..Default::default() });
         assert!(format!("{}", bad.validate().unwrap_err()).contains("train.augment.random_resized_crop.scale"));
         std::fs::write(&path, "[data]\nheldout = \"val\"\n").unwrap();
-        let err = layered(paper, Some(&path), &SectionFlags::default()).unwrap_err();
+        let err = layered(paper, Some(&path), &Overrides::default()).unwrap_err();
         assert!(format!("{err}").contains("heldout"), "{err}");
     }
 }

@@ -386,7 +386,7 @@ pub fn read_importances(path: &Path) -> Result<Vec<EpochImportance>> {
 /// The architecture derived again from a run folder: the last held-out importances of its `importances.json` under
 /// the `[supernet]` and `[derive]` of its `config.toml`, with `flags` laid over its `[derive]` (a budget, …); with
 /// the confidence of the new derivation where the run kept the pass's per-batch importances.
-pub fn rederive<S: Space>(dir: &Path, flags: &crate::config::SectionFlags) -> Result<Derived> {
+pub fn rederive<S: Space>(dir: &Path, flags: &crate::config::Overrides) -> Result<Derived> {
     let saved = SearchConfig::<S>::load(&dir.join(crate::report::CONFIG_FILE))?;
     let cfg = crate::config::layered(saved, None, flags)?;
     cfg.validate()?;

@@ -258,6 +258,18 @@ impl SpaceName {
         }
     }
 
+    /// The settings of the space's sections that a user may give on the command line.
+    pub fn settings(self) -> &'static [crate::config::Setting] {
+        struct Settings;
+        impl SpaceTask for Settings {
+            type Output = &'static [crate::config::Setting];
+            fn run<S: Space>(self) -> Self::Output {
+                S::SETTINGS
+            }
+        }
+        self.dispatch(Settings)
+    }
+
     /// Every registered space.
     pub fn all() -> impl Iterator<Item = SpaceName> {
         <SpaceName as strum::VariantNames>::VARIANTS.iter().filter_map(|n| n.parse().ok())
@@ -311,14 +323,14 @@ impl std::fmt::Display for SpaceName {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{layered, Preset, SearchConfig, SectionFlags};
+    use crate::config::{layered, Overrides, Preset, SearchConfig};
     use crate::space::darts::Darts;
     use crate::space::nb201::Nb201;
     use crate::train::MemoryFormat;
     use anyhow::Result;
     use std::path::Path;
 
-    fn nb201(preset: Preset, path: Option<&Path>, flags: &SectionFlags) -> Result<SearchConfig<Nb201>> {
+    fn nb201(preset: Preset, path: Option<&Path>, flags: &Overrides) -> Result<SearchConfig<Nb201>> {
         layered(Nb201::search_preset(preset), path, flags)
     }
 
@@ -327,7 +339,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "seed = 3\n[train]\nepochs = 7\n[supernet]\nchannels = 12\n").unwrap();
-        let cfg = nb201(Preset::Smoke, Some(&path), &SectionFlags::default()).unwrap();
+        let cfg = nb201(Preset::Smoke, Some(&path), &Overrides::default()).unwrap();
         assert_eq!((cfg.seed, cfg.train.epochs, cfg.supernet.channels), (3, 7, 12));
         assert_eq!(
             cfg.train.batch_size,
@@ -343,9 +355,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, "[train]\nepochz = 7\n").unwrap();
-        let err = format!("{:#}", nb201(Preset::Paper, Some(&path), &SectionFlags::default()).unwrap_err());
+        let err = format!("{:#}", nb201(Preset::Paper, Some(&path), &Overrides::default()).unwrap_err());
         assert!(err.contains("epochz") && err.contains("bad.toml"), "{err}");
-        let mut flags = SectionFlags::default();
+        let mut flags = Overrides::default();
         flags.set("supernet.layers", "--layers", 8);
         let err = format!("{:#}", nb201(Preset::Paper, None, &flags).unwrap_err());
         assert!(err.contains("--layers") && err.contains("cells_per_stage"), "{err}");
@@ -369,10 +381,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("layout.toml");
         std::fs::write(&path, "memory_format = \"contiguous\"\n").unwrap();
-        let cfg = nb201(Preset::Smoke, Some(&path), &SectionFlags::default()).unwrap();
+        let cfg = nb201(Preset::Smoke, Some(&path), &Overrides::default()).unwrap();
         assert_eq!(cfg.memory_format, MemoryFormat::Contiguous);
         std::fs::write(&path, "memory_format = \"sideways\"\n").unwrap();
-        let err = format!("{:#}", nb201(Preset::Smoke, Some(&path), &SectionFlags::default()).unwrap_err());
+        let err = format!("{:#}", nb201(Preset::Smoke, Some(&path), &Overrides::default()).unwrap_err());
         assert!(err.contains("memory_format") && err.contains("layout.toml"), "{err}");
     }
 

@@ -14,6 +14,7 @@ use super::{
     BenchBlock, Decider, Derived, EvalNetwork, Importances, Section, Space, SpaceSections, Supernet, SupernetOutput,
     TrainingStep,
 };
+use crate::config::settings::{Kind, Setting};
 use crate::config::{Preset, RetrainConfig, SearchConfig};
 use crate::data::augment::Augment;
 use crate::data::DataConfig;
@@ -190,6 +191,44 @@ impl DartsConfig {
 
 impl SpaceSections for Darts {
     const NAME: &'static str = "darts";
+    const SETTINGS: &'static [Setting] = &[
+        Setting::new(
+            "supernet.channels",
+            "channels",
+            Kind::Int,
+            "Channels C of the first cells (doubled at each reduction).",
+        )
+        .shape(),
+        Setting::new("supernet.layers", "layers", Kind::Int, "Cells of the supernet.").shape(),
+        Setting::new(
+            "supernet.attention_ratio",
+            "attention-ratio",
+            Kind::Int,
+            "SE reduction ratio of the attention modules.",
+        ),
+        Setting::new(
+            "derive.allow_none",
+            "allow-none",
+            Kind::Switch(true),
+            "Let `none` win a node input: off by default, since no gradient reaches a zero output's gates.",
+        ),
+        Setting::new(
+            "network.channels",
+            "channels",
+            Kind::Int,
+            "Channels C of the first cells (doubled at each reduction).",
+        )
+        .shape(),
+        Setting::new("network.layers", "layers", Kind::Int, "Cells of the network.").shape(),
+        Setting::new("network.auxiliary", "no-auxiliary", Kind::Switch(false), "Train without the auxiliary head."),
+        Setting::new(
+            "network.auxiliary_weight",
+            "auxiliary-weight",
+            Kind::Float,
+            "Weight of the auxiliary head's loss.",
+        ),
+        Setting::new("network.drop_path", "drop-path", Kind::Share, "Drop-path probability at the last epoch."),
+    ];
     type Supernet = DartsConfig;
     type Derive = DartsDerive;
     type Network = NetworkConfig;

@@ -14,10 +14,11 @@ pub use supernet::{Nb201Config, Nb201Supernet};
 use super::{
     BenchBlock, Decider, Derived, EvalNetwork, Importances, Section, Space, SpaceSections, Supernet, SupernetOutput,
 };
+use crate::config::settings::{named_kind, Kind, Setting};
 use crate::config::{Preset, RetrainConfig, SearchConfig};
 use crate::data::augment::Augment;
 use crate::data::DataConfig;
-use crate::nn::init::ConvSpec;
+use crate::nn::layers::ConvSpec;
 use crate::nn::ops::{Pool, PoolKind, ReLUConvBN};
 use crate::nn::{Node, SeAttention};
 use crate::report::cell::{cell_svg, CellPicture, PictureEdge};
@@ -103,6 +104,42 @@ fn parse_arch(spec: &str) -> Result<Arch> {
 
 impl SpaceSections for Nb201 {
     const NAME: &'static str = "nb201";
+    const SETTINGS: &'static [Setting] = &[
+        Setting::new(
+            "supernet.channels",
+            "channels",
+            Kind::Int,
+            "Channels C of the first stage (doubled at each reduction).",
+        )
+        .shape(),
+        Setting::new("supernet.cells_per_stage", "cells-per-stage", Kind::Int, "Search cells per stage N.").shape(),
+        Setting::new(
+            "supernet.attention_ratio",
+            "attention-ratio",
+            Kind::Int,
+            "SE reduction ratio of the attention modules.",
+        ),
+        Setting::new(
+            "derive.aggregation",
+            "aggregation",
+            named_kind::<Aggregation>(),
+            "How the cells' importances combine: all-cells or first-stage.",
+        ),
+        Setting::new(
+            "derive.allow_none",
+            "allow-none",
+            Kind::Switch(true),
+            "Let `none` win an edge: off by default, since no gradient reaches a zero output's gates.",
+        ),
+        Setting::new(
+            "network.channels",
+            "channels",
+            Kind::Int,
+            "Channels C of the first stage (doubled at each reduction).",
+        )
+        .shape(),
+        Setting::new("network.cells_per_stage", "cells-per-stage", Kind::Int, "Cells per stage N.").shape(),
+    ];
     type Supernet = Nb201Config;
     type Derive = DeriveConfig;
     type Network = Nb201NetworkConfig;

@@ -17,6 +17,7 @@ pub use network::{ProxylessNetwork, ProxylessNetworkConfig};
 pub use supernet::{ProxylessConfig, ProxylessSupernet, SearchBlock};
 
 use super::{BenchBlock, Decider, Derived, EvalNetwork, Importances, Space, SpaceSections, Supernet, SupernetOutput};
+use crate::config::settings::{Kind, Setting};
 use crate::config::{Preset, RetrainConfig, SearchConfig};
 use crate::data::augment::{Augment, ColorJitter, RandomResizedCrop};
 use crate::data::{DataConfig, Normalization};
@@ -51,6 +52,35 @@ impl EvalNetwork for ProxylessNetwork {
 
 impl SpaceSections for Proxyless {
     const NAME: &'static str = "proxyless";
+    const SETTINGS: &'static [Setting] = &[
+        Setting::new("supernet.width_mult", "width-mult", Kind::Float, "Channel multiplier of the supernet.").shape(),
+        Setting::new(
+            "supernet.attention_ratio",
+            "attention-ratio",
+            Kind::Int,
+            "SE reduction ratio of the attention modules.",
+        ),
+        Setting::new(
+            "derive.max_flops",
+            "max-flops",
+            Kind::Float,
+            "Derive the best architecture with at most this many FLOPs (e.g. 6e8), chosen exactly; the whole budget \
+             front is written either way (front.json, front.svg).",
+        ),
+        Setting::new(
+            "derive.max_latency_ms",
+            "max-latency-ms",
+            Kind::Float,
+            "Derive the best architecture with at most this latency by --latency-table, chosen exactly.",
+        ),
+        Setting::new(
+            "derive.latency_table",
+            "latency-table",
+            Kind::Path,
+            "A table written by `agnas latency-table`; the latency front is written too.",
+        ),
+        Setting::new("network.width_mult", "width-mult", Kind::Float, "Channel multiplier of the network.").shape(),
+    ];
     type Supernet = ProxylessConfig;
     type Derive = ProxylessDeriveConfig;
     type Network = ProxylessNetworkConfig;

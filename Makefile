@@ -22,6 +22,9 @@ test: setup
 	else echo "not run: the tests on the provided CIFAR-10 images (set AGNAS_CIFAR10_DIR)"; fi
 	@if [ -n "$$AGNAS_NB201_CSV" ]; then $(CARGO) test --release --workspace -- --ignored nb201_table; \
 	else echo "not run: the test against the NAS-Bench-201 source CSV (set AGNAS_NB201_CSV)"; fi
+	@if ip netns add agnas-probe 2>/dev/null && ip netns del agnas-probe; then \
+		$(CARGO) test --release -p agnas --test dist -- --ignored two_hosts; \
+	else echo "not run: the two-host test (it needs root and iproute2 for network namespaces)"; fi
 	@if ./scripts/setup-system.sh mpi; then \
 		$(CARGO) build --release -p agnas-cli --features agnas/mpi --target-dir target/mpi && \
 		AGNAS_MPI_BIN="$(CURDIR)/target/mpi/release/agnas" $(CARGO) test --release -p agnas-cli --test dist -- --ignored mpi; \

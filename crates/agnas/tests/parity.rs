@@ -1,7 +1,8 @@
 //! Parity with PyTorch: every building block, the supernets and the evaluation networks, forward and backward,
 //! against fixtures written by `tools/make_fixtures.py` (inputs, weights, outputs, gradients, BN running statistics),
 //! within 1e-4 relative.
-use agnas::nn::init::{batch_norm2d, conv2d, ConvSpec};
+use agnas::nn::init::{batch_norm2d, conv2d};
+use agnas::nn::layers::ConvSpec;
 use agnas::nn::ops::{
     DilConv, FactorizedReduce, Identity, Pool, PoolKind, ReLUConvBN, ResNetBasicBlock, SepConv, Zero,
 };

@@ -1,7 +1,7 @@
 //! The AGNAS attention: one squeeze-and-excitation module per decision point over all candidates' outputs.
 //! [`crate::nn::MixedOp`] applies it.
-use super::flops::Linear;
 use super::init::linear;
+use super::layers::Linear;
 use tch::nn;
 use tch::Tensor;
 

@@ -1,10 +1,7 @@
-//! Multiply-accumulate counting by running a forward: every [`Conv2d`] and [`Linear`] adds its MACs while a
+//! Multiply-accumulate counting by running a forward: every [`Conv2d`](super::layers::Conv2d) and [`Linear`](super::layers::Linear) adds its MACs while a
 //! count is active on the thread, so the count follows exactly what the network executes (like thop's hooks).
-use super::init::ConvSpec;
 use std::cell::Cell;
-use std::ops::Deref;
-use tch::nn::{self, Module};
-use tch::{Device, Tensor};
+use tch::Tensor;
 
 thread_local! {
     static MACS: Cell<Option<u64>> = const { Cell::new(None) };
@@ -19,118 +16,10 @@ pub fn count_macs<T>(f: impl FnOnce() -> T) -> (T, u64) {
 }
 
 /// Each output element of a layer costs `per_output` MACs.
-fn record(out: &Tensor, per_output: i64) {
+pub(super) fn record(out: &Tensor, per_output: i64) {
     MACS.with(|m| {
         if let Some(n) = m.get() {
             m.set(Some(n + (out.numel() as u64) * per_output as u64));
         }
     });
-}
-
-/// A convolution that reports its MACs: `C_in/groups · k_h · k_w` per output element; with its hyper-parameters
-/// (tch keeps them private), which the exporters read.
-#[derive(Debug)]
-pub struct Conv2d(pub nn::Conv2D, pub ConvSpec);
-
-impl Deref for Conv2d {
-    type Target = nn::Conv2D;
-    fn deref(&self) -> &nn::Conv2D {
-        &self.0
-    }
-}
-
-impl Module for Conv2d {
-    fn forward(&self, xs: &Tensor) -> Tensor {
-        let y = if self.needs_subsample(xs) { self.forward_subsampled(xs) } else { self.0.forward(xs) };
-        record(&y, self.0.ws.size()[1..].iter().product());
-        y
-    }
-}
-
-impl Conv2d {
-    /// oneDNN's x64 kernels for the weight gradient of a strided 1×1 convolution in channels-last write past their
-    /// workspace when C_in is below their channel block (8 with AVX2, 16 with AVX-512; uxlfoundation/oneDNN#6035):
-    /// wrong gradients or a hang, with libtorch 2.11 and PyTorch 2.15 alike (DARTS' `FactorizedReduce` at small
-    /// widths). Wider layers keep the faster kernel.
-    fn needs_subsample(&self, xs: &Tensor) -> bool {
-        let (ws, spec) = (&self.0.ws, &self.1);
-        xs.device() == Device::Cpu
-            && ws.size()[1] < 16
-            && ws.size()[2..] == [1, 1]
-            && spec.stride > 1
-            && spec.padding == 0
-    }
-
-    /// A 1×1 convolution of stride s reads only every s-th row and column: it is the stride-1 convolution of that
-    /// subsample, which a stride-1 kernel computes.
-    fn forward_subsampled(&self, xs: &Tensor) -> Tensor {
-        let s = self.1.stride;
-        let sub = xs.slice(2, 0, None, s).slice(3, 0, None, s);
-        sub.conv2d(&self.0.ws, self.0.bs.as_ref(), [1, 1], [0, 0], [1, 1], self.1.groups)
-    }
-}
-
-/// A linear layer that reports its MACs: `in_features` per output element.
-#[derive(Debug)]
-pub struct Linear(pub nn::Linear);
-
-impl Deref for Linear {
-    type Target = nn::Linear;
-    fn deref(&self) -> &nn::Linear {
-        &self.0
-    }
-}
-
-impl Module for Linear {
-    fn forward(&self, xs: &Tensor) -> Tensor {
-        let y = self.0.forward(xs);
-        record(&y, self.0.ws.size()[1]);
-        y
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::init::{conv2d, linear, ConvSpec};
-    use super::*;
-    use crate::train::settings::{to_channels_last, vars_to_channels_last};
-    use tch::Kind;
-
-    #[test]
-    fn counts_follow_the_executed_layers() {
-        let vs = nn::VarStore::new(Device::Cpu);
-        let dw = conv2d(&vs.root() / "dw", 8, 8, 3, ConvSpec::stride(2).padding(1).groups(8));
-        let fc = linear(&vs.root() / "fc", 8, 10, true);
-        let x = Tensor::randn([1, 8, 16, 16], (Kind::Float, Device::Cpu));
-        let (_, macs) = count_macs(|| x.apply(&dw).mean_dim([2i64, 3].as_slice(), false, Kind::Float).apply(&fc));
-        // dw: 8 channels × 8×8 outputs × 9 taps; fc: 10 × 8.
-        assert_eq!(macs, 8 * 64 * 9 + 80);
-        let (inner, outer) = count_macs(|| {
-            let (_, inner) = count_macs(|| x.apply(&dw));
-            let _ = x.apply(&dw);
-            inner
-        });
-        assert_eq!((inner, outer), (8 * 64 * 9, 8 * 64 * 9), "an inner count does not leak into the outer one");
-    }
-
-    /// The shape whose weight gradient oneDNN's AVX2 kernel gets wrong (every time on an AVX2-only EPYC), against
-    /// libtorch's reference convolution in float64, contiguous.
-    #[test]
-    fn strided_pointwise_conv_gradients_in_channels_last() {
-        let vs = nn::VarStore::new(Device::Cpu);
-        let conv = conv2d(&vs.root() / "c", 2, 4, 1, ConvSpec::stride(2));
-        vars_to_channels_last(&vs);
-        let x = Tensor::randn([2, 2, 8, 8], (Kind::Float, Device::Cpu));
-        let gy = to_channels_last(&Tensor::randn([2, 4, 4, 4], (Kind::Float, Device::Cpu)));
-        for _ in 0..5 {
-            conv.ws.shallow_clone().zero_grad();
-            let y = to_channels_last(&x).apply(&conv);
-            (&y * &gy).sum(Kind::Float).backward();
-            let w64 = conv.ws.detach().to_kind(Kind::Double).set_requires_grad(true);
-            let y64 = x.to_kind(Kind::Double).conv2d(&w64, None::<Tensor>, [2, 2], [0, 0], [1, 1], 1);
-            (&y64 * gy.to_kind(Kind::Double)).sum(Kind::Double).backward();
-            assert!(y.to_kind(Kind::Double).allclose(&y64, 1e-5, 1e-5, false), "output");
-            assert!(conv.ws.grad().to_kind(Kind::Double).allclose(&w64.grad(), 1e-5, 1e-5, false), "weight gradient");
-        }
-    }
 }

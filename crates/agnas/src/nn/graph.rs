@@ -4,8 +4,9 @@
 //! the `forward_t` it trains with, so an export follows the network description rather than a trace. The graph
 //! holds the modules' own tensors (shallow clones), so the exporters name them by the variable store and write the
 //! trained values; [`Graph::eval`] runs the graph with libtorch, which is how the tests tie it to `forward_t`.
-use super::flops::{Conv2d, Linear};
-use super::init::{ConvSpec, BN_EPS};
+use super::init::BN_EPS;
+use super::layers::ConvSpec;
+use super::layers::{Conv2d, Linear};
 use std::collections::HashMap;
 use tch::nn::{self, ModuleT};
 use tch::Tensor;

@@ -2,46 +2,8 @@
 //!
 //! tch's defaults differ from PyTorch's (Kaiming-uniform with the ReLU gain for weights, U(0,1) for BN weights),
 //! and training dynamics depend on the initial scale, so every layer of this crate is made here.
-use super::flops::{Conv2d, Linear};
+use super::layers::{Conv2d, ConvSpec, Linear};
 use tch::nn::{self, Init};
-
-/// `nn.Conv2d` hyper-parameters beyond the channel counts and kernel size.
-#[derive(Debug, Clone, Copy)]
-pub struct ConvSpec {
-    pub stride: i64,
-    pub padding: i64,
-    pub dilation: i64,
-    pub groups: i64,
-    pub bias: bool,
-}
-
-impl Default for ConvSpec {
-    fn default() -> Self {
-        ConvSpec { stride: 1, padding: 0, dilation: 1, groups: 1, bias: false }
-    }
-}
-
-impl ConvSpec {
-    pub fn stride(stride: i64) -> Self {
-        ConvSpec { stride, ..Default::default() }
-    }
-    pub fn padding(mut self, padding: i64) -> Self {
-        self.padding = padding;
-        self
-    }
-    pub fn dilation(mut self, dilation: i64) -> Self {
-        self.dilation = dilation;
-        self
-    }
-    pub fn groups(mut self, groups: i64) -> Self {
-        self.groups = groups;
-        self
-    }
-    pub fn bias(mut self, bias: bool) -> Self {
-        self.bias = bias;
-        self
-    }
-}
 
 /// PyTorch's `kaiming_uniform_(a=sqrt(5))` and its bias rule both come down to U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 fn fan_in_uniform(fan_in: i64) -> Init {

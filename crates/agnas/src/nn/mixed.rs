@@ -156,7 +156,7 @@ impl MixedOp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::init::ConvSpec;
+    use crate::nn::layers::ConvSpec;
     use crate::nn::ops::{PoolKind, ReLUConvBN};
     use tch::{Device, Kind};
 

@@ -3,6 +3,7 @@ pub mod attention;
 pub mod flops;
 pub mod graph;
 pub mod init;
+pub mod layers;
 pub mod mixed;
 pub mod ops;
 pub mod weights;

@@ -2,9 +2,10 @@
 //!
 //! Parameter paths follow the PyTorch modules of the field (`op.1.weight` for the conv inside a `ReLUConvBN`
 //! sequence, `conv_1`/`conv_2`/`bn` in `FactorizedReduce`, …) so weights exchange with PyTorch checkpoints by name.
-use super::flops::Conv2d;
 use super::graph::{Export, Graph, Op, Value};
-use super::init::{batch_norm2d, conv2d, ConvSpec};
+use super::init::{batch_norm2d, conv2d};
+use super::layers::Conv2d;
+use super::layers::ConvSpec;
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 

@@ -90,7 +90,8 @@ pub fn load(vs: &VarStore, path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::init::{batch_norm2d, conv2d, ConvSpec};
+    use crate::nn::init::{batch_norm2d, conv2d};
+    use crate::nn::layers::ConvSpec;
     use tch::Device;
 
     fn model(vs: &VarStore, c: i64) {

@@ -3,8 +3,9 @@
 //! Stem → `layers` cells (reductions at ⌊layers/3⌋ and ⌊2·layers/3⌋, where C doubles) → GAP → FC. Every cell has
 //! its own 14 mixed edges and attention modules, so the search yields one genotype per cell.
 use super::genotype::{CellKind, DartsOp};
-use crate::nn::flops::{Conv2d, Linear};
-use crate::nn::init::{batch_norm2d, conv2d, linear, ConvSpec};
+use crate::nn::init::{batch_norm2d, conv2d, linear};
+use crate::nn::layers::ConvSpec;
+use crate::nn::layers::{Conv2d, Linear};
 use crate::nn::ops::{DilConv, FactorizedReduce, Pool, PoolKind, ReLUConvBN, SepConv};
 use crate::nn::{Candidate, Layer, MixedOp, Node, Shared};
 use crate::space::SupernetOutput;

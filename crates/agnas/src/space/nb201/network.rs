@@ -19,7 +19,7 @@
 use super::arch::{Arch, Nb201Op, EDGES};
 use super::skeleton::Skeleton;
 use crate::nn::graph::{Export, Graph, Layer, Value};
-use crate::nn::init::ConvSpec;
+use crate::nn::layers::ConvSpec;
 use crate::nn::ops::{Identity, Pool, PoolKind, ReLUConvBN, Zero};
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};

@@ -1,9 +1,10 @@
 //! The benchmark's CIFAR skeleton, shared by the supernet and the evaluation network: stem (conv 3×3 + BN) →
 //! N cells (C) → ResNet block, stride 2 → N cells (2C) → ResNet block → N cells (4C) → BN-ReLU → global average
 //! pool → linear classifier. Cells and the two blocks share one list, `cells.<i>`, as in the benchmark's code.
-use crate::nn::flops::{Conv2d, Linear};
 use crate::nn::graph::{Export, Graph, Op, Value};
-use crate::nn::init::{batch_norm2d, conv2d, linear, ConvSpec};
+use crate::nn::init::{batch_norm2d, conv2d, linear};
+use crate::nn::layers::ConvSpec;
+use crate::nn::layers::{Conv2d, Linear};
 use crate::nn::ops::ResNetBasicBlock;
 use tch::nn::{self, ModuleT};
 use tch::Tensor;

@@ -4,7 +4,7 @@
 //! All search cells have their own weights and attention; the genotype is shared (see `derive`).
 use super::arch::{Nb201Op, EDGES};
 use super::skeleton::Skeleton;
-use crate::nn::init::ConvSpec;
+use crate::nn::layers::ConvSpec;
 use crate::nn::ops::{Pool, PoolKind, ReLUConvBN};
 use crate::nn::{Candidate, MixedOp, Node, Shared};
 use crate::space::SupernetOutput;

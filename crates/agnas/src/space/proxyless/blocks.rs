@@ -1,9 +1,10 @@
 //! The macro space's blocks under the official module names: the MobileNetV2 inverted residual (`conv.0` … `conv.7`)
 //! and the conv-BN-ReLU6 stem and head (`conv_bn`, `conv_1x1_bn`).
 use super::arch::MbConvKind;
-use crate::nn::flops::Conv2d;
 use crate::nn::graph::{Export, Graph, Value};
-use crate::nn::init::{batch_norm2d, conv2d, conv2d_fan_out_normal, ConvSpec};
+use crate::nn::init::{batch_norm2d, conv2d, conv2d_fan_out_normal};
+use crate::nn::layers::Conv2d;
+use crate::nn::layers::ConvSpec;
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 

@@ -9,9 +9,9 @@
 use super::arch::{self, LayerShape, MbConvKind, MAX_CANDIDATES, MBCONVS};
 use super::blocks::{ConvBnRelu6, ConvInit, MbConv};
 use crate::config::Section;
-use crate::nn::flops::Linear;
 use crate::nn::graph::{Export, Graph, Op, Value};
 use crate::nn::init::linear;
+use crate::nn::layers::Linear;
 use crate::nn::mixed::squeeze;
 use crate::nn::SeAttention;
 use crate::space::SupernetOutput;

@@ -1,17 +1,8 @@
-//! The AGNAS decision point: every candidate runs, one SE module gates their channels, the gated outputs are summed.
-//!
-//! The official code concatenates the candidates' outputs, runs the SE module on the concatenation and sums the
-//! gated channel groups. This computes the same values while doing less:
-//! - the squeeze of a concatenation is the concatenation of the squeezes, and the squeeze of `none` is zero, so no
-//!   concatenation is materialised and `none` costs nothing;
-//! - the gated outputs are accumulated in place into the sum of the node the edge leads to (`addcmul_`), so neither
-//!   the per-edge sum nor the per-candidate products exist as tensors;
-//! - work that depends only on the node an edge reads is done once per node for all its outgoing edges
-//!   ([`Node`]): the ReLU in front of every convolution, the parameter-free candidates (identity, pooling) and their
-//!   squeezes;
-//! - squeezes are sums divided on the small (B, C) result, so their backward broadcasts the gradient as a view
-//!   instead of writing a full-size tensor (`mean`'s backward divides a full-size expanded gradient).
-use super::attention::SeAttention;
+//! The AGNAS decision point of a cell edge: every candidate runs and one [`GatedSum`] weighs them, accumulated in
+//! place into the sum of the node the edge leads to. Work that depends only on the node an edge reads is done once
+//! per node for all its outgoing edges ([`Node`]): the ReLU in front of every convolution, the parameter-free
+//! candidates (identity, pooling) and their squeezes; `none` costs nothing.
+use super::gated::{squeeze, Branch, GatedSum};
 use super::ops::{AfterRelu, Pool};
 use std::cell::{OnceCell, RefCell};
 use tch::nn::{self, ModuleT};
@@ -77,12 +68,6 @@ impl Node {
     }
 }
 
-/// Global average pooling (B, C, H, W) → (B, C), as a sum and a division of the small result (see the module doc).
-pub fn squeeze(xs: &Tensor) -> Tensor {
-    let size = xs.size();
-    xs.sum_dim_intlist([2i64, 3].as_slice(), false, xs.kind()) / (size[2] * size[3]) as f64
-}
-
 /// The output of a [`MixedOp`] on its own: the gated sum and the per-candidate importance of this forward.
 pub struct MixedOutput {
     pub out: Tensor,
@@ -94,14 +79,13 @@ pub struct MixedOutput {
 #[derive(Debug)]
 pub struct MixedOp {
     candidates: Vec<Candidate>,
-    attention: SeAttention,
-    channels: i64,
+    gated: GatedSum,
 }
 
 impl MixedOp {
     pub fn new(p: nn::Path, candidates: Vec<Candidate>, channels: i64, ratio: i64) -> Self {
-        let n = candidates.len() as i64;
-        MixedOp { attention: SeAttention::new(p / "attention", n * channels, ratio), candidates, channels }
+        let gated = GatedSum::new(p / "attention", candidates.len() as i64, channels, ratio);
+        MixedOp { candidates, gated }
     }
 
     /// The gated sum of the candidates on `node`.
@@ -114,7 +98,7 @@ impl MixedOp {
     /// Adds the gated sum of the candidates on `node` into `sum` (which it creates when `None`) and returns this
     /// forward's importances, shape (n_candidates,).
     pub fn accumulate(&self, node: &Node, sum: &mut Option<Tensor>, train: bool) -> Tensor {
-        let outs: Vec<Option<(Tensor, Tensor)>> = self
+        let branches: Vec<Branch> = self
             .candidates
             .iter()
             .map(|c| match c {
@@ -132,24 +116,8 @@ impl MixedOp {
                 }
             })
             .collect();
-        let batch = node.value.size()[0];
-        let zeros = || Tensor::zeros([batch, self.channels], (node.value.kind(), node.value.device()));
-        let squeezed: Vec<Tensor> =
-            outs.iter().map(|o| o.as_ref().map_or_else(zeros, |(_, sq)| sq.shallow_clone())).collect();
-        let gates = self.attention.excite(&Tensor::cat(&squeezed, 1));
-        let per_candidate = gates.view([batch, self.candidates.len() as i64, self.channels]);
-        for (k, o) in outs.iter().enumerate() {
-            if let Some((out, _)) = o {
-                let gate = per_candidate.select(1, k as i64).unsqueeze(-1).unsqueeze(-1);
-                match sum {
-                    Some(s) => {
-                        let _ = s.addcmul_(out, &gate);
-                    }
-                    None => *sum = Some(out * gate),
-                }
-            }
-        }
-        per_candidate.detach().sum_dim_intlist([0i64, 2].as_slice(), false, gates.kind())
+        let per_candidate = self.gated.accumulate(&branches, None, sum);
+        per_candidate.detach().sum_dim_intlist([0i64, 2].as_slice(), false, per_candidate.kind())
     }
 }
 
@@ -176,9 +144,9 @@ mod tests {
             })
             .collect();
         let cat = Tensor::cat(&outs, 1);
-        let gates = op.attention.gates(&cat);
+        let gates = op.gated.attention().gates(&cat);
         let gated = &cat * gates.unsqueeze(-1).unsqueeze(-1);
-        (gated.split(op.channels, 1).into_iter().reduce(|a, b| a + b).unwrap(), gates)
+        (gated.split(xs.size()[1], 1).into_iter().reduce(|a, b| a + b).unwrap(), gates)
     }
 
     /// Two edges reading the same node into one sum (shared ReLU, pool and squeezes; in-place accumulation) give

@@ -1,6 +1,7 @@
 //! Building blocks shared by every search space.
 pub mod attention;
 pub mod flops;
+pub mod gated;
 pub mod graph;
 pub mod init;
 pub mod layers;
@@ -9,6 +10,7 @@ pub mod ops;
 pub mod weights;
 
 pub use attention::SeAttention;
+pub use gated::GatedSum;
 pub use graph::{Export, Graph, Layer, Value};
 pub use mixed::{Candidate, MixedOp, MixedOutput, Node, Shared};
 pub use ops::AfterRelu;

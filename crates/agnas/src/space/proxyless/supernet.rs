@@ -2,18 +2,16 @@
 //! identity where the layer keeps shape) under one SE attention module, head conv, adaptive pool, classifier.
 //!
 //! The official block concatenates the candidates' outputs (each MBConv with its own residual, plus x itself for
-//! the identity), squeezes and excites the concatenation and sums the gated groups. This computes the same values
-//! with less work: the squeeze of x + branch is squeeze(x) + squeeze(branch), so x is squeezed once; and since
-//! every gated term that holds x adds g ⊙ x, the identity and all residuals fold into one x ⊙ Σ g. No concatenation
-//! and no per-candidate residual sum is materialised.
+//! the identity) and gates the concatenation. Here x is the [`Common`] term of the block's [`GatedSum`]: the squeeze
+//! of x + branch is squeeze(x) + squeeze(branch), so x is squeezed once, and the identity and all residuals fold into
+//! one x ⊙ Σ g.
 use super::arch::{self, LayerShape, MbConvKind, MAX_CANDIDATES, MBCONVS};
 use super::blocks::{ConvBnRelu6, ConvInit, MbConv};
 use crate::config::Section;
+use crate::nn::gated::{squeeze, Branch, Common, GatedSum};
 use crate::nn::graph::{Export, Graph, Op, Value};
 use crate::nn::init::linear;
 use crate::nn::layers::Linear;
-use crate::nn::mixed::squeeze;
-use crate::nn::SeAttention;
 use crate::space::SupernetOutput;
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
@@ -58,7 +56,7 @@ pub fn validate_width(width_mult: f64, field: &str) -> Result<()> {
 #[derive(Debug)]
 pub struct SearchBlock {
     ops: Vec<MbConv>,
-    attention: SeAttention,
+    gated: GatedSum,
     shape: LayerShape,
 }
 
@@ -71,44 +69,33 @@ impl SearchBlock {
             })
             .collect();
         let n = shape.candidates() as i64;
-        SearchBlock { ops, attention: SeAttention::new(p / "attention_layer", n * shape.oup, ratio), shape }
+        SearchBlock { ops, gated: GatedSum::new(p / "attention_layer", n, shape.oup, ratio), shape }
     }
 
     /// The gated sum and this forward's importance per candidate slot, shape (7,): Σ over the batch of the mean
     /// of the candidate's gates over its channels (0 for an identity the layer does not have).
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let branches: Vec<Tensor> = self.ops.iter().map(|op| op.branch(xs, train)).collect();
-        let folded = self.shape.skippable();
-        let sx = folded.then(|| squeeze(xs));
-        let mut squeezed: Vec<Tensor> = branches
+        let mut branches: Vec<Branch> = self
+            .ops
             .iter()
-            .map(|b| match &sx {
-                Some(sx) => squeeze(b) + sx,
-                None => squeeze(b),
+            .map(|op| {
+                let b = op.branch(xs, train);
+                let sq = squeeze(&b);
+                Some((b, sq))
             })
             .collect();
-        squeezed.extend(sx);
-        let gates = self.attention.excite(&Tensor::cat(&squeezed, 1));
-        let batch = xs.size()[0];
-        let n = squeezed.len() as i64;
-        let per_candidate = gates.view([batch, n, self.shape.oup]);
-        let mut out: Option<Tensor> = None;
-        for (k, b) in branches.iter().enumerate() {
-            let gate = per_candidate.select(1, k as i64).unsqueeze(-1).unsqueeze(-1);
-            out = Some(match out {
-                Some(mut o) => {
-                    let _ = o.addcmul_(b, &gate);
-                    o
-                }
-                None => b * gate,
-            });
-        }
-        let mut out = out.expect("a search block has six MBConvs");
+        let folded = self.shape.skippable();
+        let sx = folded.then(|| squeeze(xs));
+        let common = sx.as_ref().map(|squeezed| Common { value: xs, squeezed });
         if folded {
-            let scale = per_candidate.sum_dim_intlist(1, false, gates.kind()).unsqueeze(-1).unsqueeze(-1);
-            let _ = out.addcmul_(xs, &scale);
+            // The identity: its output is all common term.
+            branches.push(None);
         }
-        let kind = gates.kind();
+        let mut out = None;
+        let per_candidate = self.gated.accumulate(&branches, common, &mut out);
+        let out = out.expect("a search block has six MBConvs");
+        let n = branches.len() as i64;
+        let kind = per_candidate.kind();
         let importance = per_candidate.detach().mean_dim(2, false, kind).sum_dim_intlist(0, false, kind);
         let importance = if n < MAX_CANDIDATES as i64 {
             Tensor::cat(&[importance.shallow_clone(), importance.zeros_like().narrow(0, 0, 1)], 0)

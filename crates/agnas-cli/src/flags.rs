@@ -245,11 +245,15 @@ fn arg<T: Table>(row: &Row, presets: &[(SpaceName, Preset, Presets)]) -> Arg {
     let arg = if T::RUN { arg.group("config_flags") } else { arg };
     match setting.kind {
         Kind::Switch(_) => arg.action(ArgAction::SetTrue),
-        Kind::Named { values, .. } => {
-            arg.value_name(values.join("|")).value_parser(move |text: &str| setting.value(text))
-        }
-        _ => arg.value_parser(move |text: &str| setting.value(text)),
+        Kind::Named { values, .. } => arg.value_name(values.join("|")).value_parser(parser(setting)),
+        _ => arg.value_parser(parser(setting)),
     }
+}
+
+/// The value a flag's text gives its key; a bad one is refused naming the key too (`data.split`), which is what
+/// a configuration file would hold.
+fn parser(setting: Setting) -> impl Fn(&str) -> Result<toml::Value, String> + Clone + Send + Sync + 'static {
+    move |text: &str| setting.value(text).map_err(|e| format!("{e} (it sets {})", setting.key))
 }
 
 /// The settings flags of a command of table `T`, and what the given ones set.

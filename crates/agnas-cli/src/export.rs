@@ -3,6 +3,7 @@ use crate::models::GenotypeNetworkArgs;
 use agnas::data::{Normalization, CIFAR10_MEAN, CIFAR10_STD};
 use agnas::export::{self, Format, OnnxOptions, Shape};
 use agnas::retrain::{self, ModelCard};
+use agnas::space::resolve::{resolve, Source};
 use agnas::space::{Space, SpaceTask};
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
@@ -177,7 +178,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
                 "--space, --genotype and the network shape are for a weights file or fresh weights; a run folder's \
                  model.json decides them"
             );
-            retrain::space_of_run(dir)?
+            resolve(Source::Model(dir), None)?
         }
         Some(weights) => {
             ensure!(weights.exists(), agnas::Error::Missing { path: weights.clone() });

@@ -38,6 +38,7 @@ use agnas::report::{progress::ProgressMode, CONFIG_FILE};
 use agnas::runs;
 use agnas::search::{self, SearchRun};
 use agnas::space::nb201::bench as nb201_bench;
+use agnas::space::resolve::{resolve, Source};
 use agnas::space::{Space, SpaceName, SpaceTask};
 use agnas::train::Start;
 use anyhow::{Context, Result};
@@ -178,16 +179,13 @@ pub(crate) fn parse_space(s: &str) -> Result<SpaceName> {
     Ok(SpaceName::parse(s)?)
 }
 
-/// The space a command's flags decide: `--space` or the one its configuration file names (they must agree).
-pub(crate) fn space_of(flag: Option<SpaceName>, config: Option<&std::path::Path>) -> Result<Option<SpaceName>> {
-    let from_file = match config {
-        Some(path) => SpaceName::in_file(path)?,
-        None => None,
-    };
-    if let (Some(flag), Some(file), Some(path)) = (flag, from_file, config) {
-        anyhow::ensure!(flag == file, "--space {flag} but {} says space = \"{file}\"", path.display());
+/// The space of a command that starts or continues a run: the run folder's with `--resume`, else `--space` and
+/// the configuration file's (they must agree).
+fn run_space(flag: Option<SpaceName>, run: &RunArgs) -> Result<SpaceName> {
+    match &run.resume {
+        Some(dir) => resolve(Source::Run(dir), None),
+        None => resolve(Source::Config(run.config.as_deref()), flag),
     }
-    Ok(flag.or(from_file))
 }
 
 impl SearchArgs {
@@ -329,10 +327,7 @@ impl SpaceTask for &RandomArgs {
 /// `agnas report`: the runs compared, on stdout and in `--out`.
 fn report(args: &ReportArgs) -> Result<()> {
     let dirs = runs::expand(&args.runs)?;
-    let spaces: Vec<SpaceName> = dirs
-        .iter()
-        .map(|d| space_of(None, Some(&d.join(CONFIG_FILE))).map(Option::unwrap_or_default))
-        .collect::<Result<_>>()?;
+    let spaces: Vec<SpaceName> = dirs.iter().map(|d| resolve(Source::Run(d), None)).collect::<Result<_>>()?;
     anyhow::ensure!(
         spaces.iter().all(|s| *s == spaces[0]),
         "the runs are of different spaces ({}): report on one space at a time",
@@ -361,11 +356,7 @@ fn report(args: &ReportArgs) -> Result<()> {
 }
 
 fn search(args: &SearchArgs) -> Result<()> {
-    let space = match &args.run.resume {
-        Some(dir) => space_of(None, Some(&dir.join(CONFIG_FILE)))?,
-        None => space_of(args.origin.space, args.run.config.as_deref())?,
-    };
-    space.unwrap_or_default().dispatch(args)
+    run_space(args.origin.space, &args.run)?.dispatch(args)
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -387,11 +378,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         // The launcher's status is its ranks'.
         Command::Launch(args) => return launch::run(&args),
         Command::Baseline(BaselineCommand::Random(args)) => {
-            let space = match &args.run.resume {
-                Some(dir) => space_of(None, Some(&dir.join(CONFIG_FILE)))?,
-                None => space_of(args.origin.space, args.run.config.as_deref())?,
-            };
-            space.unwrap_or_default().dispatch(args.as_ref())
+            run_space(args.origin.space, &args.run)?.dispatch(args.as_ref())
         }
     };
     done.map(|()| ExitCode::SUCCESS)

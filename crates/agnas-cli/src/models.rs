@@ -1,7 +1,7 @@
 //! `agnas train`, `eval`, `params` and `genotype`: what happens to a genotype after the search, in any space.
 use crate::flags::{NetworkShape, Rederive, Retrain, Settings};
 use crate::run_args::RunArgs;
-use crate::{parse_named, parse_space, space_of};
+use crate::{parse_named, parse_space};
 use agnas::config::{self, Preset, RetrainConfig};
 use agnas::data::{
     self,
@@ -10,9 +10,10 @@ use agnas::data::{
     DataFormat, Split,
 };
 use agnas::dist::Dist;
-use agnas::report::{self, progress::ProgressMode, CONFIG_FILE};
+use agnas::report::{self, progress::ProgressMode};
 use agnas::retrain::{self, RetrainRun};
 use agnas::space::confidence::Confidence;
+use agnas::space::resolve::{resolve, Source};
 use agnas::space::{Counts, Section, Space, SpaceName, SpaceTask};
 use agnas::train::{DeviceChoice, MemoryFormat};
 use anyhow::{bail, ensure, Context, Result};
@@ -113,18 +114,23 @@ fn folder_word(genotype: &str) -> String {
 /// The genotype a command takes when none is given: the released AGNAS cells (DARTS space).
 const DEFAULT_GENOTYPE: &str = "agnas";
 
-/// The space of a command on a genotype: `--space` or the one its configuration file names (they must agree), else
-/// the space of the genotype itself.
+/// The space of a command on a genotype: `--space`, the configuration file's and the genotype's, which must agree;
+/// without a genotype, the flag's or the file's (else that of the released AGNAS cells).
 fn genotype_space(flag: Option<SpaceName>, config: Option<&Path>, genotype: Option<&str>) -> Result<SpaceName> {
-    match space_of(flag, config)? {
-        Some(space) => Ok(space),
-        None => SpaceName::of_genotype(genotype.unwrap_or(DEFAULT_GENOTYPE)),
+    let named = match config {
+        Some(_) => Some(resolve(Source::Config(config), flag)?),
+        None => flag,
+    };
+    match (genotype, named) {
+        (Some(genotype), named) => resolve(Source::Genotype(genotype), named),
+        (None, Some(named)) => Ok(named),
+        (None, None) => resolve(Source::Genotype(DEFAULT_GENOTYPE), None),
     }
 }
 
 pub fn train(args: &TrainArgs) -> Result<()> {
     let space = match &args.run.resume {
-        Some(dir) => space_of(None, Some(&dir.join(CONFIG_FILE)))?.unwrap_or_default(),
+        Some(dir) => resolve(Source::Run(dir), None)?,
         None => genotype_space(args.space, args.run.config.as_deref(), args.genotype.as_deref())?,
     };
     space.dispatch(args)
@@ -250,7 +256,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
             "--space, --genotype and the network shape are for a bare weights file; a run folder's model.json \
              decides them"
         );
-        retrain::space_of_run(&a.checkpoint)?
+        resolve(Source::Model(&a.checkpoint), None)?
     } else {
         genotype_space(a.space, None, a.genotype.as_deref())?
     };
@@ -464,7 +470,7 @@ pub fn genotype(cmd: &GenotypeCommand) -> Result<()> {
         GenotypeCommand::Show { genotype, space, .. } | GenotypeCommand::Plot { genotype, space, .. } => {
             genotype_space(*space, None, Some(genotype))?
         }
-        GenotypeCommand::Derive { run, .. } => space_of(None, Some(&run.join(CONFIG_FILE)))?.unwrap_or_default(),
+        GenotypeCommand::Derive { run, .. } => resolve(Source::Run(run), None)?,
     };
     space.dispatch(cmd)
 }

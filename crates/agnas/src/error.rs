@@ -6,6 +6,8 @@ use std::path::PathBuf;
 pub enum Error {
     #[error("unknown space `{name}` (available: {known})")]
     UnknownSpace { name: String, known: String },
+    #[error("{what} is {is}, not {not} (--space {not}){hint}")]
+    WrongSpace { what: String, is: String, not: String, hint: String },
     #[error("config {source_name}: {message}")]
     Config { source_name: String, message: String },
     #[error("{}: {message}", path.display())]

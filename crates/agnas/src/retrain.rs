@@ -8,7 +8,7 @@ use crate::data::{self, Normalization, Split};
 use crate::dist::Dist;
 use crate::nn::weights;
 use crate::report::{self, progress::ProgressMode, write_json};
-use crate::space::{self, Counts, EvalNetwork, Section, Space, SpaceName, TrainingStep};
+use crate::space::{self, Counts, EvalNetwork, Section, Space, TrainingStep};
 use crate::train::{self, EpochEnd, Job, Means, Run, Sgd, Start, StepContext, TrainConfig, Trainer};
 use crate::Error;
 use anyhow::{ensure, Context, Result};
@@ -302,15 +302,6 @@ fn model_json(dir: &Path) -> Result<(PathBuf, String)> {
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading {} (is {} a finished retrain run?)", path.display(), dir.display()))?;
     Ok((path, text))
-}
-
-/// The space of the retrained network in a run folder (its `model.json`).
-pub fn space_of_run(dir: &Path) -> Result<SpaceName> {
-    let (path, text) = model_json(dir)?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let name = value.get("space").and_then(|s| s.as_str()).unwrap_or_default();
-    SpaceName::parse(name).with_context(|| format!("{}: space", path.display()))
 }
 
 /// The network a checked card describes, with the weights of `weights` (PyTorch names), on `device`.

@@ -6,6 +6,7 @@ pub mod darts;
 pub mod importance;
 pub mod nb201;
 pub mod proxyless;
+pub mod resolve;
 
 pub use confidence::{Decider, Decision};
 pub use importance::Importances;
@@ -250,14 +251,6 @@ impl SpaceName {
         }
     }
 
-    /// The `space` a configuration file names, if it names one.
-    pub fn in_file(path: &std::path::Path) -> Result<Option<Self>, crate::Error> {
-        match crate::config::read_toml(path)?.get("space").and_then(|v| v.as_str()) {
-            Some(name) => SpaceName::parse(name).map(Some),
-            None => Ok(None),
-        }
-    }
-
     /// The settings of the space's sections that a user may give on the command line.
     pub fn settings(self) -> &'static [crate::config::Setting] {
         struct Settings;
@@ -273,36 +266,6 @@ impl SpaceName {
     /// Every registered space.
     pub fn all() -> impl Iterator<Item = SpaceName> {
         <SpaceName as strum::VariantNames>::VARIANTS.iter().filter_map(|n| n.parse().ok())
-    }
-
-    /// The space of a genotype as a user gives it: the `space` its JSON file names, else the one registered space
-    /// whose parser takes it (a DARTS built-in name, an NB201 arch string or index, a retrain's `genotype.json`).
-    pub fn of_genotype(spec: &str) -> anyhow::Result<SpaceName> {
-        let named = std::fs::read_to_string(spec)
-            .ok()
-            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-            .and_then(|v| v.get("space").and_then(|s| s.as_str()).map(String::from));
-        if let Some(name) = named {
-            return Ok(SpaceName::parse(&name)?);
-        }
-        /// Whether a space's parser takes the genotype, and why not.
-        struct Parses<'a>(&'a str);
-        impl SpaceTask for Parses<'_> {
-            type Output = Result<(), String>;
-            fn run<S: Space>(self) -> Result<(), String> {
-                S::parse_genotype(self.0).map(|_| ()).map_err(|e| format!("{e:#}"))
-            }
-        }
-        let (fits, misses): (Vec<_>, Vec<_>) =
-            SpaceName::all().map(|n| (n, n.dispatch(Parses(spec)))).partition(|(_, r)| r.is_ok());
-        match fits[..] {
-            [(one, _)] => Ok(one),
-            [] => {
-                let why: Vec<String> = misses.iter().map(|(n, r)| format!("{n}: {}", r.clone().unwrap_err())).collect();
-                anyhow::bail!("`{spec}` is a genotype of no space ({})", why.join("; "))
-            }
-            _ => anyhow::bail!("`{spec}` is a genotype of several spaces: give --space"),
-        }
     }
 
     /// Parses a name, listing the known ones when it is not one of them.

@@ -177,4 +177,12 @@ fn a_space_flag_against_a_config_file_of_another_space_is_refused() {
         let err = run_err(agnas().args([command, "--space", "darts", "--config"]).arg(&config));
         assert!(err.contains("--space darts") && err.contains("nb201.toml"), "{command}: {err}");
     }
+    // A genotype of another space, as a search's genotype.json or as text, names both spaces.
+    let arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|";
+    let genotype = dir.path().join("genotype.json");
+    std::fs::write(&genotype, format!("{{\"space\": \"nb201\", \"arch\": \"{arch}\"}}")).unwrap();
+    let err = run_err(agnas().args(["train", "--space", "darts", "--preset", "smoke", "--genotype"]).arg(&genotype));
+    assert!(err.contains("genotype.json is nb201, not darts"), "{err}");
+    let err = run_err(agnas().args(["params", "--space", "proxyless", "--arch", arch]));
+    assert!(err.contains("is nb201, not proxyless") && err.contains("give --space nb201"), "{err}");
 }

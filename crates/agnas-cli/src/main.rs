@@ -316,8 +316,8 @@ impl SpaceTask for &RandomArgs {
         let result = baseline::random::<S>(start, ProgressMode::Auto)?;
         outln!("{}", serde_json::to_string_pretty(&result)?);
         eprintln!("best of {} candidates: {}", result.candidates, result.arch);
-        if let Some(acc) = result.record.as_ref().and_then(|r| r.get("c10_test")).and_then(|v| v.as_f64()) {
-            eprintln!("NAS-Bench-201 (200 epochs): CIFAR-10 test {acc:.2} %");
+        if let Some((b, acc)) = S::BENCHMARK.and_then(|b| Some((b, b.first(result.benchmark.get(b.key)?)?))) {
+            eprintln!("{}: {acc:.2} %", b.described);
         }
         eprintln!("run folder: {}", out.display());
         Ok(())

@@ -107,10 +107,10 @@ pub struct BaselineResult {
     /// The share of the pick's ops without parameters, as a search reports it of its decisions.
     #[serde(default)]
     pub parameter_free_share: f64,
-    /// What a benchmark table records of the chosen architecture, under the key a search's `result.json` uses for it
-    /// (earlier runs wrote `record`, still read).
-    #[serde(rename = "bench201", alias = "record", skip_serializing_if = "Option::is_none")]
-    pub record: Option<serde_json::Value>,
+    /// What the space's benchmark table records of the chosen architecture, under the key a search's `result.json`
+    /// uses for it ([`crate::space::Benchmark::key`]).
+    #[serde(flatten)]
+    pub benchmark: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// Runs (or resumes) a random search; returns what it also writes to `<out>/result.json`.
@@ -149,7 +149,11 @@ pub fn random<S: Space>(start: Start<BaselineConfig<S>>, progress: ProgressMode)
         train_seconds: done.iter().map(|c| c.seconds).sum(),
         budget_minutes: cfg.budget_minutes,
         parameter_free_share: S::parameter_free_share(&genotype),
-        record: S::benchmark_record(&genotype),
+        benchmark: S::BENCHMARK
+            .zip(S::benchmark_record(&genotype))
+            .map(|(b, r)| (b.key.to_string(), r))
+            .into_iter()
+            .collect(),
     };
     write_json(&out.join("result.json"), &result)?;
     Ok(result)

@@ -57,7 +57,7 @@ pub fn page(c: &Comparison) -> Result<String> {
         comparison(&mut body, c, &histories)?;
     }
     for (i, (run, history)) in c.runs.iter().zip(&histories).enumerate() {
-        run_section(&mut body, i, run, history, &mut figures)?;
+        run_section(&mut body, (i, run), &headline(c), history, &mut figures)?;
     }
     Ok(format!(
         "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n<head>\n<meta charset=\"utf-8\" />\n\
@@ -151,9 +151,7 @@ fn chart(title: &str, y_desc: &str, series: Vec<Series>) -> Result<Option<String
 
 fn comparison(body: &mut String, c: &Comparison, histories: &[History]) -> Result<()> {
     writeln!(body, "<h2 id=\"comparison\">Comparison</h2>")?;
-    let headline = ["bench201.c10_test", "heldout_acc", "best_valid.top1", "confidence.architecture", "train_seconds"];
-    let shown: Vec<&str> =
-        headline.iter().copied().filter(|m| c.runs.iter().any(|r| r.metrics.contains_key(*m))).collect();
+    let shown = c.shown(&["heldout_acc", "best_valid.top1", "confidence.architecture", "train_seconds"]);
     write!(body, "<table class=\"runs\"><tr><th>run</th><th>architecture</th>")?;
     for m in &shown {
         write!(body, "<th>{}</th>", escape(m))?;
@@ -167,14 +165,14 @@ fn comparison(body: &mut String, c: &Comparison, histories: &[History]) -> Resul
             escape(&run.arch)
         )?;
         for m in &shown {
-            let v = run.metrics.get(*m).map_or("–".to_string(), |v| short(*v));
+            let v = run.metrics.get(m).map_or("–".to_string(), |v| short(*v));
             write!(body, "<td class=\"n\">{v}</td>")?;
         }
         writeln!(body, "</tr>")?;
     }
     writeln!(body, "</table>")?;
-    let (headline, rest): (Vec<&Stat>, Vec<&Stat>) =
-        c.stats.iter().partition(|s| HEADLINE.contains(&s.metric.as_str()));
+    let headline = headline(c);
+    let (headline, rest): (Vec<&Stat>, Vec<&Stat>) = c.stats.iter().partition(|s| headline.contains(&s.metric));
     stat_table(body, headline.into_iter())?;
     writeln!(body, "<details><summary>every other number of the runs' result.json</summary>")?;
     stat_table(body, rest.into_iter())?;
@@ -185,8 +183,8 @@ fn comparison(body: &mut String, c: &Comparison, histories: &[History]) -> Resul
             "<p>Consensus (per decision, the choice with the largest sum of the runs' confidence): <code>{}</code></p>",
             escape(&cons.arch)
         )?;
-        if let Some(acc) = cons.record.as_ref().and_then(|r| r.get("c10_test")).and_then(|v| v.as_f64()) {
-            writeln!(body, "<p>NAS-Bench-201 CIFAR-10 test accuracy of the consensus: {acc:.2} %</p>")?;
+        if let Some((what, acc)) = c.consensus_benchmark() {
+            writeln!(body, "<p>{what} of the consensus: {acc:.2} %</p>")?;
         }
         writeln!(body, "<table class=\"votes\"><tr><th>decision</th><th>choice</th><th>weight</th><th>of</th><th>runs agreeing</th></tr>")?;
         for v in &cons.votes {
@@ -250,13 +248,19 @@ fn label(run: &RunRow) -> String {
     run.dir.display().to_string()
 }
 
-fn run_section(body: &mut String, i: usize, run: &RunRow, h: &History, figures: &mut usize) -> Result<()> {
+fn run_section(
+    body: &mut String,
+    (i, run): (usize, &RunRow),
+    headline: &[String],
+    h: &History,
+    figures: &mut usize,
+) -> Result<()> {
     writeln!(body, "<section id=\"run-{i}\">\n<h2>{}</h2>", escape(&label(run)))?;
     if !run.arch.is_empty() {
         writeln!(body, "<p>Architecture: <code>{}</code></p>", escape(&run.arch))?;
     }
     writeln!(body, "<h3>Result</h3>")?;
-    let headline: Vec<(&String, &f64)> = run.metrics.iter().filter(|(k, _)| HEADLINE.contains(&k.as_str())).collect();
+    let headline: Vec<(&String, &f64)> = run.metrics.iter().filter(|(k, _)| headline.contains(k)).collect();
     if !headline.is_empty() {
         metric_table(body, "headline", headline.into_iter())?;
     }
@@ -301,18 +305,14 @@ fn run_section(body: &mut String, i: usize, run: &RunRow, h: &History, figures: 
     Ok(())
 }
 
-/// What a run is judged by, shown before the rest of its numbers.
-const HEADLINE: [&str; 9] = [
-    "bench201.c10_test",
-    "bench201.c100_test",
-    "bench201.in16_test",
-    "heldout_acc",
-    "best_valid.top1",
-    "test.top1",
-    "confidence.architecture",
-    "params",
-    "train_seconds",
-];
+/// What a run is judged by, shown before the rest of its numbers: the benchmark's headline metrics, then these.
+fn headline(c: &Comparison) -> Vec<String> {
+    let benchmark = c.benchmark.map(|b| b.paths()).unwrap_or_default();
+    benchmark.into_iter().chain(HEADLINE.iter().map(|m| m.to_string())).collect()
+}
+
+const HEADLINE: [&str; 6] =
+    ["heldout_acc", "best_valid.top1", "test.top1", "confidence.architecture", "params", "train_seconds"];
 
 fn metric_table<'a>(body: &mut String, class: &str, rows: impl Iterator<Item = (&'a String, &'a f64)>) -> Result<()> {
     writeln!(body, "<table class=\"{class}\"><tr><th>metric</th><th>value</th></tr>")?;

@@ -2,7 +2,7 @@
 //! consensus architecture, a per-decision vote weighted by each run's confidence.
 pub mod html;
 
-use crate::space::Space;
+use crate::space::{Benchmark, Space};
 use crate::train::RunConfig;
 use anyhow::{ensure, Context, Result};
 use serde::Serialize;
@@ -85,6 +85,9 @@ pub struct Consensus {
 #[derive(Debug, Clone, Serialize)]
 pub struct Comparison {
     pub space: String,
+    /// The space's benchmark table, whose headline metrics lead the tables.
+    #[serde(skip)]
+    pub benchmark: Option<Benchmark>,
     pub runs: Vec<RunRow>,
     pub stats: Vec<Stat>,
     pub consensus: Option<Consensus>,
@@ -116,7 +119,7 @@ pub fn compare<S: Space>(dirs: &[PathBuf]) -> Result<Comparison> {
     } else {
         None
     };
-    Ok(Comparison { space: S::NAME.to_string(), stats: stats(&runs), runs, consensus })
+    Ok(Comparison { space: S::NAME.to_string(), benchmark: S::BENCHMARK, stats: stats(&runs), runs, consensus })
 }
 
 fn read_result(dir: &Path) -> Result<serde_json::Value> {
@@ -216,11 +219,25 @@ fn consensus<S: Space>(cfg: &S::Supernet, results: &[serde_json::Value]) -> Resu
 }
 
 impl Comparison {
+    /// The columns of the runs' table: the benchmark's first headline metric, then `rest`, where any run has them.
+    pub fn shown(&self, rest: &[&str]) -> Vec<String> {
+        let first = self.benchmark.and_then(|b| b.paths().into_iter().next());
+        first
+            .into_iter()
+            .chain(rest.iter().map(|m| m.to_string()))
+            .filter(|m| self.runs.iter().any(|r| r.metrics.contains_key(m)))
+            .collect()
+    }
+
+    /// The benchmark's first headline metric of the consensus, and its words.
+    pub fn consensus_benchmark(&self) -> Option<(&'static str, f64)> {
+        let b = self.benchmark?;
+        Some((b.described, b.first(self.consensus.as_ref()?.record.as_ref()?)?))
+    }
+
     /// The comparison as Markdown: the runs, the statistics, the consensus.
     pub fn markdown(&self) -> String {
-        let headline = ["bench201.c10_test", "heldout_acc", "confidence.architecture", "train_seconds", "epochs"];
-        let shown: Vec<&str> =
-            headline.iter().copied().filter(|m| self.runs.iter().any(|r| r.metrics.contains_key(*m))).collect();
+        let shown = self.shown(&["heldout_acc", "confidence.architecture", "train_seconds", "epochs"]);
         let mut s = format!("# {} runs ({})\n\n| run | architecture |", self.runs.len(), self.space);
         for m in &shown {
             s.push_str(&format!(" {m} |"));
@@ -230,7 +247,7 @@ impl Comparison {
             // A pipe inside a cell ends it, even between backticks.
             s.push_str(&format!("| {} | `{}` |", run.dir.display(), run.arch.replace('|', "\\|")));
             for m in &shown {
-                s.push_str(&run.metrics.get(*m).map_or(" – |".to_string(), |v| format!(" {} |", short(*v))));
+                s.push_str(&run.metrics.get(m).map_or(" – |".to_string(), |v| format!(" {} |", short(*v))));
             }
             s.push('\n');
         }
@@ -243,10 +260,8 @@ impl Comparison {
                 "\nConsensus (per decision, the choice with the largest sum of the runs' confidence): `{}`\n",
                 c.arch
             ));
-            if let Some(r) = &c.record {
-                if let Some(acc) = r.get("c10_test").and_then(|v| v.as_f64()) {
-                    s.push_str(&format!("\nNAS-Bench-201 CIFAR-10 test accuracy of the consensus: {acc:.2} %\n"));
-                }
+            if let Some((what, acc)) = self.consensus_benchmark() {
+                s.push_str(&format!("\n{what} of the consensus: {acc:.2} %\n"));
             }
             s.push_str("\n| decision | choice | weight | of | runs agreeing |\n|---|---|---:|---:|---:|\n");
             for v in &c.votes {

@@ -105,6 +105,30 @@ pub struct Counts {
     pub macs: u64,
 }
 
+/// A table of trained architectures that a space's genotypes are looked up in (NAS-Bench-201): what generic code
+/// (reports, the random baseline) needs to know of it, so that it never names the table's keys.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Benchmark {
+    /// The key of its record in a run's `result.json`.
+    pub key: &'static str,
+    /// The record's metrics that judge an architecture; the first is the one a sentence names.
+    pub headline: &'static [&'static str],
+    /// The first headline metric in words.
+    pub described: &'static str,
+}
+
+impl Benchmark {
+    /// The first headline metric of a record.
+    pub fn first(&self, record: &serde_json::Value) -> Option<f64> {
+        record.get(self.headline.first()?)?.as_f64()
+    }
+
+    /// The headline metrics as dotted paths of `result.json` (`bench201.c10_test`).
+    pub fn paths(&self) -> Vec<String> {
+        self.headline.iter().map(|m| format!("{}.{m}", self.key)).collect()
+    }
+}
+
 /// A search space.
 pub trait Space: SpaceSections {
     type Genotype: Serialize + DeserializeOwned + Clone + std::fmt::Debug;
@@ -135,7 +159,9 @@ pub trait Space: SpaceSections {
     /// The share of a genotype's chosen ops that have no parameters (skip, pools, `none`), the collapse that
     /// DARTS-style searches are known for; a search reports it over its decisions, a random search over its pick.
     fn parameter_free_share(genotype: &Self::Genotype) -> f64;
-    /// What a benchmark table records of a genotype (NAS-Bench-201), if the space has one.
+    /// The benchmark table of the space's architectures, if it has one.
+    const BENCHMARK: Option<Benchmark> = None;
+    /// What the [`Space::BENCHMARK`] table records of a genotype.
     fn benchmark_record(_genotype: &Self::Genotype) -> Option<serde_json::Value> {
         None
     }

@@ -12,7 +12,8 @@ pub use network::{Nb201Network, Nb201NetworkConfig};
 pub use supernet::{Nb201Config, Nb201Supernet};
 
 use super::{
-    BenchBlock, Decider, Derived, EvalNetwork, Importances, Section, Space, SpaceSections, Supernet, SupernetOutput,
+    BenchBlock, Benchmark, Decider, Derived, EvalNetwork, Importances, Section, Space, SpaceSections, Supernet,
+    SupernetOutput,
 };
 use crate::config::settings::{named_kind, Kind, Setting};
 use crate::config::{Preset, RetrainConfig, SearchConfig};
@@ -280,6 +281,12 @@ impl Space for Nb201 {
     fn parameter_free_share(genotype: &Arch) -> f64 {
         genotype.ops.iter().filter(|op| op.parameter_free()).count() as f64 / genotype.ops.len() as f64
     }
+
+    const BENCHMARK: Option<Benchmark> = Some(Benchmark {
+        key: "bench201",
+        headline: &["c10_test", "c100_test", "in16_test"],
+        described: "NAS-Bench-201 CIFAR-10 test accuracy",
+    });
 
     fn benchmark_record(genotype: &Arch) -> Option<serde_json::Value> {
         bench::table().by_arch(genotype).and_then(|r| serde_json::to_value(r).ok())

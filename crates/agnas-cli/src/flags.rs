@@ -11,13 +11,17 @@ use std::marker::PhantomData;
 /// Which settings a command takes.
 pub trait Table {
     /// The common tables, each with the prefix its keys take in the command's configuration.
-    fn common() -> Vec<(&'static str, &'static [Setting])>;
+    fn common() -> Vec<(&'static str, &'static [Setting])> {
+        Vec::new()
+    }
     /// Whether a space's own setting is one of the command's.
     fn takes(setting: &Setting) -> bool;
     /// The command's configuration as a preset of a space gives it, for the values shown in `--help`.
-    fn preset(presets: &Presets) -> Option<&serde_json::Value>;
+    fn preset(_presets: &Presets) -> Option<&serde_json::Value> {
+        None
+    }
     /// The flags set a run's configuration: they conflict with `--resume`, and `--set` is offered beside them.
-    const RUN: bool = true;
+    const RUN: bool = false;
 }
 
 /// A search: the run's and the search's settings, and each space's `[supernet]` and `[derive]`.
@@ -34,6 +38,7 @@ pub struct NetworkShape;
 pub struct SupernetShape;
 
 impl Table for Search {
+    const RUN: bool = true;
     fn common() -> Vec<(&'static str, &'static [Setting])> {
         vec![("", RUN_SETTINGS), ("", SEARCH_SETTINGS)]
     }
@@ -46,6 +51,7 @@ impl Table for Search {
 }
 
 impl Table for Retrain {
+    const RUN: bool = true;
     fn common() -> Vec<(&'static str, &'static [Setting])> {
         vec![("", RUN_SETTINGS), ("", RETRAIN_SETTINGS)]
     }
@@ -58,6 +64,7 @@ impl Table for Retrain {
 }
 
 impl Table for Random {
+    const RUN: bool = true;
     fn common() -> Vec<(&'static str, &'static [Setting])> {
         vec![("candidate.", RUN_SETTINGS), ("", BASELINE_SETTINGS)]
     }
@@ -71,42 +78,21 @@ impl Table for Random {
 }
 
 impl Table for Rederive {
-    fn common() -> Vec<(&'static str, &'static [Setting])> {
-        Vec::new()
-    }
     fn takes(s: &Setting) -> bool {
         s.section() == "derive"
     }
-    fn preset(_: &Presets) -> Option<&serde_json::Value> {
-        None
-    }
-    const RUN: bool = false;
 }
 
 impl Table for NetworkShape {
-    fn common() -> Vec<(&'static str, &'static [Setting])> {
-        Vec::new()
-    }
     fn takes(s: &Setting) -> bool {
         s.section() == "network" && s.shape
     }
-    fn preset(_: &Presets) -> Option<&serde_json::Value> {
-        None
-    }
-    const RUN: bool = false;
 }
 
 impl Table for SupernetShape {
-    fn common() -> Vec<(&'static str, &'static [Setting])> {
-        Vec::new()
-    }
     fn takes(s: &Setting) -> bool {
         s.section() == "supernet" && s.shape
     }
-    fn preset(_: &Presets) -> Option<&serde_json::Value> {
-        None
-    }
-    const RUN: bool = false;
 }
 
 /// One flag of a command: its setting, the key it sets in the command's configuration, and the spaces whose table

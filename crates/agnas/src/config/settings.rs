@@ -90,6 +90,14 @@ impl Setting {
     }
 }
 
+/// The SE reduction ratio of a supernet's attention modules, which every space's `[supernet]` has.
+pub const ATTENTION_RATIO: Setting = Setting::new(
+    "supernet.attention_ratio",
+    "attention-ratio",
+    Kind::Int,
+    "SE reduction ratio of the attention modules.",
+);
+
 /// The name a value of `T` is written with in a configuration file, from any name `T` parses (`channels-last`,
 /// `nhwc` → `channels_last`).
 pub fn named<T: std::str::FromStr + strum::VariantNames + Serialize>(text: &str) -> Result<toml::Value, String> {

@@ -14,7 +14,7 @@ use super::{
     BenchBlock, Decider, Derived, EvalNetwork, Importances, Section, Space, SpaceSections, Supernet, SupernetOutput,
     TrainingStep,
 };
-use crate::config::settings::{Kind, Setting};
+use crate::config::settings::{Kind, Setting, ATTENTION_RATIO};
 use crate::config::{Preset, RetrainConfig, SearchConfig};
 use crate::data::augment::Augment;
 use crate::data::DataConfig;
@@ -200,12 +200,7 @@ impl SpaceSections for Darts {
         )
         .shape(),
         Setting::new("supernet.layers", "layers", Kind::Int, "Cells of the supernet.").shape(),
-        Setting::new(
-            "supernet.attention_ratio",
-            "attention-ratio",
-            Kind::Int,
-            "SE reduction ratio of the attention modules.",
-        ),
+        ATTENTION_RATIO,
         Setting::new(
             "derive.allow_none",
             "allow-none",

@@ -15,7 +15,7 @@ use super::{
     BenchBlock, Benchmark, Decider, Derived, EvalNetwork, Importances, Section, Space, SpaceSections, Supernet,
     SupernetOutput,
 };
-use crate::config::settings::{named_kind, Kind, Setting};
+use crate::config::settings::{named_kind, Kind, Setting, ATTENTION_RATIO};
 use crate::config::{Preset, RetrainConfig, SearchConfig};
 use crate::data::augment::Augment;
 use crate::data::DataConfig;
@@ -114,12 +114,7 @@ impl SpaceSections for Nb201 {
         )
         .shape(),
         Setting::new("supernet.cells_per_stage", "cells-per-stage", Kind::Int, "Search cells per stage N.").shape(),
-        Setting::new(
-            "supernet.attention_ratio",
-            "attention-ratio",
-            Kind::Int,
-            "SE reduction ratio of the attention modules.",
-        ),
+        ATTENTION_RATIO,
         Setting::new(
             "derive.aggregation",
             "aggregation",

@@ -17,7 +17,7 @@ pub use network::{ProxylessNetwork, ProxylessNetworkConfig};
 pub use supernet::{ProxylessConfig, ProxylessSupernet, SearchBlock};
 
 use super::{BenchBlock, Decider, Derived, EvalNetwork, Importances, Space, SpaceSections, Supernet, SupernetOutput};
-use crate::config::settings::{Kind, Setting};
+use crate::config::settings::{Kind, Setting, ATTENTION_RATIO};
 use crate::config::{Preset, RetrainConfig, SearchConfig};
 use crate::data::augment::{Augment, ColorJitter, RandomResizedCrop};
 use crate::data::{DataConfig, Normalization};
@@ -54,12 +54,7 @@ impl SpaceSections for Proxyless {
     const NAME: &'static str = "proxyless";
     const SETTINGS: &'static [Setting] = &[
         Setting::new("supernet.width_mult", "width-mult", Kind::Float, "Channel multiplier of the supernet.").shape(),
-        Setting::new(
-            "supernet.attention_ratio",
-            "attention-ratio",
-            Kind::Int,
-            "SE reduction ratio of the attention modules.",
-        ),
+        ATTENTION_RATIO,
         Setting::new(
             "derive.max_flops",
             "max-flops",

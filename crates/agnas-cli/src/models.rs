@@ -12,7 +12,6 @@ use agnas::data::{
 use agnas::dist::Dist;
 use agnas::report::{self, progress::ProgressMode};
 use agnas::retrain::{self, RetrainRun};
-use agnas::space::confidence::Confidence;
 use agnas::space::resolve::{resolve, Source};
 use agnas::space::{Counts, Section, Space, SpaceName, SpaceTask};
 use agnas::train::{DeviceChoice, MemoryFormat};
@@ -449,19 +448,11 @@ impl SpaceTask for &GenotypeCommand {
 
 /// The heatmap of the last epoch of a search's `importances.json` (held-out sums, else the training pass's).
 fn importance_picture<S: Space>(file: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let epochs: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
-    let last = epochs.as_array().and_then(|e| e.last()).with_context(|| format!("{}: no epochs", file.display()))?;
-    let pass = if last["heldout"].is_null() { &last["train"] } else { &last["heldout"] };
-    let title = format!("AGNAS importances, epoch {}", last["epoch"]);
-    let notes = match last.get("confidence") {
-        Some(c) => serde_json::from_value::<Confidence>(c.clone())
-            .with_context(|| format!("{}: the confidence of epoch {}", file.display(), last["epoch"]))?
-            .notes(),
-        None => Vec::new(),
-    };
-    S::importance_svg(pass, &title, &notes)
+    let records = agnas::search::read_importance_records(file)?;
+    let last = records.last().with_context(|| format!("{}: no epochs", file.display()))?;
+    let title = format!("AGNAS importances, epoch {}", last.epoch);
+    let notes = last.confidence.as_ref().map(|c| c.notes()).unwrap_or_default();
+    S::importance_svg(&last.latest_pass().0, &title, &notes)
         .with_context(|| format!("{} is not the importances.json of a {} search", file.display(), S::NAME))
 }
 

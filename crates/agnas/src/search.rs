@@ -194,7 +194,7 @@ impl<S: Space> Job for SearchJob<'_, S> {
             confidence: pass.map(|p| p.confidence),
         });
         if self.dist.is_root() {
-            write_json(&self.out.join("importances.json"), &describe::<S>(&self.cfg.supernet, &extra.importances))?;
+            write_json(&self.out.join(IMPORTANCES_FILE), &describe::<S>(&self.cfg.supernet, &extra.importances))?;
             if let Some(svg) = decision_curves(&extra.importances)? {
                 crate::report::atomic_write(&self.out.join(DECISIONS_PICTURE), svg.as_bytes())?;
             }
@@ -335,48 +335,73 @@ fn heldout_importances<S: Space>(cfg: &S::Supernet, heldout: &HeldOut) -> Result
     }
 }
 
-/// `importances.json`: per epoch the training-pass and held-out importances with the labels of every axis.
-pub fn describe<S: Space>(cfg: &S::Supernet, importances: &[EpochImportance]) -> serde_json::Value {
+/// The importances file of a search's run folder.
+pub const IMPORTANCES_FILE: &str = "importances.json";
+
+/// One epoch of `importances.json`: the training-pass and held-out importances with the labels of every axis.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImportanceRecord {
+    pub epoch: usize,
+    pub train: DescribedPass,
+    pub heldout: Option<DescribedPass>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<Confidence>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank_correlation: Option<f64>,
+}
+
+/// A pass's importances as the space describes them (`axes`, `values` and the labels of each axis): what its
+/// importance picture is drawn from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DescribedPass(pub serde_json::Value);
+
+impl DescribedPass {
+    /// The importances under their axes.
+    pub fn importances(&self) -> Result<Importances> {
+        let axes: Vec<&str> = self.0["axes"].as_array().into_iter().flatten().filter_map(|a| a.as_str()).collect();
+        Ok(Importances::from_nested(&axes, &self.0["values"])?)
+    }
+}
+
+impl ImportanceRecord {
+    /// The held-out pass, else the training pass.
+    pub fn latest_pass(&self) -> &DescribedPass {
+        self.heldout.as_ref().unwrap_or(&self.train)
+    }
+}
+
+/// `importances.json` of a search's importances per epoch.
+pub fn describe<S: Space>(cfg: &S::Supernet, importances: &[EpochImportance]) -> Vec<ImportanceRecord> {
     importances
         .iter()
-        .map(|e| {
-            let mut pass = serde_json::json!({
-                "epoch": e.epoch,
-                "train": S::describe(cfg, &e.train),
-                "heldout": e.heldout.as_ref().map(|h| S::describe(cfg, h)),
-            });
-            if let Some(c) = &e.confidence {
-                pass["confidence"] = serde_json::to_value(c).unwrap_or_default();
-            }
-            if let Some(r) = e.rank_correlation {
-                pass["rank_correlation"] = serde_json::json!(r);
-            }
-            pass
+        .map(|e| ImportanceRecord {
+            epoch: e.epoch,
+            train: DescribedPass(S::describe(cfg, &e.train)),
+            heldout: e.heldout.as_ref().map(|h| DescribedPass(S::describe(cfg, h))),
+            confidence: e.confidence.clone(),
+            rank_correlation: e.rank_correlation,
         })
         .collect()
 }
 
+/// The records of an `importances.json`.
+pub fn read_importance_records(path: &Path) -> Result<Vec<ImportanceRecord>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
 /// The importances of `importances.json` back, typed, for re-deriving a genotype.
 pub fn read_importances(path: &Path) -> Result<Vec<EpochImportance>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let epochs: Vec<serde_json::Value> =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let pass = |v: &serde_json::Value| -> Result<Importances> {
-        let axes: Vec<&str> = v["axes"].as_array().into_iter().flatten().filter_map(|a| a.as_str()).collect();
-        Ok(Importances::from_nested(&axes, &v["values"])?)
-    };
-    epochs
-        .iter()
-        .map(|e| {
+    read_importance_records(path)?
+        .into_iter()
+        .map(|r| {
             Ok(EpochImportance {
-                epoch: e["epoch"].as_u64().context("an epoch without its number")? as usize,
-                train: pass(&e["train"])?,
-                heldout: if e["heldout"].is_null() { None } else { Some(pass(&e["heldout"])?) },
-                confidence: match e.get("confidence") {
-                    Some(c) => Some(serde_json::from_value(c.clone()).context("the confidence of a pass")?),
-                    None => None,
-                },
-                rank_correlation: e.get("rank_correlation").and_then(serde_json::Value::as_f64),
+                epoch: r.epoch,
+                train: r.train.importances()?,
+                heldout: r.heldout.as_ref().map(DescribedPass::importances).transpose()?,
+                confidence: r.confidence,
+                rank_correlation: r.rank_correlation,
             })
         })
         .collect::<Result<_>>()
@@ -390,7 +415,7 @@ pub fn rederive<S: Space>(dir: &Path, flags: &crate::config::Overrides) -> Resul
     let saved = SearchConfig::<S>::load(&dir.join(crate::report::CONFIG_FILE))?;
     let cfg = crate::config::layered(saved, None, flags)?;
     cfg.validate()?;
-    let path = dir.join("importances.json");
+    let path = dir.join(IMPORTANCES_FILE);
     let epochs = read_importances(&path)?;
     let last = epochs
         .iter()

@@ -335,8 +335,9 @@ impl SpaceTask for &ParamsArgs {
         line["macs_m"] = ((macs as f64 / 1e4).round() / 100.0).into();
         line["rule"] =
             "params outside any auxiliary head; MACs = conv and linear multiply-accumulates per image".into();
-        if let (Some(map), serde_json::Value::Object(more)) =
-            (line.as_object_mut(), S::costs(&preset.network, &genotype, num_classes, image_size))
+        let flops = S::field_flops(&preset.network, &genotype, num_classes, image_size);
+        if let (Some(map), Some(serde_json::Value::Object(more))) =
+            (line.as_object_mut(), flops.map(serde_json::to_value).transpose()?)
         {
             map.extend(more);
         }

@@ -98,6 +98,15 @@ impl BenchBlock {
     }
 }
 
+/// FLOPs of one image as a space's field counts them, and the rule they follow (`agnas params` prints them).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldFlops {
+    pub flops: u64,
+    /// In millions, to two decimals.
+    pub flops_m: f64,
+    pub flops_rule: &'static str,
+}
+
 /// Parameters (as the space counts them) and multiply-accumulates of one image of an evaluation network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
@@ -185,15 +194,15 @@ pub trait Space: SpaceSections {
         num_classes: i64,
     ) -> Box<dyn EvalNetwork>;
 
-    /// Costs of a genotype as the space's field counts them, beyond params and MACs (e.g. the official FLOPs
-    /// table's rule), as JSON fields for `agnas params`.
-    fn costs(
+    /// The FLOPs of a genotype as the space's field counts them, beyond params and MACs (the official table's rule
+    /// of the macro space), if the field has its own rule.
+    fn field_flops(
         _cfg: &Self::Network,
         _genotype: &Self::Genotype,
         _num_classes: i64,
         _image_size: i64,
-    ) -> serde_json::Value {
-        serde_json::Value::Null
+    ) -> Option<FieldFlops> {
+        None
     }
 
     /// Whether the parameter `name` of the evaluation network counts in its size (the field leaves out heads used in

@@ -16,7 +16,9 @@ pub use latency::{LatencyCosts, LatencySpec, LatencyTable};
 pub use network::{ProxylessNetwork, ProxylessNetworkConfig};
 pub use supernet::{ProxylessConfig, ProxylessSupernet, SearchBlock};
 
-use super::{BenchBlock, Decider, Derived, EvalNetwork, Importances, Space, SpaceSections, Supernet, SupernetOutput};
+use super::{
+    BenchBlock, Decider, Derived, EvalNetwork, FieldFlops, Importances, Space, SpaceSections, Supernet, SupernetOutput,
+};
 use crate::config::settings::{Kind, Setting, ATTENTION_RATIO};
 use crate::config::{Preset, RetrainConfig, SearchConfig};
 use crate::data::augment::{Augment, ColorJitter, RandomResizedCrop};
@@ -338,14 +340,16 @@ impl Space for Proxyless {
         Box::new(ProxylessNetwork::new(p, cfg, genotype, in_channels, num_classes))
     }
 
-    fn costs(cfg: &ProxylessNetworkConfig, genotype: &Arch, num_classes: i64, image_size: i64) -> serde_json::Value {
+    fn field_flops(
+        cfg: &ProxylessNetworkConfig,
+        genotype: &Arch,
+        num_classes: i64,
+        image_size: i64,
+    ) -> Option<FieldFlops> {
         let model = cost::CostModel::new(cfg.width_mult, image_size, num_classes);
         let rule = cost::FlopsRule::Table;
-        serde_json::json!({
-            "flops": model.arch(genotype, rule),
-            "flops_m": ((model.arch(genotype, rule) as f64 / 1e4).round() / 100.0),
-            "flops_rule": rule.describe(),
-        })
+        let flops = model.arch(genotype, rule);
+        Some(FieldFlops { flops, flops_m: (flops as f64 / 1e4).round() / 100.0, flops_rule: rule.describe() })
     }
 
     fn importance_svg(described: &serde_json::Value, title: &str, notes: &[String]) -> Result<String> {

@@ -429,10 +429,9 @@ pub fn merge(base: &mut toml::Value, top: toml::Value) {
 
 /// A configuration file, parsed.
 pub fn read_toml(path: &Path) -> Result<toml::Value, Error> {
-    let source_name = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Config { source_name: source_name.clone(), message: format!("reading: {e}") })?;
-    toml::from_str(&text).map_err(|e| Error::Config { source_name, message: e.to_string() })
+    let text =
+        std::fs::read_to_string(path).map_err(|source| Error::ConfigRead { path: path.to_path_buf(), source })?;
+    toml::from_str(&text).map_err(|source| Error::ConfigParse { path: path.to_path_buf(), source })
 }
 
 /// `preset` ← the TOML file at `path` ← `given`, as a `T`. Unknown keys are errors naming the file; a given key the
@@ -490,7 +489,11 @@ fn missing(config: &toml::Value, key: &str, space: Option<&str>, source: &str) -
     };
     let whose = space.map_or("this configuration".to_string(), |s| format!("the {s} space"));
     let place = if section.is_empty() { "top level".to_string() } else { format!("[{section}]") };
-    Error::Config { source_name: source.to_string(), message: format!("{whose} has no {key} (its {place} {holds})") }
+    Error::UnknownKey {
+        source_name: source.to_string(),
+        key: key.to_string(),
+        message: format!("{whose} has no {key} (its {place} {holds})"),
+    }
 }
 
 /// The value at a dotted key, if every table on the way exists.

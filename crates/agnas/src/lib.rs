@@ -13,4 +13,4 @@ pub mod search;
 pub mod space;
 pub mod train;
 
-pub use error::Error;
+pub use error::{Error, WeightsCause};

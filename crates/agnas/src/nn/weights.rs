@@ -1,6 +1,7 @@
 //! Model weights as safetensors under PyTorch's state_dict names, for exchange with PyTorch checkpoints.
 use crate::report::write_tensors;
-use anyhow::{bail, Context, Result};
+use crate::{Error, WeightsCause};
+use anyhow::{bail, Result};
 use std::collections::BTreeSet;
 use std::path::Path;
 use tch::nn::VarStore;
@@ -33,16 +34,18 @@ pub fn names(path: &Path) -> Result<Vec<String>> {
         file.read_exact(&mut header)?;
         Ok(header)
     };
-    let header = read().with_context(|| format!("reading weights {}", path.display()))?;
-    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&header)
-        .with_context(|| format!("weights {}: not a safetensors header", path.display()))?;
+    let corrupt = |source: WeightsCause| Error::CorruptWeights { path: path.to_path_buf(), source };
+    let header = read().map_err(|e| corrupt(e.into()))?;
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| corrupt(e.into()))?;
     Ok(map.into_iter().map(|(k, _)| k).filter(|k| k != "__metadata__").collect())
 }
 
 /// Loads weights by name, strictly: every variable must be in the file with its shape, and the file may hold nothing
 /// else besides `num_batches_tracked` counters. A `module.` prefix (PyTorch's DataParallel) is stripped.
 pub fn load(vs: &VarStore, path: &Path) -> Result<()> {
-    let tensors = Tensor::read_safetensors(path).with_context(|| format!("reading weights {}", path.display()))?;
+    let tensors = Tensor::read_safetensors(path)
+        .map_err(|e| Error::CorruptWeights { path: path.to_path_buf(), source: e.into() })?;
     let prefixed = !tensors.is_empty() && tensors.iter().all(|(n, _)| n.starts_with("module."));
     let mut vars = vs.variables();
     let mut unexpected = Vec::new();

@@ -92,9 +92,7 @@ pub fn claim_run_folder(out: &Path, config_toml: &str) -> Result<()> {
     for existing in [CONFIG_FILE, "result.json", "checkpoints"] {
         anyhow::ensure!(
             !out.join(existing).exists(),
-            "{} already holds a run ({existing} exists): use --resume {} or another --out",
-            out.display(),
-            out.display()
+            crate::Error::RunBusy { path: out.to_path_buf(), existing: existing.to_string() }
         );
     }
     fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;

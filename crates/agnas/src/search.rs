@@ -36,12 +36,13 @@ const DECISIONS_PICTURE: &str = "decisions.svg";
 /// The per-batch importances of the latest held-out pass, for re-deriving with confidence.
 pub const HELDOUT_BATCHES_FILE: &str = "heldout_batches.safetensors";
 
-/// The importances of one epoch: accumulated over the training steps, and over the held-out half if it ran.
+/// The importances of one epoch: accumulated over the training steps, and over the held-out half if it ran; each
+/// pass as the search holds it ([`Importances`]) or as `importances.json` writes it ([`DescribedPass`]).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct EpochImportance {
+pub struct Epoch<P> {
     pub epoch: usize,
-    pub train: Importances,
-    pub heldout: Option<Importances>,
+    pub train: P,
+    pub heldout: Option<P>,
     /// The decisions of the held-out importances and how sure each is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<Confidence>,
@@ -49,6 +50,12 @@ pub struct EpochImportance {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rank_correlation: Option<f64>,
 }
+
+/// An epoch's importances as the search holds them.
+pub type EpochImportance = Epoch<Importances>;
+
+/// One epoch of `importances.json`: the passes with the labels of every axis.
+pub type ImportanceRecord = Epoch<DescribedPass>;
 
 /// Why a search ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -338,21 +345,9 @@ fn heldout_importances<S: Space>(cfg: &S::Supernet, heldout: &HeldOut) -> Result
 /// The importances file of a search's run folder.
 pub const IMPORTANCES_FILE: &str = "importances.json";
 
-/// One epoch of `importances.json`: the training-pass and held-out importances with the labels of every axis.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ImportanceRecord {
-    pub epoch: usize,
-    pub train: DescribedPass,
-    pub heldout: Option<DescribedPass>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub confidence: Option<Confidence>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rank_correlation: Option<f64>,
-}
-
 /// A pass's importances as the space describes them (`axes`, `values` and the labels of each axis): what its
 /// importance picture is drawn from.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(transparent)]
 pub struct DescribedPass(pub serde_json::Value);
 

@@ -76,7 +76,7 @@ impl ExportArgs {
 
     /// A card for a weights file or fresh weights: the paper network with the shape of the flags.
     fn card<S: Space>(&self, spec: &str) -> Result<ModelCard<S>> {
-        let paper = self.of.paper::<S>()?;
+        let paper = crate::models::paper_network::<S>(&self.of.network)?;
         let card = ModelCard::<S> {
             space: S::NAME.to_string(),
             genotype: S::parse_genotype(spec)?,

@@ -249,13 +249,6 @@ pub struct Settings<T> {
     table: PhantomData<T>,
 }
 
-impl<T: Table> Settings<T> {
-    /// The value given for `key`, if one was.
-    pub fn get(&self, key: &str) -> Option<&toml::Value> {
-        self.given.get(key)
-    }
-}
-
 impl<T: Table> Args for Settings<T> {
     fn augment_args(cmd: Command) -> Command {
         let presets: Vec<(SpaceName, Preset, Presets)> = SpaceName::all()

@@ -298,7 +298,7 @@ impl SpaceTask for &RandomArgs {
 
     fn run<S: Space>(self) -> Result<()> {
         let start = self.run.start(|| {
-            let budget = self.settings.get("budget_minutes").is_some() || self.budget_of.is_some();
+            let budget = self.settings.given.get("budget_minutes").is_some() || self.budget_of.is_some();
             anyhow::ensure!(
                 budget || self.run.config.is_some(),
                 "give the budget: --budget-minutes or --budget-of RUN"

@@ -283,11 +283,6 @@ pub struct GenotypeNetworkArgs {
 }
 
 impl GenotypeNetworkArgs {
-    /// The space's paper retrain configuration with the network shape of the flags.
-    pub fn paper<S: Space>(&self) -> Result<RetrainConfig<S>> {
-        paper_network::<S>(&self.network)
-    }
-
     pub fn num_classes<S: Space>(&self) -> i64 {
         self.num_classes.unwrap_or(S::REFERENCE_INPUT.1)
     }
@@ -313,7 +308,7 @@ impl SpaceTask for &ParamsArgs {
     type Output = Result<()>;
 
     fn run<S: Space>(self) -> Result<()> {
-        let preset = self.of.paper::<S>()?;
+        let preset = paper_network::<S>(&self.of.network)?;
         let spec = self.of.genotype.clone().unwrap_or(preset.genotype);
         ensure!(!spec.is_empty(), "give the architecture: --genotype (or --arch)");
         let genotype = S::parse_genotype(&spec)?;

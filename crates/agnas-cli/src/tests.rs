@@ -64,8 +64,8 @@ impl SpaceTask for Resolved<'_> {
                 value(config::layered(S::search_preset(Preset::Smoke), None, &derive.given))
             }
             Command::Eval(a) => value(models::paper_network::<S>(&a.network)),
-            Command::Params(a) => value(a.of.paper::<S>()),
-            Command::Export(a) => value(a.of.paper::<S>()),
+            Command::Params(a) => value(models::paper_network::<S>(&a.of.network)),
+            Command::Export(a) => value(models::paper_network::<S>(&a.of.network)),
             Command::Bench(bench::BenchCommand::Step(a)) => value(bench::bench_config::<S>(a)),
             _ => anyhow::bail!("this command sets no configuration"),
         }

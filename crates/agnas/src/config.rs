@@ -6,7 +6,7 @@ use crate::Error;
 use anyhow::{ensure, Result};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use settings::{named_kind, Kind};
-pub use settings::{Override, Overrides, Setting};
+pub use settings::{Overrides, Setting};
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 

@@ -10,10 +10,9 @@ use crate::nn::weights;
 use crate::report::{self, progress::ProgressMode, write_json};
 use crate::space::{self, Counts, EvalNetwork, Section, Space, TrainingStep};
 use crate::train::{self, EpochEnd, Job, Means, Run, Sgd, Start, StepContext, TrainConfig, Trainer};
-use crate::Error;
 use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
@@ -293,17 +292,6 @@ pub fn run<S: Space>(retrain: RetrainRun<S>) -> Result<RetrainResult> {
 /// A retrained network on its device: what it is, its weights, and the network.
 pub type Loaded<S> = (ModelCard<S>, VarStore, Box<dyn EvalNetwork>);
 
-/// The text of a run folder's `model.json`, and its path.
-fn model_json(dir: &Path) -> Result<(PathBuf, String)> {
-    if !dir.exists() {
-        return Err(Error::Missing { path: dir.to_path_buf() }.into());
-    }
-    let path = dir.join("model.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {} (is {} a finished retrain run?)", path.display(), dir.display()))?;
-    Ok((path, text))
-}
-
 /// The network a checked card describes, with the weights of `weights` (PyTorch names), on `device`.
 pub fn load<S: Space>(card: ModelCard<S>, weights: &Path, device: Device) -> Result<Loaded<S>> {
     let vs = VarStore::new(device);
@@ -343,7 +331,7 @@ pub fn load_weights<S: Space>(
 
 /// Loads a retrained network from a run folder (`model.json` + `weights.safetensors`) onto `device`.
 pub fn load_run<S: Space>(dir: &Path, device: Device) -> Result<Loaded<S>> {
-    let (path, text) = model_json(dir)?;
+    let (path, text) = report::read_model_json(dir)?;
     let card: ModelCard<S> = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     card.validate().with_context(|| format!("{}", path.display()))?;
     load(card, &dir.join("weights.safetensors"), device)

@@ -145,15 +145,6 @@ impl Overrides {
         Ok(())
     }
 
-    /// The same values under `prefix` (`candidate.` for a random search's candidates).
-    pub fn under(self, prefix: &str) -> Self {
-        Overrides(self.0.into_iter().map(|o| Override { key: format!("{prefix}{}", o.key), ..o }).collect())
-    }
-
-    pub fn extend(&mut self, more: Overrides) {
-        self.0.extend(more.0);
-    }
-
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

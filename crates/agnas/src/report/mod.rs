@@ -84,6 +84,15 @@ pub fn write_tensors<'a, N: AsRef<str> + 'a>(
     Tensor::write_safetensors(&host, path).with_context(|| format!("writing {}", path.display()))
 }
 
+/// The text of a retrain run folder's `model.json`, and its path.
+pub fn read_model_json(dir: &Path) -> Result<(PathBuf, String)> {
+    anyhow::ensure!(dir.exists(), crate::Error::Missing { path: dir.to_path_buf() });
+    let path = dir.join("model.json");
+    let text = fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (is {} a finished retrain run?)", path.display(), dir.display()))?;
+    Ok((path, text))
+}
+
 /// The file that marks a folder as a run's: written first when a run starts, read back when it resumes.
 pub const CONFIG_FILE: &str = "config.toml";
 

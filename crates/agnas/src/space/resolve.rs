@@ -29,11 +29,7 @@ pub fn resolve(source: Source, flag: Option<SpaceName>) -> Result<SpaceName> {
             agree(named_in_toml(&path)?, flag, &path.display().to_string())
         }
         Source::Model(dir) => {
-            anyhow::ensure!(dir.exists(), Error::Missing { path: dir.to_path_buf() });
-            let path = dir.join("model.json");
-            let text = std::fs::read_to_string(&path).with_context(|| {
-                format!("reading {} (is {} a finished retrain run?)", path.display(), dir.display())
-            })?;
+            let (path, text) = crate::report::read_model_json(dir)?;
             let value: serde_json::Value =
                 serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
             let name = value.get("space").and_then(|s| s.as_str()).unwrap_or_default();
@@ -79,11 +75,13 @@ fn genotype(spec: &str, flag: Option<SpaceName>) -> Result<SpaceName> {
         let named = SpaceName::parse(&name).with_context(|| format!("genotype {spec}: space"))?;
         return agree(Some(named), flag, &format!("genotype {spec}"));
     }
+    if let Some(flag) = flag.filter(|f| f.dispatch(Parses(spec)).is_ok()) {
+        return Ok(flag);
+    }
     let parses: Vec<(SpaceName, Result<(), String>)> =
         SpaceName::all().map(|n| (n, n.dispatch(Parses(spec)))).collect();
     let fits: Vec<SpaceName> = parses.iter().filter(|(_, r)| r.is_ok()).map(|(n, _)| *n).collect();
     match (flag, &fits[..]) {
-        (Some(flag), _) if fits.contains(&flag) => Ok(flag),
         // The flag's space does not take it: say whose it is, where another's does.
         (Some(flag), [other, ..]) => bail!(Error::WrongSpace {
             what: format!("genotype `{spec}`"),

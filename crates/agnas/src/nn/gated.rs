@@ -1,13 +1,106 @@
 //! The AGNAS gated sum of one decision point, the one place every space's candidates are squeezed, excited and
-//! summed (a fused kernel or another attention module goes here).
+//! summed.
 //!
 //! The official code concatenates the candidates' outputs, runs the SE module on the concatenation and sums the
 //! gated channel groups. This computes the same values without materialising the concatenation: the squeeze of a
-//! concatenation is the concatenation of the squeezes, and the gated outputs are added in place (`addcmul_`) into
-//! the sum, so neither the per-candidate products nor a per-decision sum exist as tensors.
+//! concatenation is the concatenation of the squeezes, and the gated outputs go straight into the sum, so neither
+//! the per-candidate products nor a per-decision sum exist as tensors.
+//!
+//! The sum itself is one fused libtorch autograd function (`csrc/gated_sum.cpp`) where its CPU kernels take the
+//! operands (fp32 or fp64, all NCHW or all channels-last): its forward and backward each read every operand once,
+//! where the composed ops (`mul`, then `addcmul_` per term) make three full-size passes per term in the backward.
+//! Elsewhere (CUDA, bf16, mixed layouts) the composed ops run. Both give the same forward values and the same
+//! gradients of the candidates' outputs, bit for bit; the gates' gradients are sums over the pixels taken in another
+//! order, so they differ in the last bits. `AGNAS_GATED_SUM=composed` runs the composed ops everywhere: the
+//! reference path, and the exact numbers of runs made before the fused kernel.
 use super::attention::SeAttention;
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::sync::OnceLock;
 use tch::nn;
 use tch::Tensor;
+
+extern "C" {
+    fn agnas_gated_sum(
+        base: *const c_void,
+        ys: *const *const c_void,
+        gates: *const *const c_void,
+        n: c_int,
+        out: *mut *mut c_void,
+        err: *mut *mut c_char,
+    ) -> c_int;
+    fn agnas_gated_sum_free_message(message: *mut c_char);
+}
+
+/// How a gated sum is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kernel {
+    /// The fused autograd function where it takes the operands, else the composed ops.
+    Fused,
+    /// `mul` and `addcmul_`, as libtorch's autograd differentiates them.
+    Composed,
+}
+
+impl Kernel {
+    /// `AGNAS_GATED_SUM` (`fused`, the default, or `composed`), read once per process.
+    fn from_env() -> Kernel {
+        static CHOSEN: OnceLock<Kernel> = OnceLock::new();
+        *CHOSEN.get_or_init(|| match std::env::var("AGNAS_GATED_SUM").as_deref() {
+            Ok("composed") => Kernel::Composed,
+            Ok("fused") | Err(_) => Kernel::Fused,
+            Ok(other) => {
+                tracing::warn!("AGNAS_GATED_SUM={other:?} is neither `fused` nor `composed`: using the fused kernel");
+                Kernel::Fused
+            }
+        })
+    }
+}
+
+/// `base + Σₖ gₖ ⊙ yₖ` for `terms` (yₖ of shape (B, C, H, W), gₖ of shape (B, C)) by the fused autograd function;
+/// `None` where its kernels do not take the operands.
+fn fused(base: Option<&Tensor>, terms: &[(&Tensor, Tensor)]) -> Option<Tensor> {
+    // tch's tensor handle is a `torch::Tensor*`, which the bridge takes as `at::Tensor*`.
+    let raw = |t: &Tensor| t.as_ptr() as *const c_void;
+    let ys: Vec<*const c_void> = terms.iter().map(|(y, _)| raw(y)).collect();
+    let gates: Vec<*const c_void> = terms.iter().map(|(_, g)| raw(g)).collect();
+    let (mut out, mut err) = (std::ptr::null_mut(), std::ptr::null_mut());
+    let base = base.map_or(std::ptr::null(), raw);
+    let status =
+        unsafe { agnas_gated_sum(base, ys.as_ptr(), gates.as_ptr(), terms.len() as c_int, &mut out, &mut err) };
+    match status {
+        0 => Some(unsafe { Tensor::from_ptr(out.cast()) }),
+        2 => None,
+        _ => {
+            let message = if err.is_null() {
+                "unknown error".to_string()
+            } else {
+                let text = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
+                unsafe { agnas_gated_sum_free_message(err) };
+                text
+            };
+            // What the composed ops' tch wrappers do with a libtorch error.
+            panic!("the fused gated sum failed: {message}")
+        }
+    }
+}
+
+/// Adds `Σₖ gₖ ⊙ yₖ` for `terms` into `sum` (which it creates when `None`).
+fn gated_sum(terms: &[(&Tensor, Tensor)], sum: &mut Option<Tensor>, kernel: Kernel) {
+    if kernel == Kernel::Fused && !terms.is_empty() {
+        if let Some(out) = fused(sum.as_ref(), terms) {
+            *sum = Some(out);
+            return;
+        }
+    }
+    for (out, gate) in terms {
+        let gate = gate.unsqueeze(-1).unsqueeze(-1);
+        match sum {
+            Some(s) => {
+                let _ = s.addcmul_(out, &gate);
+            }
+            None => *sum = Some(*out * gate),
+        }
+    }
+}
 
 /// Global average pooling (B, C, H, W) → (B, C), as a sum and a division of the small result: the backward then
 /// broadcasts the gradient as a view instead of writing a full-size tensor (`mean`'s backward divides a full-size
@@ -51,6 +144,16 @@ impl GatedSum {
     /// candidates, channels). `branches` has one entry per candidate; at least one of them, or `common`, is not
     /// zero.
     pub fn accumulate(&self, branches: &[Branch], common: Option<Common>, sum: &mut Option<Tensor>) -> Tensor {
+        self.accumulate_with(branches, common, sum, Kernel::from_env())
+    }
+
+    fn accumulate_with(
+        &self,
+        branches: &[Branch],
+        common: Option<Common>,
+        sum: &mut Option<Tensor>,
+        kernel: Kernel,
+    ) -> Tensor {
         let like = branches.iter().flatten().map(|(_, sq)| sq).next().or(common.as_ref().map(|s| s.squeezed));
         let like = like.expect("a decision point has a candidate that is not zero");
         let batch = like.size()[0];
@@ -65,24 +168,165 @@ impl GatedSum {
             .collect();
         let gates = self.attention.excite(&Tensor::cat(&squeezed, 1));
         let per_candidate = gates.view([batch, self.candidates, self.channels]);
-        for (k, (out, _)) in branches.iter().enumerate().filter_map(|(k, b)| Some((k, b.as_ref()?))) {
-            let gate = per_candidate.select(1, k as i64).unsqueeze(-1).unsqueeze(-1);
-            match sum {
-                Some(s) => {
-                    let _ = s.addcmul_(out, &gate);
-                }
-                None => *sum = Some(out * gate),
-            }
+        let mut terms: Vec<(&Tensor, Tensor)> = branches
+            .iter()
+            .enumerate()
+            .filter_map(|(k, b)| Some((&b.as_ref()?.0, per_candidate.select(1, k as i64))))
+            .collect();
+        if let Some(s) = &common {
+            terms.push((s.value, per_candidate.sum_dim_intlist(1, false, gates.kind())));
         }
-        if let Some(s) = common {
-            let scale = per_candidate.sum_dim_intlist(1, false, gates.kind()).unsqueeze(-1).unsqueeze(-1);
-            match sum {
-                Some(total) => {
-                    let _ = total.addcmul_(s.value, &scale);
-                }
-                None => *sum = Some(s.value * scale),
-            }
-        }
+        gated_sum(&terms, sum, kernel);
         per_candidate
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::settings::to_channels_last;
+    use tch::{Device, Kind};
+
+    fn leaf(t: Tensor) -> Tensor {
+        t.set_requires_grad(true)
+    }
+
+    /// Gradients of Σ out ⊙ w (a weight that makes every gradient distinct) with respect to `inputs`.
+    fn grads(out: &Tensor, w: &Tensor, inputs: &[&Tensor]) -> Vec<Tensor> {
+        let loss = (out * w).sum(out.kind());
+        let inputs: Vec<Tensor> = inputs.iter().map(|t| t.shallow_clone()).collect();
+        Tensor::run_backward(&[loss], &inputs, false, false)
+    }
+
+    /// The largest |a − b| relative to the largest |b|.
+    fn relative(a: &Tensor, b: &Tensor) -> f64 {
+        let scale = b.abs().max().double_value(&[]).max(f64::MIN_POSITIVE);
+        (a - b).abs().max().double_value(&[]) / scale
+    }
+
+    /// The fused sum against the composed ops on the same leaves: forward values and the gradients of the outputs
+    /// and of the base bit for bit; the gates' gradients (other summation order) within `gate_tol` relative.
+    fn check(kind: Kind, channels_last: bool, size: [i64; 4], n: usize, with_base: bool, gate_tol: f64) {
+        let [b, c, _, _] = size;
+        let opts = (kind, Device::Cpu);
+        let layout = |t: Tensor| if channels_last { to_channels_last(&t) } else { t };
+        let ys: Vec<Tensor> = (0..n).map(|_| leaf(layout(Tensor::randn(size, opts)))).collect();
+        // The gates as the decision points make them: views of one (B, K, C) tensor.
+        let all_gates = leaf(Tensor::rand([b, n as i64, c], opts));
+        let base = with_base.then(|| leaf(layout(Tensor::randn(size, opts))));
+        let w = layout(Tensor::randn(size, opts));
+        let run = |kernel: Kernel| {
+            let terms: Vec<(&Tensor, Tensor)> =
+                ys.iter().enumerate().map(|(k, y)| (y, all_gates.select(1, k as i64))).collect();
+            // The composed ops add in place, so they get a copy of the base; its gradient is the base's.
+            let mut sum = base.as_ref().map(|t| t * 1.0);
+            if kernel == Kernel::Fused {
+                assert!(fused(sum.as_ref(), &terms).is_some(), "the kernels take these operands");
+            }
+            gated_sum(&terms, &mut sum, kernel);
+            let out = sum.unwrap();
+            let mut inputs: Vec<&Tensor> = ys.iter().collect();
+            inputs.push(&all_gates);
+            inputs.extend(base.as_ref());
+            let g = grads(&out, &w, &inputs);
+            (out, g)
+        };
+        let (want, want_grads) = run(Kernel::Composed);
+        let (got, got_grads) = run(Kernel::Fused);
+        let what = format!("{kind:?} channels_last={channels_last} {size:?} n={n} base={with_base}");
+        assert!(got.equal(&want), "forward, {what}: {}", relative(&got, &want));
+        assert_eq!(got.is_contiguous(), want.is_contiguous(), "layout of the sum, {what}");
+        for (k, (g, w)) in got_grads.iter().zip(&want_grads).enumerate() {
+            if k == n {
+                let far = relative(g, w);
+                assert!(far <= gate_tol, "gates' gradient, {what}: {far:e} relative");
+            } else {
+                assert!(g.equal(w), "gradient of input {k}, {what}: {}", relative(g, w));
+            }
+        }
+    }
+
+    #[test]
+    fn fused_sum_matches_the_composed_ops() {
+        tch::manual_seed(0);
+        for channels_last in [false, true] {
+            for (size, n, with_base) in [
+                ([4, 16, 8, 8], 3, false),
+                ([4, 16, 8, 8], 1, true),
+                // Channels and pixels that are not a multiple of any vector width.
+                ([3, 5, 7, 7], 4, true),
+                ([2, 20, 3, 5], 2, false),
+            ] {
+                check(Kind::Double, channels_last, size, n, with_base, 1e-15);
+                check(Kind::Float, channels_last, size, n, with_base, 1e-6);
+            }
+        }
+    }
+
+    /// Whatever the kernels do not take (here: a mixed layout) runs the composed ops.
+    #[test]
+    fn operands_the_kernels_do_not_take_fall_back_to_the_composed_ops() {
+        let opts = (Kind::Double, Device::Cpu);
+        let (a, b) = (Tensor::randn([2, 3, 4, 4], opts), to_channels_last(&Tensor::randn([2, 3, 4, 4], opts)));
+        let gates = Tensor::rand([2, 3], opts);
+        assert!(fused(None, &[(&a, gates.shallow_clone()), (&b, gates.shallow_clone())]).is_none());
+        let (mut fused_sum, mut composed_sum) = (None, None);
+        let terms = [(&a, gates.shallow_clone()), (&b, gates.shallow_clone())];
+        gated_sum(&terms, &mut fused_sum, Kernel::Fused);
+        gated_sum(&terms, &mut composed_sum, Kernel::Composed);
+        assert!(fused_sum.unwrap().equal(&composed_sum.unwrap()));
+    }
+
+    /// A whole decision point (SE module, a `none` candidate, the common term, a sum already holding another
+    /// edge's output) on both paths: the same sum bit for bit, and every gradient (the SE parameters', the
+    /// branches', the common term's and the squeezes') within the gates' rounding.
+    #[test]
+    fn decision_point_fused_matches_composed() {
+        for channels_last in [false, true] {
+            tch::manual_seed(1);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let (candidates, c) = (4, 8);
+            let gated = GatedSum::new(vs.root() / "attention", candidates, c, 2);
+            let mut vs = vs;
+            vs.double();
+            let layout = |t: Tensor| if channels_last { to_channels_last(&t) } else { t };
+            let opts = (Kind::Double, Device::Cpu);
+            let outs: Vec<Tensor> = (0..3).map(|_| leaf(layout(Tensor::randn([5, c, 6, 6], opts)))).collect();
+            let common = leaf(layout(Tensor::randn([5, c, 6, 6], opts)));
+            let earlier = leaf(layout(Tensor::randn([5, c, 6, 6], opts)));
+            let w = layout(Tensor::randn([5, c, 6, 6], opts));
+            let run = |kernel: Kernel| {
+                let branches: Vec<Branch> = vec![
+                    Some((outs[0].shallow_clone(), squeeze(&outs[0]))),
+                    None,
+                    Some((outs[1].shallow_clone(), squeeze(&outs[1]))),
+                    Some((outs[2].shallow_clone(), squeeze(&outs[2]))),
+                ];
+                let squeezed = squeeze(&common);
+                let mut sum = Some(&earlier * 1.0);
+                let per_candidate = gated.accumulate_with(
+                    &branches,
+                    Some(Common { value: &common, squeezed: &squeezed }),
+                    &mut sum,
+                    kernel,
+                );
+                let out = sum.unwrap();
+                let vars = vs.trainable_variables();
+                let mut inputs: Vec<&Tensor> = vars.iter().collect();
+                inputs.extend(outs.iter());
+                inputs.push(&common);
+                inputs.push(&earlier);
+                let g = grads(&out, &w, &inputs);
+                (out, per_candidate.detach(), g)
+            };
+            let (want, want_gates, want_grads) = run(Kernel::Composed);
+            let (got, got_gates, got_grads) = run(Kernel::Fused);
+            assert!(got.equal(&want), "forward, channels_last={channels_last}");
+            assert!(got_gates.equal(&want_gates), "gates, channels_last={channels_last}");
+            for (g, w) in got_grads.iter().zip(&want_grads) {
+                let far = relative(g, w);
+                assert!(far <= 1e-15, "gradient, channels_last={channels_last}: {far:e} relative");
+            }
+        }
     }
 }

@@ -2,13 +2,13 @@
 //! folder of images.
 use crate::flags::{Settings, SupernetShape};
 use crate::parse_space;
-use agnas::config::{self, Preset, SearchConfig};
 use agnas::data::augment::{Augment, CenterView, ColorJitter, RandomResizedCrop, Transform};
 use agnas::data::folder::FolderDataset;
 use agnas::data::loader::{Loader, LoaderConfig, Shard};
 use agnas::data::{Dataset, Normalization};
 use agnas::dist::{Dist, DistChoice};
-use agnas::space::{Space, SpaceName, SpaceTask};
+use agnas::registry::{self, SupernetBench};
+use agnas::space::SpaceName;
 use agnas::train::{cross_entropy, Sgd};
 use agnas::train::{DeviceChoice, MemoryFormat};
 use anyhow::{ensure, Context, Result};
@@ -139,7 +139,7 @@ fn sync(device: Device) {
 }
 
 /// A training loader over the embedded subset, configured as a search would.
-fn embedded_batches<S: Space>(cfg: &SearchConfig<S>, batch_size: usize) -> Result<Loader> {
+fn embedded_batches(cfg: &SupernetBench, batch_size: usize) -> Result<Loader> {
     let set = agnas::data::open(None, cfg.data.format)?;
     let normalization = agnas::data::Normalization::for_dataset(set.as_ref());
     let indices = (0..set.len()).collect();
@@ -159,8 +159,8 @@ fn embedded_batches<S: Space>(cfg: &SearchConfig<S>, batch_size: usize) -> Resul
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
-        BenchCommand::Step(a) => a.space.dispatch(&a),
-        BenchCommand::Blocks(a) => a.space.dispatch(&a),
+        BenchCommand::Step(a) => step(&a),
+        BenchCommand::Blocks(a) => blocks(&a),
         BenchCommand::Loader(a) => loader(&a),
         BenchCommand::Allreduce(a) => allreduce(&a),
     }
@@ -269,25 +269,11 @@ fn lap(t: &mut Instant, device: Device) -> f64 {
     ms
 }
 
-impl SpaceTask for &StepArgs {
-    type Output = Result<()>;
-
-    fn run<S: Space>(self) -> Result<()> {
-        step::<S>(self)
-    }
-}
-
-/// The paper's search configuration with the supernet shape of the flags.
-pub(crate) fn bench_config<S: Space>(a: &StepArgs) -> Result<SearchConfig<S>> {
-    config::layered(S::search_preset(Preset::Paper), None, &a.shape.given)
-}
-
-fn step<S: Space>(a: &StepArgs) -> Result<()> {
+fn step(a: &StepArgs) -> Result<()> {
     if a.threads > 0 {
         tch::set_num_threads(a.threads as i32);
     }
-    let cfg = bench_config::<S>(a)?;
-    cfg.validate()?;
+    let cfg = registry::space(a.space).supernet_bench(&a.shape.given)?;
     let dist = Dist::connect(a.dist, a.device.resolve()?, Duration::from_secs(300))?;
     let device = dist.device(a.device.resolve()?);
     let world = dist.world() as i64;
@@ -296,7 +282,7 @@ fn step<S: Space>(a: &StepArgs) -> Result<()> {
     let per_rank = a.batch_size / world;
     tch::manual_seed(0);
     let vs = VarStore::new(device);
-    let supernet = S::build_supernet(&cfg.supernet, &vs.root(), 3, 10);
+    let supernet = (cfg.build)(&vs.root());
     a.memory_format.apply(&vs);
     dist.broadcast_vars(&vs)?;
     let mut opt = Sgd::from_config(&vs, &cfg.train);
@@ -356,7 +342,7 @@ fn step<S: Space>(a: &StepArgs) -> Result<()> {
     let min = whole.iter().copied().fold(f64::NAN, f64::min);
     let mut line = serde_json::json!({
         "impl": "agnas",
-        "space": cfg.space,
+        "space": a.space,
         "device": format!("{device:?}"),
         "batch_size": a.batch_size,
         "image_size": a.image_size,
@@ -364,8 +350,7 @@ fn step<S: Space>(a: &StepArgs) -> Result<()> {
         "ranks": world,
         "engine": format!("{dist:?}"),
     });
-    if let (Some(map), serde_json::Value::Object(shape)) = (line.as_object_mut(), serde_json::to_value(&cfg.supernet)?)
-    {
+    if let (Some(map), serde_json::Value::Object(shape)) = (line.as_object_mut(), cfg.shape.clone()) {
         map.extend(shape);
     }
     let rest = serde_json::json!({
@@ -418,22 +403,14 @@ pub struct BlocksArgs {
     memory_format: MemoryFormat,
 }
 
-impl SpaceTask for &BlocksArgs {
-    type Output = Result<()>;
-
-    fn run<S: Space>(self) -> Result<()> {
-        blocks::<S>(self)
-    }
-}
-
-fn blocks<S: Space>(a: &BlocksArgs) -> Result<()> {
+fn blocks(a: &BlocksArgs) -> Result<()> {
     if a.threads > 0 {
         tch::set_num_threads(a.threads as i32);
     }
     let device = a.device.resolve()?;
     tch::manual_seed(0);
     let vs = VarStore::new(device);
-    let blocks = S::bench_blocks(&vs.root(), a.channels, a.batch_size);
+    let blocks = registry::space(a.space).bench_blocks(&vs.root(), a.channels, a.batch_size);
     a.memory_format.apply(&vs);
     let channels_last = a.memory_format.is_channels_last(device);
     let params = vs.trainable_variables();

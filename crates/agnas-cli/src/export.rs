@@ -1,10 +1,9 @@
 //! `agnas export`: a retrained network (or a genotype's network with fresh weights) as ONNX or PyTorch.
 use crate::models::GenotypeNetworkArgs;
-use agnas::data::{Normalization, CIFAR10_MEAN, CIFAR10_STD};
 use agnas::export::{self, Format, OnnxOptions, Shape};
-use agnas::retrain::{self, ModelCard};
-use agnas::space::resolve::{resolve, Source};
-use agnas::space::{Space, SpaceTask};
+use agnas::registry::resolve::{resolve, Source};
+use agnas::registry::{self, AnySpace};
+use agnas::retrain::{Images, Network, NetworkSource, Weights};
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -73,87 +72,58 @@ impl ExportArgs {
             }
         })
     }
-
-    /// A card for a weights file or fresh weights: the paper network with the shape of the flags.
-    fn card<S: Space>(&self, spec: &str) -> Result<ModelCard<S>> {
-        let paper = crate::models::paper_network::<S>(&self.of.network)?;
-        let card = ModelCard::<S> {
-            space: S::NAME.to_string(),
-            genotype: S::parse_genotype(spec)?,
-            network: paper.network,
-            in_channels: 3,
-            num_classes: self.of.num_classes::<S>(),
-            // The spaces without a preset normalisation are the CIFAR ones, benchmarked on CIFAR-10.
-            normalization: paper
-                .data
-                .normalization
-                .unwrap_or_else(|| Normalization { mean: CIFAR10_MEAN.to_vec(), std: CIFAR10_STD.to_vec() }),
-            resize: paper.data.resize,
-            crop: paper.data.crop,
-        };
-        card.validate()?;
-        Ok(card)
-    }
 }
 
-impl SpaceTask for &ExportArgs {
-    type Output = Result<()>;
-
-    fn run<S: Space>(self) -> Result<()> {
-        let format = self.format()?;
-        let out = self.out()?;
-        refuse_overwrite(&out, &format, self.force)?;
-        let device = tch::Device::Cpu;
-        let (card, vs, net) = match (&self.checkpoint, &self.of.genotype) {
-            (Some(dir), _) if dir.is_dir() => retrain::load_run::<S>(dir, device)?,
-            (Some(weights), Some(spec)) => {
-                let mut card = self.card::<S>(spec)?;
-                let names = agnas::nn::weights::names(weights)?;
-                S::fit_to_weights(&mut card.network, &names.iter().map(String::as_str).collect::<Vec<_>>());
-                retrain::load(card, weights, device)?
-            }
-            (Some(weights), None) => {
-                bail!(
-                    "{} is a weights file: give --genotype (and the network shape if not the paper's)",
-                    weights.display()
-                )
-            }
-            (None, spec) => {
-                let spec = spec.as_deref().context("give --checkpoint (a run folder or weights) or --genotype")?;
-                let card = self.card::<S>(spec)?;
-                tch::manual_seed(self.seed);
-                let vs = tch::nn::VarStore::new(device);
-                let net = card.build(&vs.root());
-                (card, vs, net)
-            }
-        };
-        let side = self.of.image_size.unwrap_or(if card.crop > 0 { card.crop as i64 } else { S::REFERENCE_INPUT.0 });
-        ensure!(side >= 1, "--image-size must be at least 1");
-        let input = Shape { channels: card.in_channels, height: side, width: side };
-        let started = Instant::now();
-        let written = export::write(net.as_ref(), &vs, input, &format, &out, &doc(&card))?;
-        let files: Vec<String> = written.files.iter().map(|f| f.display().to_string()).collect();
-        outln!(
-            "{}",
-            serde_json::json!({
-                "files": files,
-                "bytes": written.bytes,
-                "seconds": (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
-                "graph_max_abs_diff": written.graph_max_abs_diff,
-            })
-        );
-        Ok(())
-    }
+/// Writes the network of `args` in the space `space`.
+fn write(args: &ExportArgs, space: &dyn AnySpace) -> Result<()> {
+    let format = args.format()?;
+    let out = args.out()?;
+    refuse_overwrite(&out, &format, args.force)?;
+    let paper = |genotype, weights| NetworkSource::Paper {
+        genotype,
+        shape: &args.of.network.given,
+        weights,
+        images: Images::Reference { num_classes: args.of.num_classes },
+    };
+    let source = match (&args.checkpoint, &args.of.genotype) {
+        (Some(dir), _) if dir.is_dir() => NetworkSource::Run(dir),
+        (Some(weights), Some(spec)) => paper(spec, Weights::File(weights)),
+        (Some(weights), None) => {
+            bail!("{} is a weights file: give --genotype (and the network shape if not the paper's)", weights.display())
+        }
+        (None, spec) => {
+            let spec = spec.as_deref().context("give --checkpoint (a run folder or weights) or --genotype")?;
+            paper(spec, Weights::Fresh { seed: args.seed })
+        }
+    };
+    let network = space.network(source, tch::Device::Cpu)?;
+    let side =
+        args.of.image_size.unwrap_or(if network.crop > 0 { network.crop as i64 } else { space.reference_input().0 });
+    ensure!(side >= 1, "--image-size must be at least 1");
+    let input = Shape { channels: network.in_channels, height: side, width: side };
+    let started = Instant::now();
+    let written = export::write(network.net.as_ref(), &network.vs, input, &format, &out, &doc(space, &network))?;
+    let files: Vec<String> = written.files.iter().map(|f| f.display().to_string()).collect();
+    outln!(
+        "{}",
+        serde_json::json!({
+            "files": files,
+            "bytes": written.bytes,
+            "seconds": (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
+            "graph_max_abs_diff": written.graph_max_abs_diff,
+        })
+    );
+    Ok(())
 }
 
 /// What the exported files say about the network: space, genotype, classes, input and its normalisation.
-fn doc<S: Space>(card: &ModelCard<S>) -> String {
-    let n = &card.normalization;
+fn doc(space: &dyn AnySpace, network: &Network) -> String {
+    let n = &network.normalization;
     format!(
         "The {} evaluation network of {}, {} classes.\nInput images normalised with mean {:?} and std {:?}.",
-        S::NAME,
-        S::genotype_text(&card.genotype).trim(),
-        card.num_classes,
+        space.name(),
+        network.genotype_text.trim(),
+        network.num_classes,
         n.mean,
         n.std
     )
@@ -178,7 +148,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
                 "--space, --genotype and the network shape are for a weights file or fresh weights; a run folder's \
                  model.json decides them"
             );
-            resolve(Source::Model(dir), None)?
+            registry::space(resolve(Source::Model(dir), None)?)
         }
         Some(weights) => {
             ensure!(weights.exists(), agnas::Error::Missing { path: weights.clone() });
@@ -186,5 +156,5 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         }
         None => args.of.space()?,
     };
-    space.dispatch(args)
+    write(args, space)
 }

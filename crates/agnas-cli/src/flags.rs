@@ -1,10 +1,11 @@
 //! The settings flags of a command, made from the library's tables only (the common ones, and one per space): their
 //! clap arguments, their `--help` with the values the presets give them, and the values the given ones set. A
 //! command says which tables it takes ([`Table`]); it never spells a key.
-use agnas::baseline::{BaselineConfig, BASELINE_SETTINGS};
+use agnas::baseline::BASELINE_SETTINGS;
 use agnas::config::settings::{Kind, Overrides};
-use agnas::config::{Preset, Setting, RETRAIN_SETTINGS, RUN_SETTINGS, SEARCH_SETTINGS};
-use agnas::space::{Space, SpaceName, SpaceTask};
+use agnas::config::{Preset, Recipe, Setting, RETRAIN_SETTINGS, RUN_SETTINGS, SEARCH_SETTINGS};
+use agnas::registry::{self, Configuration};
+use agnas::space::SpaceName;
 use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches};
 use std::marker::PhantomData;
 
@@ -138,7 +139,7 @@ pub fn rows<T: Table>() -> Vec<Row> {
         })
         .collect();
     for space in SpaceName::all() {
-        for s in space.settings().iter().filter(|s| T::takes(s)) {
+        for s in registry::space(space).settings().iter().filter(|s| T::takes(s)) {
             match rows.iter_mut().find(|r| r.setting.flag == s.flag && !r.spaces.is_empty()) {
                 Some(row) => row.spaces.push((space, *s)),
                 None => rows.push(Row { setting: *s, key: s.key.to_string(), spaces: vec![(space, *s)] }),
@@ -155,19 +156,18 @@ pub struct Presets {
     random: serde_json::Value,
 }
 
-/// The [`Presets`] of one preset.
-struct PresetsOf(Preset);
-
-impl SpaceTask for PresetsOf {
-    type Output = Presets;
-
-    fn run<S: Space>(self) -> Presets {
-        let PresetsOf(preset) = self;
-        let json = |v: serde_json::Result<serde_json::Value>| v.unwrap_or_default();
+impl Presets {
+    /// A space's configurations at one preset.
+    fn of(space: SpaceName, preset: Preset) -> Self {
+        let none = Overrides::default();
+        let json = |of| {
+            let value = registry::space(space).configuration(of, &Recipe::preset(preset, &none));
+            value.ok().and_then(|v| serde_json::to_value(v).ok()).unwrap_or_default()
+        };
         Presets {
-            search: json(serde_json::to_value(S::search_preset(preset))),
-            retrain: json(serde_json::to_value(S::retrain_preset(preset))),
-            random: json(serde_json::to_value(BaselineConfig::<S>::preset(preset, 0.0))),
+            search: json(Configuration::Search),
+            retrain: json(Configuration::Retrain),
+            random: json(Configuration::Random),
         }
     }
 }
@@ -252,7 +252,7 @@ pub struct Settings<T> {
 impl<T: Table> Args for Settings<T> {
     fn augment_args(cmd: Command) -> Command {
         let presets: Vec<(SpaceName, Preset, Presets)> = SpaceName::all()
-            .flat_map(|space| SHOWN_PRESETS.map(|preset| (space, preset, space.dispatch(PresetsOf(preset)))))
+            .flat_map(|space| SHOWN_PRESETS.map(|preset| (space, preset, Presets::of(space, preset))))
             .collect();
         let cmd = rows::<T>().iter().fold(cmd, |cmd, row| cmd.arg(arg::<T>(row, &presets)));
         if !T::RUN {

@@ -31,17 +31,13 @@ pub(crate) fn write_stdout(text: &str) {
     }
 }
 
-use agnas::baseline::{self, BaselineConfig};
-use agnas::config::{self, Preset, SearchConfig};
-use agnas::dist::Dist;
-use agnas::report::{progress::ProgressMode, CONFIG_FILE};
+use agnas::config::{Overrides, Preset, Recipe};
+use agnas::registry::resolve::{resolve, Source};
+use agnas::registry::{self, AnySpace};
 use agnas::runs;
-use agnas::search::{self, SearchRun};
 use agnas::space::nb201::bench as nb201_bench;
-use agnas::space::resolve::{resolve, Source};
-use agnas::space::{Space, SpaceName, SpaceTask};
-use agnas::train::Start;
-use anyhow::{Context, Result};
+use agnas::space::SpaceName;
+use anyhow::Result;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use flags::Settings;
 use run_args::RunArgs;
@@ -131,8 +127,15 @@ struct Origin {
 }
 
 impl Origin {
-    fn preset(&self) -> Preset {
-        self.preset.unwrap_or(if self.data.is_some() { Preset::Paper } else { Preset::Embedded })
+    /// Preset ← `--config` ← the settings flags, on the images of `--data`.
+    fn recipe<'a>(&'a self, run: &'a RunArgs, given: &'a Overrides) -> Recipe<'a> {
+        Recipe {
+            preset: self.preset.unwrap_or(Preset::for_data(self.data.as_deref())),
+            file: run.config.as_deref(),
+            given,
+            data: self.data.as_deref(),
+            genotype: None,
+        }
     }
 }
 
@@ -181,147 +184,52 @@ pub(crate) fn parse_space(s: &str) -> Result<SpaceName> {
 
 /// The space of a command that starts or continues a run: the run folder's with `--resume`, else `--space` and
 /// the configuration file's (they must agree).
-fn run_space(flag: Option<SpaceName>, run: &RunArgs) -> Result<SpaceName> {
-    match &run.resume {
-        Some(dir) => resolve(Source::Run(dir), None),
-        None => resolve(Source::Config(run.config.as_deref()), flag),
-    }
+fn run_space(flag: Option<SpaceName>, run: &RunArgs) -> Result<&'static dyn AnySpace> {
+    let name = match &run.resume {
+        Some(dir) => resolve(Source::Run(dir), None)?,
+        None => resolve(Source::Config(run.config.as_deref()), flag)?,
+    };
+    Ok(registry::space(name))
 }
 
-impl SearchArgs {
-    /// Preset ← file ← flags.
-    fn config<S: Space>(&self) -> Result<SearchConfig<S>> {
-        let mut c =
-            config::layered(S::search_preset(self.origin.preset()), self.run.config.as_deref(), &self.settings.given)?;
-        if self.origin.data.is_some() {
-            c.data.path = self.origin.data.clone();
+fn search(args: &SearchArgs) -> Result<()> {
+    let space = run_space(args.origin.space, &args.run)?;
+    let recipe = args.origin.recipe(&args.run, &args.settings.given);
+    let dist = args.run.connect(&args.settings.given)?;
+    let launch = args.run.launch(dist.clone());
+    if let Some(seeds) = &args.seeds {
+        let done = space.search_seeds(&recipe, seeds, launch)?;
+        if let Some(comparison) = done.result {
+            out!("{}", comparison.markdown());
+            eprintln!("report: {}", done.out.join("report.md").display());
         }
-        Ok(c)
+        return Ok(());
     }
-}
-
-impl SpaceTask for &SearchArgs {
-    type Output = Result<()>;
-
-    fn run<S: Space>(self) -> Result<()> {
-        let dist = self.run.connect(&self.settings.given)?;
-        if let Some(seeds) = &self.seeds {
-            return self.several::<S>(seeds, &dist);
-        }
-        let start = self.run.start(|| {
-            let config = self.config::<S>()?;
-            let name = format!("{}-seed{}", S::NAME, config.seed);
-            Ok((config, name))
-        })?;
-        let result = self.one::<S>(start, &dist)?;
-        if dist.is_root() {
-            outln!("{}", serde_json::to_string_pretty(&result)?);
-        }
-        Ok(())
-    }
-}
-
-impl SearchArgs {
-    /// One search, with what it found on the terminal.
-    fn one<S: Space>(&self, start: Start<SearchConfig<S>>, dist: &Dist) -> Result<search::SearchResult> {
-        let out = start.out().to_path_buf();
-        let result = search::run::<S>(SearchRun {
-            start,
-            progress: ProgressMode::Auto,
-            stop_after_steps: self.run.stop_after_steps,
-            dist: dist.clone(),
-        })?;
-        if !dist.is_root() {
-            return Ok(result);
-        }
-        eprintln!("found {}", result.arch);
-        for line in &result.report {
+    let done = space.search(&recipe, launch)?;
+    if dist.is_root() {
+        eprintln!("found {}", done.result.arch);
+        for line in &done.result.report {
             eprintln!("{line}");
         }
-        eprintln!("run folder: {}", out.display());
-        Ok(result)
+        eprintln!("run folder: {}", done.out.display());
+        outln!("{}", serde_json::to_string_pretty(&done.result)?);
     }
-
-    /// One search per seed into `seed-<n>` folders of the run folder (finished ones kept, stopped ones resumed),
-    /// then the report on all of them.
-    fn several<S: Space>(&self, seeds: &[u64], dist: &Dist) -> Result<()> {
-        let config = self.config::<S>()?;
-        let parent = dist.from_root(Ok(self.run.out_or_default(&format!("{}-seeds", S::NAME))))?;
-        for &seed in seeds {
-            let out = runs::seed_folder(&parent, seed);
-            // Rank 0 looks at the folders; the others follow.
-            let (finished, begun) =
-                dist.from_root(Ok((out.join("result.json").exists(), out.join(CONFIG_FILE).exists())))?;
-            let start = if finished {
-                if dist.is_root() {
-                    eprintln!("seed {seed}: finished before, in {}", out.display());
-                }
-                continue;
-            } else if begun {
-                Start::Resume(out)
-            } else {
-                Start::New { config: SearchConfig { seed, ..config.clone() }, out }
-            };
-            if dist.is_root() {
-                eprintln!("seed {seed}");
-            }
-            self.one::<S>(start, dist)?;
-        }
-        if !dist.is_root() {
-            return Ok(());
-        }
-        let dirs: Vec<PathBuf> = seeds.iter().map(|&s| runs::seed_folder(&parent, s)).collect();
-        let comparison = runs::compare::<S>(&dirs)?;
-        agnas::report::write_json(&parent.join("report.json"), &comparison)?;
-        agnas::report::atomic_write(&parent.join("report.md"), comparison.markdown().as_bytes())?;
-        out!("{}", comparison.markdown());
-        eprintln!("report: {}", parent.join("report.md").display());
-        Ok(())
-    }
+    Ok(())
 }
 
-impl RandomArgs {
-    /// Preset ← file ← flags; the candidates' run flags set `candidate.*`.
-    fn config<S: Space>(&self) -> Result<BaselineConfig<S>> {
-        let base = BaselineConfig::<S>::preset(self.origin.preset(), 0.0);
-        let mut c = config::layered(base, self.run.config.as_deref(), &self.settings.given)?;
-        c.seed = c.candidate.seed;
-        if self.origin.data.is_some() {
-            c.candidate.data.path = self.origin.data.clone();
-        }
-        Ok(c)
+fn random(args: &RandomArgs) -> Result<()> {
+    let space = run_space(args.origin.space, &args.run)?;
+    let recipe = args.origin.recipe(&args.run, &args.settings.given);
+    let launch = args.run.launch(agnas::dist::Dist::single());
+    let done = space.random(&recipe, args.budget_of.as_deref(), launch)?;
+    let result = &done.result;
+    outln!("{}", serde_json::to_string_pretty(result)?);
+    eprintln!("best of {} candidates: {}", result.candidates, result.arch);
+    if let Some((b, acc)) = space.benchmark().and_then(|b| Some((b, b.first(result.benchmark.get(b.key)?)?))) {
+        eprintln!("{}: {acc:.2} %", b.described);
     }
-}
-
-impl SpaceTask for &RandomArgs {
-    type Output = Result<()>;
-
-    fn run<S: Space>(self) -> Result<()> {
-        let start = self.run.start(|| {
-            let budget = self.settings.given.get("budget_minutes").is_some() || self.budget_of.is_some();
-            anyhow::ensure!(
-                budget || self.run.config.is_some(),
-                "give the budget: --budget-minutes or --budget-of RUN"
-            );
-            let mut c = self.config::<S>()?;
-            if let Some(run) = &self.budget_of {
-                c.budget_minutes =
-                    baseline::budget_of::<S>(run, &c.candidate.data, c.seed).context("--budget-of")? / 60.0;
-                eprintln!("budget: {:.1} min, the time of the search in {}", c.budget_minutes, run.display());
-            }
-            let name = format!("random-{}-seed{}", S::NAME, c.seed);
-            Ok((c, name))
-        })?;
-        let out = start.out().to_path_buf();
-        let result = baseline::random::<S>(start, ProgressMode::Auto)?;
-        outln!("{}", serde_json::to_string_pretty(&result)?);
-        eprintln!("best of {} candidates: {}", result.candidates, result.arch);
-        if let Some((b, acc)) = S::BENCHMARK.and_then(|b| Some((b, b.first(result.benchmark.get(b.key)?)?))) {
-            eprintln!("{}: {acc:.2} %", b.described);
-        }
-        eprintln!("run folder: {}", out.display());
-        Ok(())
-    }
+    eprintln!("run folder: {}", done.out.display());
+    Ok(())
 }
 
 /// `agnas report`: the runs compared, on stdout and in `--out`.
@@ -333,15 +241,7 @@ fn report(args: &ReportArgs) -> Result<()> {
         "the runs are of different spaces ({}): report on one space at a time",
         spaces.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
     );
-    /// The comparison of runs of one space.
-    struct Compare<'a>(&'a [PathBuf]);
-    impl SpaceTask for Compare<'_> {
-        type Output = Result<runs::Comparison>;
-        fn run<S: Space>(self) -> Result<runs::Comparison> {
-            runs::compare::<S>(self.0)
-        }
-    }
-    let comparison = spaces[0].dispatch(Compare(&dirs))?;
+    let comparison = registry::space(spaces[0]).compare(&dirs)?;
     let markdown = comparison.markdown();
     if let Some(path) = &args.out {
         match path.extension().and_then(|e| e.to_str()) {
@@ -353,10 +253,6 @@ fn report(args: &ReportArgs) -> Result<()> {
     }
     out!("{markdown}");
     Ok(())
-}
-
-fn search(args: &SearchArgs) -> Result<()> {
-    run_space(args.origin.space, &args.run)?.dispatch(args)
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -377,9 +273,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Report(args) => report(&args),
         // The launcher's status is its ranks'.
         Command::Launch(args) => return launch::run(&args),
-        Command::Baseline(BaselineCommand::Random(args)) => {
-            run_space(args.origin.space, &args.run)?.dispatch(args.as_ref())
-        }
+        Command::Baseline(BaselineCommand::Random(args)) => random(&args),
     };
     done.map(|()| ExitCode::SUCCESS)
 }

@@ -2,7 +2,7 @@
 use crate::flags::{NetworkShape, Rederive, Retrain, Settings};
 use crate::run_args::RunArgs;
 use crate::{parse_named, parse_space};
-use agnas::config::{self, Preset, RetrainConfig};
+use agnas::config::{Preset, Recipe};
 use agnas::data::{
     self,
     augment::{CenterView, Transform},
@@ -10,22 +10,15 @@ use agnas::data::{
     DataFormat, Split,
 };
 use agnas::dist::Dist;
+use agnas::registry::resolve::{resolve, Source};
+use agnas::registry::{self, AnySpace};
 use agnas::report::{self, progress::ProgressMode};
-use agnas::retrain::{self, RetrainRun};
-use agnas::space::resolve::{resolve, Source};
-use agnas::space::{Counts, Section, Space, SpaceName, SpaceTask};
+use agnas::retrain::{self, Images, NetworkOf, NetworkSource, Weights};
+use agnas::space::SpaceName;
 use agnas::train::{DeviceChoice, MemoryFormat};
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
-
-/// The shape of a genotype's evaluation network, from the flags: the space's paper network unless they say
-/// otherwise (the network a released or bare weights file was trained as).
-pub fn paper_network<S: Space>(shape: &Settings<NetworkShape>) -> Result<RetrainConfig<S>> {
-    let paper = config::layered(S::retrain_preset(Preset::Paper), None, &shape.given)?;
-    paper.network.validate()?;
-    Ok(paper)
-}
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -52,61 +45,15 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    pub(crate) fn config<S: Space>(&self) -> Result<RetrainConfig<S>> {
-        let preset = self.preset.unwrap_or(if self.data.is_some() { Preset::Paper } else { Preset::Embedded });
-        let mut c = config::layered(S::retrain_preset(preset), self.run.config.as_deref(), &self.settings.given)?;
-        if let Some(genotype) = &self.genotype {
-            c.genotype = genotype.clone();
+    /// Preset ← `--config` ← the settings flags, with the genotype and images of the flags.
+    pub(crate) fn recipe(&self) -> Recipe<'_> {
+        Recipe {
+            preset: self.preset.unwrap_or(Preset::for_data(self.data.as_deref())),
+            file: self.run.config.as_deref(),
+            given: &self.settings.given,
+            data: self.data.as_deref(),
+            genotype: self.genotype.as_deref(),
         }
-        ensure!(!c.genotype.is_empty(), "give the architecture to train: --genotype (or --arch)");
-        if self.data.is_some() {
-            c.data.path = self.data.clone();
-        }
-        Ok(c)
-    }
-}
-
-impl SpaceTask for &TrainArgs {
-    type Output = Result<()>;
-
-    fn run<S: Space>(self) -> Result<()> {
-        let start = self.run.start(|| {
-            let config = self.config::<S>()?;
-            let name = format!("train-{}-{}-seed{}", S::NAME, folder_word(&config.genotype), config.seed);
-            Ok((config, name))
-        })?;
-        let out = start.out().to_path_buf();
-        let dist = self.run.connect(&self.settings.given)?;
-        let result = retrain::run::<S>(RetrainRun {
-            start,
-            progress: ProgressMode::Auto,
-            stop_after_steps: self.run.stop_after_steps,
-            dist: dist.clone(),
-        })?;
-        if dist.is_root() {
-            outln!("{}", serde_json::to_string_pretty(&result)?);
-            eprintln!("run folder: {}", out.display());
-        }
-        Ok(())
-    }
-}
-
-/// A genotype as a folder name: a file's stem, or the text with everything but letters, digits, `-` and `_` dropped
-/// (an NB201 arch string is all bars and tildes).
-fn folder_word(genotype: &str) -> String {
-    let stem = Path::new(genotype).file_stem().map_or(genotype.into(), |s| s.to_string_lossy());
-    let word: String = stem
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
-        .collect::<String>()
-        .split('_')
-        .filter(|part| !part.is_empty())
-        .collect::<Vec<_>>()
-        .join("_");
-    if word.is_empty() {
-        "genotype".into()
-    } else {
-        word.chars().take(60).collect()
     }
 }
 
@@ -132,7 +79,13 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         Some(dir) => resolve(Source::Run(dir), None)?,
         None => genotype_space(args.space, args.run.config.as_deref(), args.genotype.as_deref())?,
     };
-    space.dispatch(args)
+    let dist = args.run.connect(&args.settings.given)?;
+    let done = registry::space(space).retrain(&args.recipe(), args.run.launch(dist.clone()))?;
+    if dist.is_root() {
+        outln!("{}", serde_json::to_string_pretty(&done.result)?);
+        eprintln!("run folder: {}", done.out.display());
+    }
+    Ok(())
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -185,68 +138,6 @@ pub struct EvalArgs {
     memory_format: MemoryFormat,
 }
 
-impl SpaceTask for &EvalArgs {
-    type Output = Result<()>;
-
-    fn run<S: Space>(self) -> Result<()> {
-        if self.threads > 0 {
-            tch::set_num_threads(self.threads as i32);
-        }
-        let device = self.device.resolve()?;
-        let split = match self.split {
-            SplitArg::Train => Split::Train,
-            SplitArg::Test => Split::Test,
-        };
-        let set = data::open_split(Some(&self.data), self.format, split)?;
-        let (card, vs, net) = match &self.genotype {
-            _ if self.checkpoint.is_dir() => retrain::load_run::<S>(&self.checkpoint, device)?,
-            Some(spec) => {
-                // The space's paper network with the shape of the flags, evaluated as its paper recipe does.
-                let paper = paper_network::<S>(&self.network)?;
-                let genotype = S::parse_genotype(spec)?;
-                retrain::load_weights::<S>(
-                    &self.checkpoint,
-                    genotype,
-                    paper.network,
-                    &paper.data,
-                    set.as_ref(),
-                    device,
-                )?
-            }
-            None => bail!(
-                "{} is a weights file: give --genotype (and the network shape if not the paper's)",
-                self.checkpoint.display()
-            ),
-        };
-        self.memory_format.apply(&vs);
-        ensure!(
-            set.num_classes() as i64 == card.num_classes,
-            "{} has {} classes but the network was trained for {}",
-            self.data.display(),
-            set.num_classes(),
-            card.num_classes
-        );
-        let config = LoaderConfig {
-            batch_size: self.batch_size,
-            shuffle: false,
-            drop_last: false,
-            transform: Transform {
-                view: CenterView { resize: self.resize.unwrap_or(card.resize), crop: self.crop.unwrap_or(card.crop) },
-                ..Transform::default()
-            },
-            normalization: card.normalization.clone(),
-            workers: 2,
-            prefetch: 4,
-            seed: 0,
-            shard: Shard::default(),
-        };
-        let loader = Loader::new(set.clone(), (0..set.len()).collect(), config);
-        let m = retrain::evaluate(net.as_ref(), &loader, device, &Dist::single(), ProgressMode::Auto, "eval")?;
-        outln!("{}", serde_json::to_string_pretty(&m)?);
-        Ok(())
-    }
-}
-
 pub fn eval(a: &EvalArgs) -> Result<()> {
     ensure!(a.checkpoint.exists(), agnas::Error::Missing { path: a.checkpoint.clone() });
     let space = if a.checkpoint.is_dir() {
@@ -259,7 +150,56 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
     } else {
         genotype_space(a.space, None, a.genotype.as_deref())?
     };
-    space.dispatch(a)
+    if a.threads > 0 {
+        tch::set_num_threads(a.threads as i32);
+    }
+    let device = a.device.resolve()?;
+    let split = match a.split {
+        SplitArg::Train => Split::Train,
+        SplitArg::Test => Split::Test,
+    };
+    let set = data::open_split(Some(&a.data), a.format, split)?;
+    let source = match &a.genotype {
+        _ if a.checkpoint.is_dir() => NetworkSource::Run(&a.checkpoint),
+        // The space's paper network with the shape of the flags, evaluated as its paper recipe does.
+        Some(genotype) => NetworkSource::Paper {
+            genotype,
+            shape: &a.network.given,
+            weights: Weights::File(&a.checkpoint),
+            images: Images::Of(set.as_ref()),
+        },
+        None => bail!(
+            "{} is a weights file: give --genotype (and the network shape if not the paper's)",
+            a.checkpoint.display()
+        ),
+    };
+    let network = registry::space(space).network(source, device)?;
+    a.memory_format.apply(&network.vs);
+    ensure!(
+        set.num_classes() as i64 == network.num_classes,
+        "{} has {} classes but the network was trained for {}",
+        a.data.display(),
+        set.num_classes(),
+        network.num_classes
+    );
+    let config = LoaderConfig {
+        batch_size: a.batch_size,
+        shuffle: false,
+        drop_last: false,
+        transform: Transform {
+            view: CenterView { resize: a.resize.unwrap_or(network.resize), crop: a.crop.unwrap_or(network.crop) },
+            ..Transform::default()
+        },
+        normalization: network.normalization.clone(),
+        workers: 2,
+        prefetch: 4,
+        seed: 0,
+        shard: Shard::default(),
+    };
+    let loader = Loader::new(set.clone(), (0..set.len()).collect(), config);
+    let m = retrain::evaluate(network.net.as_ref(), &loader, device, &Dist::single(), ProgressMode::Auto, "eval")?;
+    outln!("{}", serde_json::to_string_pretty(&m)?);
+    Ok(())
 }
 
 /// A genotype's network without a run folder: the space's paper network in the shape of the flags.
@@ -283,13 +223,9 @@ pub struct GenotypeNetworkArgs {
 }
 
 impl GenotypeNetworkArgs {
-    pub fn num_classes<S: Space>(&self) -> i64 {
-        self.num_classes.unwrap_or(S::REFERENCE_INPUT.1)
-    }
-
     /// The space the flags (or else the genotype) name.
-    pub fn space(&self) -> Result<SpaceName> {
-        genotype_space(self.space, None, self.genotype.as_deref())
+    pub fn space(&self) -> Result<&'static dyn AnySpace> {
+        Ok(registry::space(genotype_space(self.space, None, self.genotype.as_deref())?))
     }
 
     /// Whether any flag of a genotype's network was given.
@@ -304,46 +240,16 @@ pub struct ParamsArgs {
     pub(crate) of: GenotypeNetworkArgs,
 }
 
-impl SpaceTask for &ParamsArgs {
-    type Output = Result<()>;
-
-    fn run<S: Space>(self) -> Result<()> {
-        let preset = paper_network::<S>(&self.of.network)?;
-        let spec = self.of.genotype.clone().unwrap_or(preset.genotype);
-        ensure!(!spec.is_empty(), "give the architecture: --genotype (or --arch)");
-        let genotype = S::parse_genotype(&spec)?;
-        let (image_size, num_classes) =
-            (self.of.image_size.unwrap_or(S::REFERENCE_INPUT.0), self.of.num_classes::<S>());
-        let size = (image_size, image_size);
-        let Counts { params, macs } = agnas::space::count::<S>(&preset.network, &genotype, 3, num_classes, size);
-        let mut line = serde_json::json!({ "space": S::NAME, "genotype": spec });
-        if let (Some(map), serde_json::Value::Object(network)) =
-            (line.as_object_mut(), serde_json::to_value(&preset.network)?)
-        {
-            map.extend(network);
-        }
-        line["num_classes"] = num_classes.into();
-        line["image_size"] = image_size.into();
-        line["params"] = params.into();
-        line["params_m"] = ((params as f64 / 1e4).round() / 100.0).into();
-        line["macs"] = macs.into();
-        line["macs_m"] = ((macs as f64 / 1e4).round() / 100.0).into();
-        line["rule"] =
-            "params outside any auxiliary head; MACs = conv and linear multiply-accumulates per image".into();
-        let flops = S::field_flops(&preset.network, &genotype, num_classes, image_size);
-        if let (Some(map), Some(serde_json::Value::Object(more))) =
-            (line.as_object_mut(), flops.map(serde_json::to_value).transpose()?)
-        {
-            map.extend(more);
-        }
-        outln!("{line}");
-        Ok(())
-    }
-}
-
 /// Parameters (without the auxiliary head, as the field counts them) and multiply-accumulates of one image.
 pub fn params(a: &ParamsArgs) -> Result<()> {
-    a.of.space()?.dispatch(a)
+    let of = NetworkOf {
+        genotype: a.of.genotype.as_deref(),
+        shape: &a.of.network.given,
+        num_classes: a.of.num_classes,
+        image_size: a.of.image_size,
+    };
+    outln!("{}", serde_json::to_string(&a.of.space()?.size(&of)?)?);
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -397,67 +303,55 @@ pub enum TextFormat {
     Text,
 }
 
-impl SpaceTask for &GenotypeCommand {
-    type Output = Result<()>;
-
-    fn run<S: Space>(self) -> Result<()> {
-        match self {
-            GenotypeCommand::Derive { run, derive, out } => {
-                let derived = agnas::search::rederive::<S>(run, &derive.given)?;
-                if let Some(dir) = out {
-                    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-                    report::write_json(&dir.join("genotype.json"), &derived.genotype)?;
-                    for (name, bytes) in &derived.files {
-                        report::atomic_write(&dir.join(name), bytes)?;
-                    }
-                }
-                outln!("{}", serde_json::to_string_pretty(&derived.genotype)?);
-                for line in &derived.report {
-                    eprintln!("{line}");
+pub fn genotype(cmd: &GenotypeCommand) -> Result<()> {
+    match cmd {
+        GenotypeCommand::Derive { run, derive, out } => {
+            let derived = registry::space(resolve(Source::Run(run), None)?).rederive(run, &derive.given)?;
+            if let Some(dir) = out {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                report::write_json(&dir.join("genotype.json"), &derived.genotype)?;
+                for (name, bytes) in &derived.files {
+                    report::atomic_write(&dir.join(name), bytes)?;
                 }
             }
-            GenotypeCommand::Show { genotype, to, .. } => {
-                let g = S::parse_genotype(genotype)?;
-                match to {
-                    TextFormat::Json => outln!("{}", serde_json::to_string_pretty(&g)?),
-                    TextFormat::Text => out!("{}", S::genotype_text(&g)),
-                }
-            }
-            GenotypeCommand::Plot { genotype, out, importances, .. } => {
-                let g = S::parse_genotype(genotype)?;
-                let label = Path::new(genotype).file_name().map_or(genotype.clone(), |n| n.to_string_lossy().into());
-                std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-                let mut pictures = S::pictures(&g, &label);
-                if let Some(file) = importances {
-                    pictures.push(("importance.svg".into(), importance_picture::<S>(file)?));
-                }
-                for (name, svg) in pictures {
-                    let path = out.join(name);
-                    report::atomic_write(&path, svg.as_bytes())?;
-                    eprintln!("wrote {}", path.display());
-                }
+            outln!("{}", serde_json::to_string_pretty(&derived.genotype)?);
+            for line in &derived.report {
+                eprintln!("{line}");
             }
         }
-        Ok(())
+        GenotypeCommand::Show { genotype, to, space } => {
+            let g = registry::space(genotype_space(*space, None, Some(genotype))?).genotype(genotype)?;
+            match to {
+                TextFormat::Json => outln!("{}", serde_json::to_string_pretty(&g.json()?)?),
+                TextFormat::Text => out!("{}", g.text()),
+            }
+        }
+        GenotypeCommand::Plot { genotype, out, importances, space } => {
+            let space = registry::space(genotype_space(*space, None, Some(genotype))?);
+            let g = space.genotype(genotype)?;
+            let label = Path::new(genotype).file_name().map_or(genotype.clone(), |n| n.to_string_lossy().into());
+            std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+            let mut pictures = g.pictures(&label);
+            if let Some(file) = importances {
+                pictures.push(("importance.svg".into(), importance_picture(space, file)?));
+            }
+            for (name, svg) in pictures {
+                let path = out.join(name);
+                report::atomic_write(&path, svg.as_bytes())?;
+                eprintln!("wrote {}", path.display());
+            }
+        }
     }
+    Ok(())
 }
 
 /// The heatmap of the last epoch of a search's `importances.json` (held-out sums, else the training pass's).
-fn importance_picture<S: Space>(file: &Path) -> Result<String> {
+fn importance_picture(space: &dyn AnySpace, file: &Path) -> Result<String> {
     let records = agnas::search::read_importance_records(file)?;
     let last = records.last().with_context(|| format!("{}: no epochs", file.display()))?;
     let title = format!("AGNAS importances, epoch {}", last.epoch);
     let notes = last.confidence.as_ref().map(|c| c.notes()).unwrap_or_default();
-    S::importance_svg(&last.latest_pass().0, &title, &notes)
-        .with_context(|| format!("{} is not the importances.json of a {} search", file.display(), S::NAME))
-}
-
-pub fn genotype(cmd: &GenotypeCommand) -> Result<()> {
-    let space = match cmd {
-        GenotypeCommand::Show { genotype, space, .. } | GenotypeCommand::Plot { genotype, space, .. } => {
-            genotype_space(*space, None, Some(genotype))?
-        }
-        GenotypeCommand::Derive { run, .. } => resolve(Source::Run(run), None)?,
-    };
-    space.dispatch(cmd)
+    space
+        .importance_svg(&last.latest_pass().0, &title, &notes)
+        .with_context(|| format!("{} is not the importances.json of a {} search", file.display(), space.name()))
 }

@@ -2,7 +2,8 @@
 //! machine. The settings of the run itself are made from the library's tables (`flags.rs`).
 use agnas::config::Overrides;
 use agnas::dist::{Dist, DistChoice};
-use agnas::train::Start;
+use agnas::report::progress::ProgressMode;
+use agnas::train::{Begin, Launch};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -32,15 +33,13 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// The run `--resume` names, or a new one of the configuration and name `new` gives, in `--out`.
-    pub fn start<C>(&self, new: impl FnOnce() -> anyhow::Result<(C, String)>) -> anyhow::Result<Start<C>> {
-        Ok(match &self.resume {
-            Some(dir) => Start::Resume(dir.clone()),
-            None => {
-                let (config, name) = new()?;
-                Start::New { config, out: self.out_or_default(&name) }
-            }
-        })
+    /// The run these flags ask for, with the ranks it runs with.
+    pub fn launch(&self, dist: Dist) -> Launch {
+        let begin = match &self.resume {
+            Some(dir) => Begin::Resume(dir.clone()),
+            None => Begin::New { out: self.out.clone() },
+        };
+        Launch { begin, progress: ProgressMode::Auto, stop_after_steps: self.stop_after_steps, dist }
     }
 
     /// Joins the other ranks of a data-parallel run (one process: at once). NCCL carries the collectives when the
@@ -49,13 +48,5 @@ impl RunArgs {
         let cpu = given.get("device").and_then(|v| v.as_str()) == Some("cpu");
         let device = if !cpu && tch::Cuda::is_available() { tch::Device::Cuda(0) } else { tch::Device::Cpu };
         Dist::connect(self.dist, device, std::time::Duration::from_secs(self.dist_timeout))
-    }
-
-    /// The run folder: `--out`, or `runs/<name>-<unix seconds>`.
-    pub fn out_or_default(&self, name: &str) -> PathBuf {
-        self.out.clone().unwrap_or_else(|| {
-            let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            PathBuf::from(format!("runs/{name}-{secs}"))
-        })
     }
 }

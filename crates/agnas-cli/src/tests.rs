@@ -1,8 +1,10 @@
 //! The command line against the library's tables: every flag of every command does what it says.
 use super::*;
 use crate::flags::{rows, Row};
+use agnas::config;
 use agnas::config::settings::Kind;
-use agnas::space::nb201::Nb201;
+use agnas::registry::Configuration;
+use agnas::space::{nb201::Nb201, Space};
 
 /// A command whose flags set a configuration: its path, its command line in a space, and its settings' rows.
 struct Walked {
@@ -49,37 +51,27 @@ fn commands() -> Vec<Walked> {
 }
 
 /// The configuration a command line resolves to in a space, as the command resolves it.
-struct Resolved<'a>(&'a Command);
-
-impl SpaceTask for Resolved<'_> {
-    type Output = Result<toml::Value>;
-
-    fn run<S: Space>(self) -> Result<toml::Value> {
-        match self.0 {
-            Command::Search(a) => value(a.config::<S>()),
-            Command::Train(a) => value(a.config::<S>()),
-            Command::Baseline(BaselineCommand::Random(a)) => value(a.config::<S>()),
-            // `rederive` lays them over the search's configuration as it lays them over this preset.
-            Command::Genotype(models::GenotypeCommand::Derive { derive, .. }) => {
-                value(config::layered(S::search_preset(Preset::Smoke), None, &derive.given))
-            }
-            Command::Eval(a) => value(models::paper_network::<S>(&a.network)),
-            Command::Params(a) => value(models::paper_network::<S>(&a.of.network)),
-            Command::Export(a) => value(models::paper_network::<S>(&a.of.network)),
-            Command::Bench(bench::BenchCommand::Step(a)) => value(bench::bench_config::<S>(a)),
-            _ => anyhow::bail!("this command sets no configuration"),
-        }
-    }
-}
-
-/// A resolved configuration as TOML.
-fn value<C: serde::Serialize>(c: Result<C>) -> Result<toml::Value> {
-    Ok(toml::Value::try_from(c?)?)
-}
-
 fn resolve(argv: &[&str], space: SpaceName) -> Result<toml::Value> {
     let cli = Cli::try_parse_from(std::iter::once("agnas").chain(argv.iter().copied()))?;
-    space.dispatch(Resolved(&cli.command))
+    let space = registry::space(space);
+    match &cli.command {
+        Command::Search(a) => space.configuration(Configuration::Search, &a.origin.recipe(&a.run, &a.settings.given)),
+        Command::Train(a) => space.configuration(Configuration::Retrain, &a.recipe()),
+        Command::Baseline(BaselineCommand::Random(a)) => {
+            space.configuration(Configuration::Random, &a.origin.recipe(&a.run, &a.settings.given))
+        }
+        // `rederive` lays them over the search's configuration as it lays them over this preset.
+        Command::Genotype(models::GenotypeCommand::Derive { derive, .. }) => {
+            space.configuration(Configuration::Search, &Recipe::preset(Preset::Smoke, &derive.given))
+        }
+        Command::Eval(a) => space.paper_network(&a.network.given),
+        Command::Params(a) => space.paper_network(&a.of.network.given),
+        Command::Export(a) => space.paper_network(&a.of.network.given),
+        Command::Bench(bench::BenchCommand::Step(a)) => {
+            space.configuration(Configuration::Search, &Recipe::preset(Preset::Paper, &a.shape.given))
+        }
+        _ => anyhow::bail!("this command sets no configuration"),
+    }
 }
 
 /// A value for the row's flag and what it must set, different from `before` where the flag can differ from it.

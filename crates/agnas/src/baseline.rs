@@ -3,14 +3,14 @@
 //! budget is spent; the best on validation wins. Unlike the table-lookup "random search" of papers it pays for every
 //! architecture it ranks.
 use crate::config::settings::{Kind, Setting};
-use crate::config::{Preset, RetrainConfig, SearchConfig, SpaceSections};
+use crate::config::{Preset, Recipe, RetrainConfig, SearchConfig, SpaceSections};
 use crate::data::DataConfig;
 use crate::dist::Dist;
 use crate::report::{self, progress::ProgressMode, write_json, write_jsonl, CONFIG_FILE};
 use crate::retrain::{self, RetrainRun};
 use crate::search::SearchResult;
-use crate::space::Space;
-use crate::train::{RunConfig, Start};
+use crate::space::{GenotypeFormat, Space};
+use crate::train::{Finished, Launch, RunConfig, Start};
 use anyhow::{ensure, Context, Result};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -113,6 +113,36 @@ pub struct BaselineResult {
     pub benchmark: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
+/// A random search's configuration: preset ← file ← flags (the candidates' run flags set `candidate.*`), on the
+/// recipe's images.
+pub fn config<S: Space>(recipe: &Recipe) -> Result<BaselineConfig<S>> {
+    let mut c = recipe.layered(|p| BaselineConfig::<S>::preset(p, 0.0))?;
+    c.seed = c.candidate.seed;
+    if let Some(data) = recipe.data {
+        c.candidate.data.path = Some(data.to_path_buf());
+    }
+    Ok(c)
+}
+
+/// The random search a command asks for, its budget given (`budget_minutes`, a configuration file) or that of the
+/// finished search `budget_of`.
+pub fn launch<S: Space>(recipe: &Recipe, budget_of: Option<&Path>, launch: Launch) -> Result<Finished<BaselineResult>> {
+    let start = launch.begin.start(|| {
+        let budget = recipe.given.get("budget_minutes").is_some() || budget_of.is_some();
+        ensure!(budget || recipe.file.is_some(), "give the budget: --budget-minutes or --budget-of RUN");
+        let mut c = config::<S>(recipe)?;
+        if let Some(run) = budget_of {
+            c.budget_minutes = self::budget_of::<S>(run, &c.candidate.data, c.seed).context("--budget-of")? / 60.0;
+            tracing::info!("budget: {:.1} min, the time of the search in {}", c.budget_minutes, run.display());
+        }
+        let name = format!("random-{}-seed{}", S::NAME, c.seed);
+        Ok((c, name))
+    })?;
+    let out = start.out().to_path_buf();
+    let result = random::<S>(start, launch.progress)?;
+    Ok(Finished { result, out })
+}
+
 /// Runs (or resumes) a random search; returns what it also writes to `<out>/result.json`.
 pub fn random<S: Space>(start: Start<BaselineConfig<S>>, progress: ProgressMode) -> Result<BaselineResult> {
     let (cfg, out) = open(start)?;
@@ -139,7 +169,7 @@ pub fn random<S: Space>(start: Start<BaselineConfig<S>>, progress: ProgressMode)
     }
     // The first of the best, as an argmax.
     let best = done.iter().reduce(|b, c| if c.valid_acc > b.valid_acc { c } else { b }).context("no candidate ran")?;
-    let genotype = S::parse_genotype(&genotype_path(&out, best.index).to_string_lossy())?;
+    let genotype = S::Genotype::parse(&genotype_path(&out, best.index).to_string_lossy())?;
     let result = BaselineResult {
         space: S::NAME.to_string(),
         arch: best.arch.clone(),
@@ -148,10 +178,9 @@ pub fn random<S: Space>(start: Start<BaselineConfig<S>>, progress: ProgressMode)
         valid_acc: best.valid_acc,
         train_seconds: done.iter().map(|c| c.seconds).sum(),
         budget_minutes: cfg.budget_minutes,
-        parameter_free_share: S::parameter_free_share(&genotype),
-        benchmark: S::BENCHMARK
-            .zip(S::benchmark_record(&genotype))
-            .map(|(b, r)| (b.key.to_string(), r))
+        parameter_free_share: genotype.parameter_free_share(),
+        benchmark: S::benchmark()
+            .and_then(|b| Some((b.about().key.to_string(), b.record(&genotype)?)))
             .into_iter()
             .collect(),
     };
@@ -256,7 +285,7 @@ fn train_candidate<S: Space>(
     let valid = result.final_valid.context("a candidate trained without validation images")?;
     Ok(Candidate {
         index,
-        arch: S::genotype_text(&genotype).trim_end().to_string(),
+        arch: genotype.text().trim_end().to_string(),
         valid_acc: valid.top1,
         seconds: started.elapsed().as_secs_f64().max(result.train_seconds),
     })

@@ -150,6 +150,42 @@ pub enum Preset {
     Smoke,
 }
 
+impl Preset {
+    /// The preset a command starts from when none is named: the paper's recipe on a user's images, the embedded one
+    /// on the images agnas ships.
+    pub fn for_data(data: Option<&Path>) -> Self {
+        if data.is_some() {
+            Preset::Paper
+        } else {
+            Preset::Embedded
+        }
+    }
+}
+
+/// Where a run's configuration comes from, in any space: a preset, a file laid over it, the flags over both, and
+/// the images and architecture a command names.
+#[derive(Debug, Clone, Copy)]
+pub struct Recipe<'a> {
+    pub preset: Preset,
+    pub file: Option<&'a Path>,
+    pub given: &'a Overrides,
+    pub data: Option<&'a Path>,
+    /// The architecture a retrain trains (`--genotype`), laid over the file's.
+    pub genotype: Option<&'a str>,
+}
+
+impl<'a> Recipe<'a> {
+    /// A preset with the flags `given` over it, and nothing else.
+    pub fn preset(preset: Preset, given: &'a Overrides) -> Self {
+        Recipe { preset, file: None, given, data: None, genotype: None }
+    }
+
+    /// Preset ← file ← flags, for any configuration `preset` makes.
+    pub fn layered<T: Serialize + DeserializeOwned>(&self, preset: impl FnOnce(Preset) -> T) -> Result<T> {
+        layered(preset(self.preset), self.file, self.given)
+    }
+}
+
 impl<S: SpaceSections> SearchConfig<S> {
     /// What every space's search preset shares; the space lays its own values over it.
     pub fn preset_base(preset: Preset) -> Self {

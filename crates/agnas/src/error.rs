@@ -67,7 +67,7 @@ pub enum Error {
 mod tests {
     use super::*;
     use crate::config::{layered, Overrides, Preset};
-    use crate::space::resolve::{resolve, Source};
+    use crate::registry::resolve::{resolve, Source};
     use crate::space::{nb201::Nb201, Space, SpaceName};
     use std::error::Error as _;
 

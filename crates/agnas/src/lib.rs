@@ -6,6 +6,7 @@ pub mod dist;
 mod error;
 pub mod export;
 pub mod nn;
+pub mod registry;
 pub mod report;
 pub mod retrain;
 pub mod runs;

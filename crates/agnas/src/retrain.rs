@@ -1,15 +1,15 @@
 //! Retraining a derived genotype's evaluation network from scratch and evaluating it (spec §3.2), for any space.
 //! The reported number is the final epoch's; the best epoch is only ever chosen on a validation split carved from the
 //! training images, never on the test set.
-use crate::config::RetrainConfig;
+use crate::config::{Overrides, Preset, Recipe, RetrainConfig};
 use crate::data::augment::Augment;
 use crate::data::loader::Loader;
 use crate::data::{self, Normalization, Split};
 use crate::dist::Dist;
 use crate::nn::weights;
 use crate::report::{self, progress::ProgressMode, write_json};
-use crate::space::{self, Counts, EvalNetwork, Section, Space, TrainingStep};
-use crate::train::{self, EpochEnd, Job, Means, Run, Sgd, Start, StepContext, TrainConfig, Trainer};
+use crate::space::{self, Counts, EvalNetwork, GenotypeFormat, Section, Space, TrainingStep};
+use crate::train::{self, EpochEnd, Finished, Job, Launch, Means, Run, Sgd, Start, StepContext, TrainConfig, Trainer};
 use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -49,7 +49,7 @@ impl<S: Space> ModelCard<S> {
         ensure!(self.space == S::NAME, "space = \"{}\" where a {} network was expected", self.space, S::NAME);
         ensure!(self.in_channels >= 1 && self.num_classes >= 1, "in_channels and num_classes must be at least 1");
         self.network.validate()?;
-        S::validate_genotype(&self.genotype).context("genotype")
+        self.genotype.validate().context("genotype")
     }
 }
 
@@ -184,11 +184,60 @@ impl Job for RetrainJob<'_> {
     }
 }
 
+/// A retrain's configuration: preset ← file ← flags, with the recipe's architecture and images.
+pub fn config<S: Space>(recipe: &Recipe) -> Result<RetrainConfig<S>> {
+    let mut c = recipe.layered(S::retrain_preset)?;
+    if let Some(genotype) = recipe.genotype {
+        c.genotype = genotype.to_string();
+    }
+    if let Some(data) = recipe.data {
+        c.data.path = Some(data.to_path_buf());
+    }
+    Ok(c)
+}
+
+/// The retrain a command asks for: a new one of the recipe's configuration, or the one it resumes.
+pub fn launch<S: Space>(recipe: &Recipe, launch: Launch) -> Result<Finished<RetrainResult>> {
+    let start = launch.begin.start(|| {
+        let config = config::<S>(recipe)?;
+        ensure!(!config.genotype.is_empty(), "give the architecture to train: --genotype (or --arch)");
+        let name = format!("train-{}-{}-seed{}", S::NAME, folder_word(&config.genotype), config.seed);
+        Ok((config, name))
+    })?;
+    let out = start.out().to_path_buf();
+    let result = run::<S>(RetrainRun {
+        start,
+        progress: launch.progress,
+        stop_after_steps: launch.stop_after_steps,
+        dist: launch.dist,
+    })?;
+    Ok(Finished { result, out })
+}
+
+/// A genotype as a folder name: a file's stem, or the text with everything but letters, digits, `-` and `_` dropped
+/// (an NB201 arch string is all bars and tildes).
+fn folder_word(genotype: &str) -> String {
+    let stem = Path::new(genotype).file_stem().map_or(genotype.into(), |s| s.to_string_lossy());
+    let word: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect::<String>()
+        .split('_')
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("_");
+    if word.is_empty() {
+        "genotype".into()
+    } else {
+        word.chars().take(60).collect()
+    }
+}
+
 /// The whole retrain; returns the result also written to `<out>/result.json`.
 pub fn run<S: Space>(retrain: RetrainRun<S>) -> Result<RetrainResult> {
     if let Start::New { config, .. } = &retrain.start {
         // A genotype that does not parse is refused before the run folder is claimed.
-        S::parse_genotype(&config.genotype)?;
+        S::Genotype::parse(&config.genotype)?;
     }
     let run = Run::open(retrain.start, retrain.dist)?;
     let (cfg, out) = (&run.config, &run.out);
@@ -196,9 +245,9 @@ pub fn run<S: Space>(retrain: RetrainRun<S>) -> Result<RetrainResult> {
     // The run's own copy once it has one: a run stopped before writing it resumes from its configuration.
     let saved = out.join("genotype.json");
     let genotype = if run.dist.is_root() && run.resumed && saved.exists() {
-        S::parse_genotype(&saved.to_string_lossy())?
+        S::Genotype::parse(&saved.to_string_lossy())?
     } else {
-        let genotype = S::parse_genotype(&cfg.genotype)?;
+        let genotype = S::Genotype::parse(&cfg.genotype)?;
         if run.dist.is_root() {
             write_json(&saved, &genotype)?;
         }
@@ -290,47 +339,182 @@ pub fn run<S: Space>(retrain: RetrainRun<S>) -> Result<RetrainResult> {
 }
 
 /// A retrained network on its device: what it is, its weights, and the network.
-pub type Loaded<S> = (ModelCard<S>, VarStore, Box<dyn EvalNetwork>);
+type Loaded<S> = (ModelCard<S>, VarStore, Box<dyn EvalNetwork>);
 
 /// The network a checked card describes, with the weights of `weights` (PyTorch names), on `device`.
-pub fn load<S: Space>(card: ModelCard<S>, weights: &Path, device: Device) -> Result<Loaded<S>> {
+fn load<S: Space>(card: ModelCard<S>, weights: &Path, device: Device) -> Result<Loaded<S>> {
     let vs = VarStore::new(device);
     let net = card.build(&vs.root());
     weights::load(&vs, weights)?;
     Ok((card, vs, net))
 }
 
-/// A network from a bare weights file (PyTorch names), built from `genotype` and `network` fitted to what the file
-/// holds, for images like those of `set`.
-/// Loads a bare weights file as a network of `genotype` and `network` shape; `data` (the space's paper preset's)
-/// gives the normalisation (else the set's own) and the evaluation geometry.
-pub fn load_weights<S: Space>(
-    path: &Path,
-    genotype: S::Genotype,
-    mut network: S::Network,
-    data: &data::DataConfig,
-    set: &dyn data::Dataset,
-    device: Device,
-) -> Result<Loaded<S>> {
-    let names = weights::names(path)?;
-    S::fit_to_weights(&mut network, &names.iter().map(String::as_str).collect::<Vec<_>>());
-    let first = set.image(0).context("reading the first image")?;
-    let card = ModelCard::<S> {
-        space: S::NAME.to_string(),
-        genotype,
-        network,
-        in_channels: first.channels as i64,
-        num_classes: set.num_classes() as i64,
-        normalization: data.normalization.clone().unwrap_or_else(|| Normalization::for_dataset(set)),
-        resize: data.resize,
-        crop: data.crop,
+/// The evaluation network a command works on.
+#[derive(Clone, Copy)]
+pub enum NetworkSource<'a> {
+    /// A finished retrain's folder (`model.json`, `weights.safetensors`).
+    Run(&'a Path),
+    /// The space's paper network of a genotype (as a user gives it), in the shape `shape` gives (a released or bare
+    /// weights file may have been trained in another), for images like `images`.
+    Paper { genotype: &'a str, shape: &'a Overrides, weights: Weights<'a>, images: Images<'a> },
+}
+
+/// Where a paper network's weights come from.
+#[derive(Clone, Copy)]
+pub enum Weights<'a> {
+    /// A bare weights file (PyTorch names); the network's shape is fitted to the tensors it holds.
+    File(&'a Path),
+    /// Fresh weights drawn with a seed.
+    Fresh { seed: i64 },
+}
+
+/// The images a paper network is built for.
+#[derive(Clone, Copy)]
+pub enum Images<'a> {
+    /// Those of a data set: its channels, its classes, and the paper's normalisation (else the set's own).
+    Of(&'a dyn data::Dataset),
+    /// The space's benchmark: RGB, its classes unless given, the paper's normalisation (else CIFAR-10's, the
+    /// benchmark of the spaces without one).
+    Reference { num_classes: Option<i64> },
+}
+
+/// A loaded evaluation network and what commands need to know of it, in any space.
+pub struct Network {
+    pub vs: VarStore,
+    pub net: Box<dyn EvalNetwork>,
+    /// The genotype as its field writes it.
+    pub genotype_text: String,
+    pub in_channels: i64,
+    pub num_classes: i64,
+    pub normalization: Normalization,
+    /// The evaluation geometry it was validated with (0 = not).
+    pub resize: usize,
+    pub crop: usize,
+}
+
+/// The space's paper network with the network shape of `shape` (the flags).
+pub fn paper_network<S: Space>(shape: &Overrides) -> Result<RetrainConfig<S>> {
+    let paper = crate::config::layered(S::retrain_preset(Preset::Paper), None, shape)?;
+    paper.network.validate()?;
+    Ok(paper)
+}
+
+/// Loads the network `source` names onto `device`.
+pub fn network<S: Space>(source: NetworkSource, device: Device) -> Result<Network> {
+    let (card, vs, net) = match source {
+        NetworkSource::Run(dir) => load_run::<S>(dir, device)?,
+        NetworkSource::Paper { genotype, shape, weights: from, images } => {
+            let paper = paper_network::<S>(shape)?;
+            let (in_channels, num_classes, normalization) = match images {
+                Images::Of(set) => {
+                    let first = set.image(0).context("reading the first image")?;
+                    let own = || Normalization::for_dataset(set);
+                    (first.channels as i64, set.num_classes() as i64, paper.data.normalization.unwrap_or_else(own))
+                }
+                Images::Reference { num_classes } => (
+                    3,
+                    num_classes.unwrap_or(S::REFERENCE_INPUT.1),
+                    paper.data.normalization.unwrap_or_else(Normalization::cifar10),
+                ),
+            };
+            let mut card = ModelCard::<S> {
+                space: S::NAME.to_string(),
+                genotype: S::Genotype::parse(genotype)?,
+                network: paper.network,
+                in_channels,
+                num_classes,
+                normalization,
+                resize: paper.data.resize,
+                crop: paper.data.crop,
+            };
+            match from {
+                Weights::File(path) => {
+                    let names = weights::names(path)?;
+                    S::fit_to_weights(&mut card.network, &names.iter().map(String::as_str).collect::<Vec<_>>());
+                    card.validate()?;
+                    load(card, path, device)?
+                }
+                Weights::Fresh { seed } => {
+                    card.validate()?;
+                    tch::manual_seed(seed);
+                    let vs = VarStore::new(device);
+                    let net = card.build(&vs.root());
+                    (card, vs, net)
+                }
+            }
+        }
     };
-    card.validate()?;
-    load(card, path, device)
+    Ok(Network {
+        vs,
+        net,
+        genotype_text: card.genotype.text(),
+        in_channels: card.in_channels,
+        num_classes: card.num_classes,
+        normalization: card.normalization,
+        resize: card.resize,
+        crop: card.crop,
+    })
+}
+
+/// A genotype's paper network as `agnas params` measures it.
+#[derive(Debug, Clone, Copy)]
+pub struct NetworkOf<'a> {
+    /// The genotype (default: the paper preset's).
+    pub genotype: Option<&'a str>,
+    pub shape: &'a Overrides,
+    /// Classes and input side (default: the space's benchmark).
+    pub num_classes: Option<i64>,
+    pub image_size: Option<i64>,
+}
+
+/// Parameters (as the space counts them) and MACs of one image, with the network they were counted on.
+#[derive(Debug, Serialize)]
+pub struct NetworkSize {
+    pub space: &'static str,
+    pub genotype: String,
+    /// The network shape (the space's `[network]` section).
+    #[serde(flatten)]
+    pub network: serde_json::Value,
+    pub num_classes: i64,
+    pub image_size: i64,
+    pub params: i64,
+    pub params_m: f64,
+    pub macs: u64,
+    pub macs_m: f64,
+    pub rule: &'static str,
+    /// The FLOPs as the space's field counts them, where it has its own rule.
+    #[serde(flatten)]
+    pub flops: Option<space::FieldFlops>,
+}
+
+/// Counts the network `of` describes.
+pub fn size<S: Space>(of: &NetworkOf) -> Result<NetworkSize> {
+    let preset = paper_network::<S>(of.shape)?;
+    let spec = of.genotype.map_or(preset.genotype, str::to_string);
+    ensure!(!spec.is_empty(), "give the architecture: --genotype (or --arch)");
+    let genotype = S::Genotype::parse(&spec)?;
+    let (image_size, num_classes) =
+        (of.image_size.unwrap_or(S::REFERENCE_INPUT.0), of.num_classes.unwrap_or(S::REFERENCE_INPUT.1));
+    let Counts { params, macs } =
+        space::count::<S>(&preset.network, &genotype, 3, num_classes, (image_size, image_size));
+    let millions = |n: f64| (n / 1e4).round() / 100.0;
+    Ok(NetworkSize {
+        space: S::NAME,
+        network: serde_json::to_value(&preset.network)?,
+        flops: S::field_flops(&preset.network, &genotype, num_classes, image_size),
+        genotype: spec,
+        num_classes,
+        image_size,
+        params,
+        params_m: millions(params as f64),
+        macs,
+        macs_m: millions(macs as f64),
+        rule: "params outside any auxiliary head; MACs = conv and linear multiply-accumulates per image",
+    })
 }
 
 /// Loads a retrained network from a run folder (`model.json` + `weights.safetensors`) onto `device`.
-pub fn load_run<S: Space>(dir: &Path, device: Device) -> Result<Loaded<S>> {
+fn load_run<S: Space>(dir: &Path, device: Device) -> Result<Loaded<S>> {
     let (path, text) = report::read_model_json(dir)?;
     let card: ModelCard<S> = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     card.validate().with_context(|| format!("{}", path.display()))?;

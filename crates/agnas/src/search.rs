@@ -1,6 +1,6 @@
 //! The AGNAS search loop, the same for every space:
 //! train weights and attention on one half, accumulate attention on the other, derive the architecture.
-use crate::config::SearchConfig;
+use crate::config::{Recipe, SearchConfig};
 use crate::data::augment::Augment;
 use crate::data::loader::Loader;
 use crate::dist::Dist;
@@ -8,7 +8,8 @@ use crate::report::{self, progress::ProgressMode, write_json};
 use crate::space::confidence::{self, Bootstrap, Confidence, PerBatch};
 use crate::space::{Decider, Derived, Importances, Space, Supernet, SupernetOutput};
 use crate::train::{
-    cross_entropy, evaluate, EpochEnd, History, Job, Run, RunConfig, Sgd, Start, StepContext, TrainConfig, Trainer,
+    cross_entropy, evaluate, EpochEnd, Finished, History, Job, Launch, Run, RunConfig, Sgd, Start, StepContext,
+    TrainConfig, Trainer,
 };
 use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -441,7 +442,7 @@ fn conclude<S: Space>(
     heldout: &Importances,
     confidence: Option<&Confidence>,
 ) -> Result<Derived> {
-    let mut derived = S::derive(&cfg.supernet, &cfg.derive, heldout)?;
+    let mut derived = S::derive(&cfg.supernet, &cfg.derive, heldout)?.erase()?;
     let warnings = confidence.map(|c| c.warnings(cfg.importance.max_parameter_free)).unwrap_or_default();
     let mut notes = confidence.map(Confidence::notes).unwrap_or_default();
     notes.extend(warnings.iter().map(|w| format!("warning: {w}")));
@@ -476,6 +477,32 @@ fn add_importance(acc: &mut Option<Tensor>, importance: &Tensor) {
         }
         None => *acc = Some(imp),
     }
+}
+
+/// A search's configuration: preset ← file ← flags, on the recipe's images.
+pub fn config<S: Space>(recipe: &Recipe) -> Result<SearchConfig<S>> {
+    let mut c = recipe.layered(S::search_preset)?;
+    if let Some(data) = recipe.data {
+        c.data.path = Some(data.to_path_buf());
+    }
+    Ok(c)
+}
+
+/// The search a command asks for: a new one of the recipe's configuration, or the one it resumes.
+pub fn launch<S: Space>(recipe: &Recipe, launch: Launch) -> Result<Finished<SearchResult>> {
+    let start = launch.begin.start(|| {
+        let config = config::<S>(recipe)?;
+        let name = format!("{}-seed{}", S::NAME, config.seed);
+        Ok((config, name))
+    })?;
+    let out = start.out().to_path_buf();
+    let result = run::<S>(SearchRun {
+        start,
+        progress: launch.progress,
+        stop_after_steps: launch.stop_after_steps,
+        dist: launch.dist,
+    })?;
+    Ok(Finished { result, out })
 }
 
 /// The whole search; returns the result also written to `<out>/result.json`.

@@ -6,7 +6,7 @@ use agnas::export::{self, Format, OnnxOptions, Shape};
 use agnas::space::darts::Darts;
 use agnas::space::nb201::Nb201;
 use agnas::space::proxyless::Proxyless;
-use agnas::space::{EvalNetwork, Space};
+use agnas::space::{EvalNetwork, GenotypeFormat, Space};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use tch::nn::VarStore;
@@ -25,7 +25,7 @@ struct Case {
 fn case<S: Space>(name: &'static str, network: serde_json::Value, genotype: &str, side: i64) -> Case {
     tch::manual_seed(7);
     let cfg: S::Network = serde_json::from_value(network).expect("network config");
-    let genotype = S::parse_genotype(genotype).expect("genotype");
+    let genotype = S::Genotype::parse(genotype).expect("genotype");
     let vs = VarStore::new(Device::Cpu);
     let net = S::build_network(&cfg, &genotype, &vs.root(), 3, 10);
     randomise_batch_norms(&vs);

@@ -2,7 +2,7 @@
 //! consensus architecture, a per-decision vote weighted by each run's confidence.
 pub mod html;
 
-use crate::space::{Benchmark, Space};
+use crate::space::{Benchmark, GenotypeFormat, Space};
 use crate::train::RunConfig;
 use anyhow::{ensure, Context, Result};
 use serde::Serialize;
@@ -113,13 +113,19 @@ pub fn compare<S: Space>(dirs: &[PathBuf]) -> Result<Comparison> {
         // order), so a consensus that is some run's architecture is shown as that run wrote it.
         if let Some(i) = c.run {
             let file = dirs[i].join("genotype.json");
-            c.arch = S::genotype_text(&S::parse_genotype(&file.to_string_lossy())?).trim_end().to_string();
+            c.arch = S::Genotype::parse(&file.to_string_lossy())?.text().trim_end().to_string();
         }
         Some(c)
     } else {
         None
     };
-    Ok(Comparison { space: S::NAME.to_string(), benchmark: S::BENCHMARK, stats: stats(&runs), runs, consensus })
+    Ok(Comparison {
+        space: S::NAME.to_string(),
+        benchmark: S::benchmark().map(|b| b.about()),
+        stats: stats(&runs),
+        runs,
+        consensus,
+    })
 }
 
 fn read_result(dir: &Path) -> Result<serde_json::Value> {
@@ -211,9 +217,9 @@ fn consensus<S: Space>(cfg: &S::Supernet, results: &[serde_json::Value]) -> Resu
     let made_all =
         |run: &&Vec<serde_json::Value>| run.iter().zip(&choices).all(|(d, c)| d["choice"].as_str() == Some(c));
     Ok(Consensus {
-        arch: S::genotype_text(&genotype).trim_end().to_string(),
+        arch: genotype.text().trim_end().to_string(),
         run: decisions.iter().position(made_all),
-        record: S::benchmark_record(&genotype),
+        record: S::benchmark().and_then(|b| b.record(&genotype)),
         votes,
     })
 }

@@ -1,12 +1,11 @@
 //! Search spaces. Each folder holds one space: its configuration sections and presets, supernet, importances,
-//! genotype, derivation, evaluation network, counting and pictures, behind the [`Space`] trait. [`SpaceName`] is the
-//! registry: the one place that lists the spaces and turns a name into a type.
+//! genotype, derivation, evaluation network, counting and pictures, behind the [`Space`] trait. [`SpaceName`] names
+//! them; `crate::registry` turns a name into a space.
 pub mod confidence;
 pub mod darts;
 pub mod importance;
 pub mod nb201;
 pub mod proxyless;
-pub mod resolve;
 
 pub use confidence::{Decider, Decision};
 pub use importance::Importances;
@@ -57,20 +56,35 @@ pub trait EvalNetwork: crate::nn::Export {
     }
 }
 
-/// What a search produced, for the run folder.
-pub struct Derived {
+/// What a search produced, for the run folder: `G` is what `genotype.json` holds, `F` what the space adds to
+/// `result.json`; both are the space's own types until a search adds its confidence to them ([`Derived::erase`]).
+pub struct Derived<G = serde_json::Value, F = serde_json::Value> {
     /// One line naming the architecture (the NB201 arch string, …).
     pub name: String,
     /// `genotype.json`: the genotype and how it was read off the importances.
-    pub genotype: serde_json::Value,
+    pub genotype: G,
     /// Extra facts for `result.json` (the benchmark record, …), written as they are.
-    pub result: serde_json::Value,
+    pub result: F,
     /// Lines for the terminal after the search (what the architecture is worth, where known).
     pub report: Vec<String>,
     /// A Markdown section for `summary.md` showing how the choice was made.
     pub details_md: String,
     /// More files for the run folder, by name (genotype text, pictures).
     pub files: Vec<(String, Vec<u8>)>,
+}
+
+impl<G: Serialize, F: Serialize> Derived<G, F> {
+    /// As the JSON documents the run folder holds.
+    pub fn erase(self) -> Result<Derived> {
+        Ok(Derived {
+            name: self.name,
+            genotype: serde_json::to_value(&self.genotype)?,
+            result: serde_json::to_value(&self.result)?,
+            report: self.report,
+            details_md: self.details_md,
+            files: self.files,
+        })
+    }
 }
 
 /// A block's training-mode forward from its inputs.
@@ -138,9 +152,36 @@ impl Benchmark {
     }
 }
 
+/// A space's genotype as users give, check, read and see it.
+pub trait GenotypeFormat: Serialize + DeserializeOwned + Clone + std::fmt::Debug {
+    /// From what a user types: a built-in name, an arch string, a file.
+    fn parse(spec: &str) -> Result<Self>;
+    /// Checks a genotype read from a file a user may have edited.
+    fn validate(&self) -> Result<()>;
+    /// As the field writes it (Python text, an arch string).
+    fn text(&self) -> String;
+    /// Pictures, by file name.
+    fn pictures(&self, title: &str) -> Vec<(String, String)>;
+    /// The share of the chosen ops that have no parameters (skip, pools, `none`), the collapse that DARTS-style
+    /// searches are known for; a search reports it over its decisions, a random search over its pick.
+    fn parameter_free_share(&self) -> f64;
+}
+
+/// A table of trained architectures of genotypes `G` (NAS-Bench-201).
+pub trait BenchmarkTable<G>: Sync {
+    /// What generic code needs to know of the table.
+    fn about(&self) -> Benchmark;
+    /// What the table records of a genotype, if it holds it.
+    fn record(&self, genotype: &G) -> Option<serde_json::Value>;
+}
+
 /// A search space.
 pub trait Space: SpaceSections {
-    type Genotype: Serialize + DeserializeOwned + Clone + std::fmt::Debug;
+    type Genotype: GenotypeFormat;
+    /// What `genotype.json` holds: the genotype and how it was read off the importances.
+    type Derivation: Serialize;
+    /// What a search of the space adds to `result.json` (the benchmark record, the other derivation, costs).
+    type Findings: Serialize;
     /// (image side, classes) of the benchmark the space's networks are measured on.
     const REFERENCE_INPUT: (i64, i64) = (32, 10);
 
@@ -156,7 +197,11 @@ pub trait Space: SpaceSections {
     /// The importances as `importances.json` holds them, with the labels of every axis.
     fn describe(cfg: &Self::Supernet, importances: &Importances) -> serde_json::Value;
     /// The architecture read off held-out importances.
-    fn derive(cfg: &Self::Supernet, derive: &Self::Derive, importances: &Importances) -> Result<Derived>;
+    fn derive(
+        cfg: &Self::Supernet,
+        derive: &Self::Derive,
+        importances: &Importances,
+    ) -> Result<Derived<Self::Derivation, Self::Findings>>;
     /// The decisions [`Space::derive`] makes, as a function of the importances (for the bootstrap of their
     /// confidence, which derives hundreds of times).
     fn decider(cfg: &Self::Supernet, derive: &Self::Derive) -> Result<Decider>;
@@ -165,24 +210,11 @@ pub trait Space: SpaceSections {
     fn from_choices(cfg: &Self::Supernet, choices: &[&str]) -> Result<Self::Genotype>;
     /// A genotype drawn uniformly from those the derivation can produce under `derive` (random search).
     fn random_genotype(cfg: &Self::Supernet, derive: &Self::Derive, rng: &mut dyn rand::RngCore) -> Self::Genotype;
-    /// The share of a genotype's chosen ops that have no parameters (skip, pools, `none`), the collapse that
-    /// DARTS-style searches are known for; a search reports it over its decisions, a random search over its pick.
-    fn parameter_free_share(genotype: &Self::Genotype) -> f64;
-    /// The benchmark table of the space's architectures, if it has one.
-    const BENCHMARK: Option<Benchmark> = None;
-    /// What the [`Space::BENCHMARK`] table records of a genotype.
-    fn benchmark_record(_genotype: &Self::Genotype) -> Option<serde_json::Value> {
+    /// The table of trained architectures the space's genotypes are looked up in, if it has one (a capability:
+    /// generic code asks for it and never names its keys).
+    fn benchmark() -> Option<&'static dyn BenchmarkTable<Self::Genotype>> {
         None
     }
-
-    /// A genotype from what a user types: a built-in name, an arch string, a file.
-    fn parse_genotype(spec: &str) -> Result<Self::Genotype>;
-    /// Checks a genotype read from a file a user may have edited.
-    fn validate_genotype(genotype: &Self::Genotype) -> Result<()>;
-    /// The genotype as the field writes it (Python text, an arch string).
-    fn genotype_text(genotype: &Self::Genotype) -> String;
-    /// Pictures of a genotype, by file name.
-    fn pictures(genotype: &Self::Genotype, title: &str) -> Vec<(String, String)>;
 
     /// The retrain configuration of a preset.
     fn retrain_preset(preset: Preset) -> RetrainConfig<Self>;
@@ -266,36 +298,9 @@ pub enum SpaceName {
     Proxyless,
 }
 
-/// Work that needs the space's types: [`SpaceName::dispatch`] runs it with the space a name stands for.
-pub trait SpaceTask {
-    type Output;
-    fn run<S: Space>(self) -> Self::Output;
-}
-
 impl SpaceName {
     pub fn as_str(self) -> &'static str {
         self.into()
-    }
-
-    /// Runs `task` with the space this name stands for.
-    pub fn dispatch<T: SpaceTask>(self, task: T) -> T::Output {
-        match self {
-            SpaceName::Nb201 => task.run::<nb201::Nb201>(),
-            SpaceName::Darts => task.run::<darts::Darts>(),
-            SpaceName::Proxyless => task.run::<proxyless::Proxyless>(),
-        }
-    }
-
-    /// The settings of the space's sections that a user may give on the command line.
-    pub fn settings(self) -> &'static [crate::config::Setting] {
-        struct Settings;
-        impl SpaceTask for Settings {
-            type Output = &'static [crate::config::Setting];
-            fn run<S: Space>(self) -> Self::Output {
-                S::SETTINGS
-            }
-        }
-        self.dispatch(Settings)
     }
 
     /// Every registered space.
@@ -384,20 +389,5 @@ mod tests {
         std::fs::write(&path, "memory_format = \"sideways\"\n").unwrap();
         let err = format!("{:#}", nb201(Preset::Smoke, Some(&path), &Overrides::default()).unwrap_err());
         assert!(err.contains("memory_format") && err.contains("layout.toml"), "{err}");
-    }
-
-    #[test]
-    fn every_registered_name_dispatches_to_the_space_of_that_name() {
-        struct Name;
-        impl SpaceTask for Name {
-            type Output = &'static str;
-            fn run<S: Space>(self) -> &'static str {
-                S::NAME
-            }
-        }
-        for name in <SpaceName as strum::VariantNames>::VARIANTS {
-            assert_eq!(SpaceName::parse(name).unwrap().dispatch(Name), *name);
-        }
-        assert!(SpaceName::parse("nowhere").unwrap_err().to_string().contains("nb201, darts"));
     }
 }

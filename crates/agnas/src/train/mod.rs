@@ -11,6 +11,8 @@ pub mod settings;
 pub use loss::cross_entropy;
 pub use metrics::{Means, Totals};
 pub use optim::{schedule, CosineSchedule, LinearSchedule, LrSchedule, Sgd};
-pub use run::{evaluate, EpochEnd, History, Job, Run, RunConfig, Start, StepContext, Trainer};
+pub use run::{
+    default_out, evaluate, Begin, EpochEnd, Finished, History, Job, Launch, Run, RunConfig, Start, StepContext, Trainer,
+};
 pub use schedule::StepSchedule;
 pub use settings::{ClipBy, DecayRule, DeviceChoice, MemoryFormat, ScheduleKind, TrainConfig};

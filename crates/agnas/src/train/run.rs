@@ -35,6 +35,51 @@ impl<C> Start<C> {
     }
 }
 
+/// How a command asks for a run before its configuration is made: a new one (in `out`, else a folder under `runs/`
+/// named after it), or the continuation of the run in a folder.
+#[derive(Debug, Clone)]
+pub enum Begin {
+    New { out: Option<PathBuf> },
+    Resume(PathBuf),
+}
+
+impl Begin {
+    /// The run this asks for: the folder to resume, or a new run of the configuration and name `new` gives (only
+    /// called for a new run: a resumed run keeps its own configuration).
+    pub fn start<C>(self, new: impl FnOnce() -> Result<(C, String)>) -> Result<Start<C>> {
+        Ok(match self {
+            Begin::Resume(dir) => Start::Resume(dir),
+            Begin::New { out } => {
+                let (config, name) = new()?;
+                Start::New { config, out: out.unwrap_or_else(|| default_out(&name)) }
+            }
+        })
+    }
+}
+
+/// A new run's folder when none is named: `runs/<name>-<unix seconds>`.
+pub fn default_out(name: &str) -> PathBuf {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    PathBuf::from(format!("runs/{name}-{secs}"))
+}
+
+/// How a command runs a task, whatever its space: which run, how its progress shows, and the ranks it runs with.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub begin: Begin,
+    pub progress: crate::report::progress::ProgressMode,
+    /// Stop (as if killed) after this many training steps; for crash tests.
+    pub stop_after_steps: Option<u64>,
+    pub dist: crate::dist::Dist,
+}
+
+/// A finished task's result and the folder it wrote.
+#[derive(Debug)]
+pub struct Finished<R> {
+    pub result: R,
+    pub out: PathBuf,
+}
+
 /// The settings every run configuration has, whatever else it holds.
 pub trait RunConfig: Serialize + DeserializeOwned {
     fn seed(&self) -> u64;

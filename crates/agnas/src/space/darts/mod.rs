@@ -11,8 +11,8 @@ pub use network::{NetworkCifar, NetworkConfig};
 pub use supernet::{DartsConfig, DartsSupernet};
 
 use super::{
-    BenchBlock, Decider, Derived, EvalNetwork, Importances, Section, Space, SpaceSections, Supernet, SupernetOutput,
-    TrainingStep,
+    BenchBlock, Decider, Derived, EvalNetwork, GenotypeFormat, Importances, Section, Space, SpaceSections, Supernet,
+    SupernetOutput, TrainingStep,
 };
 use crate::config::settings::{Kind, Setting, ATTENTION_RATIO};
 use crate::config::{Preset, RetrainConfig, SearchConfig};
@@ -229,8 +229,87 @@ impl SpaceSections for Darts {
     type Network = NetworkConfig;
 }
 
+/// `genotype.json` of a search: the genotype of the network's stages, and every cell of the supernet as derived.
+#[derive(Debug, Serialize)]
+pub struct Derivation {
+    space: &'static str,
+    genotype: Genotype,
+    /// The cells whose genotypes make the stages.
+    stage_cells: Vec<String>,
+    cells: Vec<DerivedCell>,
+    allow_none: bool,
+}
+
+/// One supernet cell's genotype.
+#[derive(Debug, Serialize)]
+pub struct DerivedCell {
+    name: String,
+    kind: CellKind,
+    channels: i64,
+    #[serde(flatten)]
+    cell: CellGenotype,
+}
+
+/// What a search adds to `result.json`: the genotype the other `none` rule gives from the same importances.
+#[derive(Debug, Serialize)]
+pub struct Findings {
+    other_derivation: OtherDerivation,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OtherDerivation {
+    allow_none: bool,
+    arch: String,
+}
+
+impl GenotypeFormat for Genotype {
+    fn parse(spec: &str) -> Result<Self> {
+        resolve_genotype(spec)
+    }
+
+    fn validate(&self) -> Result<()> {
+        Self::validate(self)
+    }
+
+    fn text(&self) -> String {
+        python::to_python(self)
+    }
+
+    /// One picture per distinct cell: `normal` and `reduce`, or `stage<i>` for the five-cell form.
+    fn pictures(&self, title: &str) -> Vec<(String, String)> {
+        let cells: Vec<(String, &CellGenotype, CellKind)> = match self {
+            Genotype::NormalReduce { normal, reduce } => {
+                vec![("normal".into(), normal, CellKind::Normal), ("reduce".into(), reduce, CellKind::Reduce)]
+            }
+            Genotype::Stages { cells } => cells
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (format!("stage{i}"), c, if i % 2 == 1 { CellKind::Reduce } else { CellKind::Normal }))
+                .collect(),
+        };
+        cells
+            .into_iter()
+            .map(|(name, cell, kind)| {
+                let svg = plot::cell_svg(cell, kind, &format!("{title}: {name}"));
+                (format!("{name}.svg"), svg)
+            })
+            .collect()
+    }
+
+    fn parameter_free_share(&self) -> f64 {
+        let cells = match self {
+            Genotype::NormalReduce { normal, reduce } => vec![normal, reduce],
+            Genotype::Stages { cells } => cells.iter().collect(),
+        };
+        let ops: Vec<DartsOp> = cells.iter().flat_map(|c| c.ops.iter().map(|(op, _)| *op)).collect();
+        ops.iter().filter(|op| op.parameter_free()).count() as f64 / ops.len().max(1) as f64
+    }
+}
+
 impl Space for Darts {
     type Genotype = Genotype;
+    type Derivation = Derivation;
+    type Findings = Findings;
 
     fn search_preset(preset: Preset) -> SearchConfig<Self> {
         let base = SearchConfig::<Self>::preset_base(preset);
@@ -275,7 +354,11 @@ impl Space for Darts {
         })
     }
 
-    fn derive(cfg: &DartsConfig, derive: &DartsDerive, importances: &Importances) -> Result<Derived> {
+    fn derive(
+        cfg: &DartsConfig,
+        derive: &DartsDerive,
+        importances: &Importances,
+    ) -> Result<Derived<Derivation, Findings>> {
         let values = importances.to_vec3()?;
         let kinds = cfg.cells();
         anyhow::ensure!(
@@ -297,12 +380,15 @@ impl Space for Darts {
             |cells: &[CellGenotype]| stages.iter().map(|&i| cell_string(&cells[i])).collect::<Vec<_>>().join(" / ");
         let genotype = Genotype::Stages { cells: stages.iter().map(|&i| cells[i].clone()).collect() };
         genotype.validate()?;
-        let per_cell: Vec<serde_json::Value> = cells
+        let per_cell: Vec<DerivedCell> = cells
             .iter()
             .zip(&kinds)
             .enumerate()
-            .map(|(i, (cell, (kind, c)))| {
-                serde_json::json!({ "name": cell_name(i), "kind": kind, "channels": c, "ops": cell.ops, "concat": cell.concat })
+            .map(|(i, (cell, &(kind, channels)))| DerivedCell {
+                name: cell_name(i),
+                kind,
+                channels,
+                cell: cell.clone(),
             })
             .collect();
         let mut details = String::from(
@@ -337,53 +423,18 @@ impl Space for Darts {
         }
         Ok(Derived {
             name,
-            genotype: serde_json::json!({
-                "space": Self::NAME,
-                "genotype": genotype,
-                "stage_cells": stages.iter().map(|&i| cell_name(i)).collect::<Vec<_>>(),
-                "cells": per_cell,
-                "allow_none": derive.allow_none,
-            }),
-            result: serde_json::json!({
-                "other_derivation": { "allow_none": !derive.allow_none, "arch": other },
-            }),
+            genotype: Derivation {
+                space: Self::NAME,
+                genotype,
+                stage_cells: stages.iter().map(|&i| cell_name(i)).collect(),
+                cells: per_cell,
+                allow_none: derive.allow_none,
+            },
+            result: Findings { other_derivation: OtherDerivation { allow_none: !derive.allow_none, arch: other } },
             report,
             details_md: details,
             files,
         })
-    }
-
-    fn parse_genotype(spec: &str) -> Result<Genotype> {
-        resolve_genotype(spec)
-    }
-
-    fn validate_genotype(genotype: &Genotype) -> Result<()> {
-        genotype.validate()
-    }
-
-    fn genotype_text(genotype: &Genotype) -> String {
-        python::to_python(genotype)
-    }
-
-    /// One picture per distinct cell: `normal` and `reduce`, or `stage<i>` for the five-cell form.
-    fn pictures(genotype: &Genotype, title: &str) -> Vec<(String, String)> {
-        let cells: Vec<(String, &CellGenotype, CellKind)> = match genotype {
-            Genotype::NormalReduce { normal, reduce } => {
-                vec![("normal".into(), normal, CellKind::Normal), ("reduce".into(), reduce, CellKind::Reduce)]
-            }
-            Genotype::Stages { cells } => cells
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (format!("stage{i}"), c, if i % 2 == 1 { CellKind::Reduce } else { CellKind::Normal }))
-                .collect(),
-        };
-        cells
-            .into_iter()
-            .map(|(name, cell, kind)| {
-                let svg = plot::cell_svg(cell, kind, &format!("{title}: {name}"));
-                (format!("{name}.svg"), svg)
-            })
-            .collect()
     }
 
     /// NetworkCIFAR C=36 with 20 cells, 600 epochs, batch 96, SGD 0.025 cosine to 0, weight decay 3e-4, clip 5,
@@ -466,15 +517,6 @@ impl Space for Darts {
         Genotype::random_from(rng, cfg.steps, derive.allow_none)
     }
 
-    fn parameter_free_share(genotype: &Genotype) -> f64 {
-        let cells = match genotype {
-            Genotype::NormalReduce { normal, reduce } => vec![normal, reduce],
-            Genotype::Stages { cells } => cells.iter().collect(),
-        };
-        let ops: Vec<DartsOp> = cells.iter().flat_map(|c| c.ops.iter().map(|(op, _)| *op)).collect();
-        ops.iter().filter(|op| op.parameter_free()).count() as f64 / ops.len().max(1) as f64
-    }
-
     /// Released checkpoints keep the auxiliary head's weights; the network then gets the head too (unused in eval).
     fn fit_to_weights(network: &mut NetworkConfig, names: &[&str]) {
         network.auxiliary = names.iter().any(|n| n.contains("auxiliary_head."));
@@ -538,6 +580,6 @@ mod tests {
     #[test]
     fn parameter_free_share_counts_the_ops_of_every_cell() {
         // DARTS V1 (Liu et al.): three skips in the normal cell, a reduce cell of pools and skips only.
-        assert_eq!(Darts::parameter_free_share(&Genotype::builtin("darts_v1").unwrap()), 11.0 / 16.0);
+        assert_eq!(Genotype::builtin("darts_v1").unwrap().parameter_free_share(), 11.0 / 16.0);
     }
 }

@@ -12,8 +12,8 @@ pub use network::{Nb201Network, Nb201NetworkConfig};
 pub use supernet::{Nb201Config, Nb201Supernet};
 
 use super::{
-    BenchBlock, Benchmark, Decider, Derived, EvalNetwork, Importances, Section, Space, SpaceSections, Supernet,
-    SupernetOutput,
+    BenchBlock, Benchmark, BenchmarkTable, Decider, Derived, EvalNetwork, GenotypeFormat, Importances, Section, Space,
+    SpaceSections, Supernet, SupernetOutput,
 };
 use crate::config::settings::{named_kind, Kind, Setting, ATTENTION_RATIO};
 use crate::config::{Preset, RetrainConfig, SearchConfig};
@@ -26,6 +26,7 @@ use crate::report::cell::{cell_svg, CellPicture, PictureEdge};
 use crate::report::heatmap::importance_heatmap_svg;
 use crate::train::TrainConfig;
 use anyhow::{Context, Result};
+use serde::Serialize;
 use tch::{nn, Tensor};
 
 /// The NAS-Bench-201 space.
@@ -141,8 +142,97 @@ impl SpaceSections for Nb201 {
     type Network = Nb201NetworkConfig;
 }
 
+/// `genotype.json` of a search: the cell, and the edge scores and rule it was picked by.
+#[derive(Debug, Serialize)]
+pub struct Derivation {
+    space: &'static str,
+    arch: String,
+    /// `[edge][op]`, summed over the cells `aggregation` selects.
+    edge_scores: Vec<Vec<f64>>,
+    aggregation: Aggregation,
+    allow_none: bool,
+}
+
+/// What a search adds to `result.json`: the benchmark's record of its cell, and the cell the other `none` rule
+/// gives from the same importances (one search measures the choice).
+#[derive(Debug, Serialize)]
+pub struct Findings {
+    bench201: Option<&'static bench::Record>,
+    other_derivation: OtherDerivation,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OtherDerivation {
+    allow_none: bool,
+    arch: String,
+    bench201: Option<&'static bench::Record>,
+}
+
+/// The NAS-Bench-201 table embedded in agnas, as the space's benchmark.
+struct Bench201;
+
+impl BenchmarkTable<Arch> for Bench201 {
+    fn about(&self) -> Benchmark {
+        Benchmark {
+            key: "bench201",
+            headline: &["c10_test", "c100_test", "in16_test"],
+            described: "NAS-Bench-201 CIFAR-10 test accuracy",
+        }
+    }
+
+    fn record(&self, genotype: &Arch) -> Option<serde_json::Value> {
+        bench::table().by_arch(genotype).and_then(|r| serde_json::to_value(r).ok())
+    }
+}
+
+impl GenotypeFormat for Arch {
+    fn parse(spec: &str) -> Result<Self> {
+        parse_arch(spec)
+    }
+
+    fn validate(&self) -> Result<()> {
+        // An `Arch` is valid by construction: parsing checked it.
+        Ok(())
+    }
+
+    fn text(&self) -> String {
+        format!("{self}\n")
+    }
+
+    /// The cell: input node 0, nodes 1–3, one arrow per edge (`none` in light grey); node 3 is the output.
+    fn pictures(&self, title: &str) -> Vec<(String, String)> {
+        let edges = EDGES
+            .iter()
+            .zip(self.ops)
+            .map(|(&(to, from), op)| PictureEdge {
+                from,
+                to,
+                label: op.name().to_string(),
+                faint: op == Nb201Op::None,
+                thick: false,
+            })
+            .collect();
+        let picture = CellPicture {
+            title: title.to_string(),
+            subtitle: None,
+            inputs: vec!["0".into()],
+            nodes: (1..4).map(|j: usize| j.to_string()).collect(),
+            edges,
+            output: "out".into(),
+            concat: vec![3],
+        };
+        vec![("cell.svg".into(), cell_svg(&picture))]
+    }
+
+    fn parameter_free_share(&self) -> f64 {
+        self.ops.iter().filter(|op| op.parameter_free()).count() as f64 / self.ops.len() as f64
+    }
+}
+
 impl Space for Nb201 {
     type Genotype = Arch;
+    type Derivation = Derivation;
+    type Findings = Findings;
 
     fn search_preset(preset: Preset) -> SearchConfig<Self> {
         let base = SearchConfig::<Self>::preset_base(preset);
@@ -182,7 +272,11 @@ impl Space for Nb201 {
         })
     }
 
-    fn derive(cfg: &Nb201Config, derive: &DeriveConfig, importances: &Importances) -> Result<Derived> {
+    fn derive(
+        cfg: &Nb201Config,
+        derive: &DeriveConfig,
+        importances: &Importances,
+    ) -> Result<Derived<Derivation, Findings>> {
         let channels = cfg.search_cell_channels();
         let values = importances.to_vec3()?;
         let scores = derive::edge_scores(&values, &channels, derive)?;
@@ -221,27 +315,24 @@ impl Space for Nb201 {
         details.push_str(&scores_table(&scores, &arch));
         Ok(Derived {
             name: arch.to_string(),
-            genotype: serde_json::json!({
-                "space": Self::NAME,
-                "arch": arch.to_string(),
-                "edge_scores": scores,
-                "aggregation": derive.aggregation,
-                "allow_none": derive.allow_none,
-            }),
-            result: serde_json::json!({
-                "bench201": record,
-                "other_derivation": {
-                    "allow_none": other_allows_none,
-                    "arch": other.to_string(),
-                    "bench201": other_record,
+            genotype: Derivation {
+                space: Self::NAME,
+                arch: arch.to_string(),
+                edge_scores: scores,
+                aggregation: derive.aggregation,
+                allow_none: derive.allow_none,
+            },
+            result: Findings {
+                bench201: record,
+                other_derivation: OtherDerivation {
+                    allow_none: other_allows_none,
+                    arch: other.to_string(),
+                    bench201: other_record,
                 },
-            }),
+            },
             report,
             details_md: details,
-            files: Self::pictures(&arch, "found cell")
-                .into_iter()
-                .map(|(name, svg)| (name, svg.into_bytes()))
-                .collect(),
+            files: arch.pictures("found cell").into_iter().map(|(name, svg)| (name, svg.into_bytes())).collect(),
         })
     }
 
@@ -273,56 +364,8 @@ impl Space for Nb201 {
         Arch { ops: std::array::from_fn(|_| Nb201Op::ALL[rng.gen_range(first..Nb201Op::ALL.len())]) }
     }
 
-    fn parameter_free_share(genotype: &Arch) -> f64 {
-        genotype.ops.iter().filter(|op| op.parameter_free()).count() as f64 / genotype.ops.len() as f64
-    }
-
-    const BENCHMARK: Option<Benchmark> = Some(Benchmark {
-        key: "bench201",
-        headline: &["c10_test", "c100_test", "in16_test"],
-        described: "NAS-Bench-201 CIFAR-10 test accuracy",
-    });
-
-    fn benchmark_record(genotype: &Arch) -> Option<serde_json::Value> {
-        bench::table().by_arch(genotype).and_then(|r| serde_json::to_value(r).ok())
-    }
-
-    fn parse_genotype(spec: &str) -> Result<Arch> {
-        parse_arch(spec)
-    }
-
-    fn validate_genotype(_: &Arch) -> Result<()> {
-        // An `Arch` is valid by construction: parsing checked it.
-        Ok(())
-    }
-
-    fn genotype_text(genotype: &Arch) -> String {
-        format!("{genotype}\n")
-    }
-
-    /// The cell: input node 0, nodes 1–3, one arrow per edge (`none` in light grey); node 3 is the output.
-    fn pictures(genotype: &Arch, title: &str) -> Vec<(String, String)> {
-        let edges = EDGES
-            .iter()
-            .zip(genotype.ops)
-            .map(|(&(to, from), op)| PictureEdge {
-                from,
-                to,
-                label: op.name().to_string(),
-                faint: op == Nb201Op::None,
-                thick: false,
-            })
-            .collect();
-        let picture = CellPicture {
-            title: title.to_string(),
-            subtitle: None,
-            inputs: vec!["0".into()],
-            nodes: (1..4).map(|j: usize| j.to_string()).collect(),
-            edges,
-            output: "out".into(),
-            concat: vec![3],
-        };
-        vec![("cell.svg".into(), cell_svg(&picture))]
+    fn benchmark() -> Option<&'static dyn BenchmarkTable<Arch>> {
+        Some(&Bench201)
     }
 
     /// The benchmark's recipe: 200 epochs, batch 256, SGD lr 0.1 Nesterov momentum 0.9, weight decay 5e-4, cosine to

@@ -275,7 +275,35 @@ pub fn decider(cfg: &ProxylessDeriveConfig) -> Result<Decider> {
 
 /// The architecture and what the run folder says of it (its pictures are the space's to add): the per-layer argmax,
 /// or under `max_flops` or `max_latency_ms` the best architecture that fits; the budget fronts either way.
-pub fn derive(_: &ProxylessConfig, cfg: &ProxylessDeriveConfig, importances: &Importances) -> Result<(Arch, Derived)> {
+/// `genotype.json` of a search: the architecture as the field writes it, and how it was selected.
+#[derive(Debug, Serialize)]
+pub struct Derivation {
+    space: &'static str,
+    arch: Arch,
+    /// The official layer ids (−1 = skip).
+    ids: [i8; LAYERS],
+    blocks: [String; LAYERS],
+    selection: String,
+    score: f64,
+    /// The plain argmax per layer, for comparison.
+    argmax_arch: Arch,
+}
+
+/// What a search adds to `result.json`: the architecture's costs (FLOPs, and latency where a table was given) and
+/// what they were counted at.
+#[derive(Debug, Serialize)]
+pub struct Findings {
+    cost_at: String,
+    /// By cost key (`flops`, `latency_ms`).
+    #[serde(flatten)]
+    costs: std::collections::BTreeMap<&'static str, serde_json::Value>,
+}
+
+pub fn derive(
+    _: &ProxylessConfig,
+    cfg: &ProxylessDeriveConfig,
+    importances: &Importances,
+) -> Result<(Arch, Derived<Derivation, Findings>)> {
     ensure!(
         cfg.max_flops == 0.0 || cfg.max_latency_ms == 0.0,
         "derive.max_flops and derive.max_latency_ms are both set: give one budget"
@@ -322,21 +350,19 @@ pub fn derive(_: &ProxylessConfig, cfg: &ProxylessDeriveConfig, importances: &Im
             argmax.score
         ));
     }
-    let mut result = serde_json::json!({ "cost_at": at });
-    for p in &pricings {
-        result[p.key] = number(p.total(&arch));
-    }
+    let result =
+        Findings { costs: pricings.iter().map(|p| (p.key, number(p.total(&arch)))).collect(), cost_at: at.clone() };
     let derived = Derived {
         name: arch.to_string(),
-        genotype: serde_json::json!({
-            "space": "proxyless",
-            "arch": arch,
-            "ids": arch.ids(),
-            "blocks": arch.slots().map(arch::candidate_label),
-            "selection": selection,
-            "score": chosen.score,
-            "argmax_arch": plain,
-        }),
+        genotype: Derivation {
+            space: "proxyless",
+            arch,
+            ids: arch.ids(),
+            blocks: arch.slots().map(arch::candidate_label),
+            selection: selection.clone(),
+            score: chosen.score,
+            argmax_arch: plain,
+        },
         result,
         details_md: format!(
             "Selection: {selection}; {} at {at}.\n\n{}",

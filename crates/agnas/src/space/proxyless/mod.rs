@@ -17,7 +17,8 @@ pub use network::{ProxylessNetwork, ProxylessNetworkConfig};
 pub use supernet::{ProxylessConfig, ProxylessSupernet, SearchBlock};
 
 use super::{
-    BenchBlock, Decider, Derived, EvalNetwork, FieldFlops, Importances, Space, SpaceSections, Supernet, SupernetOutput,
+    BenchBlock, Decider, Derived, EvalNetwork, FieldFlops, GenotypeFormat, Importances, Space, SpaceSections, Supernet,
+    SupernetOutput,
 };
 use crate::config::settings::{Kind, Setting, ATTENTION_RATIO};
 use crate::config::{Preset, RetrainConfig, SearchConfig};
@@ -146,8 +147,33 @@ fn paper_search() -> (TrainConfig, DataConfig) {
 /// The reduced search and retrain images: the CIFAR-10 images upsampled to 64 px.
 const REDUCED_SIZE: usize = 64;
 
+impl GenotypeFormat for Arch {
+    fn parse(spec: &str) -> Result<Self> {
+        parse_arch(spec)
+    }
+
+    fn validate(&self) -> Result<()> {
+        Ok(Self::validate(self)?)
+    }
+
+    fn text(&self) -> String {
+        format!("{self}\n")
+    }
+
+    /// The architecture at width 1 and 224 px, the resolutions and channels it is known by.
+    fn pictures(&self, title: &str) -> Vec<(String, String)> {
+        vec![("arch.svg".into(), plot::arch_svg(self, &arch::layer_shapes(1.0, 224), title))]
+    }
+
+    fn parameter_free_share(&self) -> f64 {
+        self.0.iter().filter(|slot| slot.is_none()).count() as f64 / arch::LAYERS as f64
+    }
+}
+
 impl Space for Proxyless {
     type Genotype = Arch;
+    type Derivation = derive::Derivation;
+    type Findings = derive::Findings;
     const REFERENCE_INPUT: (i64, i64) = (224, 1000);
 
     /// `embedded` is a real search sized for 2 CPU cores (BENCHMARKS.md): 64 px, width 0.5, 90 % of the images
@@ -230,12 +256,15 @@ impl Space for Proxyless {
         })
     }
 
-    fn derive(cfg: &ProxylessConfig, derive: &ProxylessDeriveConfig, importances: &Importances) -> Result<Derived> {
+    fn derive(
+        cfg: &ProxylessConfig,
+        derive: &ProxylessDeriveConfig,
+        importances: &Importances,
+    ) -> Result<Derived<derive::Derivation, derive::Findings>> {
         let (arch, mut derived) = derive::derive(cfg, derive, importances)?;
         let bars =
             plot::attention_bars_svg(&derive::layer_rows(importances)?, &arch.slots(), "Held-out attention per layer");
-        let pictures =
-            Self::pictures(&arch, "found architecture").into_iter().chain([("attention.svg".to_string(), bars)]);
+        let pictures = arch.pictures("found architecture").into_iter().chain([("attention.svg".to_string(), bars)]);
         derived.files.extend(pictures.map(|(name, svg)| (name, svg.into_bytes())));
         Ok(derived)
     }
@@ -262,27 +291,6 @@ impl Space for Proxyless {
             .map(|l| rng.gen_range(0..if arch::skippable(l) { arch::MAX_CANDIDATES } else { arch::MBCONVS }))
             .collect();
         Arch::from_slots(&slots).expect("skips only where a layer keeps its shape")
-    }
-
-    fn parameter_free_share(genotype: &Arch) -> f64 {
-        genotype.0.iter().filter(|slot| slot.is_none()).count() as f64 / arch::LAYERS as f64
-    }
-
-    fn parse_genotype(spec: &str) -> Result<Arch> {
-        parse_arch(spec)
-    }
-
-    fn validate_genotype(genotype: &Arch) -> Result<()> {
-        Ok(genotype.validate()?)
-    }
-
-    fn genotype_text(genotype: &Arch) -> String {
-        format!("{genotype}\n")
-    }
-
-    /// The architecture at width 1 and 224 px, the resolutions and channels it is known by.
-    fn pictures(genotype: &Arch, title: &str) -> Vec<(String, String)> {
-        vec![("arch.svg".into(), plot::arch_svg(genotype, &arch::layer_shapes(1.0, 224), title))]
     }
 
     /// The official retrain (spec §3.4): SGD 0.5 momentum 0.9, weight decay 4e-5 on convolution weights only,
@@ -393,7 +401,7 @@ mod tests {
     #[test]
     fn the_released_architectures_skips_are_its_parameter_free_share() {
         // Five of its 21 ids are -1.
-        assert_eq!(Proxyless::parameter_free_share(&Arch::parse(arch::AGNAS).unwrap()), 5.0 / 21.0);
+        assert_eq!(Arch::parse(arch::AGNAS).unwrap().parameter_free_share(), 5.0 / 21.0);
     }
 
     #[test]

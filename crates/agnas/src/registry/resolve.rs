@@ -1,7 +1,7 @@
 //! Which space a thing a user names belongs to: a run folder, a configuration file, or a genotype (a file or text),
 //! each against the `--space` the user may have given. The one place that answers it.
-use super::{Space, SpaceName, SpaceTask};
 use crate::report::CONFIG_FILE;
+use crate::space::SpaceName;
 use crate::Error;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -75,11 +75,10 @@ fn genotype(spec: &str, flag: Option<SpaceName>) -> Result<SpaceName> {
         let named = SpaceName::parse(&name).with_context(|| format!("genotype {spec}: space"))?;
         return agree(Some(named), flag, &format!("genotype {spec}"));
     }
-    if let Some(flag) = flag.filter(|f| f.dispatch(Parses(spec)).is_ok()) {
+    if let Some(flag) = flag.filter(|f| parses(*f, spec).is_ok()) {
         return Ok(flag);
     }
-    let parses: Vec<(SpaceName, Result<(), String>)> =
-        SpaceName::all().map(|n| (n, n.dispatch(Parses(spec)))).collect();
+    let parses: Vec<(SpaceName, Result<(), String>)> = SpaceName::all().map(|n| (n, parses(n, spec))).collect();
     let fits: Vec<SpaceName> = parses.iter().filter(|(_, r)| r.is_ok()).map(|(n, _)| *n).collect();
     match (flag, &fits[..]) {
         // The flag's space does not take it: say whose it is, where another's does.
@@ -101,13 +100,8 @@ fn genotype(spec: &str, flag: Option<SpaceName>) -> Result<SpaceName> {
 }
 
 /// Whether a space's parser takes a genotype, and why not.
-struct Parses<'a>(&'a str);
-
-impl SpaceTask for Parses<'_> {
-    type Output = Result<(), String>;
-    fn run<S: Space>(self) -> Result<(), String> {
-        S::parse_genotype(self.0).map(|_| ()).map_err(|e| format!("{e:#}"))
-    }
+fn parses(space: SpaceName, spec: &str) -> Result<(), String> {
+    super::space(space).genotype(spec).map(|_| ()).map_err(|e| format!("{e:#}"))
 }
 
 #[cfg(test)]

@@ -228,7 +228,7 @@ fn arg<T: Table>(row: &Row, presets: &[(SpaceName, Preset, Presets)]) -> Arg {
     };
     let arg = Arg::new(row.id()).long(setting.flag).help(help).conflicts_with_all(setting.conflicts);
     let arg = arg.value_name(setting.flag.to_uppercase().replace('-', "_"));
-    let arg = if T::RUN { arg.group("config_flags") } else { arg };
+    let arg = if T::RUN && !setting.resumable { arg.group("config_flags") } else { arg };
     match setting.kind {
         Kind::Switch(_) => arg.action(ArgAction::SetTrue),
         Kind::Named { values, .. } => arg.value_name(values.join("|")).value_parser(parser(setting)),

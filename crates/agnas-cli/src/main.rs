@@ -196,7 +196,7 @@ fn search(args: &SearchArgs) -> Result<()> {
     let space = run_space(args.origin.space, &args.run)?;
     let recipe = args.origin.recipe(&args.run, &args.settings.given);
     let dist = args.run.connect(&args.settings.given)?;
-    let launch = args.run.launch(dist.clone());
+    let launch = args.run.launch(dist.clone(), &args.settings.given);
     if let Some(seeds) = &args.seeds {
         let done = space.search_seeds(&recipe, seeds, launch)?;
         if let Some(comparison) = done.result {
@@ -220,7 +220,7 @@ fn search(args: &SearchArgs) -> Result<()> {
 fn random(args: &RandomArgs) -> Result<()> {
     let space = run_space(args.origin.space, &args.run)?;
     let recipe = args.origin.recipe(&args.run, &args.settings.given);
-    let launch = args.run.launch(agnas::dist::Dist::single());
+    let launch = args.run.launch(agnas::dist::Dist::single(), &args.settings.given);
     let done = space.random(&recipe, args.budget_of.as_deref(), launch)?;
     let result = &done.result;
     outln!("{}", serde_json::to_string_pretty(result)?);

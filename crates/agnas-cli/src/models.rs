@@ -80,7 +80,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         None => genotype_space(args.space, args.run.config.as_deref(), args.genotype.as_deref())?,
     };
     let dist = args.run.connect(&args.settings.given)?;
-    let done = registry::space(space).retrain(&args.recipe(), args.run.launch(dist.clone()))?;
+    let done = registry::space(space).retrain(&args.recipe(), args.run.launch(dist.clone(), &args.settings.given))?;
     if dist.is_root() {
         outln!("{}", serde_json::to_string_pretty(&done.result)?);
         eprintln!("run folder: {}", done.out.display());

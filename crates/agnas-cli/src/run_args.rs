@@ -33,10 +33,11 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// The run these flags ask for, with the ranks it runs with.
-    pub fn launch(&self, dist: Dist) -> Launch {
+    /// The run these flags ask for, with the ranks it runs with; `given` are the settings flags (with `--resume`
+    /// only those of where the run executes).
+    pub fn launch(&self, dist: Dist, given: &Overrides) -> Launch {
         let begin = match &self.resume {
-            Some(dir) => Begin::Resume(dir.clone()),
+            Some(dir) => Begin::Resume { dir: dir.clone(), machine: given.clone() },
             None => Begin::New { out: self.out.clone() },
         };
         Launch { begin, progress: ProgressMode::Auto, stop_after_steps: self.stop_after_steps, dist }

@@ -126,7 +126,18 @@ fn resume_after_a_stop_mid_epoch_is_bit_identical() {
     // A resumed run keeps its own configuration: changing it on the way is refused.
     let err = run_err(agnas().args(["search", "--resume"]).arg(&crashed).args(["--epochs", "9"]));
     assert!(err.contains("--epochs"), "{err}");
-    run_ok(agnas().args(["search", "--resume"]).arg(&crashed));
+    // Where it runs may change (device, threads, loader workers); the run folder's record stays the run's. (Another
+    // thread count would sum floats in another order, so the bit-identical check keeps the run's one thread.)
+    let recorded = std::fs::read(crashed.join("config.toml")).unwrap();
+    run_ok(agnas().args(["search", "--resume"]).arg(&crashed).args([
+        "--threads",
+        "1",
+        "--workers",
+        "1",
+        "--device",
+        "cpu",
+    ]));
+    assert_eq!(std::fs::read(crashed.join("config.toml")).unwrap(), recorded);
     assert_eq!(outcome(&crashed), outcome(&straight));
 }
 
@@ -160,6 +171,28 @@ fn an_existing_run_is_never_overwritten() {
     let err = run_err(&mut smoke(&out, &["--epochs", "1", "--seed", "5"]));
     assert!(err.contains("already holds a run") && err.contains("--resume"), "{err}");
     assert_eq!(std::fs::read(out.join("result.json")).unwrap(), before);
+}
+
+/// A start that fails (no images, no GPU) leaves nothing that blocks the rerun with the mistake fixed.
+#[test]
+fn a_failed_start_leaves_nothing_that_blocks_the_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = dir.path().join("run");
+    let err = run_err(
+        agnas().args(["search", "--preset", "smoke", "--threads", "1", "--data"]).arg(&empty).arg("--out").arg(&out),
+    );
+    assert!(err.contains("no class folders"), "{err}");
+    assert!(!out.exists(), "the failed start removed the folder it created");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+    run_err(
+        agnas().args(["search", "--preset", "smoke", "--threads", "1", "--data"]).arg(&empty).arg("--out").arg(&out),
+    );
+    assert_eq!(std::fs::read_to_string(out.join("notes.txt")).unwrap(), "mine", "a user's folder and files stay");
+    run_ok(&mut smoke(&out, &["--epochs", "1"]));
+    assert!(out.join("result.json").exists());
 }
 
 #[test]

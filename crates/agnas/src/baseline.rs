@@ -235,13 +235,13 @@ fn open<S: Space>(start: Start<BaselineConfig<S>>) -> Result<(BaselineConfig<S>,
             report::claim_run_folder(&out, &toml::to_string_pretty(&config)?)?;
             Ok((config, out))
         }
-        Start::Resume(dir) => {
+        Start::Resume { dir, machine } => {
             let path = dir.join(CONFIG_FILE);
             let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
             let config: BaselineConfig<S> =
                 toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
             config.validate().with_context(|| format!("{}", path.display()))?;
-            Ok((config, dir))
+            Ok((crate::config::layered(config, None, &machine)?, dir))
         }
     }
 }
@@ -276,7 +276,7 @@ fn train_candidate<S: Space>(
     write_json(&spec, &genotype)?;
     let dir = out.join("candidates").join(format!("{index:04}"));
     let start = if dir.join(CONFIG_FILE).exists() {
-        Start::Resume(dir)
+        Start::Resume { dir, machine: crate::config::machine_of(&cfg.candidate)? }
     } else {
         let config = RetrainConfig { genotype: spec.to_string_lossy().into_owned(), ..cfg.candidate.clone() };
         Start::New { config, out: dir }

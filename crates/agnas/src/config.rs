@@ -310,8 +310,16 @@ run_config!(SearchConfig, RetrainConfig);
 /// Settings of every training run: a search, a retrain, a random search's candidates.
 pub const RUN_SETTINGS: &[Setting] = &[
     Setting::new("seed", "seed", Kind::Int, "Seed of the weights, the data split and order, and the augmentation."),
-    Setting::new("device", "device", named_kind::<DeviceChoice>(), "auto, cpu or cuda."),
-    Setting::new("threads", "threads", Kind::Int, "CPU threads for libtorch (0 = libtorch's default)."),
+    Setting::new("device", "device", named_kind::<DeviceChoice>(), "auto, cpu or cuda (a resumed run may change it).")
+        .resumable(),
+    Setting::new(
+        "threads",
+        "threads",
+        Kind::Int,
+        "CPU threads for libtorch (0 = libtorch's default; a resumed run may change it, though another count sums \
+         floats in another order).",
+    )
+    .resumable(),
     Setting::new(
         "memory_format",
         "memory-format",
@@ -320,7 +328,8 @@ pub const RUN_SETTINGS: &[Setting] = &[
     ),
     Setting::new("data.format", "format", named_kind::<DataFormat>(), "Format of --data (default: guessed)."),
     Setting::new("data.per_class", "per-class", Kind::Int, "Images per class to use (balanced subset; 0 = all)."),
-    Setting::new("data.workers", "workers", Kind::Int, "Data loading threads."),
+    Setting::new("data.workers", "workers", Kind::Int, "Data loading threads (a resumed run may change them).")
+        .resumable(),
     Setting::new("train.epochs", "epochs", Kind::Int, "Training epochs."),
     Setting::new(
         "train.batch_size",
@@ -533,6 +542,19 @@ fn missing(config: &toml::Value, key: &str, space: Option<&str>, source: &str) -
 }
 
 /// The value at a dotted key, if every table on the way exists.
+/// The [`Setting::resumable`] settings of a run configuration, as overrides: the machine it runs on, which a run it
+/// starts (a random search's candidate) takes when resumed.
+pub fn machine_of<C: Serialize>(config: &C) -> Result<Overrides> {
+    let value = toml::Value::try_from(config)?;
+    let mut machine = Overrides::default();
+    for s in RUN_SETTINGS.iter().filter(|s| s.resumable) {
+        if let Some(v) = lookup(&value, s.key) {
+            machine.set(s.key, format!("--{}", s.flag), v.clone());
+        }
+    }
+    Ok(machine)
+}
+
 pub fn lookup<'a>(value: &'a toml::Value, dotted: &str) -> Option<&'a toml::Value> {
     dotted.split('.').try_fold(value, |v, key| v.get(key))
 }

@@ -36,15 +36,22 @@ pub struct Setting {
     pub conflicts: &'static [&'static str],
     /// Part of a network's shape: what is needed to rebuild a network from its weights (`eval`, `params`, `bench`).
     pub shape: bool,
+    /// Where a run executes, not what it computes (device, threads, loader workers): `--resume` takes it.
+    pub resumable: bool,
 }
 
 impl Setting {
     pub const fn new(key: &'static str, flag: &'static str, kind: Kind, help: &'static str) -> Self {
-        Setting { key, flag, help, kind, conflicts: &[], shape: false }
+        Setting { key, flag, help, kind, conflicts: &[], shape: false, resumable: false }
     }
 
     pub const fn conflicts(self, flags: &'static [&'static str]) -> Self {
         Setting { conflicts: flags, ..self }
+    }
+
+    /// Marks a setting of where a run executes, which a resumed run may change.
+    pub const fn resumable(self) -> Self {
+        Setting { resumable: true, ..self }
     }
 
     /// Marks a part of a network's shape.

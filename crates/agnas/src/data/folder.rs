@@ -1,6 +1,6 @@
 //! Class folders of JPEG/PNG images (`root/<class>/<file>`, ImageNet style), on disk or in a tar archive.
 //! Classes are numbered in alphabetical order; the images of a class are taken in file-name order.
-use super::{Dataset, Image, ImageSet};
+use super::{Dataset, Image, ImageSet, Split};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use flate2::read::GzDecoder;
 use image::{imageops::FilterType, RgbImage};
@@ -107,15 +107,39 @@ pub(crate) fn decode_all(
     Ok(((h as usize, w as usize, 3), pixels))
 }
 
+/// Whether `dir` holds folders (a split of class folders).
+fn holds_folders(dir: &Path) -> bool {
+    std::fs::read_dir(dir).map(|entries| entries.flatten().any(|e| e.path().is_dir())).unwrap_or(false)
+}
+
 /// `root/train` when it holds the class folders (the layout of ImageNet and of the provided CIFAR-10 images).
 fn class_root(root: &Path) -> PathBuf {
     let train = root.join("train");
-    let has_subfolders =
-        std::fs::read_dir(&train).map(|entries| entries.flatten().any(|e| e.path().is_dir())).unwrap_or(false);
-    if has_subfolders {
+    if holds_folders(&train) {
         train
     } else {
         root.to_path_buf()
+    }
+}
+
+/// The folder of one split of a folder of images: a root that holds `train/` and `test/` or `val/` (the layouts
+/// of ImageNet and of many CIFAR copies) is split by those names; any other folder is taken as it is, for either
+/// split (the user pointed at the images to use). A test split that the names make ambiguous, or that a root with
+/// only `train/` lacks, is an error rather than a silent use of the training images.
+pub fn split_folder(root: &Path, split: Split) -> Result<PathBuf> {
+    let named: Vec<PathBuf> = ["test", "val"].iter().map(|n| root.join(n)).filter(|d| holds_folders(d)).collect();
+    match (split, &named[..]) {
+        (Split::Train, _) => Ok(root.to_path_buf()),
+        (Split::Test, [one]) => Ok(one.clone()),
+        (Split::Test, [_, _]) => {
+            bail!("{} holds both test/ and val/: point at the one to use", root.display())
+        }
+        (Split::Test, []) if holds_folders(&root.join("train")) => bail!(
+            "{} holds train/ but no test/ or val/: point at the folder of test images, or give --split train to use \
+             the training images",
+            root.display()
+        ),
+        (Split::Test, _) => Ok(root.to_path_buf()),
     }
 }
 
@@ -316,6 +340,7 @@ fn load_archive(path: &Path) -> Result<ImageSet> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::DataFormat;
     use image::{GrayImage, Luma, Rgb};
 
     fn rgb(w: u32, h: u32, seed: u8) -> RgbImage {
@@ -333,6 +358,28 @@ mod tests {
         rgb(4, 3, 3).save(root.join("ant/m.png")).unwrap();
         rgb(4, 3, 200).save(root.join("cat/only.jpg")).unwrap();
         std::fs::write(root.join("cat/notes.txt"), "not an image").unwrap();
+    }
+
+    /// `eval --split test` on a root with `train/` and `test/` (or `val/`) reads the test images, never the
+    /// training ones; a root without them is taken as it is; an ambiguous or missing test split is refused.
+    #[test]
+    fn a_test_split_is_the_test_or_val_folder_and_never_the_training_images() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write_tree(&root.join("train"));
+        let err = format!("{:#}", crate::data::open_split(Some(root), DataFormat::Auto, Split::Test).err().unwrap());
+        assert!(err.contains("holds train/ but no test/ or val/"), "{err}");
+        std::fs::create_dir_all(root.join("val/ant")).unwrap();
+        rgb(4, 3, 9).save(root.join("val/ant/1.png")).unwrap();
+        let test = crate::data::open_split(Some(root), DataFormat::Auto, Split::Test).unwrap();
+        assert_eq!((test.len(), test.num_classes()), (1, 1));
+        assert_eq!(crate::data::open_split(Some(root), DataFormat::Auto, Split::Train).unwrap().len(), 5);
+        std::fs::create_dir_all(root.join("test/ant")).unwrap();
+        let err = format!("{:#}", crate::data::open_split(Some(root), DataFormat::Auto, Split::Test).err().unwrap());
+        assert!(err.contains("both test/ and val/"), "{err}");
+        let plain = dir.path().join("plain");
+        write_tree(&plain);
+        assert_eq!(crate::data::open_split(Some(&plain), DataFormat::Auto, Split::Test).unwrap().len(), 5);
     }
 
     fn check_tree(set: &ImageSet) {

@@ -490,9 +490,21 @@ pub fn open(path: Option<&Path>, format: DataFormat) -> Result<Arc<dyn Dataset>>
     open_split(path, format, Split::Train)
 }
 
-/// Opens one split: the training or test batches of CIFAR and IDX files; a folder is taken as it is (point at `val/`
-/// for a test split), and the embedded subset has only training images.
+/// Opens one split: the training or test batches of CIFAR and IDX files, the `train/` or `test/`/`val/` folder of a
+/// folder that has them (any other folder is taken as it is); the embedded subset has only training images. Says
+/// which images it opened.
 pub fn open_split(path: Option<&Path>, format: DataFormat, split: Split) -> Result<Arc<dyn Dataset>> {
+    let set = open_images(path, format, split)?;
+    let shown = path.map_or("the embedded CIFAR-10 subset".into(), |p| p.display().to_string());
+    let part = match split {
+        Split::Train => "training",
+        Split::Test => "test",
+    };
+    tracing::info!("{shown}, {part} images: {} of {} classes", set.len(), set.num_classes());
+    Ok(set)
+}
+
+fn open_images(path: Option<&Path>, format: DataFormat, split: Split) -> Result<Arc<dyn Dataset>> {
     let Some(path) = path else {
         ensure!(
             matches!(format, DataFormat::Auto),
@@ -515,7 +527,7 @@ pub fn open_split(path: Option<&Path>, format: DataFormat, split: Split) -> Resu
         DataFormat::Cifar100 => Arc::new(cifar::load_cifar100(path, split)?),
         DataFormat::Idx => Arc::new(idx::load_idx(path, split)?),
         DataFormat::Folder | DataFormat::Auto if folder::is_archive(path) => Arc::new(folder::load_in_memory(path)?),
-        DataFormat::Folder | DataFormat::Auto => folder::open_folder(path)?,
+        DataFormat::Folder | DataFormat::Auto => folder::open_folder(&folder::split_folder(path, split)?)?,
     })
 }
 

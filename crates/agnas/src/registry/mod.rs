@@ -202,7 +202,7 @@ impl<S: Space> AnySpace for Registered<S> {
             }
             tracing::info!("seed {seed}");
             let start = if begun {
-                crate::train::Start::Resume(out)
+                crate::train::Start::Resume { dir: out, machine: config::Overrides::default() }
             } else {
                 crate::train::Start::New { config: config::SearchConfig { seed, ..config.clone() }, out }
             };

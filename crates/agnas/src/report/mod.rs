@@ -96,16 +96,28 @@ pub fn read_model_json(dir: &Path) -> Result<(PathBuf, String)> {
 /// The file that marks a folder as a run's: written first when a run starts, read back when it resumes.
 pub const CONFIG_FILE: &str = "config.toml";
 
-/// Claims `out` for a new run: refuses a folder that holds one, then writes the resolved configuration.
-pub fn claim_run_folder(out: &Path, config_toml: &str) -> Result<()> {
+/// Claims `out` for a new run: refuses a folder that holds one, then writes the resolved configuration. Returns
+/// whether it created the folder.
+pub fn claim_run_folder(out: &Path, config_toml: &str) -> Result<bool> {
     for existing in [CONFIG_FILE, "result.json", "checkpoints"] {
         anyhow::ensure!(
             !out.join(existing).exists(),
             crate::Error::RunBusy { path: out.to_path_buf(), existing: existing.to_string() }
         );
     }
+    let created = !out.exists();
     fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    atomic_write(&out.join(CONFIG_FILE), config_toml.as_bytes())
+    atomic_write(&out.join(CONFIG_FILE), config_toml.as_bytes())?;
+    Ok(created)
+}
+
+/// Undoes [`claim_run_folder`] for a run that failed to start, so that nothing blocks its rerun: removes the
+/// configuration, and the folder when the claim created it and nothing else was written there.
+pub fn release_run_folder(out: &Path, created: bool) {
+    let _ = fs::remove_file(out.join(CONFIG_FILE));
+    if created {
+        let _ = fs::remove_dir(out);
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 use super::checkpoint::Checkpoints;
 use super::optim::{LrSchedule, Sgd};
 use super::{DeviceChoice, Means, MemoryFormat, StepSchedule, Totals, TrainConfig};
+use crate::config::Overrides;
 use crate::data::augment::{Augment, Transform};
 use crate::data::loader::{Batch, Loader, LoaderConfig, Shard};
 use crate::data::{self, DataConfig, Dataset, Normalization};
@@ -22,15 +23,25 @@ use tch::{nn::VarStore, Device, Tensor};
 /// How a run begins: a new run with its configuration, or the continuation of the run in a folder, which keeps the
 /// configuration it was started with.
 pub enum Start<C> {
-    New { config: C, out: PathBuf },
-    Resume(PathBuf),
+    New {
+        config: C,
+        out: PathBuf,
+    },
+    /// The run in `dir`, on the machine `machine` describes (its [`Setting::resumable`] settings laid over the
+    /// run's configuration for this process only).
+    ///
+    /// [`Setting::resumable`]: crate::config::Setting::resumable
+    Resume {
+        dir: PathBuf,
+        machine: Overrides,
+    },
 }
 
 impl<C> Start<C> {
     pub fn out(&self) -> &Path {
         match self {
             Start::New { out, .. } => out,
-            Start::Resume(dir) => dir,
+            Start::Resume { dir, .. } => dir,
         }
     }
 }
@@ -40,7 +51,7 @@ impl<C> Start<C> {
 #[derive(Debug, Clone)]
 pub enum Begin {
     New { out: Option<PathBuf> },
-    Resume(PathBuf),
+    Resume { dir: PathBuf, machine: Overrides },
 }
 
 impl Begin {
@@ -48,7 +59,7 @@ impl Begin {
     /// called for a new run: a resumed run keeps its own configuration).
     pub fn start<C>(self, new: impl FnOnce() -> Result<(C, String)>) -> Result<Start<C>> {
         Ok(match self {
-            Begin::Resume(dir) => Start::Resume(dir),
+            Begin::Resume { dir, machine } => Start::Resume { dir, machine },
             Begin::New { out } => {
                 let (config, name) = new()?;
                 Start::New { config, out: out.unwrap_or_else(|| default_out(&name)) }
@@ -131,9 +142,26 @@ impl<C: RunConfig> Run<C> {
     /// and the others take its configuration.
     pub fn open(start: Start<C>, dist: Dist) -> Result<Self> {
         let out = start.out().to_path_buf();
-        let folder = if dist.is_root() { Self::folder(start) } else { Ok((String::new(), false)) };
-        let (text, resumed) = dist.from_root(folder)?;
-        let config: C = toml::from_str(&text).context("the configuration rank 0 sent")?;
+        // Whether this rank claimed a new folder, and created it: a start that fails releases the claim.
+        let mut claimed = None;
+        let folder = if dist.is_root() {
+            Self::folder(start).map(|(text, resumed, created)| {
+                claimed = (!resumed).then_some(created);
+                (text, resumed)
+            })
+        } else {
+            Ok((String::new(), false))
+        };
+        let opened = dist.from_root(folder).and_then(|(text, resumed)| Self::opened(&text, resumed, out.clone(), dist));
+        if let (Err(_), Some(created)) = (&opened, claimed) {
+            report::release_run_folder(&out, created);
+        }
+        opened
+    }
+
+    /// The rest of [`Run::open`] once the run folder is settled: the device, the data and what they imply.
+    fn opened(text: &str, resumed: bool, out: PathBuf, dist: Dist) -> Result<Self> {
+        let config: C = toml::from_str(text).context("the configuration rank 0 sent")?;
         let (batch, micro) = (config.train().batch_size, config.train().micro_batches);
         anyhow::ensure!(
             batch % (dist.world() * micro) == 0,
@@ -179,19 +207,21 @@ impl<C: RunConfig> Run<C> {
         })
     }
 
-    /// The run folder's part of [`Run::open`]: the configuration (as TOML) and whether the run is resumed.
-    fn folder(start: Start<C>) -> Result<(String, bool)> {
+    /// The run folder's part of [`Run::open`]: the configuration (as TOML), whether the run is resumed, and whether
+    /// a new run created its folder.
+    fn folder(start: Start<C>) -> Result<(String, bool, bool)> {
         match start {
             Start::New { config, out } => {
                 config.validate()?;
                 let text = toml::to_string_pretty(&config)?;
-                report::claim_run_folder(&out, &text)?;
-                Ok((text, false))
+                let created = report::claim_run_folder(&out, &text)?;
+                Ok((text, false, created))
             }
-            Start::Resume(dir) => {
+            Start::Resume { dir, machine } => {
                 let config =
                     C::load(&dir.join(CONFIG_FILE)).context("resuming needs the run folder's configuration")?;
-                Ok((toml::to_string_pretty(&config)?, true))
+                let config = crate::config::layered(config, None, &machine)?;
+                Ok((toml::to_string_pretty(&config)?, true, false))
             }
         }
     }
@@ -671,7 +701,8 @@ mod tests {
         let stopped = dir.path().join("stopped");
         let err = toy(Start::New { config, out: stopped.clone() }, Some(7)).unwrap_err();
         assert!(err.to_string().contains("stopped after 7 steps"), "{err}");
-        let (resumed_rates, resumed) = toy(Start::Resume(stopped.clone()), None).unwrap();
+        let (resumed_rates, resumed) =
+            toy(Start::Resume { dir: stopped.clone(), machine: Overrides::default() }, None).unwrap();
         // It stopped right after the checkpoint of its 7th step (epoch 2, step 2 of 5) and picks up there.
         assert_eq!(resumed_rates, rates[7..], "the resumed run continues the schedule where it stopped");
         assert!(resumed.equal(&weights), "same weights as the straight run");

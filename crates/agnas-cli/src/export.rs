@@ -78,7 +78,8 @@ impl ExportArgs {
 fn write(args: &ExportArgs, space: &dyn AnySpace) -> Result<()> {
     let format = args.format()?;
     let out = args.out()?;
-    refuse_overwrite(&out, &format, args.force)?;
+    crate::refuse_overwrite(&written(&out, &format), args.force)?;
+    crate::create_parent(&out)?;
     let paper = |genotype, weights| NetworkSource::Paper {
         genotype,
         shape: &args.of.network.given,
@@ -129,15 +130,13 @@ fn doc(space: &dyn AnySpace, network: &Network) -> String {
     )
 }
 
-fn refuse_overwrite(out: &Path, format: &Format, force: bool) -> Result<()> {
+/// The files an export writes.
+fn written(out: &Path, format: &Format) -> Vec<PathBuf> {
     let mut files = vec![out.to_path_buf()];
     if matches!(format, Format::PyTorch) {
         files.push(out.with_extension("safetensors"));
     }
-    for f in files {
-        ensure!(force || !f.exists(), "{} exists: give --force to replace it", f.display());
-    }
-    Ok(())
+    files
 }
 
 pub fn run(args: &ExportArgs) -> Result<()> {

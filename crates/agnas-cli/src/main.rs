@@ -37,7 +37,7 @@ use agnas::registry::{self, AnySpace};
 use agnas::runs;
 use agnas::space::nb201::bench as nb201_bench;
 use agnas::space::SpaceName;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use flags::Settings;
 use run_args::RunArgs;
@@ -148,6 +148,9 @@ struct ReportArgs {
     /// run), `.md` for Markdown, `.json` for JSON.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Subcommand)]
@@ -171,6 +174,22 @@ struct SearchArgs {
     /// (report.md, report.json); run again, it skips finished seeds and resumes a stopped one.
     #[arg(long, value_delimiter = ',', conflicts_with_all = ["seed", "resume"])]
     seeds: Option<Vec<u64>>,
+}
+
+/// One rule for every command that writes files a user names: an existing file is replaced only with `--force`.
+pub(crate) fn refuse_overwrite(files: &[PathBuf], force: bool) -> Result<()> {
+    for f in files {
+        anyhow::ensure!(force || !f.exists(), "{} exists: give --force to replace it", f.display());
+    }
+    Ok(())
+}
+
+/// Creates the folder a named output file goes into, as `search --out` creates its folder.
+pub(crate) fn create_parent(file: &std::path::Path) -> Result<()> {
+    match file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display())),
+        None => Ok(()),
+    }
 }
 
 /// A setting's value by its name, listing the names when it is none of them.
@@ -241,9 +260,13 @@ fn report(args: &ReportArgs) -> Result<()> {
         "the runs are of different spaces ({}): report on one space at a time",
         spaces.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
     );
+    if let Some(path) = &args.out {
+        refuse_overwrite(std::slice::from_ref(path), args.force)?;
+    }
     let comparison = registry::space(spaces[0]).compare(&dirs)?;
     let markdown = comparison.markdown();
     if let Some(path) = &args.out {
+        create_parent(path)?;
         match path.extension().and_then(|e| e.to_str()) {
             Some("json") => agnas::report::write_json(path, &comparison)?,
             Some("md") => agnas::report::atomic_write(path, markdown.as_bytes())?,

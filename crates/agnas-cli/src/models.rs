@@ -277,6 +277,9 @@ pub enum GenotypeCommand {
         /// Also draw the last epoch's importances of a search's importances.json as `importance.svg`.
         #[arg(long)]
         importances: Option<PathBuf>,
+        /// Replace pictures that exist in --out.
+        #[arg(long)]
+        force: bool,
         /// The genotype's space (default: the one the genotype belongs to).
         #[arg(long, value_parser = parse_space)]
         space: Option<SpaceName>,
@@ -292,6 +295,9 @@ pub enum GenotypeCommand {
         /// Also write the files the derivation makes (genotype.json, pictures, the budget front) into this folder.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Replace files that exist in --out.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -305,9 +311,11 @@ pub enum TextFormat {
 
 pub fn genotype(cmd: &GenotypeCommand) -> Result<()> {
     match cmd {
-        GenotypeCommand::Derive { run, derive, out } => {
+        GenotypeCommand::Derive { run, derive, out, force } => {
             let derived = registry::space(resolve(Source::Run(run), None)?).rederive(run, &derive.given)?;
             if let Some(dir) = out {
+                let names = std::iter::once("genotype.json").chain(derived.files.iter().map(|(n, _)| n.as_str()));
+                crate::refuse_overwrite(&names.map(|n| dir.join(n)).collect::<Vec<_>>(), *force)?;
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
                 report::write_json(&dir.join("genotype.json"), &derived.genotype)?;
                 for (name, bytes) in &derived.files {
@@ -326,7 +334,7 @@ pub fn genotype(cmd: &GenotypeCommand) -> Result<()> {
                 TextFormat::Text => out!("{}", g.text()),
             }
         }
-        GenotypeCommand::Plot { genotype, out, importances, space } => {
+        GenotypeCommand::Plot { genotype, out, importances, space, force } => {
             let space = registry::space(genotype_space(*space, None, Some(genotype))?);
             let g = space.genotype(genotype)?;
             let label = Path::new(genotype).file_name().map_or(genotype.clone(), |n| n.to_string_lossy().into());
@@ -335,6 +343,7 @@ pub fn genotype(cmd: &GenotypeCommand) -> Result<()> {
             if let Some(file) = importances {
                 pictures.push(("importance.svg".into(), importance_picture(space, file)?));
             }
+            crate::refuse_overwrite(&pictures.iter().map(|(n, _)| out.join(n)).collect::<Vec<_>>(), *force)?;
             for (name, svg) in pictures {
                 let path = out.join(name);
                 report::atomic_write(&path, svg.as_bytes())?;

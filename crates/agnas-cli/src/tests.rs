@@ -153,7 +153,9 @@ const BEHAVIOUR: &[(&str, &[&str], &str)] = &[
     (NETWORKS, &["space", "genotype", "num_classes", "image_size"], "spaces.rs, proxyless.rs, darts.rs"),
     ("genotype show", &["genotype", "to", "space"], "darts.rs, spaces.rs"),
     ("genotype plot", &["genotype", "out", "importances", "space"], "the pictures written: spaces.rs"),
+    ("genotype plot", &["force"], "export_report.rs a_retrained_run_reports_and_exports_both_ways"),
     ("genotype derive", &["run", "out"], "the derivation again: proxyless.rs one_search_gives_the_whole_budget_front"),
+    ("genotype derive", &["force"], "proxyless.rs one_search_gives_the_whole_budget_front"),
     ("bench201 query", &["arch"], "cli.rs bench201_query_…"),
     (
         BENCH,
@@ -170,7 +172,7 @@ const BEHAVIOUR: &[(&str, &[&str], &str)] = &[
     ),
     ("latency-table", &["repeats", "warmup", "out", "check", "seed", "memory_format"], "latency.rs"),
     ("launch", &["nproc", "port", "threads_per_rank", "command"], "dist.rs"),
-    ("report", &["runs", "out"], "export_report.rs"),
+    ("report", &["runs", "out", "force"], "export_report.rs"),
 ];
 
 /// Commands that start runs, whose flags beside the settings are alike.
@@ -239,6 +241,19 @@ fn set_reaches_any_key_and_an_unknown_key_names_itself() {
 }
 
 /// The bug this design removes: a latency budget given to `search` reaches the configuration it derives with.
+/// `--until-decided` watches held-out passes: without `--heldout-every` it gets one per epoch instead of an error;
+/// an explicit `--heldout-every` stands.
+#[test]
+fn until_decided_implies_a_heldout_pass_per_epoch() {
+    let every = |argv: &[&str]| {
+        let c = resolve(argv, SpaceName::Nb201).unwrap();
+        config::lookup(&c, "importance.every").and_then(|v| v.as_integer())
+    };
+    assert_eq!(every(&["search", "--preset", "smoke", "--space", "nb201"]), Some(0));
+    assert_eq!(every(&["search", "--preset", "smoke", "--until-decided", "0.9"]), Some(1));
+    assert_eq!(every(&["search", "--preset", "smoke", "--until-decided", "0.9", "--heldout-every", "3"]), Some(3));
+}
+
 #[test]
 fn a_search_takes_its_latency_budget() {
     let argv = [

@@ -99,4 +99,18 @@ fn a_retrained_run_reports_and_exports_both_ways() {
     assert!(err.contains("ONNX options"), "{err}");
     let err = run_err(agnas().args(["export", "--space", "nb201", "--genotype", "6111"]));
     assert!(err.contains("--out"), "{err}");
+    // Every file a user names follows one rule: an existing one is replaced only with --force; a missing folder is
+    // created.
+    let page = dir.path().join("train.html");
+    let err = run_err(agnas().arg("report").arg(&run).arg("--out").arg(&page));
+    assert!(err.contains("train.html exists") && err.contains("--force"), "{err}");
+    run_ok(agnas().arg("report").arg(&run).arg("--force").arg("--out").arg(&page));
+    let nested = dir.path().join("exp/deeper/net.py");
+    run_ok(agnas().args(["export", "--format", "pytorch", "--checkpoint"]).arg(&run).arg("--out").arg(&nested));
+    assert!(nested.exists() && nested.with_extension("safetensors").exists());
+    let pictures = dir.path().join("pictures");
+    run_ok(agnas().args(["genotype", "plot", "agnas", "--out"]).arg(&pictures));
+    let err = run_err(agnas().args(["genotype", "plot", "agnas", "--out"]).arg(&pictures));
+    assert!(err.contains("exists") && err.contains("--force"), "{err}");
+    run_ok(agnas().args(["genotype", "plot", "agnas", "--force", "--out"]).arg(&pictures));
 }

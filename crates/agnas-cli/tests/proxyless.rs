@@ -76,6 +76,10 @@ fn one_search_gives_the_whole_budget_front() {
     let with_table = dir.path().join("latency");
     let table_flag = ["--latency-table", table.to_str().unwrap()];
     run_ok(agnas().args(["genotype", "derive"]).args(table_flag).arg(&run).arg("--out").arg(&with_table));
+    // Files a derivation wrote are replaced only with --force.
+    let again = run_err(agnas().args(["genotype", "derive"]).args(table_flag).arg(&run).arg("--out").arg(&with_table));
+    assert!(again.contains("genotype.json exists") && again.contains("--force"), "{again}");
+    run_ok(agnas().args(["genotype", "derive", "--force"]).args(table_flag).arg(&run).arg("--out").arg(&with_table));
     let front: Vec<Value> = serde_json::from_value(json(&with_table.join("front_latency_ms.json"))).unwrap();
     let ms: Vec<f64> = front.iter().map(|p| p["latency_ms"].as_f64().unwrap()).collect();
     assert!(ms.windows(2).all(|w| w[0] < w[1]), "{ms:?}");

@@ -429,7 +429,8 @@ pub const SEARCH_SETTINGS: &[Setting] = &[
         "until-decided",
         Kind::Share,
         "Stop once every decision has stayed the same with confidence at least P in two consecutive held-out passes \
-         (needs --heldout-every; 0 = never); the epoch budget still bounds the search.",
+         (a pass every epoch unless --heldout-every says otherwise; 0 = never); the epoch budget still bounds the \
+         search.",
     ),
     Setting::new(
         "importance.min_epochs",

@@ -485,6 +485,11 @@ pub fn config<S: Space>(recipe: &Recipe) -> Result<SearchConfig<S>> {
     if let Some(data) = recipe.data {
         c.data.path = Some(data.to_path_buf());
     }
+    // Stopping when decided watches held-out passes: asked for without saying how often, it gets one per epoch.
+    let asked = recipe.given.get("importance.until_decided").is_some();
+    if asked && c.importance.every == 0 && recipe.given.get("importance.every").is_none() {
+        c.importance.every = 1;
+    }
     Ok(c)
 }
 

@@ -21,6 +21,18 @@ mod launch;
 mod models;
 mod run_args;
 
+/// A finished run's result: as JSON where stdout goes to a program (a pipe, a file), else only where it is, so that
+/// the summary above stays on the screen.
+pub(crate) fn print_result(result: &impl serde::Serialize, out: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() {
+        eprintln!("result: {}", out.join("result.json").display());
+    } else {
+        outln!("{}", serde_json::to_string_pretty(result)?);
+    }
+    Ok(())
+}
+
 pub(crate) fn write_stdout(text: &str) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
@@ -47,6 +59,12 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "agnas", version, about = "Attention-guided neural architecture search (AGNAS, ICML 2022)")]
 struct Cli {
+    /// Only warnings and errors on stderr. (RUST_LOG overrides -q and -v, e.g. RUST_LOG=agnas::search=debug.)
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Debug messages on stderr too.
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -231,7 +249,7 @@ fn search(args: &SearchArgs) -> Result<()> {
             eprintln!("{line}");
         }
         eprintln!("run folder: {}", done.out.display());
-        outln!("{}", serde_json::to_string_pretty(&done.result)?);
+        print_result(&done.result, &done.out)?;
     }
     Ok(())
 }
@@ -242,13 +260,12 @@ fn random(args: &RandomArgs) -> Result<()> {
     let launch = args.run.launch(agnas::dist::Dist::single(), &args.settings.given);
     let done = space.random(&recipe, args.budget_of.as_deref(), launch)?;
     let result = &done.result;
-    outln!("{}", serde_json::to_string_pretty(result)?);
     eprintln!("best of {} candidates: {}", result.candidates, result.arch);
     if let Some((b, acc)) = space.benchmark().and_then(|b| Some((b, b.first(result.benchmark.get(b.key)?)?))) {
         eprintln!("{}: {acc:.2} %", b.described);
     }
     eprintln!("run folder: {}", done.out.display());
-    Ok(())
+    print_result(result, &done.out)
 }
 
 /// `agnas report`: the runs compared, on stdout and in `--out`.
@@ -309,9 +326,16 @@ fn colour() -> bool {
 }
 
 fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     // Of the ranks of a data-parallel run, rank 0 tells the story; the others speak up only to warn.
     let level = match agnas::dist::launched_rank() {
+        _ if cli.quiet => "warn",
         Some(rank) if rank > 0 => "warn",
+        _ if cli.verbose => "debug",
         _ => "info",
     };
     tracing_subscriber::fmt()
@@ -323,11 +347,6 @@ fn main() -> ExitCode {
         )
         .init();
     agnas::train::allocator::keep_freed_memory();
-    let matches = Cli::command().get_matches();
-    let cli = match Cli::from_arg_matches(&matches) {
-        Ok(cli) => cli,
-        Err(e) => e.exit(),
-    };
     match run(cli) {
         Ok(code) => code,
         Err(err) => {

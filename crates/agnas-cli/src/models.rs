@@ -82,8 +82,8 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let dist = args.run.connect(&args.settings.given)?;
     let done = registry::space(space).retrain(&args.recipe(), args.run.launch(dist.clone(), &args.settings.given))?;
     if dist.is_root() {
-        outln!("{}", serde_json::to_string_pretty(&done.result)?);
         eprintln!("run folder: {}", done.out.display());
+        crate::print_result(&done.result, &done.out)?;
     }
     Ok(())
 }

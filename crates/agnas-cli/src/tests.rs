@@ -173,6 +173,7 @@ const BEHAVIOUR: &[(&str, &[&str], &str)] = &[
     ("latency-table", &["repeats", "warmup", "out", "check", "seed", "memory_format"], "latency.rs"),
     ("launch", &["nproc", "port", "threads_per_rank", "command"], "dist.rs"),
     ("report", &["runs", "out", "force"], "export_report.rs"),
+    ("", &["quiet", "verbose"], "the log level: cli.rs quiet_and_verbose_set_what_stderr_shows"),
 ];
 
 /// Commands that start runs, whose flags beside the settings are alike.

@@ -476,6 +476,21 @@ fn nb201_params_match_the_benchmark_table() {
     assert!(err.contains("--layers") && err.contains("cells_per_stage"), "{err}");
 }
 
+/// `-q` leaves warnings and errors on stderr, `-v` adds debug messages (the optimizer's buffers); a search's result
+/// JSON goes to stdout when it is piped.
+#[test]
+fn quiet_and_verbose_set_what_stderr_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let quiet = run_ok(smoke(&dir.path().join("quiet"), &["-q", "--epochs", "1"]).env_remove("RUST_LOG"));
+    let log = String::from_utf8_lossy(&quiet.stderr);
+    assert!(!log.contains("INFO") && log.contains("found"), "{log}");
+    let printed: Value = serde_json::from_slice(&quiet.stdout).expect("the result JSON on a piped stdout");
+    assert_eq!(printed, json(&dir.path().join("quiet/result.json")));
+    let verbose = run_ok(smoke(&dir.path().join("verbose"), &["--epochs", "1", "-v"]).env_remove("RUST_LOG"));
+    let log = String::from_utf8_lossy(&verbose.stderr);
+    assert!(log.contains("DEBUG") && log.contains("optimizer buffers"), "{log}");
+}
+
 #[test]
 fn logs_written_to_a_file_or_pipe_carry_no_colour_escapes() {
     let dir = tempfile::tempdir().unwrap();

@@ -162,7 +162,8 @@ impl Presets {
         let none = Overrides::default();
         let json = |of| {
             let value = registry::space(space).configuration(of, &Recipe::preset(preset, &none));
-            value.ok().and_then(|v| serde_json::to_value(v).ok()).unwrap_or_default()
+            let value = value.ok().and_then(|text| text.parse::<toml::Value>().ok());
+            value.and_then(|v| serde_json::to_value(v).ok()).unwrap_or_default()
         };
         Presets {
             search: json(Configuration::Search),

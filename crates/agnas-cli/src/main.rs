@@ -45,7 +45,7 @@ pub(crate) fn write_stdout(text: &str) {
 
 use agnas::config::{Overrides, Preset, Recipe};
 use agnas::registry::resolve::{resolve, Source};
-use agnas::registry::{self, AnySpace};
+use agnas::registry::{self, AnySpace, Configuration};
 use agnas::runs;
 use agnas::space::nb201::bench as nb201_bench;
 use agnas::space::SpaceName;
@@ -232,6 +232,9 @@ fn run_space(flag: Option<SpaceName>, run: &RunArgs) -> Result<&'static dyn AnyS
 fn search(args: &SearchArgs) -> Result<()> {
     let space = run_space(args.origin.space, &args.run)?;
     let recipe = args.origin.recipe(&args.run, &args.settings.given);
+    if args.run.printed_config(|| space.configuration(Configuration::Search, &recipe))? {
+        return Ok(());
+    }
     let dist = args.run.connect(&args.settings.given)?;
     let launch = args.run.launch(dist.clone(), &args.settings.given);
     if let Some(seeds) = &args.seeds {
@@ -257,6 +260,9 @@ fn search(args: &SearchArgs) -> Result<()> {
 fn random(args: &RandomArgs) -> Result<()> {
     let space = run_space(args.origin.space, &args.run)?;
     let recipe = args.origin.recipe(&args.run, &args.settings.given);
+    if args.run.printed_config(|| space.configuration(Configuration::Random, &recipe))? {
+        return Ok(());
+    }
     let launch = args.run.launch(agnas::dist::Dist::single(), &args.settings.given);
     let done = space.random(&recipe, args.budget_of.as_deref(), launch)?;
     let result = &done.result;

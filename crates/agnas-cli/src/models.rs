@@ -11,7 +11,7 @@ use agnas::data::{
 };
 use agnas::dist::Dist;
 use agnas::registry::resolve::{resolve, Source};
-use agnas::registry::{self, AnySpace};
+use agnas::registry::{self, AnySpace, Configuration};
 use agnas::report::{self, progress::ProgressMode};
 use agnas::retrain::{self, Images, NetworkOf, NetworkSource, Weights};
 use agnas::space::SpaceName;
@@ -79,8 +79,12 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         Some(dir) => resolve(Source::Run(dir), None)?,
         None => genotype_space(args.space, args.run.config.as_deref(), args.genotype.as_deref())?,
     };
+    let space = registry::space(space);
+    if args.run.printed_config(|| space.configuration(Configuration::Retrain, &args.recipe()))? {
+        return Ok(());
+    }
     let dist = args.run.connect(&args.settings.given)?;
-    let done = registry::space(space).retrain(&args.recipe(), args.run.launch(dist.clone(), &args.settings.given))?;
+    let done = space.retrain(&args.recipe(), args.run.launch(dist.clone(), &args.settings.given))?;
     if dist.is_root() {
         eprintln!("run folder: {}", done.out.display());
         crate::print_result(&done.result, &done.out)?;

@@ -19,6 +19,9 @@ pub struct RunArgs {
     /// Continue the run in this folder after an interruption, with its own config.
     #[arg(long, conflicts_with = "config_flags")]
     pub resume: Option<PathBuf>,
+    /// Print the configuration the flags resolve to (as the run folder's config.toml would hold it) and exit.
+    #[arg(long, conflicts_with = "resume")]
+    pub print_config: bool,
     /// Stop after this many training steps, as if killed (to test --resume).
     #[arg(long, hide = true)]
     pub stop_after_steps: Option<u64>,
@@ -33,6 +36,14 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// With `--print-config`: prints the configuration `resolve` gives, and says that the command is done.
+    pub fn printed_config(&self, resolve: impl FnOnce() -> anyhow::Result<String>) -> anyhow::Result<bool> {
+        if self.print_config {
+            out!("{}", resolve()?);
+        }
+        Ok(self.print_config)
+    }
+
     /// The run these flags ask for, with the ranks it runs with; `given` are the settings flags (with `--resume`
     /// only those of where the run executes).
     pub fn launch(&self, dist: Dist, given: &Overrides) -> Launch {

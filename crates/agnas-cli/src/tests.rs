@@ -54,7 +54,7 @@ fn commands() -> Vec<Walked> {
 fn resolve(argv: &[&str], space: SpaceName) -> Result<toml::Value> {
     let cli = Cli::try_parse_from(std::iter::once("agnas").chain(argv.iter().copied()))?;
     let space = registry::space(space);
-    match &cli.command {
+    let text = match &cli.command {
         Command::Search(a) => space.configuration(Configuration::Search, &a.origin.recipe(&a.run, &a.settings.given)),
         Command::Train(a) => space.configuration(Configuration::Retrain, &a.recipe()),
         Command::Baseline(BaselineCommand::Random(a)) => {
@@ -71,7 +71,8 @@ fn resolve(argv: &[&str], space: SpaceName) -> Result<toml::Value> {
             space.configuration(Configuration::Search, &Recipe::preset(Preset::Paper, &a.shape.given))
         }
         _ => anyhow::bail!("this command sets no configuration"),
-    }
+    }?;
+    Ok(text.parse()?)
 }
 
 /// A value for the row's flag and what it must set, different from `before` where the flag can differ from it.
@@ -142,6 +143,7 @@ const BEHAVIOUR: &[(&str, &[&str], &str)] = &[
     (RUNS, &["dist", "dist_timeout"], "the ranks: dist.rs"),
     (RUNS, &["genotype"], "the genotype trained: darts.rs, spaces.rs (resolved in the walk's command line)"),
     (RUNS, &["seeds"], "one search per seed: confidence.rs several_seeds_…"),
+    (RUNS, &["print_config"], "cli.rs print_config_is_the_configuration_a_run_would_write"),
     (RUNS, &["budget_of"], "a search's time as the budget: confidence.rs random_baseline_takes_the_budget_of_a_search"),
     (
         "eval",

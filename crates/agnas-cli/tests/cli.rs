@@ -491,6 +491,17 @@ fn quiet_and_verbose_set_what_stderr_shows() {
     assert!(log.contains("DEBUG") && log.contains("optimizer buffers"), "{log}");
 }
 
+/// `--print-config` prints what the run folder's config.toml would hold, and writes nothing.
+#[test]
+fn print_config_is_the_configuration_a_run_would_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let printed = run_ok(&mut smoke(&out, &["--epochs", "1", "--print-config"]));
+    assert!(!out.exists(), "nothing written");
+    run_ok(&mut smoke(&out, &["--epochs", "1"]));
+    assert_eq!(String::from_utf8_lossy(&printed.stdout), std::fs::read_to_string(out.join("config.toml")).unwrap());
+}
+
 #[test]
 fn logs_written_to_a_file_or_pipe_carry_no_colour_escapes() {
     let dir = tempfile::tempdir().unwrap();

@@ -80,10 +80,10 @@ pub trait AnySpace: Sync {
     fn benchmark(&self) -> Option<Benchmark>;
     /// (image side, classes) of the benchmark its networks are measured on.
     fn reference_input(&self) -> (i64, i64);
-    /// A configuration resolved from a recipe, as the run folder's `config.toml` would hold it.
-    fn configuration(&self, of: Configuration, recipe: &Recipe) -> Result<toml::Value>;
-    /// The space's paper evaluation network with the network shape `shape`, as a configuration.
-    fn paper_network(&self, shape: &config::Overrides) -> Result<toml::Value>;
+    /// A configuration resolved from a recipe, as the run folder's `config.toml` would hold it (TOML text).
+    fn configuration(&self, of: Configuration, recipe: &Recipe) -> Result<String>;
+    /// The space's paper evaluation network with the network shape `shape`, as a configuration (TOML text).
+    fn paper_network(&self, shape: &config::Overrides) -> Result<String>;
 
     /// A search: a new one of the recipe, or the one `launch` resumes.
     fn search(&self, recipe: &Recipe, launch: Launch) -> Result<Finished<SearchResult>>;
@@ -146,8 +146,8 @@ impl<S: Space> AnyGenotype for Parsed<S> {
 }
 
 /// A configuration as the TOML document `config.toml` is.
-fn toml_of<C: serde::Serialize>(c: Result<C>) -> Result<toml::Value> {
-    Ok(toml::Value::try_from(c?)?)
+fn toml_of<C: serde::Serialize>(c: Result<C>) -> Result<String> {
+    Ok(toml::to_string_pretty(&c?)?)
 }
 
 impl<S: Space> AnySpace for Registered<S> {
@@ -167,7 +167,7 @@ impl<S: Space> AnySpace for Registered<S> {
         S::REFERENCE_INPUT
     }
 
-    fn configuration(&self, of: Configuration, recipe: &Recipe) -> Result<toml::Value> {
+    fn configuration(&self, of: Configuration, recipe: &Recipe) -> Result<String> {
         match of {
             Configuration::Search => toml_of(search::config::<S>(recipe)),
             Configuration::Retrain => toml_of(retrain::config::<S>(recipe)),
@@ -175,7 +175,7 @@ impl<S: Space> AnySpace for Registered<S> {
         }
     }
 
-    fn paper_network(&self, shape: &config::Overrides) -> Result<toml::Value> {
+    fn paper_network(&self, shape: &config::Overrides) -> Result<String> {
         toml_of(retrain::paper_network::<S>(shape))
     }
 
@@ -289,7 +289,8 @@ mod tests {
         let given = config::Overrides::default();
         for name in SpaceName::all() {
             for of in [Configuration::Search, Configuration::Retrain, Configuration::Random] {
-                let c = space(name).configuration(of, &Recipe::preset(Preset::Smoke, &given)).unwrap();
+                let text = space(name).configuration(of, &Recipe::preset(Preset::Smoke, &given)).unwrap();
+                let c: toml::Value = text.parse().unwrap();
                 assert_eq!(c.get("space").and_then(|s| s.as_str()), Some(name.as_str()), "{of:?}");
             }
         }

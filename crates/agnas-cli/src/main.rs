@@ -45,10 +45,12 @@ pub(crate) fn write_stdout(text: &str) {
 
 use agnas::config::{Overrides, Preset, Recipe};
 use agnas::registry::resolve::{resolve, Source};
-use agnas::registry::{self, AnySpace, Configuration};
+use agnas::registry::{self, AnySpace, Configuration, Seed};
 use agnas::runs;
+use agnas::search::SearchResult;
 use agnas::space::nb201::bench as nb201_bench;
 use agnas::space::SpaceName;
+use agnas::train::Finished;
 use anyhow::{Context, Result};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use flags::Settings;
@@ -238,7 +240,14 @@ fn search(args: &SearchArgs) -> Result<()> {
     let dist = args.run.connect(&args.settings.given)?;
     let launch = args.run.launch(dist.clone(), &args.settings.given);
     if let Some(seeds) = &args.seeds {
-        let done = space.search_seeds(&recipe, seeds, launch)?;
+        let root = dist.is_root();
+        let mut tell = |seed, how: Seed| match how {
+            _ if !root => {}
+            Seed::FinishedBefore(out) => eprintln!("seed {seed}: finished before, in {}", out.display()),
+            Seed::Starting => eprintln!("seed {seed}"),
+            Seed::Found(done) => found(done),
+        };
+        let done = space.search_seeds(&recipe, seeds, launch, &mut tell)?;
         if let Some(comparison) = done.result {
             out!("{}", comparison.markdown());
             eprintln!("report: {}", done.out.join("report.md").display());
@@ -247,14 +256,19 @@ fn search(args: &SearchArgs) -> Result<()> {
     }
     let done = space.search(&recipe, launch)?;
     if dist.is_root() {
-        eprintln!("found {}", done.result.arch);
-        for line in &done.result.report {
-            eprintln!("{line}");
-        }
-        eprintln!("run folder: {}", done.out.display());
+        found(&done);
         print_result(&done.result, &done.out)?;
     }
     Ok(())
+}
+
+/// What a search found, on the terminal.
+fn found(done: &Finished<SearchResult>) {
+    eprintln!("found {}", done.result.arch);
+    for line in &done.result.report {
+        eprintln!("{line}");
+    }
+    eprintln!("run folder: {}", done.out.display());
 }
 
 fn random(args: &RandomArgs) -> Result<()> {

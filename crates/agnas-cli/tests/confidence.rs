@@ -136,8 +136,19 @@ fn until_decided_stops_where_the_full_run_first_decided_and_resumes() {
 #[test]
 fn until_decided_needs_passes_during_the_search() {
     let dir = tempfile::tempdir().unwrap();
+    // Asked for alone, it gets a held-out pass every epoch; with the passes turned off, it is refused.
+    let decided = dir.path().join("decided");
+    run_ok(
+        agnas()
+            .args(["search", "--preset", "smoke", "--threads", "1", "--until-decided", "0.9", "--out"])
+            .arg(&decided),
+    );
+    let epochs = json(&decided.join("importances.json"));
+    assert!(epochs.as_array().unwrap().iter().all(|e| !e["heldout"].is_null()), "a held-out pass every epoch");
     let err = run_err(
-        agnas().args(["search", "--preset", "smoke", "--until-decided", "0.9", "--out"]).arg(dir.path().join("r")),
+        agnas()
+            .args(["search", "--preset", "smoke", "--until-decided", "0.9", "--heldout-every", "0", "--out"])
+            .arg(dir.path().join("r")),
     );
     assert!(err.contains("importance.until_decided") && err.contains("importance.every"), "{err}");
     let err = run_err(agnas().args(["search", "--preset", "smoke", "--until-decided", "1.5"]));

@@ -47,6 +47,17 @@ pub enum Configuration {
     Random,
 }
 
+/// How one seed of [`AnySpace::search_seeds`] goes.
+#[derive(Debug)]
+pub enum Seed<'a> {
+    /// Its folder holds a finished search, kept as it is.
+    FinishedBefore(&'a Path),
+    /// Its search starts or resumes.
+    Starting,
+    /// Its search finished in the folder.
+    Found(&'a Finished<SearchResult>),
+}
+
 /// A genotype parsed by its space, as commands show it.
 pub trait AnyGenotype {
     /// As `genotype.json` and `agnas genotype show --to json` write it.
@@ -89,8 +100,14 @@ pub trait AnySpace: Sync {
     fn search(&self, recipe: &Recipe, launch: Launch) -> Result<Finished<SearchResult>>;
     /// One search per seed into `seed-<n>` folders of one folder (finished ones kept, stopped ones resumed), then
     /// their comparison (on rank 0), also written there as `report.json` and `report.md`. `Finished::out` is that
-    /// folder.
-    fn search_seeds(&self, recipe: &Recipe, seeds: &[u64], launch: Launch) -> Result<Finished<Option<Comparison>>>;
+    /// folder; `each` hears how every seed goes.
+    fn search_seeds(
+        &self,
+        recipe: &Recipe,
+        seeds: &[u64],
+        launch: Launch,
+        each: &mut dyn FnMut(u64, Seed),
+    ) -> Result<Finished<Option<Comparison>>>;
     /// A retrain of the recipe's genotype, or the one `launch` resumes.
     fn retrain(&self, recipe: &Recipe, launch: Launch) -> Result<Finished<RetrainResult>>;
     /// A random search at the budget the recipe gives, or that of the finished search `budget_of`.
@@ -183,7 +200,13 @@ impl<S: Space> AnySpace for Registered<S> {
         search::launch::<S>(recipe, launch)
     }
 
-    fn search_seeds(&self, recipe: &Recipe, seeds: &[u64], launch: Launch) -> Result<Finished<Option<Comparison>>> {
+    fn search_seeds(
+        &self,
+        recipe: &Recipe,
+        seeds: &[u64],
+        launch: Launch,
+        each: &mut dyn FnMut(u64, Seed),
+    ) -> Result<Finished<Option<Comparison>>> {
         let config = search::config::<S>(recipe)?;
         let Begin::New { out } = &launch.begin else {
             anyhow::bail!("a search of several seeds resumes by running it again with the same --out");
@@ -197,14 +220,14 @@ impl<S: Space> AnySpace for Registered<S> {
             let (finished, begun) =
                 dist.from_root(Ok((out.join("result.json").exists(), out.join(crate::report::CONFIG_FILE).exists())))?;
             if finished {
-                tracing::info!("seed {seed}: finished before, in {}", out.display());
+                each(seed, Seed::FinishedBefore(&out));
                 continue;
             }
-            tracing::info!("seed {seed}");
+            each(seed, Seed::Starting);
             let start = if begun {
-                crate::train::Start::Resume { dir: out, machine: config::Overrides::default() }
+                crate::train::Start::Resume { dir: out.clone(), machine: config::Overrides::default() }
             } else {
-                crate::train::Start::New { config: config::SearchConfig { seed, ..config.clone() }, out }
+                crate::train::Start::New { config: config::SearchConfig { seed, ..config.clone() }, out: out.clone() }
             };
             let result = search::run::<S>(search::SearchRun {
                 start,
@@ -212,7 +235,7 @@ impl<S: Space> AnySpace for Registered<S> {
                 stop_after_steps: launch.stop_after_steps,
                 dist: dist.clone(),
             })?;
-            tracing::info!("seed {seed}: found {}", result.arch);
+            each(seed, Seed::Found(&Finished { result, out }));
         }
         let dirs: Vec<PathBuf> = seeds.iter().map(|&s| runs::seed_folder(&parent, s)).collect();
         if !dist.is_root() {

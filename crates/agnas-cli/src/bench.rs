@@ -40,7 +40,7 @@ pub enum BenchCommand {
 
 #[derive(Args)]
 pub struct AllreduceArgs {
-    /// Elements of the tensor (f32; the default is 16.8 MB, the size DISTRIBUTED.md's probes timed).
+    /// Elements of the tensor (f32; the default is 16.8 MB).
     #[arg(long, default_value_t = 4 << 20)]
     elements: i64,
     /// Timed all-reduces, after two untimed ones.

@@ -112,13 +112,13 @@ pub struct EvalArgs {
     /// Which split of CIFAR/IDX data (a folder is used as it is).
     #[arg(long, value_enum, default_value = "test")]
     split: SplitArg,
-    /// For a bare weights file: its space (default darts) …
+    /// The space of a bare weights file (default: the one --genotype belongs to, else darts).
     #[arg(long, value_parser = parse_space)]
     space: Option<SpaceName>,
-    /// … the genotype it was trained with …
+    /// The genotype a bare weights file was trained with.
     #[arg(long, visible_alias = "arch", allow_hyphen_values = true)]
     genotype: Option<String>,
-    /// … and its network shape, when not the paper's.
+    /// The network shape of a bare weights file, when not the paper's.
     #[command(flatten)]
     pub(crate) network: Settings<NetworkShape>,
     /// Images per evaluation batch.

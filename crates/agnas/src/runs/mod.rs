@@ -244,7 +244,8 @@ impl Comparison {
     /// The comparison as Markdown: the runs, the statistics, the consensus.
     pub fn markdown(&self) -> String {
         let shown = self.shown(&["heldout_acc", "confidence.architecture", "train_seconds", "epochs"]);
-        let mut s = format!("# {} runs ({})\n\n| run | architecture |", self.runs.len(), self.space);
+        let runs = if self.runs.len() == 1 { "run" } else { "runs" };
+        let mut s = format!("# {} {runs} ({})\n\n| run | architecture |", self.runs.len(), self.space);
         for m in &shown {
             s.push_str(&format!(" {m} |"));
         }

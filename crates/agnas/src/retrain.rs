@@ -9,7 +9,9 @@ use crate::dist::Dist;
 use crate::nn::weights;
 use crate::report::{self, progress::ProgressMode, write_json};
 use crate::space::{self, Counts, EvalNetwork, GenotypeFormat, Section, Space, TrainingStep};
-use crate::train::{self, EpochEnd, Finished, Job, Launch, Means, Run, Sgd, Start, StepContext, TrainConfig, Trainer};
+use crate::train::{
+    self, EpochEnd, Finished, Job, Launch, Launched, Means, Run, Sgd, Start, StepContext, TrainConfig, Trainer,
+};
 use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -106,14 +108,7 @@ pub struct RetrainResult {
 }
 
 /// How a retrain is started.
-pub struct RetrainRun<S: Space> {
-    pub start: Start<RetrainConfig<S>>,
-    pub progress: ProgressMode,
-    /// Stop (as if killed) after this many training steps; for crash tests.
-    pub stop_after_steps: Option<u64>,
-    /// The ranks training together.
-    pub dist: Dist,
-}
+pub type RetrainRun<S> = Launched<RetrainConfig<S>>;
 
 /// Forward of a whole data set in eval mode.
 pub fn evaluate(
@@ -198,20 +193,14 @@ pub fn config<S: Space>(recipe: &Recipe) -> Result<RetrainConfig<S>> {
 
 /// The retrain a command asks for: a new one of the recipe's configuration, or the one it resumes.
 pub fn launch<S: Space>(recipe: &Recipe, launch: Launch) -> Result<Finished<RetrainResult>> {
-    let start = launch.begin.start(|| {
+    let retrain = launch.with(|| {
         let config = config::<S>(recipe)?;
         ensure!(!config.genotype.is_empty(), "give the architecture to train: --genotype (or --arch)");
         let name = format!("train-{}-{}-seed{}", S::NAME, folder_word(&config.genotype), config.seed);
         Ok((config, name))
     })?;
-    let out = start.out().to_path_buf();
-    let result = run::<S>(RetrainRun {
-        start,
-        progress: launch.progress,
-        stop_after_steps: launch.stop_after_steps,
-        dist: launch.dist,
-    })?;
-    Ok(Finished { result, out })
+    let out = retrain.start.out().to_path_buf();
+    Ok(Finished { result: run::<S>(retrain)?, out })
 }
 
 /// A genotype as a folder name: a file's stem, or the text with everything but letters, digits, `-` and `_` dropped

@@ -8,7 +8,7 @@ use crate::report::{self, progress::ProgressMode, write_json};
 use crate::space::confidence::{self, Bootstrap, Confidence, PerBatch};
 use crate::space::{Decider, Derived, Importances, Space, Supernet, SupernetOutput};
 use crate::train::{
-    cross_entropy, evaluate, EpochEnd, Finished, History, Job, Launch, Run, RunConfig, Sgd, Start, StepContext,
+    cross_entropy, evaluate, EpochEnd, Finished, History, Job, Launch, Launched, Run, RunConfig, Sgd, StepContext,
     TrainConfig, Trainer,
 };
 use anyhow::{ensure, Context, Result};
@@ -90,14 +90,7 @@ pub struct SearchResult {
 }
 
 /// How a search is started.
-pub struct SearchRun<S: Space> {
-    pub start: Start<SearchConfig<S>>,
-    pub progress: ProgressMode,
-    /// Stop (as if killed) after this many training steps; for crash tests.
-    pub stop_after_steps: Option<u64>,
-    /// The ranks searching together.
-    pub dist: Dist,
-}
+pub type SearchRun<S> = Launched<SearchConfig<S>>;
 
 /// The search's part of the training loop: weights and attention trained together, importances summed on the
 /// device, the held-out pass at the end of the epochs that have one.
@@ -495,19 +488,13 @@ pub fn config<S: Space>(recipe: &Recipe) -> Result<SearchConfig<S>> {
 
 /// The search a command asks for: a new one of the recipe's configuration, or the one it resumes.
 pub fn launch<S: Space>(recipe: &Recipe, launch: Launch) -> Result<Finished<SearchResult>> {
-    let start = launch.begin.start(|| {
+    let search = launch.with(|| {
         let config = config::<S>(recipe)?;
         let name = format!("{}-seed{}", S::NAME, config.seed);
         Ok((config, name))
     })?;
-    let out = start.out().to_path_buf();
-    let result = run::<S>(SearchRun {
-        start,
-        progress: launch.progress,
-        stop_after_steps: launch.stop_after_steps,
-        dist: launch.dist,
-    })?;
-    Ok(Finished { result, out })
+    let out = search.start.out().to_path_buf();
+    Ok(Finished { result: run::<S>(search)?, out })
 }
 
 /// The whole search; returns the result also written to `<out>/result.json`.

@@ -12,7 +12,8 @@ pub use loss::cross_entropy;
 pub use metrics::{Means, Totals};
 pub use optim::{schedule, CosineSchedule, LinearSchedule, LrSchedule, Sgd};
 pub use run::{
-    default_out, evaluate, Begin, EpochEnd, Finished, History, Job, Launch, Run, RunConfig, Start, StepContext, Trainer,
+    default_out, evaluate, Begin, EpochEnd, Finished, History, Job, Launch, Launched, Run, RunConfig, Start,
+    StepContext, Trainer,
 };
 pub use schedule::StepSchedule;
 pub use settings::{ClipBy, DecayRule, DeviceChoice, MemoryFormat, ScheduleKind, TrainConfig};

@@ -84,6 +84,27 @@ pub struct Launch {
     pub dist: crate::dist::Dist,
 }
 
+impl Launch {
+    /// The run this asks for, with the configuration and name `new` gives a new one.
+    pub fn with<C>(self, new: impl FnOnce() -> Result<(C, String)>) -> Result<Launched<C>> {
+        Ok(Launched {
+            start: self.begin.start(new)?,
+            progress: self.progress,
+            stop_after_steps: self.stop_after_steps,
+            dist: self.dist,
+        })
+    }
+}
+
+/// A run ready to open: how it starts, how its progress shows, and the ranks it runs with.
+pub struct Launched<C> {
+    pub start: Start<C>,
+    pub progress: crate::report::progress::ProgressMode,
+    /// Stop (as if killed) after this many training steps; for crash tests.
+    pub stop_after_steps: Option<u64>,
+    pub dist: crate::dist::Dist,
+}
+
 /// A finished task's result and the folder it wrote.
 #[derive(Debug)]
 pub struct Finished<R> {

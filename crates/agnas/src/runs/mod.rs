@@ -260,7 +260,9 @@ impl Comparison {
         }
         s.push_str("\n| metric | runs | mean | std |\n|---|---:|---:|---:|\n");
         for st in &self.stats {
-            s.push_str(&format!("| {} | {} | {} | {} |\n", st.metric, st.n, short(st.mean), short(st.std)));
+            // One run has no spread to show.
+            let std = if st.n > 1 { short(st.std) } else { "–".to_string() };
+            s.push_str(&format!("| {} | {} | {} | {std} |\n", st.metric, st.n, short(st.mean)));
         }
         if let Some(c) = &self.consensus {
             s.push_str(&format!(
@@ -319,6 +321,17 @@ mod tests {
         assert_eq!(short(93.4167), "93.42");
         assert_eq!(short(0.0), "0");
         assert_eq!((short(3.0), short(0.5)), ("3".to_string(), "0.5000".to_string()));
+    }
+
+    /// A report of one run says so, and shows no spread for it.
+    #[test]
+    fn one_run_is_one_run_without_a_deviation() {
+        let row = RunRow { dir: PathBuf::from("r"), arch: "a".into(), metrics: [("m".into(), 2.0)].into() };
+        let stats = stats(std::slice::from_ref(&row));
+        let c = Comparison { space: "nb201".into(), benchmark: None, runs: vec![row], stats, consensus: None };
+        let md = c.markdown();
+        assert!(md.starts_with("# 1 run (nb201)"), "{md}");
+        assert!(md.contains("| m | 1 | 2 | – |"), "{md}");
     }
 
     #[test]

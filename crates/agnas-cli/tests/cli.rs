@@ -185,6 +185,17 @@ fn a_failed_start_leaves_nothing_that_blocks_the_rerun() {
     );
     assert!(err.contains("no class folders"), "{err}");
     assert!(!out.exists(), "the failed start removed the folder it created");
+    // One class folder trains to a loss of zero and ranks nothing: refused, and released too.
+    let one = dir.path().join("one");
+    std::fs::create_dir_all(one.join("cat")).unwrap();
+    for i in 0..32 {
+        image::RgbImage::new(8, 8).save(one.join(format!("cat/{i}.png"))).unwrap();
+    }
+    let err = run_err(
+        agnas().args(["search", "--preset", "smoke", "--threads", "1", "--data"]).arg(&one).arg("--out").arg(&out),
+    );
+    assert!(err.contains("holds 1 class") && err.contains("at least 2"), "{err}");
+    assert!(!out.exists());
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("notes.txt"), "mine").unwrap();
     run_err(

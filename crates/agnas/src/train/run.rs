@@ -195,6 +195,13 @@ impl<C: RunConfig> Run<C> {
         }
         let device = dist.device(config.device().resolve()?);
         let parts = data::open_parts(config.data(), config.seed())?;
+        // One class trains to a loss of zero and ranks nothing: a folder of one class folder is a mistake.
+        anyhow::ensure!(
+            parts.train.num_classes() >= 2,
+            "{} holds {} class: a classifier needs at least 2 (point at the folder of class folders)",
+            config.data().path.as_ref().map_or("the images".into(), |p| p.display().to_string()),
+            parts.train.num_classes()
+        );
         let first = parts.train.image(0).context("reading the first image")?;
         let transform = Transform { augment: config.train().augment, view: config.data().view() };
         let (height, width) =

@@ -8,12 +8,13 @@ use crate::baseline::{self, BaselineResult};
 use crate::config::{self, Preset, Recipe, Setting};
 use crate::data::DataConfig;
 use crate::retrain::{self, Network, NetworkOf, NetworkSize, NetworkSource, RetrainResult};
+pub use crate::runs::Seed;
 use crate::runs::{self, Comparison};
 use crate::search::{self, SearchResult};
 use crate::space::{
     darts, nb201, proxyless, BenchBlock, Benchmark, Derived, GenotypeFormat, Space, SpaceName, Supernet,
 };
-use crate::train::{Begin, Finished, Launch, TrainConfig};
+use crate::train::{Finished, Launch, TrainConfig};
 use anyhow::Result;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
@@ -45,17 +46,6 @@ pub enum Configuration {
     Retrain,
     /// `baseline random` (the candidates' retrain recipe under `candidate`).
     Random,
-}
-
-/// How one seed of [`AnySpace::search_seeds`] goes.
-#[derive(Debug)]
-pub enum Seed<'a> {
-    /// Its folder holds a finished search, kept as it is.
-    FinishedBefore(&'a Path),
-    /// Its search starts or resumes.
-    Starting,
-    /// Its search finished in the folder.
-    Found(&'a Finished<SearchResult>),
 }
 
 /// A genotype parsed by its space, as commands show it.
@@ -207,44 +197,7 @@ impl<S: Space> AnySpace for Registered<S> {
         launch: Launch,
         each: &mut dyn FnMut(u64, Seed),
     ) -> Result<Finished<Option<Comparison>>> {
-        let config = search::config::<S>(recipe)?;
-        let Begin::New { out } = &launch.begin else {
-            anyhow::bail!("a search of several seeds resumes by running it again with the same --out");
-        };
-        let dist = &launch.dist;
-        let parent = dist
-            .from_root(Ok(out.clone().unwrap_or_else(|| crate::train::default_out(&format!("{}-seeds", S::NAME)))))?;
-        for &seed in seeds {
-            let out = runs::seed_folder(&parent, seed);
-            // Rank 0 looks at the folders; the others follow.
-            let (finished, begun) =
-                dist.from_root(Ok((out.join("result.json").exists(), out.join(crate::report::CONFIG_FILE).exists())))?;
-            if finished {
-                each(seed, Seed::FinishedBefore(&out));
-                continue;
-            }
-            each(seed, Seed::Starting);
-            let start = if begun {
-                crate::train::Start::Resume { dir: out.clone(), machine: config::Overrides::default() }
-            } else {
-                crate::train::Start::New { config: config::SearchConfig { seed, ..config.clone() }, out: out.clone() }
-            };
-            let result = search::run::<S>(search::SearchRun {
-                start,
-                progress: launch.progress,
-                stop_after_steps: launch.stop_after_steps,
-                dist: dist.clone(),
-            })?;
-            each(seed, Seed::Found(&Finished { result, out }));
-        }
-        let dirs: Vec<PathBuf> = seeds.iter().map(|&s| runs::seed_folder(&parent, s)).collect();
-        if !dist.is_root() {
-            return Ok(Finished { result: None, out: parent });
-        }
-        let comparison = runs::compare::<S>(&dirs)?;
-        crate::report::write_json(&parent.join("report.json"), &comparison)?;
-        crate::report::atomic_write(&parent.join("report.md"), comparison.markdown().as_bytes())?;
-        Ok(Finished { result: Some(comparison), out: parent })
+        runs::search_seeds::<S>(recipe, seeds, launch, each)
     }
 
     fn retrain(&self, recipe: &Recipe, launch: Launch) -> Result<Finished<RetrainResult>> {

@@ -2,8 +2,10 @@
 //! consensus architecture, a per-decision vote weighted by each run's confidence.
 pub mod html;
 
+use crate::config::{self, Recipe};
+use crate::search::{self, SearchResult};
 use crate::space::{Benchmark, GenotypeFormat, Space};
-use crate::train::RunConfig;
+use crate::train::{Begin, Finished, Launch, RunConfig};
 use anyhow::{ensure, Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -91,6 +93,65 @@ pub struct Comparison {
     pub runs: Vec<RunRow>,
     pub stats: Vec<Stat>,
     pub consensus: Option<Consensus>,
+}
+
+/// How one seed of [`search_seeds`] goes.
+#[derive(Debug)]
+pub enum Seed<'a> {
+    /// Its folder holds a finished search, kept as it is.
+    FinishedBefore(&'a Path),
+    /// Its search starts or resumes.
+    Starting,
+    /// Its search finished in the folder.
+    Found(&'a Finished<SearchResult>),
+}
+
+/// One search per seed into `seed-<n>` folders of one folder (finished ones kept, stopped ones resumed), then their
+/// comparison (on rank 0), also written there as `report.json` and `report.md`; `each` hears how every seed goes.
+pub fn search_seeds<S: Space>(
+    recipe: &Recipe,
+    seeds: &[u64],
+    launch: Launch,
+    each: &mut dyn FnMut(u64, Seed),
+) -> Result<Finished<Option<Comparison>>> {
+    let config = search::config::<S>(recipe)?;
+    let Begin::New { out } = &launch.begin else {
+        anyhow::bail!("a search of several seeds resumes by running it again with the same --out");
+    };
+    let dist = &launch.dist;
+    let parent =
+        dist.from_root(Ok(out.clone().unwrap_or_else(|| crate::train::default_out(&format!("{}-seeds", S::NAME)))))?;
+    for &seed in seeds {
+        let out = seed_folder(&parent, seed);
+        // Rank 0 looks at the folders; the others follow.
+        let (finished, begun) =
+            dist.from_root(Ok((out.join("result.json").exists(), out.join(crate::report::CONFIG_FILE).exists())))?;
+        if finished {
+            each(seed, Seed::FinishedBefore(&out));
+            continue;
+        }
+        each(seed, Seed::Starting);
+        let start = if begun {
+            crate::train::Start::Resume { dir: out.clone(), machine: config::Overrides::default() }
+        } else {
+            crate::train::Start::New { config: config::SearchConfig { seed, ..config.clone() }, out: out.clone() }
+        };
+        let result = search::run::<S>(search::SearchRun {
+            start,
+            progress: launch.progress,
+            stop_after_steps: launch.stop_after_steps,
+            dist: dist.clone(),
+        })?;
+        each(seed, Seed::Found(&Finished { result, out }));
+    }
+    let dirs: Vec<PathBuf> = seeds.iter().map(|&s| seed_folder(&parent, s)).collect();
+    if !dist.is_root() {
+        return Ok(Finished { result: None, out: parent });
+    }
+    let comparison = compare::<S>(&dirs)?;
+    crate::report::write_json(&parent.join("report.json"), &comparison)?;
+    crate::report::atomic_write(&parent.join("report.md"), comparison.markdown().as_bytes())?;
+    Ok(Finished { result: Some(comparison), out: parent })
 }
 
 /// The runs in `dirs` (finished runs of the space `S`) compared.

@@ -163,7 +163,7 @@ fn se_attention() {
 fn mixed_op_nb201() {
     let f = Fixture::load("mixed_op_nb201");
     let vs = VarStore::new(Device::Cpu);
-    let cfg = Nb201Config { channels: 8, cells_per_stage: 1, attention_ratio: 8, affine: false };
+    let cfg = Nb201Config { channels: 8, cells_per_stage: 1, ..Nb201Config::default() };
     let op = mixed_op(vs.root(), 8, &cfg);
     f.load_params(&vs);
     let x = f.get("x").set_requires_grad(true);
@@ -194,7 +194,7 @@ fn nb201_supernet_forward_backward() {
 fn nb201_supernet_case(channels_last: bool) {
     let f = Fixture::load("nb201_supernet");
     let vs = VarStore::new(Device::Cpu);
-    let cfg = Nb201Config { channels: 8, cells_per_stage: 1, attention_ratio: 8, affine: false };
+    let cfg = Nb201Config { channels: 8, cells_per_stage: 1, ..Nb201Config::default() };
     let net = Nb201Supernet::new(&vs.root(), &cfg, 3, 10);
     f.load_params(&vs);
     if channels_last {

@@ -128,12 +128,20 @@ pub struct GatedSum {
     attention: SeAttention,
     candidates: i64,
     channels: i64,
+    /// Weight of every gated term: 1 (the official sum), or 1 / candidates for a mean.
+    scale: f64,
 }
 
 impl GatedSum {
     /// The SE module's parameters are under `p` (`…/attention`, or the official macro space's `attention_layer`).
     pub fn new(p: nn::Path, candidates: i64, channels: i64, ratio: i64) -> Self {
-        GatedSum { attention: SeAttention::new(p, candidates * channels, ratio), candidates, channels }
+        GatedSum { attention: SeAttention::new(p, candidates * channels, ratio), candidates, channels, scale: 1.0 }
+    }
+
+    /// The same module, adding the mean of the gated candidates, Σₖ gₖ ⊙ yₖ / K, instead of their sum. The gates,
+    /// and so the importances, are the same; only the output's scale changes.
+    pub fn averaged(self) -> Self {
+        GatedSum { scale: 1.0 / self.candidates as f64, ..self }
     }
 
     pub fn attention(&self) -> &SeAttention {
@@ -168,13 +176,14 @@ impl GatedSum {
             .collect();
         let gates = self.attention.excite(&Tensor::cat(&squeezed, 1));
         let per_candidate = gates.view([batch, self.candidates, self.channels]);
+        let weights = if self.scale == 1.0 { per_candidate.shallow_clone() } else { &per_candidate * self.scale };
         let mut terms: Vec<(&Tensor, Tensor)> = branches
             .iter()
             .enumerate()
-            .filter_map(|(k, b)| Some((&b.as_ref()?.0, per_candidate.select(1, k as i64))))
+            .filter_map(|(k, b)| Some((&b.as_ref()?.0, weights.select(1, k as i64))))
             .collect();
         if let Some(s) = &common {
-            terms.push((s.value, per_candidate.sum_dim_intlist(1, false, gates.kind())));
+            terms.push((s.value, weights.sum_dim_intlist(1, false, gates.kind())));
         }
         gated_sum(&terms, sum, kernel);
         per_candidate
@@ -328,5 +337,30 @@ mod tests {
                 assert!(far <= 1e-15, "gradient, channels_last={channels_last}: {far:e} relative");
             }
         }
+    }
+
+    /// The averaged module weighs every term, the common one included, by 1 / candidates and gives the same gates.
+    #[test]
+    fn averaged_sum_is_the_sum_over_the_candidates() {
+        tch::manual_seed(2);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let (candidates, c) = (3, 4);
+        let sum_of = |gated: &GatedSum| {
+            let opts = (Kind::Double, Device::Cpu);
+            tch::manual_seed(5);
+            let (y, common) = (Tensor::randn([2, c, 5, 5], opts), Tensor::randn([2, c, 5, 5], opts));
+            let branches: Vec<Branch> = vec![None, Some((y.shallow_clone(), squeeze(&y))), None];
+            let squeezed = squeeze(&common);
+            let mut sum = None;
+            let gates = gated.accumulate(&branches, Some(Common { value: &common, squeezed: &squeezed }), &mut sum);
+            (sum.unwrap(), gates)
+        };
+        let mut vs = vs;
+        let plain = GatedSum::new(vs.root() / "attention", candidates, c, 2);
+        vs.double();
+        let (summed, gates) = sum_of(&plain);
+        let (averaged, same_gates) = sum_of(&plain.averaged());
+        assert!(same_gates.equal(&gates));
+        assert!(averaged.allclose(&(summed / candidates as f64), 1e-14, 1e-14, false));
     }
 }

@@ -88,6 +88,12 @@ impl MixedOp {
         MixedOp { candidates, gated }
     }
 
+    /// The same decision point, adding the mean of its gated candidates instead of their sum
+    /// ([`GatedSum::averaged`]).
+    pub fn averaged(self) -> Self {
+        MixedOp { gated: self.gated.averaged(), ..self }
+    }
+
     /// The gated sum of the candidates on `node`.
     pub fn forward_t(&self, node: &Node, train: bool) -> MixedOutput {
         let mut out = None;

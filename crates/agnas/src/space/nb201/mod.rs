@@ -9,7 +9,7 @@ pub mod supernet;
 pub use arch::{Arch, Nb201Op, EDGES};
 pub use derive::{Aggregation, DeriveConfig};
 pub use network::{Nb201Network, Nb201NetworkConfig};
-pub use supernet::{Nb201Config, Nb201Supernet};
+pub use supernet::{Combine, Nb201Config, Nb201Supernet};
 
 use super::{
     BenchBlock, Benchmark, BenchmarkTable, Decider, Derived, EvalNetwork, GenotypeFormat, Importances, Section, Space,
@@ -116,6 +116,12 @@ impl SpaceSections for Nb201 {
         .shape(),
         Setting::new("supernet.cells_per_stage", "cells-per-stage", Kind::Int, "Search cells per stage N.").shape(),
         ATTENTION_RATIO,
+        Setting::new(
+            "supernet.combine",
+            "combine",
+            named_kind::<Combine>(),
+            "How an edge combines its gated candidates: sum or mean (Σ/K, which keeps a deep stack's scale).",
+        ),
         Setting::new(
             "derive.aggregation",
             "aggregation",

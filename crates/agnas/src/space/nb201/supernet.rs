@@ -24,11 +24,35 @@ pub struct Nb201Config {
     pub attention_ratio: i64,
     /// BN in the candidate ops learns an affine transform (the DARTS convention for supernets is not to).
     pub affine: bool,
+    /// How an edge combines its gated candidates; runs from before the setting existed summed.
+    #[serde(default)]
+    pub combine: Combine,
+}
+
+/// How an edge combines its gated candidates.
+///
+/// NB201's cells have no preprocessing: a node adds its edges and a cell passes its last node on, so the part of
+/// the signal that skips and pools carry is scaled by the cell (about 4× with sigmoid gates near ½, summed) and
+/// compounds over the stack and the reductions' shortcuts (10⁷ at N = 5 at initialisation), while every
+/// convolution adds a batch-normalised, unit-scale term: the deep supernet's convolutions barely reach the logits.
+/// The mean keeps an edge's output at the scale of one candidate, as the convex mixtures of the DARTS family do on
+/// this skeleton.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, strum::EnumString, strum::VariantNames,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "kebab-case")]
+pub enum Combine {
+    /// Σₖ gₖ ⊙ yₖ, as the official code's DARTS and ProxylessNAS spaces do.
+    #[default]
+    Sum,
+    /// Σₖ gₖ ⊙ yₖ / K.
+    Mean,
 }
 
 impl Default for Nb201Config {
     fn default() -> Self {
-        Nb201Config { channels: 16, cells_per_stage: 5, attention_ratio: 8, affine: false }
+        Nb201Config { channels: 16, cells_per_stage: 5, attention_ratio: 8, affine: false, combine: Combine::Sum }
     }
 }
 
@@ -81,7 +105,11 @@ pub fn mixed_op(p: nn::Path, c: i64, cfg: &Nb201Config) -> MixedOp {
             }
         })
         .collect();
-    MixedOp::new(p, candidates, c, cfg.attention_ratio)
+    let op = MixedOp::new(p, candidates, c, cfg.attention_ratio);
+    match cfg.combine {
+        Combine::Sum => op,
+        Combine::Mean => op.averaged(),
+    }
 }
 
 impl SearchCell {

@@ -166,6 +166,45 @@ fn an_error_on_rank_0_ends_every_rank_with_it() {
     assert!(started.elapsed() < Duration::from_secs(30), "no rank waits for the timeout: {:?}", started.elapsed());
 }
 
+/// The local addresses listening on TCP `port` (IPv4 and IPv6, from /proc/net), as the kernel writes them.
+fn listeners(port: u16) -> Vec<String> {
+    let port = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|table| {
+            let rows: Vec<Vec<String>> =
+                table.lines().skip(1).map(|l| l.split_whitespace().map(String::from).collect()).collect();
+            rows.into_iter().filter(|r| r.len() > 3 && r[3] == "0A" && r[1].ends_with(&port)).map(|r| r[1].clone())
+        })
+        .collect()
+}
+
+/// `agnas launch` gives its ranks MASTER_ADDR=127.0.0.1: the unauthenticated rendezvous store listens there only,
+/// not on every interface.
+#[test]
+fn a_one_machine_launch_listens_on_loopback_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut cmd = agnas();
+    cmd.args(["launch", "-n", "2", "--threads-per-rank", "1", "--port", &port.to_string(), "--"]);
+    cmd.args(search_args("nb201", &out, &["--epochs", "500"]));
+    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let started = Instant::now();
+    while !out.join("metrics.jsonl").exists() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the ranks never started training");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let listening = listeners(port);
+    let ranks = Command::new("pgrep").args(["-P", &child.id().to_string()]).output().unwrap();
+    for pid in String::from_utf8_lossy(&ranks.stdout).split_whitespace() {
+        Command::new("kill").args(["-9", pid]).status().unwrap();
+    }
+    let _ = child.wait_with_output();
+    assert_eq!(listening, vec![format!("0100007F:{port:04X}")], "the store listens on 127.0.0.1 only");
+}
+
 #[test]
 fn a_killed_rank_ends_the_launch() {
     let dir = tempfile::tempdir().unwrap();

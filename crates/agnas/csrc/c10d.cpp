@@ -12,7 +12,14 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -21,6 +28,36 @@
 #include <vector>
 
 namespace {
+
+// A listening socket on `host`:`port` for the store to serve on, where `host` is a loopback name or an IP address;
+// -1 for any other name, where the store listens on every interface as PyTorch's does (a hostname may resolve to a
+// loopback alias here but to the machine's address on the peers). libtorch's own server binds every interface, so a
+// one-machine run would expose an unauthenticated store to the network.
+int bound_listener(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST;
+  addrinfo* found = nullptr;
+  const bool loopback_name = host == "localhost";
+  const char* name = loopback_name ? "127.0.0.1" : host.c_str();
+  if (getaddrinfo(name, std::to_string(port).c_str(), &hints, &found) != 0) {
+    return -1;
+  }
+  const int fd = socket(found->ai_family, SOCK_STREAM, 0);
+  const int on = 1;
+  const bool ok = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == 0 &&
+                  bind(fd, found->ai_addr, found->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0;
+  const int error = errno;
+  freeaddrinfo(found);
+  if (!ok) {
+    if (fd >= 0) {
+      close(fd);
+    }
+    throw std::runtime_error("the rendezvous store cannot listen on " + host + ":" + std::to_string(port) + ": " +
+                             std::strerror(error));
+  }
+  return fd;
+}
 
 char* copy_message(const std::string& message) {
   char* out = static_cast<char*>(std::malloc(message.size() + 1));
@@ -102,6 +139,12 @@ agnas_c10d* agnas_c10d_new(const char* backend, const char* host, int port, int 
     options.numWorkers = world;
     options.waitWorkers = true;
     options.timeout = timeout;
+    if (options.isServer) {
+      const int fd = bound_listener(host, port);
+      if (fd >= 0) {
+        options.masterListenFd = fd;
+      }
+    }
     pg->store = c10::make_intrusive<c10d::TCPStore>(host, options);
     const std::string name(backend);
     if (name != "gloo" && name != "nccl") {

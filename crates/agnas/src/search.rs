@@ -29,7 +29,7 @@ pub struct EpochMetrics {
 }
 
 /// The title of the heatmap a search writes as `importance.svg`.
-const HELDOUT_HEATMAP_TITLE: &str = "Held-out attention per edge (AGNAS importances)";
+const HELDOUT_HEATMAP_TITLE: &str = "Held-out attention per candidate (AGNAS importances)";
 
 /// The picture of the decisions' confidence over the held-out passes.
 const DECISIONS_PICTURE: &str = "decisions.svg";

@@ -33,15 +33,14 @@ pub fn line_chart_svg(
             .margin(14)
             .x_label_area_size(40)
             .y_label_area_size(52)
-            .build_cartesian_2d(x, y)
+            .build_cartesian_2d(x.clone(), y.clone())
             .map_err(|e| fail(&e))?;
-        // Epochs are whole numbers: "5", not "5.0".
-        let whole = |x: &f64| if x.fract() == 0.0 { format!("{x:.0}") } else { format!("{x}") };
         chart
             .configure_mesh()
             .x_desc(x_desc)
             .y_desc(y_desc)
-            .x_label_formatter(&whole)
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
             .light_line_style(WHITE)
             .draw()
             .map_err(|e| fail(&e))?;
@@ -60,7 +59,7 @@ pub fn line_chart_svg(
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(emptiest_corner(series, &x, &y))
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()
@@ -68,6 +67,36 @@ pub fn line_chart_svg(
         root.present().map_err(|e| fail(&e))?;
     }
     Ok(svg)
+}
+
+/// A tick label: "5", not "5.0"; "1.8", not the "1.7999999999999998" of a sum of steps.
+fn tick(v: &f64) -> String {
+    let text = format!("{v:.4}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The corner of the plot where the legend hides the fewest points (a lone held-out dot at the last epoch
+/// included); lower right where all are alike.
+fn emptiest_corner(series: &[Series], x: &Range<f64>, y: &Range<f64>) -> SeriesLabelPosition {
+    let share = |v: f64, r: &Range<f64>| (v - r.start) / (r.end - r.start);
+    let hidden = |right: bool, upper: bool| {
+        let points = series.iter().flat_map(|s| &s.points);
+        points
+            .filter(|&&(px, py)| {
+                let (u, v) = (share(px, x), share(py, y));
+                (if right { u > 0.6 } else { u < 0.4 }) && (if upper { v > 0.7 } else { v < 0.3 })
+            })
+            .count()
+    };
+    [
+        (SeriesLabelPosition::LowerRight, hidden(true, false)),
+        (SeriesLabelPosition::UpperRight, hidden(true, true)),
+        (SeriesLabelPosition::LowerLeft, hidden(false, false)),
+        (SeriesLabelPosition::UpperLeft, hidden(false, true)),
+    ]
+    .into_iter()
+    .min_by_key(|(_, n)| *n)
+    .map_or(SeriesLabelPosition::LowerRight, |(p, _)| p)
 }
 
 #[cfg(test)]
@@ -91,5 +120,16 @@ mod tests {
         assert!(texts.contains(&"t <&>") && texts.contains(&"rising") && texts.contains(&"epoch"), "{texts:?}");
         let lines = doc.descendants().filter(|n| n.has_tag_name("polyline")).count();
         assert!(lines >= 2, "{lines} polylines");
+    }
+
+    /// Tick labels of summed steps read as written; the legend leaves a lone held-out point at the last epoch
+    /// (low, at the right) in sight.
+    #[test]
+    fn ticks_are_short_and_the_legend_hides_no_lone_point() {
+        assert_eq!((tick(&1.7999999999999998), tick(&5.0), tick(&0.25)), ("1.8".into(), "5".into(), "0.25".into()));
+        let train = Series { label: None, points: vec![(1.0, 0.1), (2.0, 0.5), (3.0, 0.9)], colour: INK, width: 2 };
+        let heldout = Series { label: None, points: vec![(3.0, 0.05)], colour: ACCENT, width: 2 };
+        let corner = emptiest_corner(&[train, heldout], &(1.0..3.0), &(0.0..1.0));
+        assert!(matches!(corner, SeriesLabelPosition::UpperLeft), "the legend covers a point");
     }
 }

@@ -40,19 +40,23 @@ pub fn importance_heatmap_svg(
     let header = 44.0;
     let legend_h = 58.0;
     let bar_w = 200.0;
-    let caption = "colour: importance from the smallest (0) to the largest (1) of the same edge (row)";
-    let dot_caption = "dot: strongest op other than none";
+    let caption = "colour: importance from the smallest (0) to the largest (1) of its row";
+    let none_col = op_names.iter().position(|&n| n == "none");
+    let dot_caption = match none_col {
+        Some(_) => "dot: strongest op other than none",
+        None => "dot: strongest candidate",
+    };
     let width = (MARGIN * 2.0 + per_row as f64 * panel_w)
         .max(svg::text_width(title, TITLE_SIZE, true) + 2.0 * MARGIN)
-        .max(MARGIN + bar_w + 14.0 + svg::text_width(caption, 11.0, false) + MARGIN)
-        .max(notes.iter().map(|n| svg::text_width(n, NOTE_FONT, false) + 2.0 * MARGIN).fold(0.0, f64::max));
+        .max(MARGIN + bar_w + 14.0 + svg::text_width(caption, 11.0, false) + MARGIN);
+    // Notes wrap to the picture the panels make, rather than one long warning widening it.
+    let notes: Vec<String> = notes.iter().flat_map(|n| wrap(n, width - 2.0 * MARGIN)).collect();
     let height = header + panel_rows as f64 * panel_h + legend_h + notes.len() as f64 * NOTE_LINE + MARGIN;
 
     let mut pic = Svg::new(width, height);
     let stops: Vec<(f64, String)> = (0..=8).map(|i| (i as f64 / 8.0, svg::colormap(i as f64 / 8.0))).collect();
     pic.linear_gradient("colour-bar", &stops);
     pic.add(svg::text(MARGIN, 26.0, TITLE_SIZE, title).attr("font-weight", "bold").attr("class", "title"));
-    let none_col = op_names.iter().position(|&n| n == "none");
 
     for (c, cell) in values.iter().enumerate() {
         let x0 = MARGIN + (c % per_row) as f64 * panel_w;
@@ -134,4 +138,43 @@ pub fn importance_heatmap_svg(
         pic.add(svg::text(MARGIN, y, NOTE_FONT, note).attr("class", "note"));
     }
     pic.finish()
+}
+
+/// `note` in lines no wider than `width`, broken after its list separators (`, `, ` · `, `: `); a piece wider than
+/// `width` on its own keeps a line of its own.
+fn wrap(note: &str, width: f64) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut rest = note;
+    while let Some(at) = [", ", " · ", ": "].iter().filter_map(|sep| rest.find(sep).map(|i| i + sep.len())).min() {
+        pieces.push(&rest[..at]);
+        rest = &rest[at..];
+    }
+    pieces.push(rest);
+    let mut lines: Vec<String> = Vec::new();
+    for piece in pieces {
+        match lines.last_mut() {
+            Some(line) if svg::text_width(&format!("{line}{piece}"), NOTE_FONT, false) <= width => line.push_str(piece),
+            _ => lines.push(piece.to_string()),
+        }
+    }
+    lines.iter().map(|l| l.trim_end().to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A long warning is broken after its separators into lines that fit, losing no text.
+    #[test]
+    fn notes_wrap_to_the_width_of_the_picture() {
+        let note = format!(
+            "warning: 9 of 20 decisions are less than 0.9 sure: {}",
+            vec!["Cell_1 node 2 dil_conv_3x3~0,dil_conv_5x5~1 (0.75)"; 9].join(", ")
+        );
+        let lines = wrap(&note, 400.0);
+        assert!(lines.len() > 3, "{lines:?}");
+        assert!(lines.iter().all(|l| svg::text_width(l, NOTE_FONT, false) <= 400.0), "{lines:?}");
+        assert_eq!(lines.join(" "), note);
+        assert_eq!(wrap("short", 400.0), vec!["short".to_string()]);
+    }
 }

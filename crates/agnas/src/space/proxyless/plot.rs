@@ -24,8 +24,17 @@ fn kernel_colour(kernel: i64) -> String {
 pub fn arch_svg(arch: &Arch, shapes: &[LayerShape], title: &str) -> String {
     let label_w = 64.0;
     let box_max = 6.0 * PER_EXPANSION;
-    let facts_w = 190.0;
-    let width = (2.0 * MARGIN + label_w + box_max + facts_w).max(svg::text_width(title, 15.0, true) + 2.0 * MARGIN);
+    let first = shapes[0];
+    let stem = format!("conv 3×3 s2, MB e1 k3 → {} ch", first.inp);
+    let head = format!("conv 1×1 → {} ch, pool, classifier", arch::head_channels(1.0));
+    let facts: Vec<String> =
+        shapes.iter().map(|s| format!("{}→{} ch, {}×{}{}", s.inp, s.oup, s.size, s.size, stride_note(s))).collect();
+    let legend = "box width: expansion (3 or 6); colour: kernel 3, 5, 7 (dark to light); dashed: skipped";
+    let facts_w = facts.iter().chain([&stem, &head]).map(|f| svg::text_width(f, FONT, false)).fold(0.0, f64::max);
+    let width = (label_w + box_max + 12.0 + facts_w)
+        .max(svg::text_width(title, 15.0, true))
+        .max(svg::text_width(legend, 10.0, false))
+        + 2.0 * MARGIN;
     let rows = arch::LAYERS + 2;
     let height = HEADER + rows as f64 * ROW + 40.0 + MARGIN;
     let mut pic = Svg::new(width, height);
@@ -38,12 +47,10 @@ pub fn arch_svg(arch: &Arch, shapes: &[LayerShape], title: &str) -> String {
         pic.add(svg::rect(x_box, y + 3.0, box_max, ROW - 6.0).attr("fill", "#e8e8e8").attr("stroke", "#888"));
         pic.add(svg::text(x_facts, y + 16.0, FONT, facts));
     };
-    let first = shapes[0];
-    fixed(&mut pic, y, "stem", &format!("conv 3×3 s2, MB e1 k3 → {} ch", first.inp));
+    fixed(&mut pic, y, "stem", &stem);
     y += ROW;
-    for (l, (shape, choice)) in shapes.iter().zip(arch.0).enumerate() {
+    for (l, (res, choice)) in facts.iter().zip(arch.0).enumerate() {
         pic.add(svg::text(MARGIN, y + 16.0, FONT, &format!("layer {l}")).attr("class", "layer-label"));
-        let res = format!("{}→{} ch, {}×{}{}", shape.inp, shape.oup, shape.size, shape.size, stride_note(shape));
         match choice {
             Some(id) => {
                 let kind = MbConvKind::of(id as usize);
@@ -68,12 +75,11 @@ pub fn arch_svg(arch: &Arch, shapes: &[LayerShape], title: &str) -> String {
                 pic.add(svg::text(x_box + 5.0, y + 16.0, FONT, "skip").attr("fill", "#777"));
             }
         }
-        pic.add(svg::text(x_facts, y + 16.0, FONT, &res));
+        pic.add(svg::text(x_facts, y + 16.0, FONT, res));
         y += ROW;
     }
-    fixed(&mut pic, y, "head", &format!("conv 1×1 → {} ch, pool, classifier", arch::head_channels(1.0)));
+    fixed(&mut pic, y, "head", &head);
     y += ROW + 22.0;
-    let legend = "box width: expansion (3 or 6); colour: kernel 3, 5, 7 (dark to light); dashed: skipped";
     pic.add(svg::text(MARGIN, y, 10.0, legend).attr("fill", "#555"));
     pic.finish()
 }
@@ -104,18 +110,30 @@ pub fn attention_bars_svg(rows: &[Vec<f64>], chosen: &[usize], title: &str) -> S
     let (bar_w, gap, plot_h) = (9.0, 2.0, ROW - 6.0);
     let label_w = 64.0;
     let group_w = MAX_CANDIDATES as f64 * (bar_w + gap) + 14.0;
-    let width = (2.0 * MARGIN + label_w + group_w + 150.0).max(svg::text_width(title, 15.0, true) + 2.0 * MARGIN);
-    let height = HEADER + 20.0 + rows.len() as f64 * ROW + 40.0;
+    let legend = format!(
+        "bar: share of the layer's attention, axis {:.1}–{:.1} %; dark: chosen; red: equal share",
+        100.0 * lo,
+        100.0 * hi
+    );
+    let width =
+        (label_w + group_w + 150.0).max(svg::text_width(title, 15.0, true)).max(svg::text_width(&legend, 10.0, false))
+            + 2.0 * MARGIN;
+    // The candidates' names stand upright over their bars, which are narrower than a name.
+    let names_h =
+        (0..MAX_CANDIDATES).map(|k| svg::text_width(&arch::candidate_label(k), 8.0, false)).fold(0.0, f64::max);
+    let top = HEADER + names_h;
+    let height = top + 20.0 + rows.len() as f64 * ROW + 40.0;
     let mut pic = Svg::new(width, height);
     pic.add(svg::text(MARGIN, 28.0, 15.0, title).attr("font-weight", "bold").attr("class", "title"));
     let x0 = MARGIN + label_w;
     for k in 0..MAX_CANDIDATES {
-        let x = x0 + k as f64 * (bar_w + gap) + bar_w / 2.0;
+        let (x, y) = (x0 + k as f64 * (bar_w + gap) + bar_w / 2.0 + 3.0, top + 12.0);
         let label = arch::candidate_label(k);
-        pic.add(svg::text(x, HEADER + 8.0, 8.0, &label).attr("text-anchor", "middle").attr("class", "candidate"));
+        let upright = format!("rotate(-90 {x} {y})");
+        pic.add(svg::text(x, y, 8.0, &label).attr("transform", &upright).attr("class", "candidate"));
     }
     for (l, (row, &c)) in shares.iter().zip(chosen).enumerate() {
-        let y = HEADER + 20.0 + l as f64 * ROW;
+        let y = top + 20.0 + l as f64 * ROW;
         pic.add(svg::text(MARGIN, y + 15.0, FONT, &format!("layer {l}")).attr("class", "layer-label"));
         for (k, &s) in row.iter().enumerate() {
             let h = plot_h * (s - lo) / span;
@@ -130,12 +148,7 @@ pub fn attention_bars_svg(rows: &[Vec<f64>], chosen: &[usize], title: &str) -> S
         let label = format!("{} {:.1} %", arch::candidate_label(c), 100.0 * row[c]);
         pic.add(svg::text(x0 + group_w, y + 15.0, FONT, &label));
     }
-    let y = HEADER + 20.0 + rows.len() as f64 * ROW + 20.0;
-    let legend = format!(
-        "bar: share of the layer's attention, axis {:.1}–{:.1} %; dark: chosen; red: equal share",
-        100.0 * lo,
-        100.0 * hi
-    );
+    let y = top + 20.0 + rows.len() as f64 * ROW + 20.0;
     pic.add(svg::text(MARGIN, y, 10.0, &legend).attr("fill", "#555"));
     pic.finish()
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Loader throughput: `agnas bench loader` against torchvision's PIL pipeline, same folder, same run.
 
-(a) <binary> bench loader --data DIR --workers N --batch-size B --size S [--eval --resize R]
+(a) <binary> bench loader --data DIR --workers N --batch-size B --image-size S [--eval --resize R]
 (b) torchvision: ImageFolder(DIR) with RandomResizedCrop(S), RandomHorizontalFlip(), ColorJitter(0.4, 0.4, 0.4,
     0.2), ToTensor(), Normalize(ImageNet) (or Resize(R), CenterCrop(S), ToTensor(), Normalize with --eval) through
     DataLoader(num_workers=N, batch_size=B, shuffle=True, drop_last=True)
@@ -48,7 +48,7 @@ def torchvision_run(args):
 
 def agnas_run(args):
     cmd = [args.binary, "bench", "loader", "--data", args.data, "--workers", str(args.workers),
-           "--batch-size", str(args.batch_size), "--size", str(args.size)]
+           "--batch-size", str(args.batch_size), "--image-size", str(args.size)]
     if args.eval:
         cmd += ["--eval", "--resize", str(args.resize)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout

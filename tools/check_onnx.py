@@ -46,7 +46,7 @@ def main():
     rng = np.random.default_rng(0)
     for space, genotype, side in NETWORKS:
         py = args.out / f"{space}.py"
-        export(args.agnas, space, genotype, py, "--format", "pytorch")
+        export(args.agnas, space, genotype, py, "--to", "pytorch")
         x = rng.standard_normal((2, 3, side, side), dtype=np.float32)
         want = torch_logits(py, x)
         for fold in (False, True):

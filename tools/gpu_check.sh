@@ -68,7 +68,7 @@ for space in nb201 darts proxyless; do
             --genotype "$run-search/genotype.json" --out "$run-train" >>"$run.log" 2>&1 ||
         { echo "$space: FAILED"; tail -5 "$run.log"; continue; }
     for device in "$DEVICE" cpu; do
-        timeout 120 "$BIN" eval --checkpoint "$run-train" --data "$small" --device "$device" 2>/dev/null |
+        timeout 120 "$BIN" eval --run "$run-train" --data "$small" --device "$device" 2>/dev/null |
             "$PY" -c "import json, sys; r = json.load(sys.stdin); print(json.dumps(dict(space='$space', eval_on='$device', **r)))" |
             tee -a "$OUT/smoke.jsonl"
     done

@@ -2,7 +2,7 @@
 """Convert a PyTorch checkpoint (e.g. the official AGNAS `best_weights_seed0.pt`) to safetensors for `agnas eval`.
 
     ~/.cache/agnas/torch-2.11.0/bin/python tools/pt_to_safetensors.py best_weights_seed0.pt weights.safetensors
-    agnas eval --checkpoint weights.safetensors --genotype agnas --data cifar-10-batches-bin
+    agnas eval --run weights.safetensors --genotype agnas --data cifar-10-batches-bin
 
 Accepts a bare state_dict or a dict holding one under `state_dict`/`model`; a DataParallel `module.` prefix is kept
 (agnas strips it when loading).

@@ -172,9 +172,9 @@ pub struct LoaderArgs {
     #[arg(long)]
     data: PathBuf,
     /// Side of the square images the transform puts out.
-    #[arg(long, default_value_t = 224)]
-    size: usize,
-    /// Resize the shorter side to --resize, then crop the centre --size square, instead of the training transform.
+    #[arg(long, alias = "size", default_value_t = 224)]
+    image_size: usize,
+    /// Resize the shorter side to --resize, then crop the centre --image-size square, instead of the training transform.
     #[arg(long)]
     eval: bool,
     /// Shorter side after resizing (the ImageNet evaluation transform).
@@ -205,12 +205,17 @@ fn imagenet_training(size: usize) -> Augment {
 fn loader(a: &LoaderArgs) -> Result<()> {
     let set = Arc::new(FolderDataset::open(&a.data, None)?);
     let transform = if a.eval {
-        Transform { augment: Augment::none(), view: CenterView { resize: a.resize, crop: a.size } }
+        Transform { augment: Augment::none(), view: CenterView { resize: a.resize, crop: a.image_size } }
     } else {
-        Transform { augment: imagenet_training(a.size), view: CenterView::default() }
+        Transform { augment: imagenet_training(a.image_size), view: CenterView::default() }
     };
-    ensure!(a.size > 0, "--size must be at least 1");
-    ensure!(!a.eval || a.size <= a.resize, "--size {} must not exceed --resize {} with --eval", a.size, a.resize);
+    ensure!(a.image_size > 0, "--image-size must be at least 1");
+    ensure!(
+        !a.eval || a.image_size <= a.resize,
+        "--image-size {} must not exceed --resize {} with --eval",
+        a.image_size,
+        a.resize
+    );
     let config = LoaderConfig {
         batch_size: a.batch_size,
         shuffle: true,
@@ -244,7 +249,7 @@ fn loader(a: &LoaderArgs) -> Result<()> {
     let line = serde_json::json!({
         "impl": "agnas",
         "transform": if a.eval { "eval" } else { "train" },
-        "size": a.size,
+        "size": a.image_size,
         "workers": a.workers,
         "batch_size": a.batch_size,
         "images": images,
@@ -345,7 +350,7 @@ fn step(a: &StepArgs) -> Result<()> {
         "space": a.space,
         "device": format!("{device:?}"),
         "batch_size": a.batch_size,
-        "image_size": a.image_size,
+        "size": a.image_size,
         "threads": tch::get_num_threads(),
         "ranks": world,
         "engine": format!("{dist:?}"),

@@ -21,11 +21,11 @@ pub enum ExportFormat {
 pub struct ExportArgs {
     /// A finished `agnas train` run folder, or a weights .safetensors file (PyTorch names; then give --genotype).
     /// Without it, the genotype's network with fresh weights (--seed).
-    #[arg(long)]
-    checkpoint: Option<PathBuf>,
+    #[arg(long, alias = "checkpoint")]
+    run: Option<PathBuf>,
     /// What to write.
-    #[arg(long, value_enum, default_value = "onnx")]
-    format: ExportFormat,
+    #[arg(long, alias = "format", value_enum, default_value = "onnx")]
+    to: ExportFormat,
     /// The file to write (`.onnx`, or `.py` with the weights as `.safetensors` beside it). Default: `model.onnx` or
     /// `model.py` in the run folder.
     #[arg(long)]
@@ -37,8 +37,8 @@ pub struct ExportArgs {
     #[command(flatten)]
     pub(crate) of: GenotypeNetworkArgs,
     /// ONNX: a fixed batch size (default: a dynamic batch dimension `N`).
-    #[arg(long)]
-    batch: Option<i64>,
+    #[arg(long, alias = "batch")]
+    batch_size: Option<i64>,
     /// ONNX: fold each batch norm that follows a convolution into it (default: BatchNormalization nodes).
     #[arg(long)]
     fold_bn: bool,
@@ -49,11 +49,11 @@ pub struct ExportArgs {
 
 impl ExportArgs {
     fn out(&self) -> Result<PathBuf> {
-        let name = match self.format {
+        let name = match self.to {
             ExportFormat::Onnx => "model.onnx",
             ExportFormat::Pytorch => "model.py",
         };
-        match (&self.out, &self.checkpoint) {
+        match (&self.out, &self.run) {
             (Some(out), _) => Ok(out.clone()),
             (None, Some(dir)) if dir.is_dir() => Ok(dir.join(name)),
             _ => bail!("give --out (the file to write; a run folder's export defaults to {name} in it)"),
@@ -61,13 +61,13 @@ impl ExportArgs {
     }
 
     fn format(&self) -> Result<Format> {
-        Ok(match self.format {
+        Ok(match self.to {
             ExportFormat::Onnx => {
-                ensure!(self.batch.is_none_or(|b| b >= 1), "--batch must be at least 1");
-                Format::Onnx(OnnxOptions { batch: self.batch, fold_batch_norms: self.fold_bn, doc: String::new() })
+                ensure!(self.batch_size.is_none_or(|b| b >= 1), "--batch-size must be at least 1");
+                Format::Onnx(OnnxOptions { batch: self.batch_size, fold_batch_norms: self.fold_bn, doc: String::new() })
             }
             ExportFormat::Pytorch => {
-                ensure!(self.batch.is_none() && !self.fold_bn, "--batch and --fold-bn are ONNX options");
+                ensure!(self.batch_size.is_none() && !self.fold_bn, "--batch-size and --fold-bn are ONNX options");
                 Format::PyTorch
             }
         })
@@ -86,14 +86,14 @@ fn write(args: &ExportArgs, space: &dyn AnySpace) -> Result<()> {
         weights,
         images: Images::Reference { num_classes: args.of.num_classes },
     };
-    let source = match (&args.checkpoint, &args.of.genotype) {
+    let source = match (&args.run, &args.of.genotype) {
         (Some(dir), _) if dir.is_dir() => NetworkSource::Run(dir),
         (Some(weights), Some(spec)) => paper(spec, Weights::File(weights)),
         (Some(weights), None) => {
             bail!("{} is a weights file: give --genotype (and the network shape if not the paper's)", weights.display())
         }
         (None, spec) => {
-            let spec = spec.as_deref().context("give --checkpoint (a run folder or weights) or --genotype")?;
+            let spec = spec.as_deref().context("give --run (a run folder or weights) or --genotype")?;
             paper(spec, Weights::Fresh { seed: args.seed })
         }
     };
@@ -140,7 +140,7 @@ fn written(out: &Path, format: &Format) -> Vec<PathBuf> {
 }
 
 pub fn run(args: &ExportArgs) -> Result<()> {
-    let space = match &args.checkpoint {
+    let space = match &args.run {
         Some(dir) if dir.is_dir() => {
             ensure!(
                 !args.of.any(),

@@ -227,7 +227,8 @@ fn arg<T: Table>(row: &Row, presets: &[(SpaceName, Preset, Presets)]) -> Arg {
         Some(note) => format!("{} {note}", row.help()),
         None => row.help(),
     };
-    let arg = Arg::new(row.id()).long(setting.flag).help(help).conflicts_with_all(setting.conflicts);
+    let arg = Arg::new(row.id()).long(setting.flag).aliases(setting.aliases).help(help);
+    let arg = arg.conflicts_with_all(setting.conflicts);
     let arg = arg.value_name(setting.flag.to_uppercase().replace('-', "_"));
     let arg = if T::RUN && !setting.resumable { arg.group("config_flags") } else { arg };
     match setting.kind {

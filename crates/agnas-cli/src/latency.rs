@@ -18,8 +18,8 @@ pub struct LatencyTableArgs {
     #[arg(long, value_parser = crate::parse_named::<DeviceChoice>, default_value = "auto")]
     device: DeviceChoice,
     /// Input side in pixels.
-    #[arg(long, default_value_t = 224)]
-    input: i64,
+    #[arg(long, alias = "input", default_value_t = 224)]
+    image_size: i64,
     /// Channel multiplier of the network.
     #[arg(long, default_value_t = 1.0)]
     width_mult: f64,
@@ -63,7 +63,7 @@ pub fn run(a: &LatencyTableArgs) -> Result<()> {
         tch::set_num_threads(a.threads as i32);
     }
     let device = a.device.resolve()?;
-    let spec = LatencySpec { width_mult: a.width_mult, image_size: a.input, num_classes: a.num_classes };
+    let spec = LatencySpec { width_mult: a.width_mult, image_size: a.image_size, num_classes: a.num_classes };
     let cfg = MeasureConfig {
         spec,
         device,
@@ -85,7 +85,7 @@ pub fn run(a: &LatencyTableArgs) -> Result<()> {
         table.device,
         table.threads,
         a.batch_size,
-        a.input,
+        a.image_size,
         a.width_mult,
         a.repeats,
         a.warmup,

@@ -54,7 +54,7 @@ use agnas::train::Finished;
 use anyhow::{Context, Result};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use flags::Settings;
-use run_args::RunArgs;
+use run_args::{DistArgs, RunArgs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -84,8 +84,16 @@ enum Command {
     Eval(models::EvalArgs),
     /// Write an evaluation network (a retrained run, a weights file, or a genotype with fresh weights) as a standard
     /// ONNX model or as one standalone PyTorch file with its weights.
+    #[command(mut_arg("genotype", |a| a.help(
+        "For a weights file or fresh weights: the genotype, as `agnas train --genotype` takes it")))]
+    #[command(mut_arg("image_size", |a| a.help(
+        "Input side in pixels of the graph (default: a run's evaluation crop, else the space's benchmark: 32 or 224)")))]
     Export(Box<export::ExportArgs>),
     /// Parameter count (without the auxiliary head) and MACs of an evaluation network.
+    #[command(mut_arg("genotype", |a| a.help(
+        "The genotype, as `agnas train --genotype` takes it (default: the space's released one; without --space, \
+         the released AGNAS cells, darts)")))]
+    #[command(mut_arg("image_size", |a| a.help("Input side in pixels (default: the space's benchmark: 32 or 224)")))]
     Params(models::ParamsArgs),
     /// Show, convert or draw genotypes.
     #[command(subcommand)]
@@ -141,7 +149,8 @@ struct Origin {
     /// Without it, the CIFAR-10 subset embedded in agnas is used with the `embedded` preset.
     #[arg(long, group = "config_flags")]
     data: Option<PathBuf>,
-    /// Starting configuration: paper, embedded or smoke (default: paper with --data, embedded without).
+    /// Starting configuration: paper, embedded or smoke (default: paper with --data, embedded without). The flags
+    /// below show the paper and embedded values; `--print-config` prints every value of any preset.
     #[arg(long, group = "config_flags", value_parser = parse_named::<Preset>)]
     preset: Option<Preset>,
 }
@@ -188,6 +197,8 @@ struct SearchArgs {
     origin: Origin,
     #[command(flatten)]
     run: RunArgs,
+    #[command(flatten)]
+    dist: DistArgs,
     #[command(flatten)]
     settings: Settings<flags::Search>,
     /// Search once per seed, one after the other, into `seed-<n>` folders of one run folder, then report on them
@@ -237,7 +248,7 @@ fn search(args: &SearchArgs) -> Result<()> {
     if args.run.printed_config(|| space.configuration(Configuration::Search, &recipe))? {
         return Ok(());
     }
-    let dist = args.run.connect(&args.settings.given)?;
+    let dist = args.dist.connect(&args.settings.given)?;
     let launch = args.run.launch(dist.clone(), &args.settings.given);
     if let Some(seeds) = &args.seeds {
         let root = dist.is_root();

@@ -1,6 +1,6 @@
 //! `agnas train`, `eval`, `params` and `genotype`: what happens to a genotype after the search, in any space.
 use crate::flags::{NetworkShape, Rederive, Retrain, Settings};
-use crate::run_args::RunArgs;
+use crate::run_args::{DistArgs, RunArgs};
 use crate::{parse_named, parse_space};
 use agnas::config::{Preset, Recipe};
 use agnas::data::{
@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 #[derive(Args)]
 pub struct TrainArgs {
     /// Search space of the genotype: darts, nb201 or proxyless (default: the config file's, else the one the
-    /// genotype belongs to).
+    /// genotype belongs to; without --genotype, darts, whose released AGNAS cells then train).
     #[arg(long, group = "config_flags", value_parser = parse_space)]
     space: Option<SpaceName>,
     /// DARTS: a built-in name (agnas, darts_v1, darts_v2), random:<seed>, a genotype.json or Python text.
@@ -35,11 +35,14 @@ pub struct TrainArgs {
     #[arg(long, group = "config_flags")]
     data: Option<PathBuf>,
     /// paper (the space's recipe: DARTS 600 epochs C=36 20 cells; NB201 the benchmark's 200 epochs), embedded or
-    /// smoke (default: paper with --data, embedded without).
+    /// smoke (default: paper with --data, embedded without). The flags below show the paper and embedded values;
+    /// `--print-config` prints every value of any preset.
     #[arg(long, group = "config_flags", value_parser = parse_named::<Preset>)]
     preset: Option<Preset>,
     #[command(flatten)]
     run: RunArgs,
+    #[command(flatten)]
+    dist: DistArgs,
     #[command(flatten)]
     settings: Settings<Retrain>,
 }
@@ -83,7 +86,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     if args.run.printed_config(|| space.configuration(Configuration::Retrain, &args.recipe()))? {
         return Ok(());
     }
-    let dist = args.run.connect(&args.settings.given)?;
+    let dist = args.dist.connect(&args.settings.given)?;
     let done = space.retrain(&args.recipe(), args.run.launch(dist.clone(), &args.settings.given))?;
     if dist.is_root() {
         eprintln!("run folder: {}", done.out.display());
@@ -95,14 +98,16 @@ pub fn train(args: &TrainArgs) -> Result<()> {
 #[derive(Clone, Copy, ValueEnum)]
 enum SplitArg {
     Train,
+    /// `test/`, else `val/`, of a folder; CIFAR's test batch.
+    #[value(alias = "val")]
     Test,
 }
 
 #[derive(Args)]
 pub struct EvalArgs {
     /// A finished `agnas train` run folder, or a weights .safetensors file (PyTorch names; then give --genotype).
-    #[arg(long)]
-    checkpoint: PathBuf,
+    #[arg(long, alias = "checkpoint")]
+    run: PathBuf,
     /// Images to evaluate on.
     #[arg(long)]
     data: PathBuf,
@@ -112,10 +117,12 @@ pub struct EvalArgs {
     /// Which split of CIFAR/IDX data (a folder is used as it is).
     #[arg(long, value_enum, default_value = "test")]
     split: SplitArg,
-    /// The space of a bare weights file (default: the one --genotype belongs to, else darts).
+    /// The space of a bare weights file (default: the one --genotype belongs to; a run folder's model.json names
+    /// its own).
     #[arg(long, value_parser = parse_space)]
     space: Option<SpaceName>,
-    /// The genotype a bare weights file was trained with.
+    /// The genotype a bare weights file was trained with: a built-in name, an arch string or id list, a
+    /// genotype.json or Python text.
     #[arg(long, visible_alias = "arch", allow_hyphen_values = true)]
     genotype: Option<String>,
     /// The network shape of a bare weights file, when not the paper's.
@@ -143,14 +150,14 @@ pub struct EvalArgs {
 }
 
 pub fn eval(a: &EvalArgs) -> Result<()> {
-    ensure!(a.checkpoint.exists(), agnas::Error::Missing { path: a.checkpoint.clone() });
-    let space = if a.checkpoint.is_dir() {
+    ensure!(a.run.exists(), agnas::Error::Missing { path: a.run.clone() });
+    let space = if a.run.is_dir() {
         ensure!(
             a.space.is_none() && a.genotype.is_none() && a.network.given.is_empty(),
             "--space, --genotype and the network shape are for a bare weights file; a run folder's model.json \
              decides them"
         );
-        resolve(Source::Model(&a.checkpoint), None)?
+        resolve(Source::Model(&a.run), None)?
     } else {
         genotype_space(a.space, None, a.genotype.as_deref())?
     };
@@ -164,18 +171,17 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
     };
     let set = data::open_split(Some(&a.data), a.format, split)?;
     let source = match &a.genotype {
-        _ if a.checkpoint.is_dir() => NetworkSource::Run(&a.checkpoint),
+        _ if a.run.is_dir() => NetworkSource::Run(&a.run),
         // The space's paper network with the shape of the flags, evaluated as its paper recipe does.
         Some(genotype) => NetworkSource::Paper {
             genotype,
             shape: &a.network.given,
-            weights: Weights::File(&a.checkpoint),
+            weights: Weights::File(&a.run),
             images: Images::Of(set.as_ref()),
         },
-        None => bail!(
-            "{} is a weights file: give --genotype (and the network shape if not the paper's)",
-            a.checkpoint.display()
-        ),
+        None => {
+            bail!("{} is a weights file: give --genotype (and the network shape if not the paper's)", a.run.display())
+        }
     };
     let network = registry::space(space).network(source, device)?;
     a.memory_format.apply(&network.vs);
@@ -212,8 +218,7 @@ pub struct GenotypeNetworkArgs {
     /// The genotype's space (default: the one the genotype belongs to).
     #[arg(long, value_parser = parse_space)]
     pub space: Option<SpaceName>,
-    /// The genotype, as `agnas train --genotype` takes it (`params`: default the space's released one, the released
-    /// AGNAS cells without --space).
+    /// The genotype, as `agnas train --genotype` takes it (each command words its default).
     #[arg(long, visible_alias = "arch", allow_hyphen_values = true)]
     pub genotype: Option<String>,
     #[command(flatten)]
@@ -221,7 +226,7 @@ pub struct GenotypeNetworkArgs {
     /// Classes (default: the space's benchmark: 10 for the CIFAR spaces, 1000 for ImageNet).
     #[arg(long)]
     pub num_classes: Option<i64>,
-    /// Input side in pixels (default: the space's benchmark: 32 or 224; `export` of a run: its evaluation crop).
+    /// Input side in pixels (each command words its default).
     #[arg(long)]
     pub image_size: Option<i64>,
 }

@@ -1,5 +1,5 @@
 //! Flags of every command that starts a run (`search`, `train`, `baseline random`): the run folder and the
-//! machine. The settings of the run itself are made from the library's tables (`flags.rs`).
+//! ranks. The settings of the run itself are made from the library's tables (`flags.rs`).
 use agnas::config::Overrides;
 use agnas::dist::{Dist, DistChoice};
 use agnas::report::progress::ProgressMode;
@@ -25,6 +25,12 @@ pub struct RunArgs {
     /// Stop after this many training steps, as if killed (to test --resume).
     #[arg(long, hide = true)]
     pub stop_after_steps: Option<u64>,
+}
+
+/// Flags of the commands that train as data-parallel ranks (`search`, `train`; `baseline random` runs its
+/// candidates in one process).
+#[derive(Args)]
+pub struct DistArgs {
     /// Data parallelism: auto (the ranks that torchrun, agnas launch, mpirun or srun describe in the environment),
     /// none, c10d (Gloo on the CPU, NCCL on GPUs) or mpi.
     #[arg(long, default_value = "auto", value_parser = crate::parse_named::<DistChoice>)]
@@ -53,7 +59,9 @@ impl RunArgs {
         };
         Launch { begin, progress: ProgressMode::Auto, stop_after_steps: self.stop_after_steps, dist }
     }
+}
 
+impl DistArgs {
     /// Joins the other ranks of a data-parallel run (one process: at once). NCCL carries the collectives when the
     /// run trains on GPUs (`--device cuda`, or `auto` on a machine with one), Gloo or MPI otherwise.
     pub fn connect(&self, given: &Overrides) -> anyhow::Result<Dist> {

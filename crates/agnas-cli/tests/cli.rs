@@ -218,6 +218,7 @@ fn a_diverging_loss_stops_with_a_clear_error() {
 #[test]
 fn bad_configuration_names_the_field() {
     let dir = tempfile::tempdir().unwrap();
+    // `--split`, the old spelling of `--train-portion`, is still taken.
     let err = run_err(&mut smoke(&dir.path().join("a"), &["--split", "1.5"]));
     assert!(err.contains("data.split"), "{err}");
     let cfg = dir.path().join("bad.toml");
@@ -384,8 +385,8 @@ fn heldout_flags_set_the_split_or_conflict() {
     assert!(config.contains("split = 0.75"), "{config}");
     let err = run_err(&mut smoke(&dir.path().join("b"), &["--heldout-fraction", "1"]));
     assert!(err.contains("--heldout-fraction") && err.contains("strictly between 0 and 1"), "{err}");
-    let err = run_err(&mut smoke(&dir.path().join("c"), &["--heldout-data", "val", "--split", "0.5"]));
-    assert!(err.contains("--heldout-data") && err.contains("--split"), "{err}");
+    let err = run_err(&mut smoke(&dir.path().join("c"), &["--heldout-data", "val", "--train-portion", "0.5"]));
+    assert!(err.contains("--heldout-data") && err.contains("--train-portion"), "{err}");
     let err = run_err(smoke(&dir.path().join("d"), &["--heldout-data"]).arg(dir.path().join("nowhere")));
     assert!(err.contains("nowhere"), "{err}");
 }
@@ -418,7 +419,7 @@ fn a_diverged_heldout_pass_names_the_cause_and_writes_no_result() {
 fn eval_of_a_missing_checkpoint_says_it_does_not_exist() {
     let dir = tempfile::tempdir().unwrap();
     let typo = dir.path().join("runs/typo");
-    let err = run_err(agnas().args(["eval", "--data"]).arg(dir.path()).arg("--checkpoint").arg(&typo));
+    let err = run_err(agnas().args(["eval", "--data"]).arg(dir.path()).arg("--run").arg(&typo));
     assert!(err.contains(&format!("{} does not exist", typo.display())), "{err}");
     assert!(!err.contains("weights file"), "{err}");
 }

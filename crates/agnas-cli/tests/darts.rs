@@ -91,18 +91,14 @@ fn search_then_retrain_then_eval() {
     }
     // Evaluating the saved weights (in batches of the smoke preset's size) gives the run's own test numbers.
     let eval = run_ok(
-        agnas()
-            .args(["eval", "--threads", "1", "--batch-size", "32", "--checkpoint"])
-            .arg(&train)
-            .arg("--data")
-            .arg(&data),
+        agnas().args(["eval", "--threads", "1", "--batch-size", "32", "--run"]).arg(&train).arg("--data").arg(&data),
     );
     let metrics: Value = serde_json::from_slice(&eval.stdout).unwrap();
     assert_eq!(metrics, result["test"]);
     // The bare weights file with its genotype and shape (it holds the auxiliary head, which eval must accept).
     let bare = run_ok(
         agnas()
-            .args(["eval", "--threads", "1", "--batch-size", "32", "--channels", "4", "--layers", "5", "--checkpoint"])
+            .args(["eval", "--threads", "1", "--batch-size", "32", "--channels", "4", "--layers", "5", "--run"])
             .arg(train.join("weights.safetensors"))
             .arg("--genotype")
             .arg(train.join("genotype.json"))
@@ -111,7 +107,7 @@ fn search_then_retrain_then_eval() {
     );
     assert_eq!(serde_json::from_slice::<Value>(&bare.stdout).unwrap(), result["test"]);
     // A run folder's model.json decides its network: flags that would change it are refused, not ignored.
-    let err = run_err(agnas().args(["eval", "--channels", "8", "--checkpoint"]).arg(&train).arg("--data").arg(&data));
+    let err = run_err(agnas().args(["eval", "--channels", "8", "--run"]).arg(&train).arg("--data").arg(&data));
     assert!(err.contains("model.json"), "{err}");
 
     // A hand-edited model.json whose genotype reads a state that does not exist: an error naming the file and the
@@ -124,7 +120,7 @@ fn search_then_retrain_then_eval() {
     let mut card = json(&edited.join("model.json"));
     card["genotype"]["cells"][0]["ops"][3][1] = 9.into();
     std::fs::write(edited.join("model.json"), serde_json::to_string(&card).unwrap()).unwrap();
-    let err = run_err(agnas().args(["eval", "--threads", "1", "--checkpoint"]).arg(&edited).arg("--data").arg(&data));
+    let err = run_err(agnas().args(["eval", "--threads", "1", "--run"]).arg(&edited).arg("--data").arg(&data));
     assert!(err.contains("model.json") && err.contains("genotype") && err.contains("reads state 9"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }

@@ -81,21 +81,21 @@ fn a_retrained_run_reports_and_exports_both_ways() {
     assert!(cells(&doc, "result").iter().any(|c| c.parse::<f64>().is_ok_and(|v| (v - top1).abs() < 1e-3)));
 
     // Export defaults to the run folder; a second export does not overwrite without --force.
-    let out = run_ok(agnas().args(["export", "--checkpoint"]).arg(&run));
+    let out = run_ok(agnas().args(["export", "--run"]).arg(&run));
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(info["graph_max_abs_diff"].as_f64(), Some(0.0));
     let onnx = run.join("model.onnx");
     assert!(std::fs::metadata(&onnx).unwrap().len() > 1000);
-    let err = run_err(agnas().args(["export", "--checkpoint"]).arg(&run));
+    let err = run_err(agnas().args(["export", "--run"]).arg(&run));
     assert!(err.contains("model.onnx exists") && err.contains("--force"), "{err}");
+    // The spellings before the one vocabulary (--batch, --format, --checkpoint) still work, for old scripts.
     run_ok(agnas().args(["export", "--force", "--fold-bn", "--batch", "4", "--checkpoint"]).arg(&run));
     run_ok(agnas().args(["export", "--format", "pytorch", "--checkpoint"]).arg(&run));
     let source = std::fs::read_to_string(run.join("model.py")).unwrap();
     assert!(source.contains("class Network(nn.Module)"));
     assert!(!source.contains("import agnas") && !source.contains("from agnas"), "standalone");
     assert!(run.join("model.safetensors").exists());
-    let err =
-        run_err(agnas().args(["export", "--format", "pytorch", "--fold-bn", "--force", "--checkpoint"]).arg(&run));
+    let err = run_err(agnas().args(["export", "--to", "pytorch", "--fold-bn", "--force", "--run"]).arg(&run));
     assert!(err.contains("ONNX options"), "{err}");
     let err = run_err(agnas().args(["export", "--space", "nb201", "--genotype", "6111"]));
     assert!(err.contains("--out"), "{err}");
@@ -106,7 +106,7 @@ fn a_retrained_run_reports_and_exports_both_ways() {
     assert!(err.contains("train.html exists") && err.contains("--force"), "{err}");
     run_ok(agnas().arg("report").arg(&run).arg("--force").arg("--out").arg(&page));
     let nested = dir.path().join("exp/deeper/net.py");
-    run_ok(agnas().args(["export", "--format", "pytorch", "--checkpoint"]).arg(&run).arg("--out").arg(&nested));
+    run_ok(agnas().args(["export", "--to", "pytorch", "--run"]).arg(&run).arg("--out").arg(&nested));
     assert!(nested.exists() && nested.with_extension("safetensors").exists());
     let pictures = dir.path().join("pictures");
     run_ok(agnas().args(["genotype", "plot", "agnas", "--out"]).arg(&pictures));

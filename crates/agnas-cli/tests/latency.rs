@@ -23,9 +23,19 @@ fn latency_table_covers_every_shape_and_checks_whole_networks() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("table.json");
     let mut cmd = agnas();
-    cmd.args(["latency-table", "--space", "proxyless", "--device", "cpu", "--input", "64", "--width-mult", "0.25"])
-        .args(["--repeats", "2", "--warmup", "1", "--check", "2", "--threads", "1", "--out"])
-        .arg(&path);
+    cmd.args([
+        "latency-table",
+        "--space",
+        "proxyless",
+        "--device",
+        "cpu",
+        "--image-size",
+        "64",
+        "--width-mult",
+        "0.25",
+    ])
+    .args(["--repeats", "2", "--warmup", "1", "--check", "2", "--threads", "1", "--out"])
+    .arg(&path);
     let out = run_ok(&mut cmd);
     let table = json(&path);
     let stdout: Value = serde_json::from_slice(&out.stdout).expect("stdout is the table's JSON");

@@ -99,11 +99,7 @@ fn pipeline(space: &str, dir: &Path) {
     let counted = stdout_json(run_ok(agnas().args(&shape)));
     assert_eq!((&counted["params"], &counted["macs"]), (&result["params"], &result["macs"]), "{space}");
     let eval = stdout_json(run_ok(
-        agnas()
-            .args(["eval", "--threads", "1", "--batch-size", "32", "--checkpoint"])
-            .arg(&train)
-            .arg("--data")
-            .arg(&data),
+        agnas().args(["eval", "--threads", "1", "--batch-size", "32", "--run"]).arg(&train).arg("--data").arg(&data),
     ));
     assert_eq!(eval, result["test"], "{space}: eval of the saved weights gives the run's own test numbers");
 }

@@ -374,17 +374,18 @@ pub const SEARCH_SETTINGS: &[Setting] = &[
     Setting::new("train.grad_clip", "grad-clip", Kind::Float, "Global gradient-norm clip (0 = off)."),
     Setting::new(
         "data.split",
-        "split",
+        "train-portion",
         Kind::Fraction,
         "Share of the images that trains the supernet (the rest is held out for the importances).",
-    ),
+    )
+    .aliases(&["split"]),
     Setting::new(
         "data.split",
         "heldout-fraction",
         Kind::Complement,
-        "Share of the images held out for the importances: --split 1-F.",
+        "Share of the images held out for the importances: --train-portion 1-F.",
     )
-    .conflicts(&["split"]),
+    .conflicts(&["train-portion"]),
     Setting::new(
         "data.heldout_path",
         "heldout-data",
@@ -392,7 +393,7 @@ pub const SEARCH_SETTINGS: &[Setting] = &[
         "Held-out images of their own (class folders, e.g. the ImageNet subset's val/) instead of a share of --data, \
          which then all trains.",
     )
-    .conflicts(&["split", "heldout-fraction"]),
+    .conflicts(&["train-portion", "heldout-fraction"]),
     Setting::new(
         "importance.augment",
         "augment-heldout",
@@ -444,10 +445,11 @@ pub const SEARCH_SETTINGS: &[Setting] = &[
 pub const RETRAIN_SETTINGS: &[Setting] = &[
     Setting::new(
         "data.split",
-        "split",
+        "train-portion",
         Kind::Share,
         "Share of the training images that trains; the rest is the validation split (1 = none).",
-    ),
+    )
+    .aliases(&["split"]),
     Setting::new(
         "test_data",
         "test-data",

@@ -34,6 +34,8 @@ pub struct Setting {
     pub kind: Kind,
     /// Flags that make no sense beside this one.
     pub conflicts: &'static [&'static str],
+    /// Older spellings of the flag, still taken (hidden from `--help`) for the scripts that use them.
+    pub aliases: &'static [&'static str],
     /// Part of a network's shape: what is needed to rebuild a network from its weights (`eval`, `params`, `bench`).
     pub shape: bool,
     /// Where a run executes, not what it computes (device, threads, loader workers): `--resume` takes it.
@@ -42,7 +44,11 @@ pub struct Setting {
 
 impl Setting {
     pub const fn new(key: &'static str, flag: &'static str, kind: Kind, help: &'static str) -> Self {
-        Setting { key, flag, help, kind, conflicts: &[], shape: false, resumable: false }
+        Setting { key, flag, help, kind, conflicts: &[], aliases: &[], shape: false, resumable: false }
+    }
+
+    pub const fn aliases(self, flags: &'static [&'static str]) -> Self {
+        Setting { aliases: flags, ..self }
     }
 
     pub const fn conflicts(self, flags: &'static [&'static str]) -> Self {

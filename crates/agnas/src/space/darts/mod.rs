@@ -275,7 +275,8 @@ impl GenotypeFormat for Genotype {
         python::to_python(self)
     }
 
-    /// One picture per distinct cell: `normal` and `reduce`, or `stage<i>` for the five-cell form.
+    /// One picture per distinct cell: `normal` and `reduce`, or `stage_<i>` for the five-cell form (a search also
+    /// draws every supernet cell, `cell_<i>`; its genotype.json says which cell each stage took).
     fn pictures(&self, title: &str) -> Vec<(String, String)> {
         let cells: Vec<(String, &CellGenotype, CellKind)> = match self {
             Genotype::NormalReduce { normal, reduce } => {
@@ -284,7 +285,7 @@ impl GenotypeFormat for Genotype {
             Genotype::Stages { cells } => cells
                 .iter()
                 .enumerate()
-                .map(|(i, c)| (format!("stage{i}"), c, if i % 2 == 1 { CellKind::Reduce } else { CellKind::Normal }))
+                .map(|(i, c)| (format!("stage_{i}"), c, if i % 2 == 1 { CellKind::Reduce } else { CellKind::Normal }))
                 .collect(),
         };
         cells

@@ -3,7 +3,7 @@
 //! Every fallible function of the library returns [`Result`]. A caller matches the kind behind any context that was
 //! added on the way up with [`Error::kind`]; the causes stay reachable through [`std::error::Error::source`], so that
 //! `anyhow`'s `{:#}` prints the same chain (`context: ...: cause`) as before these were typed. Inside the crate,
-//! [`Context`], [`bail!`] and [`ensure!`] read as their `anyhow` namesakes.
+//! `error::{Context, bail, ensure}` read as their `anyhow` namesakes.
 use std::fmt::Display;
 use std::path::PathBuf;
 
@@ -26,6 +26,21 @@ pub enum WeightsCause {
     Header(#[from] serde_json::Error),
 }
 
+/// What went wrong; [`Error::kind`] is the one to match, behind the contexts:
+///
+/// ```no_run
+/// use agnas::{dist::DistError, Error};
+///
+/// if let Err(e) = agnas::report::claim_run_folder("runs/a".as_ref(), "") {
+///     match e.kind() {
+///         Error::RunBusy { path, .. } => eprintln!("{} holds a run already", path.display()),
+///         Error::Dist(DistError::Collective { rank, .. } | DistError::Root { root: rank, .. }) => {
+///             eprintln!("rank {rank} failed")
+///         }
+///         _ => eprintln!("{}", e.report()),
+///     }
+/// }
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("unknown space `{name}` (available: {known})")]
@@ -192,13 +207,13 @@ macro_rules! bail {
 
 /// Returns the error [`bail!`] makes of the remaining arguments unless `cond` holds.
 macro_rules! ensure {
-    ($cond:expr, $($arg:tt)+) => {
+    ($cond:expr, $($arg:tt)+) => {{
         // Bound first: `!(a < b)` on floats is what clippy's neg_cmp_op_on_partial_ord refuses.
         let holds: bool = $cond;
         if !holds {
             $crate::error::bail!($($arg)+);
         }
-    };
+    }};
 }
 
 pub(crate) use {bail, ensure};

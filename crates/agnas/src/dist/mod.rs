@@ -22,12 +22,16 @@ use tch::{nn::VarStore, Device, Kind, Tensor};
 /// What went wrong between the ranks; every message names the rank it happened on.
 #[derive(Debug, thiserror::Error)]
 pub enum DistError {
+    /// The ranks could not be joined (rendezvous, engine, launcher's environment).
     #[error("distributed setup: {0}")]
     Setup(String),
+    /// A collective failed on `rank`: a peer died or hangs, or rank 0 is gone (the detail names them).
     #[error("rank {rank}: {detail}")]
     Collective { rank: usize, detail: String },
+    /// Ranks that train in lockstep hold different bytes (a genotype, a configuration, the variables).
     #[error("rank {rank} of {world}: {detail}")]
     Disagree { rank: usize, world: usize, detail: String },
+    /// Rank `root` failed (its error is `detail`), and so every other rank ends.
     #[error("rank {root} failed: {detail}")]
     Root { root: usize, detail: String },
 }

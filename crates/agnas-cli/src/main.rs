@@ -302,7 +302,7 @@ fn random(args: &RandomArgs) -> Result<()> {
 /// `agnas report`: the runs compared, on stdout and in `--out`.
 fn report(args: &ReportArgs) -> Result<()> {
     let dirs = runs::expand(&args.runs)?;
-    let spaces: Vec<SpaceName> = dirs.iter().map(|d| resolve(Source::Run(d), None)).collect::<Result<_>>()?;
+    let spaces: Vec<SpaceName> = dirs.iter().map(|d| resolve(Source::Run(d), None)).collect::<agnas::Result<_>>()?;
     anyhow::ensure!(
         spaces.iter().all(|s| *s == spaces[0]),
         "the runs are of different spaces ({}): report on one space at a time",

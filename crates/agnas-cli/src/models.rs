@@ -71,9 +71,9 @@ fn genotype_space(flag: Option<SpaceName>, config: Option<&Path>, genotype: Opti
         None => flag,
     };
     match (genotype, named) {
-        (Some(genotype), named) => resolve(Source::Genotype(genotype), named),
+        (Some(genotype), named) => Ok(resolve(Source::Genotype(genotype), named)?),
         (None, Some(named)) => Ok(named),
-        (None, None) => resolve(Source::Genotype(DEFAULT_GENOTYPE), None),
+        (None, None) => Ok(resolve(Source::Genotype(DEFAULT_GENOTYPE), None)?),
     }
 }
 

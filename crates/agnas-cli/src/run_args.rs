@@ -43,7 +43,7 @@ pub struct DistArgs {
 
 impl RunArgs {
     /// With `--print-config`: prints the configuration `resolve` gives, and says that the command is done.
-    pub fn printed_config(&self, resolve: impl FnOnce() -> anyhow::Result<String>) -> anyhow::Result<bool> {
+    pub fn printed_config(&self, resolve: impl FnOnce() -> agnas::Result<String>) -> anyhow::Result<bool> {
         if self.print_config {
             out!("{}", resolve()?);
         }
@@ -67,6 +67,6 @@ impl DistArgs {
     pub fn connect(&self, given: &Overrides) -> anyhow::Result<Dist> {
         let cpu = given.get("device").and_then(|v| v.as_str()) == Some("cpu");
         let device = if !cpu && tch::Cuda::is_available() { tch::Device::Cuda(0) } else { tch::Device::Cpu };
-        Dist::connect(self.dist, device, std::time::Duration::from_secs(self.dist_timeout))
+        Ok(Dist::connect(self.dist, device, std::time::Duration::from_secs(self.dist_timeout))?)
     }
 }

@@ -6,12 +6,12 @@ use crate::config::settings::{Kind, Setting};
 use crate::config::{Preset, Recipe, RetrainConfig, SearchConfig, SpaceSections};
 use crate::data::DataConfig;
 use crate::dist::Dist;
+use crate::error::{ensure, Context, Result};
 use crate::report::{self, progress::ProgressMode, write_json, write_jsonl, CONFIG_FILE};
 use crate::retrain::{self, RetrainRun};
 use crate::search::SearchResult;
 use crate::space::{GenotypeFormat, Space};
 use crate::train::{Finished, Launch, RunConfig, Start};
-use anyhow::{ensure, Context, Result};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -219,7 +219,7 @@ pub fn budget_of<S: Space>(run: &Path, data: &DataConfig, seed: u64) -> Result<f
         ("seed", seeds.0, seeds.1),
     ];
     if let Some((field, there, here)) = fields.iter().find(|(_, there, here)| there != here) {
-        anyhow::bail!(
+        crate::error::bail!(
             "{} searched other images than this baseline would ({field}: {there} there, {here} here)",
             run.display()
         );

@@ -1,9 +1,9 @@
 //! Run configurations: a space's preset ← TOML file ← command-line flags, written back into the run folder as
 //! `config.toml`. The sections a space owns (`[supernet]`, `[derive]`, `[network]`) have its own types.
 use crate::data::{DataConfig, DataFormat};
+use crate::error::{ensure, Result};
 use crate::train::{DeviceChoice, MemoryFormat, RunConfig, TrainConfig};
 use crate::Error;
-use anyhow::{ensure, Result};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use settings::{named_kind, Kind};
 pub use settings::{Overrides, Setting};
@@ -498,7 +498,7 @@ pub fn layered<T: Serialize + DeserializeOwned>(preset: T, path: Option<&Path>, 
             insert(&mut probe, &o.key, o.value.clone()) && probe.try_into::<T>().is_ok()
         };
         if !known || !insert(&mut value, &o.key, o.value.clone()) {
-            return Err(missing(&base, &o.key, space.as_deref(), &o.source).into());
+            return Err(missing(&base, &o.key, space.as_deref(), &o.source));
         }
     }
     if let (Some(space), toml::Value::Table(t)) = (&space, &mut value) {
@@ -510,7 +510,7 @@ pub fn layered<T: Serialize + DeserializeOwned>(preset: T, path: Option<&Path>, 
         (None, false) => "(command-line flags)".into(),
         (None, true) => "(preset)".into(),
     };
-    value.try_into().map_err(|e: toml::de::Error| Error::Config { source_name, message: e.to_string() }.into())
+    value.try_into().map_err(|e: toml::de::Error| Error::Config { source_name, message: e.to_string() })
 }
 
 /// Sets the value at a dotted key whose table exists; false when it does not.

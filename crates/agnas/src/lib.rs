@@ -14,4 +14,4 @@ pub mod search;
 pub mod space;
 pub mod train;
 
-pub use error::{Error, WeightsCause};
+pub use error::{Error, Result, WeightsCause};

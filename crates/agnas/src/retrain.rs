@@ -6,13 +6,13 @@ use crate::data::augment::Augment;
 use crate::data::loader::Loader;
 use crate::data::{self, Normalization, Split};
 use crate::dist::Dist;
+use crate::error::{ensure, Context, Result};
 use crate::nn::weights;
 use crate::report::{self, progress::ProgressMode, write_json};
 use crate::space::{self, Counts, EvalNetwork, GenotypeFormat, Section, Space, TrainingStep};
 use crate::train::{
     self, EpochEnd, Finished, Job, Launch, Launched, Means, Run, Sgd, Start, StepContext, TrainConfig, Trainer,
 };
-use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::nn::VarStore;

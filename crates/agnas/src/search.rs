@@ -4,6 +4,7 @@ use crate::config::{Recipe, SearchConfig};
 use crate::data::augment::Augment;
 use crate::data::loader::Loader;
 use crate::dist::Dist;
+use crate::error::{ensure, Context, Result};
 use crate::report::{self, progress::ProgressMode, write_json};
 use crate::space::confidence::{self, Bootstrap, Confidence, PerBatch};
 use crate::space::{Decider, Derived, Importances, Space, Supernet, SupernetOutput};
@@ -11,7 +12,6 @@ use crate::train::{
     cross_entropy, evaluate, EpochEnd, Finished, History, Job, Launch, Launched, Run, RunConfig, Sgd, StepContext,
     TrainConfig, Trainer,
 };
-use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
@@ -331,7 +331,7 @@ fn heldout_importances<S: Space>(cfg: &S::Supernet, heldout: &HeldOut) -> Result
         Ok(()) => None,
     };
     match problem {
-        Some(detail) => Err(crate::Error::HeldOutDiverged { loss: heldout.loss, detail }.into()),
+        Some(detail) => Err(crate::Error::HeldOutDiverged { loss: heldout.loss, detail }),
         None => Ok(importances),
     }
 }
@@ -349,7 +349,7 @@ impl DescribedPass {
     /// The importances under their axes.
     pub fn importances(&self) -> Result<Importances> {
         let axes: Vec<&str> = self.0["axes"].as_array().into_iter().flatten().filter_map(|a| a.as_str()).collect();
-        Ok(Importances::from_nested(&axes, &self.0["values"])?)
+        Importances::from_nested(&axes, &self.0["values"])
     }
 }
 

@@ -8,7 +8,7 @@
 use super::color;
 use super::resample::{resample, unit, Rect};
 use super::{Image, Normalization};
-use anyhow::{ensure, Result};
+use crate::error::{ensure, Result};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;

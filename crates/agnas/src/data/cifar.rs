@@ -1,6 +1,6 @@
 //! The official binary releases of CIFAR-10 (`cifar-10-batches-bin`) and CIFAR-100 (`cifar-100-binary`).
 use super::{ImageSet, Split};
-use anyhow::{ensure, Context, Result};
+use crate::error::{ensure, Context, Result};
 use std::path::{Path, PathBuf};
 
 pub const CIFAR10_NAME: &str = "cifar10";
@@ -178,25 +178,25 @@ mod tests {
     #[test]
     fn bad_files_are_named() {
         let dir = tempfile::tempdir().unwrap();
-        let err = format!("{:#}", load_cifar10(dir.path(), Split::Test).unwrap_err());
+        let err = load_cifar10(dir.path(), Split::Test).unwrap_err().report();
         assert!(err.contains("test_batch.bin"), "{err}");
 
         let mut data = record(&[1], 0);
         data.pop();
         std::fs::write(dir.path().join("test_batch.bin"), &data).unwrap();
-        let err = format!("{:#}", load_cifar10(dir.path(), Split::Test).unwrap_err());
+        let err = load_cifar10(dir.path(), Split::Test).unwrap_err().report();
         assert!(err.contains("test_batch.bin") && err.contains("truncated"), "{err}");
 
         std::fs::write(dir.path().join("test_batch.bin"), record(&[10], 0)).unwrap();
-        let err = format!("{:#}", load_cifar10(dir.path(), Split::Test).unwrap_err());
+        let err = load_cifar10(dir.path(), Split::Test).unwrap_err().report();
         assert!(err.contains("test_batch.bin") && err.contains("label 10"), "{err}");
 
         std::fs::write(dir.path().join("data_batch_1.bin"), record(&[1], 0)).unwrap();
-        let err = format!("{:#}", load_cifar10(dir.path(), Split::Train).unwrap_err());
+        let err = load_cifar10(dir.path(), Split::Train).unwrap_err().report();
         assert!(err.contains("data_batch_2.bin"), "{err}");
 
         std::fs::write(dir.path().join("test.bin"), record(&[0, 100], 0)).unwrap();
-        let err = format!("{:#}", load_cifar100(dir.path(), Split::Test).unwrap_err());
+        let err = load_cifar100(dir.path(), Split::Test).unwrap_err().report();
         assert!(err.contains("test.bin") && err.contains("label 100"), "{err}");
     }
 }

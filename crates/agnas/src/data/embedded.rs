@@ -9,7 +9,7 @@
 //! (defaults `--per-class 1000 --seed 0`; the script's docstring describes the format read here).
 use super::folder::decode_all;
 use super::ImageSet;
-use anyhow::{ensure, Context, Result};
+use crate::error::{ensure, Context, Result};
 use std::sync::OnceLock;
 
 pub const SUBSET_NAME: &str = "cifar10-subset";
@@ -19,12 +19,12 @@ const VERSION: u32 = 1;
 
 /// The embedded subset, decoded on first use (on all cores) and copied from the cache afterwards.
 pub fn cifar10_subset() -> Result<ImageSet> {
-    // The error is kept as text because anyhow::Error cannot be cloned out of the cache.
+    // The error is kept as text because an Error cannot be cloned out of the cache.
     static DECODED: OnceLock<std::result::Result<ImageSet, String>> = OnceLock::new();
     DECODED
-        .get_or_init(|| gunzip(PACK_GZ).and_then(|pack| decode_pack(&pack)).map_err(|e| format!("{e:#}")))
+        .get_or_init(|| gunzip(PACK_GZ).and_then(|pack| decode_pack(&pack)).map_err(|e| e.report()))
         .clone()
-        .map_err(anyhow::Error::msg)
+        .map_err(crate::Error::Message)
 }
 
 fn gunzip(bytes: &[u8]) -> Result<Vec<u8>> {
@@ -122,16 +122,16 @@ mod tests {
     #[test]
     fn damaged_packs_are_rejected() {
         let pack = gunzip(PACK_GZ).unwrap();
-        assert!(format!("{:#}", gunzip(&PACK_GZ[..1000]).err().unwrap()).contains("gzip"));
+        assert!(gunzip(&PACK_GZ[..1000]).err().unwrap().report().contains("gzip"));
         let mut bad = pack[..100].to_vec();
-        assert!(format!("{:#}", parse_pack(&bad).err().unwrap()).contains("truncated"));
+        assert!(parse_pack(&bad).err().unwrap().report().contains("truncated"));
         bad[0] = b'X';
-        assert!(format!("{:#}", parse_pack(&bad).err().unwrap()).contains("magic"));
+        assert!(parse_pack(&bad).err().unwrap().report().contains("magic"));
         let mut newer = pack.clone();
         newer[8] = 2;
-        assert!(format!("{:#}", parse_pack(&newer).err().unwrap()).contains("version 2"));
+        assert!(parse_pack(&newer).err().unwrap().report().contains("version 2"));
         let mut longer = pack;
         longer.push(0);
-        assert!(format!("{:#}", parse_pack(&longer).err().unwrap()).contains("1 bytes after"));
+        assert!(parse_pack(&longer).err().unwrap().report().contains("1 bytes after"));
     }
 }

@@ -1,7 +1,7 @@
 //! Class folders of JPEG/PNG images (`root/<class>/<file>`, ImageNet style), on disk or in a tar archive.
 //! Classes are numbered in alphabetical order; the images of a class are taken in file-name order.
 use super::{Dataset, Image, ImageSet, Split};
-use anyhow::{anyhow, bail, ensure, Context, Result};
+use crate::error::{bail, ensure, Context, Result};
 use flate2::read::GzDecoder;
 use image::{imageops::FilterType, RgbImage};
 use std::collections::BTreeSet;
@@ -100,7 +100,9 @@ pub(crate) fn decode_all(
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("an image decoding thread panicked"))))
+            .map(|h| {
+                h.join().unwrap_or_else(|_| Err(crate::Error::Message("an image decoding thread panicked".into())))
+            })
             .collect()
     });
     results.into_iter().collect::<Result<()>>()?;
@@ -256,7 +258,7 @@ pub fn open_folder(path: &Path) -> Result<Arc<dyn Dataset>> {
     }
     match lazy.load_all() {
         Ok(set) => Ok(Arc::new(set)),
-        Err(e) if e.is::<MixedSizes>() => {
+        Err(e) if matches!(e.kind(), crate::Error::MixedSizes(_)) => {
             tracing::info!("{}: images of several sizes, decoded on demand ({e})", path.display());
             Ok(Arc::new(lazy))
         }
@@ -367,7 +369,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         write_tree(&root.join("train"));
-        let err = format!("{:#}", crate::data::open_split(Some(root), DataFormat::Auto, Split::Test).err().unwrap());
+        let err = crate::data::open_split(Some(root), DataFormat::Auto, Split::Test).err().unwrap().report();
         assert!(err.contains("holds train/ but no test/ or val/"), "{err}");
         std::fs::create_dir_all(root.join("val/ant")).unwrap();
         rgb(4, 3, 9).save(root.join("val/ant/1.png")).unwrap();
@@ -375,7 +377,7 @@ mod tests {
         assert_eq!((test.len(), test.num_classes()), (1, 1));
         assert_eq!(crate::data::open_split(Some(root), DataFormat::Auto, Split::Train).unwrap().len(), 5);
         std::fs::create_dir_all(root.join("test/ant")).unwrap();
-        let err = format!("{:#}", crate::data::open_split(Some(root), DataFormat::Auto, Split::Test).err().unwrap());
+        let err = crate::data::open_split(Some(root), DataFormat::Auto, Split::Test).err().unwrap().report();
         assert!(err.contains("both test/ and val/"), "{err}");
         let plain = dir.path().join("plain");
         write_tree(&plain);
@@ -421,18 +423,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_tree(dir.path());
         rgb(5, 3, 0).save(dir.path().join("dog/c.png")).unwrap();
-        let err = format!("{:#}", load_in_memory(dir.path()).unwrap_err());
+        let err = load_in_memory(dir.path()).unwrap_err().report();
         assert!(err.contains("dog/c.png") && err.contains("5×3"), "{err}");
 
         std::fs::remove_file(dir.path().join("dog/c.png")).unwrap();
         std::fs::write(dir.path().join("cat/broken.jpg"), b"\xff\xd8\xff garbage").unwrap();
-        let err = format!("{:#}", load_in_memory(dir.path()).unwrap_err());
+        let err = load_in_memory(dir.path()).unwrap_err().report();
         assert!(err.contains("cat/broken.jpg"), "{err}");
         let lazy = FolderDataset::open(dir.path(), None).unwrap();
-        assert!(format!("{:#}", lazy.image(2).unwrap_err()).contains("cat/broken.jpg"));
+        assert!(lazy.image(2).unwrap_err().report().contains("cat/broken.jpg"));
 
         std::fs::create_dir(dir.path().join("empty")).unwrap();
-        let err = format!("{:#}", FolderDataset::open(dir.path(), None).unwrap_err());
+        let err = FolderDataset::open(dir.path(), None).unwrap_err().report();
         assert!(err.contains("empty"), "{err}");
     }
 
@@ -491,17 +493,17 @@ mod tests {
 
         let bad = dir.path().join("bad.tgz");
         write_archive(&bad, &[("x/cat/1.png", png(&rgb(2, 2, 1))), ("x/cat/2.png", b"\x89PNG broken".to_vec())]);
-        let err = format!("{:#}", load_in_memory(&bad).unwrap_err());
+        let err = load_in_memory(&bad).unwrap_err().report();
         assert!(err.contains("x/cat/2.png") && err.contains("bad.tgz"), "{err}");
 
         let mixed = dir.path().join("mixed.tar.gz");
         write_archive(&mixed, &[("train/cat/1.png", png(&rgb(2, 2, 1))), ("test/cat/1.png", png(&rgb(2, 2, 1)))]);
-        assert!(format!("{:#}", load_in_memory(&mixed).unwrap_err()).contains("several folders"));
+        assert!(load_in_memory(&mixed).unwrap_err().report().contains("several folders"));
 
         let truncated = dir.path().join("cut.tar.gz");
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-        assert!(format!("{:#}", load_in_memory(&truncated).unwrap_err()).contains("cut.tar.gz"));
+        assert!(load_in_memory(&truncated).unwrap_err().report().contains("cut.tar.gz"));
     }
 
     /// The provided 50,000 training JPEGs; `make test` runs it when AGNAS_CIFAR10_DIR points at their unpacked folder.

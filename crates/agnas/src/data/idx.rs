@@ -1,7 +1,7 @@
 //! IDX files as MNIST and Fashion-MNIST ship them (`train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-*`),
 //! plain or gzipped.
 use super::{ImageSet, Split};
-use anyhow::{ensure, Context, Result};
+use crate::error::{ensure, Context, Result};
 use flate2::read::GzDecoder;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -140,28 +140,28 @@ mod tests {
         let good = std::fs::read(&images).unwrap();
 
         std::fs::write(&images, &good[..good.len() - 1]).unwrap();
-        let err = format!("{:#}", load_idx(dir.path(), Split::Train).unwrap_err());
+        let err = load_idx(dir.path(), Split::Train).unwrap_err().report();
         assert!(err.contains("train-images-idx3-ubyte") && err.contains("truncated"), "{err}");
 
         let mut bad = good.clone();
         bad[3] = 1;
         std::fs::write(&images, &bad).unwrap();
-        let err = format!("{:#}", load_idx(dir.path(), Split::Train).unwrap_err());
+        let err = load_idx(dir.path(), Split::Train).unwrap_err().report();
         assert!(err.contains("train-images-idx3-ubyte") && err.contains("magic"), "{err}");
 
         std::fs::write(&images, &good).unwrap();
         std::fs::write(dir.path().join("train-labels-idx1-ubyte"), idx(1, &[2], &[1, 1])).unwrap();
-        let err = format!("{:#}", load_idx(dir.path(), Split::Train).unwrap_err());
+        let err = load_idx(dir.path(), Split::Train).unwrap_err().report();
         assert!(err.contains("3 images") && err.contains("2 labels"), "{err}");
 
-        let err = format!("{:#}", load_idx(dir.path(), Split::Test).unwrap_err());
+        let err = load_idx(dir.path(), Split::Test).unwrap_err().report();
         assert!(err.contains("t10k-images-idx3-ubyte"), "{err}");
 
         let mut broken = gzip(&good);
         broken.truncate(broken.len() / 2);
         std::fs::remove_file(&images).unwrap();
         std::fs::write(dir.path().join("train-images-idx3-ubyte.gz"), broken).unwrap();
-        let err = format!("{:#}", load_idx(dir.path(), Split::Train).unwrap_err());
+        let err = load_idx(dir.path(), Split::Train).unwrap_err().report();
         assert!(err.contains("train-images-idx3-ubyte.gz"), "{err}");
     }
 }

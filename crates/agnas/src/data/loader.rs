@@ -6,7 +6,7 @@
 //! max(`prefetch`, `workers`) batches are prepared ahead of the consumer.
 use super::augment::Transform;
 use super::{rng_for, Dataset, Image, Normalization, Stream};
-use anyhow::{anyhow, ensure, Context, Result};
+use crate::error::{ensure, Context, Result};
 use crossbeam_channel::{Receiver, Sender};
 use rand::seq::SliceRandom;
 use std::collections::BTreeMap;
@@ -116,11 +116,13 @@ impl Loader {
             failure: None,
         };
         if self.config.batch_size == 0 {
-            iter.failure = Some(anyhow!("the loader's batch_size must be at least 1"));
+            iter.failure = Some(crate::Error::Message("the loader's batch_size must be at least 1".into()));
             return iter;
         }
         if start_batch > end {
-            iter.failure = Some(anyhow!("cannot start epoch {epoch} at batch {start_batch}: it has {end} batches"));
+            iter.failure = Some(crate::Error::Message(format!(
+                "cannot start epoch {epoch} at batch {start_batch}: it has {end} batches"
+            )));
             return iter;
         }
         if start_batch == end {
@@ -142,7 +144,7 @@ impl Loader {
             match spawned {
                 Ok(handle) => iter.workers.push(handle),
                 Err(e) => {
-                    iter.failure = Some(anyhow!(e).context("starting a data loader thread"));
+                    iter.failure = Some(crate::Error::from(e).context("starting a data loader thread"));
                     break;
                 }
             }
@@ -183,8 +185,9 @@ fn work(shared: &Shared, jobs: &Receiver<usize>, results: &Sender<(usize, Result
     // Reused across batches: only the batch values are allocated per batch.
     let mut image = Image::default();
     while let Ok(k) = jobs.recv() {
-        let batch = catch_unwind(AssertUnwindSafe(|| shared.build(k, &mut image)))
-            .unwrap_or_else(|_| Err(anyhow!("the data loader panicked while preparing batch {k}")));
+        let batch = catch_unwind(AssertUnwindSafe(|| shared.build(k, &mut image))).unwrap_or_else(|_| {
+            Err(crate::Error::Message(format!("the data loader panicked while preparing batch {k}")))
+        });
         if results.send((k, batch)).is_err() {
             return;
         }
@@ -261,7 +264,7 @@ pub struct EpochIter {
     ready: BTreeMap<usize, Result<Prepared>>,
     workers: Vec<JoinHandle<()>>,
     /// An error found before any batch was built.
-    failure: Option<anyhow::Error>,
+    failure: Option<crate::Error>,
 }
 
 impl EpochIter {
@@ -308,7 +311,12 @@ impl Iterator for EpochIter {
                 Ok((k, r)) => {
                     self.ready.insert(k, r);
                 }
-                Err(_) => break Err(anyhow!("the data loader's threads stopped before batch {}", self.next)),
+                Err(_) => {
+                    break Err(crate::Error::Message(format!(
+                        "the data loader's threads stopped before batch {}",
+                        self.next
+                    )))
+                }
             }
         };
         self.next += 1;
@@ -474,7 +482,7 @@ mod tests {
         let resize_only = Transform { augment: Augment::none(), view: CenterView { resize: 11, crop: 0 } };
         let cfg = LoaderConfig { transform: resize_only, shuffle: false, ..config(2, 2) };
         let err = Loader::new(mixed, (0..8).collect(), cfg).epoch(0, 0).next().unwrap().unwrap_err();
-        let err = format!("{err:#}");
+        let err = err.report();
         assert!(err.contains("mixed: image 1 is 17×17×3 (11×11 after the transform)"), "{err}");
         assert!(err.contains("data.crop"), "{err}");
     }
@@ -603,18 +611,18 @@ mod tests {
         let results: Vec<Result<Batch>> = loader.epoch(0, 0).collect();
         assert_eq!(results.len(), 3, "batches 0 and 1, then the error of batch 2");
         assert!(results[..2].iter().all(|r| r.is_ok()));
-        let err = format!("{:#}", results[2].as_ref().unwrap_err());
+        let err = results[2].as_ref().unwrap_err().report();
         assert!(err.contains("image 17 is corrupt"), "{err}");
 
         let bad_norm =
             LoaderConfig { normalization: Normalization { mean: vec![0.5], std: vec![0.5] }, ..config(1, 1) };
         let loader = Loader::new(synthetic(4), vec![0, 1], bad_norm);
-        let err = format!("{:#}", loader.epoch(0, 0).next().unwrap().unwrap_err());
+        let err = loader.epoch(0, 0).next().unwrap().unwrap_err().report();
         assert!(err.contains("synthetic: image") && err.contains("3-channel"), "{err}");
 
         let too_small = Transform { augment: Augment::none(), view: CenterView { resize: 0, crop: 7 } };
         let loader = Loader::new(synthetic(4), vec![0, 1], LoaderConfig { transform: too_small, ..config(1, 1) });
-        let err = format!("{:#}", loader.epoch(0, 0).next().unwrap().unwrap_err());
+        let err = loader.epoch(0, 0).next().unwrap().unwrap_err().report();
         assert!(err.contains("synthetic: image") && err.contains("data.crop = 7 does not fit the 8×6 image"), "{err}");
     }
 }

@@ -9,7 +9,7 @@ pub mod idx;
 pub mod loader;
 mod resample;
 
-use anyhow::{bail, ensure, Context, Result};
+use crate::error::{bail, ensure, Context, Result};
 use augment::CenterView;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -328,7 +328,11 @@ impl Normalization {
             return Normalization::from_image_set(images);
         }
         Normalization::estimate(set, ESTIMATE_SAMPLES).unwrap_or_else(|e| {
-            tracing::warn!("cannot compute the normalisation of {}: {e:#}; using mean 0.5, std 0.5", set.name());
+            tracing::warn!(
+                "cannot compute the normalisation of {}: {}; using mean 0.5, std 0.5",
+                set.name(),
+                e.report()
+            );
             Normalization { mean: vec![0.5; 3], std: vec![0.5; 3] }
         })
     }
@@ -514,9 +518,7 @@ fn open_images(path: Option<&Path>, format: DataFormat, split: Split) -> Result<
         return Ok(Arc::new(embedded::cifar10_subset()?));
     };
     if !path.exists() {
-        return Err(
-            crate::Error::Data { path: path.to_path_buf(), message: "the data path does not exist".into() }.into()
-        );
+        return Err(crate::Error::Data { path: path.to_path_buf(), message: "the data path does not exist".into() });
     }
     let format = match format {
         DataFormat::Auto => guess_format(path),
@@ -562,9 +564,9 @@ mod tests {
         let set = toy_set();
         assert_eq!(set.len(), 4);
         assert_eq!(set.image(2).unwrap().data, vec![51, 0, 2, 51, 255, 6]);
-        assert!(format!("{:#}", set.image(4).unwrap_err()).contains("toy"));
+        assert!(set.image(4).unwrap_err().report().contains("toy"));
         let bad = ImageSet::new("bad", (1, 1, 1), vec![0, 0], vec![0, 2], vec!["x".into(), "y".into()]);
-        assert!(format!("{:#}", bad.unwrap_err()).contains("image 1 has label 2"));
+        assert!(bad.unwrap_err().report().contains("image 1 has label 2"));
         assert!(ImageSet::new("short", (1, 1, 3), vec![0; 5], vec![0, 0], vec!["x".into()]).is_err());
     }
 
@@ -673,7 +675,7 @@ mod tests {
 
         class_folders(&dir.path().join("other"), &["a", "b", "d"], 1);
         let wrong = DataConfig { heldout_path: Some(dir.path().join("other")), ..config };
-        let err = format!("{:#}", open_parts(&wrong, 1).err().unwrap());
+        let err = open_parts(&wrong, 1).err().unwrap().report();
         assert!(err.contains("other") && err.contains("\"d\""), "{err}");
     }
 

@@ -67,8 +67,8 @@ fn take_message(err: *mut c_char) -> String {
 }
 
 impl C10d {
-    pub(super) fn connect(backend: &'static str, who: &Membership, timeout: Duration) -> anyhow::Result<Self> {
-        let c = |s: &str| CString::new(s).map_err(|_| anyhow::anyhow!("{s:?} holds a NUL byte"));
+    pub(super) fn connect(backend: &'static str, who: &Membership, timeout: Duration) -> crate::Result<Self> {
+        let c = |s: &str| CString::new(s).map_err(|_| crate::Error::Message(format!("{s:?} holds a NUL byte")));
         let (name, host, iface) = (c(backend)?, c(&who.master_addr)?, c(who.interface.as_deref().unwrap_or(""))?);
         let rendezvous = format!("{}:{}", who.master_addr, who.master_port);
         let mut err = std::ptr::null_mut();

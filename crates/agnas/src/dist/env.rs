@@ -1,5 +1,5 @@
 //! Who this process is among the ranks, read from the environment its launcher set.
-use anyhow::{bail, Context, Result};
+use crate::error::{bail, Context, Result};
 use std::collections::HashMap;
 
 /// `--dist`: which engine joins the ranks.

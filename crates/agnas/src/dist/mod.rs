@@ -22,12 +22,16 @@ use tch::{nn::VarStore, Device, Kind, Tensor};
 /// What went wrong between the ranks; every message names the rank it happened on.
 #[derive(Debug, thiserror::Error)]
 pub enum DistError {
+    /// The ranks could not be joined (rendezvous, engine, launcher's environment).
     #[error("distributed setup: {0}")]
     Setup(String),
+    /// A collective failed on `rank`: a peer died or hangs, or rank 0 is gone (the detail names them).
     #[error("rank {rank}: {detail}")]
     Collective { rank: usize, detail: String },
+    /// Ranks that train in lockstep hold different bytes (a genotype, a configuration, the variables).
     #[error("rank {rank} of {world}: {detail}")]
     Disagree { rank: usize, world: usize, detail: String },
+    /// Rank `root` failed (its error is `detail`), and so every other rank ends.
     #[error("rank {root} failed: {detail}")]
     Root { root: usize, detail: String },
 }
@@ -107,7 +111,7 @@ impl Dist {
     /// Joins the ranks `choice` and the environment describe; one process when they describe none. With c10d, CPU
     /// tensors travel by Gloo, and CUDA tensors by NCCL when `device` is a GPU (by Gloo otherwise); with MPI, CPU
     /// tensors only.
-    pub fn connect(choice: DistChoice, device: Device, timeout: Duration) -> anyhow::Result<Self> {
+    pub fn connect(choice: DistChoice, device: Device, timeout: Duration) -> crate::Result<Self> {
         let Some((engine, who)) = env::resolve(choice)? else {
             return Ok(Dist::single());
         };
@@ -121,24 +125,24 @@ impl Dist {
     }
 
     #[cfg(feature = "c10d")]
-    fn c10d(who: &Membership, device: Device, timeout: Duration) -> anyhow::Result<Arc<dyn Collective>> {
+    fn c10d(who: &Membership, device: Device, timeout: Duration) -> crate::Result<Arc<dyn Collective>> {
         let backend = if device.is_cuda() { "nccl" } else { "gloo" };
         Ok(Arc::new(c10d::C10d::connect(backend, who, timeout)?))
     }
 
     #[cfg(not(feature = "c10d"))]
-    fn c10d(_: &Membership, _: Device, _: Duration) -> anyhow::Result<Arc<dyn Collective>> {
-        anyhow::bail!("this agnas was built without the c10d engine (cargo feature `c10d`)")
+    fn c10d(_: &Membership, _: Device, _: Duration) -> crate::Result<Arc<dyn Collective>> {
+        crate::error::bail!("this agnas was built without the c10d engine (cargo feature `c10d`)")
     }
 
     #[cfg(feature = "mpi")]
-    fn mpi(who: &Membership) -> anyhow::Result<Arc<dyn Collective>> {
+    fn mpi(who: &Membership) -> crate::Result<Arc<dyn Collective>> {
         Ok(Arc::new(mpi::Mpi::connect(who)?))
     }
 
     #[cfg(not(feature = "mpi"))]
-    fn mpi(_: &Membership) -> anyhow::Result<Arc<dyn Collective>> {
-        anyhow::bail!("this agnas was built without MPI (cargo feature `mpi`): use --dist c10d")
+    fn mpi(_: &Membership) -> crate::Result<Arc<dyn Collective>> {
+        crate::error::bail!("this agnas was built without MPI (cargo feature `mpi`): use --dist c10d")
     }
 
     /// An engine of the caller's own (tests, other launchers).
@@ -215,14 +219,14 @@ impl Dist {
 
     /// Rank 0's outcome on every rank: its value, or its error (as the error of every other rank, naming rank 0),
     /// so that a failure of the rank that reads and writes the run folder ends every rank at once.
-    pub fn from_root<T: Serialize + DeserializeOwned>(&self, outcome: anyhow::Result<T>) -> anyhow::Result<T> {
+    pub fn from_root<T: Serialize + DeserializeOwned>(&self, outcome: crate::Result<T>) -> crate::Result<T> {
         if self.world() == 1 {
             return outcome;
         }
         let message: std::result::Result<serde_json::Value, String> = match &outcome {
             Ok(v) if self.is_root() => Ok(serde_json::to_value(v)?),
             Ok(_) => Ok(serde_json::Value::Null),
-            Err(e) => Err(format!("{e:#}")),
+            Err(e) => Err(e.report()),
         };
         let bytes = self.broadcast_bytes(serde_json::to_vec(&message)?, 0)?;
         let message: std::result::Result<serde_json::Value, String> = serde_json::from_slice(&bytes)?;
@@ -271,7 +275,7 @@ impl Dist {
 
     /// Checks that every rank holds the same variables, bit for bit (they train in lockstep: a difference means a
     /// broken engine or a rank that ran other code); the error names the ranks that differ.
-    pub fn check_same_vars(&self, vs: &VarStore) -> anyhow::Result<()> {
+    pub fn check_same_vars(&self, vs: &VarStore) -> crate::Result<()> {
         if self.world() == 1 {
             return Ok(());
         }

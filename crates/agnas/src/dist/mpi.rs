@@ -17,7 +17,7 @@ unsafe impl Send for Mpi {}
 unsafe impl Sync for Mpi {}
 
 impl Mpi {
-    pub(super) fn connect(who: &Membership) -> anyhow::Result<Self> {
+    pub(super) fn connect(who: &Membership) -> crate::Result<Self> {
         let universe = mpi::initialize().ok_or_else(|| DistError::Setup("MPI was initialised before".into()))?;
         let world = universe.world();
         if who.source != "MPI" && (world.rank() as usize, world.size() as usize) != (who.rank, who.world) {

@@ -5,10 +5,10 @@
 pub mod onnx;
 pub mod pytorch;
 
+use crate::error::{ensure, Context, Result};
 use crate::nn::graph::{self, Graph};
 use crate::report::{atomic_write, write_tensors};
 use crate::space::EvalNetwork;
-use anyhow::{ensure, Context, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tch::nn::VarStore;

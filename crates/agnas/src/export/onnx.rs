@@ -4,9 +4,9 @@
 //! MaxPool, Add, Mul, Slice, Concat, GlobalAveragePool + Flatten, Gemm); dropout is the identity in inference and
 //! is left out. Initializers carry the variable store's names (PyTorch's `state_dict` keys).
 use super::{Names, Shape};
+use crate::error::{ensure, Result};
 use crate::nn::graph::{Graph, Op, Value};
 use crate::nn::init::BN_EPS;
-use anyhow::{ensure, Result};
 use onnx_protobuf::attribute_proto::AttributeType;
 use onnx_protobuf::tensor_proto::DataType;
 use onnx_protobuf::tensor_shape_proto::{dimension, Dimension};

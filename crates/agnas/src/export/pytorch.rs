@@ -4,8 +4,8 @@
 //! them by name and the file's `state_dict` is the network's own. The forward is the graph's straight-line code;
 //! dropout stays (`F.dropout(…, self.training)`), so the module trains as well as it infers.
 use super::{Names, Shape};
+use crate::error::Result;
 use crate::nn::graph::{Graph, Op};
-use anyhow::{anyhow, Result};
 use std::fmt::Write;
 use tch::{Kind, Tensor};
 
@@ -13,7 +13,10 @@ use tch::{Kind, Tensor};
 /// `load_state_dict` accepts the file strictly).
 pub fn module(graph: &Graph, names: &Names, input: Shape, doc: &str) -> Result<(String, Vec<(String, Tensor)>)> {
     let name_of = |t: &Tensor| {
-        names.get(&(t.data_ptr() as usize)).cloned().ok_or_else(|| anyhow!("a tensor of the network has no name"))
+        names
+            .get(&(t.data_ptr() as usize))
+            .cloned()
+            .ok_or_else(|| crate::Error::Message("a tensor of the network has no name".into()))
     };
     let mut modules = String::new();
     let mut forward = String::new();

@@ -1,7 +1,7 @@
 //! Model weights as safetensors under PyTorch's state_dict names, for exchange with PyTorch checkpoints.
+use crate::error::{bail, Result};
 use crate::report::write_tensors;
 use crate::{Error, WeightsCause};
-use anyhow::{bail, Result};
 use std::collections::BTreeSet;
 use std::path::Path;
 use tch::nn::VarStore;

@@ -7,6 +7,7 @@ pub mod resolve;
 use crate::baseline::{self, BaselineResult};
 use crate::config::{self, Preset, Recipe, Setting};
 use crate::data::DataConfig;
+use crate::error::Result;
 use crate::retrain::{self, Network, NetworkOf, NetworkSize, NetworkSource, RetrainResult};
 pub use crate::runs::Seed;
 use crate::runs::{self, Comparison};
@@ -15,7 +16,6 @@ use crate::space::{
     darts, nb201, proxyless, BenchBlock, Benchmark, Derived, GenotypeFormat, Space, SpaceName, Supernet,
 };
 use crate::train::{Finished, Launch, TrainConfig};
-use anyhow::Result;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use tch::{nn, Device};

@@ -1,9 +1,9 @@
 //! Which space a thing a user names belongs to: a run folder, a configuration file, or a genotype (a file or text),
 //! each against the `--space` the user may have given. The one place that answers it.
+use crate::error::{bail, Context, Result};
 use crate::report::CONFIG_FILE;
 use crate::space::SpaceName;
 use crate::Error;
-use anyhow::{bail, Context, Result};
 use std::path::Path;
 
 /// What a command was given to work on.
@@ -25,7 +25,7 @@ pub fn resolve(source: Source, flag: Option<SpaceName>) -> Result<SpaceName> {
     match source {
         Source::Run(dir) => {
             let path = dir.join(CONFIG_FILE);
-            anyhow::ensure!(path.is_file(), "{} is not a run folder (it has no {CONFIG_FILE})", dir.display());
+            crate::error::ensure!(path.is_file(), "{} is not a run folder (it has no {CONFIG_FILE})", dir.display());
             agree(named_in_toml(&path)?, flag, &path.display().to_string())
         }
         Source::Model(dir) => {
@@ -101,7 +101,7 @@ fn genotype(spec: &str, flag: Option<SpaceName>) -> Result<SpaceName> {
 
 /// Whether a space's parser takes a genotype, and why not.
 fn parses(space: SpaceName, spec: &str) -> Result<(), String> {
-    super::space(space).genotype(spec).map(|_| ()).map_err(|e| format!("{e:#}"))
+    super::space(space).genotype(spec).map(|_| ()).map_err(|e| e.report())
 }
 
 #[cfg(test)]

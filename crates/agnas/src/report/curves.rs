@@ -1,5 +1,5 @@
 //! Line charts (plotters' SVG backend): values over epochs, one line per series.
-use anyhow::{anyhow, Result};
+use crate::error::Result;
 use plotters::prelude::*;
 use std::ops::Range;
 
@@ -26,7 +26,7 @@ pub fn line_chart_svg(
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (760, 420)).into_drawing_area();
-        let fail = |e: &dyn std::fmt::Display| anyhow!("drawing {title}: {e}");
+        let fail = |e: &dyn std::fmt::Display| crate::Error::Message(format!("drawing {title}: {e}"));
         root.fill(&WHITE).map_err(|e| fail(&e))?;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 18))

@@ -169,7 +169,7 @@ mod tests {
     fn notes_wrap_to_the_width_of_the_picture() {
         let note = format!(
             "warning: 9 of 20 decisions are less than 0.9 sure: {}",
-            vec!["Cell_1 node 2 dil_conv_3x3~0,dil_conv_5x5~1 (0.75)"; 9].join(", ")
+            ["Cell_1 node 2 dil_conv_3x3~0,dil_conv_5x5~1 (0.75)"; 9].join(", ")
         );
         let lines = wrap(&note, 400.0);
         assert!(lines.len() > 3, "{lines:?}");

@@ -7,7 +7,7 @@ pub mod svg;
 
 pub use progress::Progress;
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -86,7 +86,7 @@ pub fn write_tensors<'a, N: AsRef<str> + 'a>(
 
 /// The text of a retrain run folder's `model.json`, and its path.
 pub fn read_model_json(dir: &Path) -> Result<(PathBuf, String)> {
-    anyhow::ensure!(dir.exists(), crate::Error::Missing { path: dir.to_path_buf() });
+    crate::error::ensure!(dir.exists(), crate::Error::Missing { path: dir.to_path_buf() });
     let path = dir.join("model.json");
     let text = fs::read_to_string(&path)
         .with_context(|| format!("reading {} (is {} a finished retrain run?)", path.display(), dir.display()))?;
@@ -100,7 +100,7 @@ pub const CONFIG_FILE: &str = "config.toml";
 /// whether it created the folder.
 pub fn claim_run_folder(out: &Path, config_toml: &str) -> Result<bool> {
     for existing in [CONFIG_FILE, "result.json", "checkpoints"] {
-        anyhow::ensure!(
+        crate::error::ensure!(
             !out.join(existing).exists(),
             crate::Error::RunBusy { path: out.to_path_buf(), existing: existing.to_string() }
         );
@@ -131,7 +131,7 @@ mod tests {
         atomic_write(&path, b"old").unwrap();
         let err = atomic_write_with(&path, |tmp| {
             fs::write(tmp, b"half")?;
-            anyhow::bail!("disk full")
+            crate::error::bail!("disk full")
         });
         assert!(err.is_err());
         assert_eq!(fs::read(&path).unwrap(), b"old");

@@ -5,9 +5,9 @@
 //!
 //! The page is well-formed XML (polyglot XHTML), so tests read it with an XML parser.
 use super::{short, Comparison, RunRow, Stat};
+use crate::error::{Context, Result};
 use crate::report::curves::{line_chart_svg, Series};
 use crate::report::svg::escape;
-use anyhow::{Context, Result};
 use plotters::style::RGBColor;
 use std::collections::BTreeMap;
 use std::fmt::Write;

@@ -3,10 +3,10 @@
 pub mod html;
 
 use crate::config::{self, Recipe};
+use crate::error::{ensure, Context, Result};
 use crate::search::{self, SearchResult};
 use crate::space::{Benchmark, GenotypeFormat, Space};
 use crate::train::{Begin, Finished, Launch, RunConfig};
-use anyhow::{ensure, Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -116,7 +116,7 @@ pub fn search_seeds<S: Space>(
 ) -> Result<Finished<Option<Comparison>>> {
     let config = search::config::<S>(recipe)?;
     let Begin::New { out } = &launch.begin else {
-        anyhow::bail!("a search of several seeds resumes by running it again with the same --out");
+        crate::error::bail!("a search of several seeds resumes by running it again with the same --out");
     };
     let dist = &launch.dist;
     let parent =

@@ -2,7 +2,7 @@
 //! batches (a bootstrap) and deriving again tells how often each decision, and the whole architecture, would come out
 //! the same from other held-out images of the same kind.
 use super::Importances;
-use anyhow::{ensure, Result};
+use crate::error::{ensure, Result};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 

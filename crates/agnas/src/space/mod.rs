@@ -12,8 +12,8 @@ pub use importance::Importances;
 
 use crate::config::{Preset, RetrainConfig, SearchConfig};
 pub use crate::config::{Section, SpaceSections};
+use crate::error::Result;
 use crate::nn::flops;
-use anyhow::Result;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -327,10 +327,10 @@ impl std::fmt::Display for SpaceName {
 mod tests {
     use super::*;
     use crate::config::{layered, Overrides, Preset, SearchConfig};
+    use crate::error::Result;
     use crate::space::darts::Darts;
     use crate::space::nb201::Nb201;
     use crate::train::MemoryFormat;
-    use anyhow::Result;
     use std::path::Path;
 
     fn nb201(preset: Preset, path: Option<&Path>, flags: &Overrides) -> Result<SearchConfig<Nb201>> {
@@ -358,11 +358,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, "[train]\nepochz = 7\n").unwrap();
-        let err = format!("{:#}", nb201(Preset::Paper, Some(&path), &Overrides::default()).unwrap_err());
+        let err = nb201(Preset::Paper, Some(&path), &Overrides::default()).unwrap_err().report();
         assert!(err.contains("epochz") && err.contains("bad.toml"), "{err}");
         let mut flags = Overrides::default();
         flags.set("supernet.layers", "--layers", 8);
-        let err = format!("{:#}", nb201(Preset::Paper, None, &flags).unwrap_err());
+        let err = nb201(Preset::Paper, None, &flags).unwrap_err().report();
         assert!(err.contains("--layers") && err.contains("cells_per_stage"), "{err}");
         let mut cfg = Nb201::search_preset(Preset::Paper);
         cfg.data.split = 1.0;
@@ -387,7 +387,7 @@ mod tests {
         let cfg = nb201(Preset::Smoke, Some(&path), &Overrides::default()).unwrap();
         assert_eq!(cfg.memory_format, MemoryFormat::Contiguous);
         std::fs::write(&path, "memory_format = \"sideways\"\n").unwrap();
-        let err = format!("{:#}", nb201(Preset::Smoke, Some(&path), &Overrides::default()).unwrap_err());
+        let err = nb201(Preset::Smoke, Some(&path), &Overrides::default()).unwrap_err().report();
         assert!(err.contains("memory_format") && err.contains("layout.toml"), "{err}");
     }
 }

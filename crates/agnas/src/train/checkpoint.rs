@@ -2,8 +2,8 @@
 //!
 //! Each checkpoint is a folder `step-<global step>`; the file `latest` names the newest complete one and is
 //! replaced atomically after the folder is fully written, so a crash at any moment leaves a usable checkpoint.
+use crate::error::{Context, Result};
 use crate::report::{atomic_write, atomic_write_with, write_tensors};
-use anyhow::{Context, Result};
 use serde::{de::DeserializeOwned, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -66,7 +66,7 @@ impl Checkpoints {
         let dir = self.dir.join(name.trim());
         if !dir.join("state.json").exists() {
             let message = format!("{} names it, but it is incomplete or missing", latest.display());
-            return Err(crate::Error::Checkpoint { path: dir, message }.into());
+            return Err(crate::Error::Checkpoint { path: dir, message });
         }
         Ok(Some(dir))
     }

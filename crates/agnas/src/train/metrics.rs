@@ -1,5 +1,5 @@
 //! Loss and accuracy sums over a pass, kept on the device so that a step never waits for the host.
-use anyhow::{bail, Result};
+use crate::error::{bail, Result};
 use tch::{Device, Kind, Tensor};
 
 /// Sums of loss·images, top-1 and top-5 hits, and images seen.

@@ -4,7 +4,7 @@
 //! buffers, which libtorch's optimizer does not expose.
 use super::settings::{ClipBy, ScheduleKind, TrainConfig};
 use crate::dist::Dist;
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::{nn::VarStore, Tensor};
@@ -416,7 +416,7 @@ impl Sgd {
         for ((name, p), buf) in self.params.iter().zip(self.buffers.iter_mut()) {
             *buf = match saved.remove(name) {
                 Some(t) => {
-                    anyhow::ensure!(
+                    crate::error::ensure!(
                         t.size() == p.size(),
                         "{}: momentum buffer of {name} has shape {:?}, the parameter {:?}",
                         path.display(),
@@ -431,7 +431,12 @@ impl Sgd {
                 None => None,
             };
         }
-        anyhow::ensure!(saved.is_empty(), "{}: buffers for unknown parameters {:?}", path.display(), saved.keys());
+        crate::error::ensure!(
+            saved.is_empty(),
+            "{}: buffers for unknown parameters {:?}",
+            path.display(),
+            saved.keys()
+        );
         // The loaded buffers replace any flat momentum: flatten again at the next step.
         if matches!(self.flat, Flat::On(_)) {
             self.flat = Flat::Pending;

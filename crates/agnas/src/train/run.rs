@@ -12,8 +12,8 @@ use crate::data::augment::{Augment, Transform};
 use crate::data::loader::{Batch, Loader, LoaderConfig, Shard};
 use crate::data::{self, DataConfig, Dataset, Normalization};
 use crate::dist::Dist;
+use crate::error::{Context, Result};
 use crate::report::{self, progress::ProgressMode, write_jsonl, Progress, CONFIG_FILE};
-use anyhow::{Context, Result};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -184,7 +184,7 @@ impl<C: RunConfig> Run<C> {
     fn opened(text: &str, resumed: bool, out: PathBuf, dist: Dist) -> Result<Self> {
         let config: C = toml::from_str(text).context("the configuration rank 0 sent")?;
         let (batch, micro) = (config.train().batch_size, config.train().micro_batches);
-        anyhow::ensure!(
+        crate::error::ensure!(
             batch % (dist.world() * micro) == 0,
             "train.batch_size {batch} is the global batch: it must be a multiple of the {} rank(s) times \
              train.micro_batches {micro}",
@@ -196,7 +196,7 @@ impl<C: RunConfig> Run<C> {
         let device = dist.device(config.device().resolve()?);
         let parts = data::open_parts(config.data(), config.seed())?;
         // One class trains to a loss of zero and ranks nothing: a folder of one class folder is a mistake.
-        anyhow::ensure!(
+        crate::error::ensure!(
             parts.train.num_classes() >= 2,
             "{} holds {} class: a classifier needs at least 2 (point at the folder of class folders)",
             config.data().path.as_ref().map_or("the images".into(), |p| p.display().to_string()),
@@ -208,7 +208,7 @@ impl<C: RunConfig> Run<C> {
             transform.output_size(first.height, first.width).with_context(|| parts.train.describe(0))?;
         let normalization = match &config.data().normalization {
             Some(n) => {
-                anyhow::ensure!(
+                crate::error::ensure!(
                     n.channels() == first.channels,
                     "data.normalization has {} channels, the images {}",
                     n.channels(),
@@ -376,7 +376,7 @@ pub trait Job {
     /// Takes back the sums of [`Job::accumulators`] from a checkpoint.
     fn restore(&mut self, saved: Vec<(String, Tensor)>) -> Result<()> {
         match saved.first() {
-            Some((name, _)) => anyhow::bail!("unknown accumulator `{name}` in checkpoint"),
+            Some((name, _)) => crate::error::bail!("unknown accumulator `{name}` in checkpoint"),
             None => Ok(()),
         }
     }
@@ -505,7 +505,7 @@ impl<'a> Trainer<'a> {
             self.dist.broadcast_buffers(&self.vs)?;
             self.dist.check_same_vars(&self.vs)?;
             let train = totals.means();
-            anyhow::ensure!(
+            crate::error::ensure!(
                 train.loss.is_finite(),
                 "training diverged: the epoch {} loss is {}",
                 epoch + 1,
@@ -564,7 +564,7 @@ impl<'a> Trainer<'a> {
                 Ok((serde_json::to_value(state)?, saved.iter().map(|(n, t)| (n.clone(), t.size())).collect()))
             }
             Ok(None) => Ok((serde_json::Value::Null, Vec::new())),
-            Err(e) => Err(anyhow::anyhow!("{e:#}")),
+            Err(e) => Err(crate::Error::Message(e.report())),
         };
         let (shared, shapes): (serde_json::Value, Vec<(String, Vec<i64>)>) = self.dist.from_root(message)?;
         let (mut saved, state) = match loaded? {

@@ -1,5 +1,5 @@
 //! When a training loop reads the loss back, checkpoints and stops: the same for the search and the retrain.
-use anyhow::{bail, ensure, Result};
+use crate::error::{bail, ensure, Result};
 use std::path::Path;
 
 /// The step bookkeeping of one run.

@@ -1,6 +1,6 @@
 //! The settings every training run shares: where it runs, the memory layout, and how it optimises.
 use crate::data::augment::Augment;
-use anyhow::{bail, ensure, Result};
+use crate::error::{bail, ensure, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn::VarStore, Tensor};
 

@@ -1,7 +1,7 @@
 //! From accumulated attention to one genotype per supernet cell (spec §1.5, the DARTS rule).
 use super::genotype::{CellGenotype, DartsOp};
+use crate::error::{ensure, Result};
 use crate::space::confidence::{lead, Decision};
-use anyhow::{ensure, Result};
 
 /// One input edge of a node: its strongest op (other than `none` unless allowed) and the runner-up op.
 struct Input {

@@ -3,7 +3,7 @@
 //! A cell lists two `(op, input)` pairs per intermediate node; input 0 is c_{k-2}, 1 is c_{k-1}, and 2.. are the
 //! cell's earlier nodes. An evaluation network takes either the DARTS form (one normal and one reduction cell,
 //! repeated) or the AGNAS form (one cell per stage slot: normal, reduce, normal, reduce, normal).
-use anyhow::{bail, ensure, Result};
+use crate::error::{bail, ensure, Result};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
@@ -65,7 +65,7 @@ impl fmt::Display for DartsOp {
 }
 
 impl FromStr for DartsOp {
-    type Err = anyhow::Error;
+    type Err = crate::Error;
     fn from_str(s: &str) -> Result<Self> {
         match DartsOp::ALL.iter().find(|op| op.name() == s) {
             Some(op) => Ok(*op),

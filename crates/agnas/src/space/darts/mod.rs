@@ -18,12 +18,12 @@ use crate::config::settings::{Kind, Setting, ATTENTION_RATIO};
 use crate::config::{Preset, RetrainConfig, SearchConfig};
 use crate::data::augment::Augment;
 use crate::data::DataConfig;
+use crate::error::{bail, Context, Result};
 use crate::nn::ops::{DilConv, FactorizedReduce, Identity, Pool, PoolKind, SepConv, Zero};
 use crate::nn::{Export, Graph, Layer, Node, Value};
 use crate::report::heatmap::importance_heatmap_svg;
 use crate::train::cross_entropy;
 use crate::train::TrainConfig;
-use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::nn::{self, ModuleT};
@@ -335,7 +335,7 @@ impl Space for Darts {
     }
 
     fn importances(_: &DartsConfig, importance: &Tensor) -> Result<Importances> {
-        Ok(Importances::from_tensor(&AXES, importance)?)
+        Importances::from_tensor(&AXES, importance)
     }
 
     fn describe(cfg: &DartsConfig, importances: &Importances) -> serde_json::Value {
@@ -362,7 +362,7 @@ impl Space for Darts {
     ) -> Result<Derived<Derivation, Findings>> {
         let values = importances.to_vec3()?;
         let kinds = cfg.cells();
-        anyhow::ensure!(
+        crate::error::ensure!(
             values.len() == kinds.len(),
             "importances cover {} cells, the supernet has {}",
             values.len(),
@@ -492,7 +492,7 @@ impl Space for Darts {
     /// Choices of the stage cells' nodes in order, each `op~input,op~input`.
     fn from_choices(cfg: &DartsConfig, choices: &[&str]) -> Result<Genotype> {
         let stages = cfg.stage_cells().len();
-        anyhow::ensure!(
+        crate::error::ensure!(
             choices.len() == stages * cfg.steps,
             "{} choices for {stages} cells of {} nodes",
             choices.len(),

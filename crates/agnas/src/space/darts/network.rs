@@ -5,12 +5,12 @@
 use super::genotype::{CellGenotype, CellKind, DartsOp, Genotype};
 use super::op;
 use super::supernet::preprocess;
+use crate::error::{ensure, Result};
 use crate::nn::graph::{Export, Graph, Layer, Op, Value};
 use crate::nn::init::{batch_norm2d, conv2d, linear};
 use crate::nn::layers::ConvSpec;
 use crate::nn::layers::{Conv2d, Linear};
 use crate::nn::ops::ReLUConvBN;
-use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};

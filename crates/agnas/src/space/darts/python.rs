@@ -445,7 +445,7 @@ impl<'a> Script<'a> {
 
     fn finish(&self, at: At) -> Result<Genotype, ParseError> {
         let genotype = self.genotype(at)?;
-        genotype.validate().map_err(|e| self.err(at.node.tok, format!("{e:#}")))?;
+        genotype.validate().map_err(|e| self.err(at.node.tok, e.report()))?;
         Ok(genotype)
     }
 
@@ -571,7 +571,7 @@ impl<'a> Script<'a> {
         let at = self.resolve(at)?;
         match at.node.kind {
             Kind::Str => {
-                self.toks[at.node.tok].value.parse().map_err(|e: anyhow::Error| self.err(at.node.tok, e.to_string()))
+                self.toks[at.node.tok].value.parse().map_err(|e: crate::Error| self.err(at.node.tok, e.to_string()))
             }
             _ => Err(self.expected(at.node, "an op name in quotes")),
         }

@@ -37,8 +37,8 @@ impl Default for DartsConfig {
 
 impl DartsConfig {
     /// Rejects impossible shapes, naming the field.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        use anyhow::ensure;
+    pub fn validate(&self) -> crate::Result<()> {
+        use crate::error::ensure;
         ensure!(
             self.channels >= 2 && self.channels % 2 == 0,
             "supernet.channels must be even and >= 2 (got {})",

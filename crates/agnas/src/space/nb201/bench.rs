@@ -19,7 +19,7 @@ use std::io::Read;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
-use anyhow::{bail, ensure, Context};
+use crate::error::{bail, ensure, Context};
 use serde::{Deserialize, Serialize};
 
 use super::arch::{Arch, ArchParseError, NUM_ARCHS};
@@ -111,7 +111,7 @@ pub fn query(text: &str) -> Result<&'static Record, QueryError> {
     table.by_arch(&arch).ok_or(QueryError::NotInTable { arch })
 }
 
-fn decode(packed: &[u8]) -> anyhow::Result<Table> {
+fn decode(packed: &[u8]) -> crate::Result<Table> {
     let mut text = String::new();
     flate2::read::GzDecoder::new(packed).read_to_string(&mut text).context("decompressing the NB201 table")?;
     let mut lines = text.lines();
@@ -159,10 +159,10 @@ fn decode(packed: &[u8]) -> anyhow::Result<Table> {
 }
 
 /// Parses the line `name=v0,v1,...` holding one value per arch code.
-fn column<T>(line: Option<&str>, name: &str) -> anyhow::Result<Vec<T>>
+fn column<T>(line: Option<&str>, name: &str) -> crate::Result<Vec<T>>
 where
     T: FromStr,
-    T::Err: std::error::Error + Send + Sync + 'static,
+    T::Err: Into<crate::Error>,
 {
     let line = line.with_context(|| format!("NB201 table lacks column {name}"))?;
     let values = line
@@ -175,7 +175,7 @@ where
         .map(|(code, value)| {
             value.parse().with_context(|| format!("column {name}, arch code {code}: bad value {value:?}"))
         })
-        .collect::<anyhow::Result<Vec<T>>>()?;
+        .collect::<crate::Result<Vec<T>>>()?;
     ensure!(parsed.len() == NUM_ARCHS as usize, "column {name} has {} values, expected {NUM_ARCHS}", parsed.len());
     Ok(parsed)
 }

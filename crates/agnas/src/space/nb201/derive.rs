@@ -1,7 +1,7 @@
 //! From accumulated attention to an NB201 architecture (spec §2.2, our proposal: the paper gives no rule).
 use super::arch::{Arch, Nb201Op, EDGES};
+use crate::error::{ensure, Result};
 use crate::space::confidence::{lead, Decision};
-use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 
 /// How the 15 cells' importances become one cell genotype.

@@ -19,13 +19,13 @@ use crate::config::settings::{named_kind, Kind, Setting, ATTENTION_RATIO};
 use crate::config::{Preset, RetrainConfig, SearchConfig};
 use crate::data::augment::Augment;
 use crate::data::DataConfig;
+use crate::error::{Context, Result};
 use crate::nn::layers::ConvSpec;
 use crate::nn::ops::{Pool, PoolKind, ReLUConvBN};
 use crate::nn::{Node, SeAttention};
 use crate::report::cell::{cell_svg, CellPicture, PictureEdge};
 use crate::report::heatmap::importance_heatmap_svg;
 use crate::train::TrainConfig;
-use anyhow::{Context, Result};
 use serde::Serialize;
 use tch::{nn, Tensor};
 
@@ -97,8 +97,9 @@ fn parse_arch(spec: &str) -> Result<Arch> {
         let value: serde_json::Value =
             serde_json::from_str(&text).with_context(|| format!("parsing genotype {}", path.display()))?;
         let arch = value.get("arch").unwrap_or(&value);
-        return serde_json::from_value(arch.clone()).map_err(|e| {
-            crate::Error::Genotype { source_name: path.display().to_string(), message: format!("arch: {e}") }.into()
+        return serde_json::from_value(arch.clone()).map_err(|e| crate::Error::Genotype {
+            source_name: path.display().to_string(),
+            message: format!("arch: {e}"),
         });
     }
     Ok(bench::query(spec).map(|r| r.arch)?)
@@ -263,7 +264,7 @@ impl Space for Nb201 {
     }
 
     fn importances(_: &Nb201Config, importance: &Tensor) -> Result<Importances> {
-        Ok(Importances::from_tensor(&AXES, importance)?)
+        Importances::from_tensor(&AXES, importance)
     }
 
     fn describe(cfg: &Nb201Config, importances: &Importances) -> serde_json::Value {
@@ -351,7 +352,7 @@ impl Space for Nb201 {
     }
 
     fn from_choices(_: &Nb201Config, choices: &[&str]) -> Result<Arch> {
-        anyhow::ensure!(
+        crate::error::ensure!(
             choices.len() == EDGES.len(),
             "{} choices for the {} edges of a cell",
             choices.len(),

@@ -18,10 +18,10 @@
 //! - A node is Python's `sum(...)` of its edges, i.e. `0 + e₁ + e₂ …`: the same values as `e₁ + e₂ …`.
 use super::arch::{Arch, Nb201Op, EDGES};
 use super::skeleton::Skeleton;
+use crate::error::{ensure, Result};
 use crate::nn::graph::{Export, Graph, Layer, Value};
 use crate::nn::layers::ConvSpec;
 use crate::nn::ops::{Identity, Pool, PoolKind, ReLUConvBN, Zero};
-use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 use tch::nn;
 use tch::Tensor;

@@ -58,14 +58,14 @@ impl Default for Nb201Config {
 
 impl Nb201Config {
     /// Rejects impossible shapes, naming the field.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.channels >= 2, "supernet.channels must be at least 2 (got {})", self.channels);
-        anyhow::ensure!(
+    pub fn validate(&self) -> crate::Result<()> {
+        crate::error::ensure!(self.channels >= 2, "supernet.channels must be at least 2 (got {})", self.channels);
+        crate::error::ensure!(
             self.cells_per_stage >= 1,
             "supernet.cells_per_stage must be at least 1 (got {})",
             self.cells_per_stage
         );
-        anyhow::ensure!(
+        crate::error::ensure!(
             self.attention_ratio >= 1 && self.attention_ratio <= 5 * self.channels,
             "supernet.attention_ratio must be in 1..={} (got {})",
             5 * self.channels,

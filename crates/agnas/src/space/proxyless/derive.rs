@@ -6,9 +6,9 @@ use super::latency::{LatencySpec, LatencyTable};
 use super::select::{self, Selection};
 use super::supernet::ProxylessConfig;
 use crate::config::Section;
+use crate::error::{ensure, Result};
 use crate::space::confidence::{Decider, Decision};
 use crate::space::{Derived, Importances};
-use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -183,13 +183,13 @@ impl Pricing {
     /// The best architecture within the budget.
     fn best<'a>(&self, front: &'a select::Front) -> Result<&'a Selection> {
         front.best_under(self.budget - self.fixed).map_err(|e| match e {
-            select::SelectError::OverBudget { cheapest, .. } => anyhow::anyhow!(
+            select::SelectError::OverBudget { cheapest, .. } => crate::Error::Message(format!(
                 "derive.max_{} = {} is below the cheapest architecture of the space, {} {}",
                 self.key,
                 self.budget,
                 (cheapest + self.fixed) / self.scale,
                 self.unit
-            ),
+            )),
             e => e.into(),
         })
     }
@@ -230,7 +230,7 @@ fn number(x: f64) -> serde_json::Value {
 }
 
 fn arch_of(selection: &Selection) -> Result<Arch> {
-    Ok(Arch::from_slots(&selection.positions)?)
+    Arch::from_slots(&selection.positions)
 }
 
 /// The decisions of [`derive`]: per layer the chosen block against the layer's strongest other candidate (under a

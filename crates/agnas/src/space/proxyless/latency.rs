@@ -16,9 +16,9 @@ use super::arch::{self, Arch, LayerShape, MbConvKind, LAYERS, MBCONVS};
 use super::blocks::{ConvBnRelu6, ConvInit, MbConv};
 use super::network::{ProxylessNetwork, ProxylessNetworkConfig};
 use super::supernet::validate_width;
+use crate::error::{bail, ensure, Context, Result};
 use crate::nn::init::linear;
 use crate::train::settings::{to_channels_last, vars_to_channels_last};
-use anyhow::{bail, ensure, Context, Result};
 use indexmap::IndexMap;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -674,14 +674,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("table.json");
         let err = LatencyTable::load(&path).unwrap_err();
-        assert!(format!("{err:#}").contains("reading latency table") && format!("{err:#}").contains("table.json"));
+        assert!(err.report().contains("reading latency table") && err.report().contains("table.json"));
 
         std::fs::write(&path, "{\"lut\": {\"k\": {\"mean\": 1.0}}}").unwrap();
-        let err = format!("{:#}", LatencyTable::load(&path).unwrap_err());
+        let err = LatencyTable::load(&path).unwrap_err().report();
         assert!(err.contains("parsing latency table") && err.contains("std"), "{err}");
 
         std::fs::write(&path, "{\"space\": \"proxyless\"}").unwrap();
-        let err = format!("{:#}", LatencyTable::load(&path).unwrap_err());
+        let err = LatencyTable::load(&path).unwrap_err().report();
         assert!(err.contains("no entries"), "{err}");
 
         // A table of another width: the first key the search needs is named, with the fix.

@@ -24,9 +24,9 @@ use crate::config::settings::{Kind, Setting, ATTENTION_RATIO};
 use crate::config::{Preset, RetrainConfig, SearchConfig};
 use crate::data::augment::{Augment, ColorJitter, RandomResizedCrop};
 use crate::data::{DataConfig, Normalization};
+use crate::error::{Context, Result};
 use crate::report::heatmap::importance_heatmap_svg;
 use crate::train::{ClipBy, DecayRule, ScheduleKind, TrainConfig};
-use anyhow::{Context, Result};
 use blocks::{ConvInit, MbConv};
 use tch::nn;
 use tch::Tensor;
@@ -93,8 +93,9 @@ fn parse_arch(spec: &str) -> Result<Arch> {
         let value: serde_json::Value =
             serde_json::from_str(&text).with_context(|| format!("parsing genotype {}", path.display()))?;
         let arch = value.get("arch").unwrap_or(&value);
-        return serde_json::from_value(arch.clone()).map_err(|e| {
-            crate::Error::Genotype { source_name: path.display().to_string(), message: format!("arch: {e}") }.into()
+        return serde_json::from_value(arch.clone()).map_err(|e| crate::Error::Genotype {
+            source_name: path.display().to_string(),
+            message: format!("arch: {e}"),
         });
     }
     match spec.to_ascii_lowercase().as_str() {
@@ -153,7 +154,7 @@ impl GenotypeFormat for Arch {
     }
 
     fn validate(&self) -> Result<()> {
-        Ok(Self::validate(self)?)
+        Self::validate(self)
     }
 
     fn text(&self) -> String {
@@ -282,7 +283,7 @@ impl Space for Proxyless {
                     .with_context(|| format!("`{c}` is no block of the macro space"))
             })
             .collect::<Result<Vec<usize>>>()?;
-        Ok(Arch::from_slots(&slots)?)
+        Arch::from_slots(&slots)
     }
 
     fn random_genotype(_: &ProxylessConfig, _: &ProxylessDeriveConfig, rng: &mut dyn rand::RngCore) -> Arch {

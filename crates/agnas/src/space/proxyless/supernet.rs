@@ -8,12 +8,12 @@
 use super::arch::{self, LayerShape, MbConvKind, MAX_CANDIDATES, MBCONVS};
 use super::blocks::{ConvBnRelu6, ConvInit, MbConv};
 use crate::config::Section;
+use crate::error::{ensure, Result};
 use crate::nn::gated::{squeeze, Branch, Common, GatedSum};
 use crate::nn::graph::{Export, Graph, Op, Value};
 use crate::nn::init::linear;
 use crate::nn::layers::Linear;
 use crate::space::SupernetOutput;
-use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;

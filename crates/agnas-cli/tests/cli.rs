@@ -467,9 +467,9 @@ fn bench_loader_prints_images_per_second() {
         assert!(total > 0.0 && (each - total / 2.0).abs() < 1e-9, "{line}");
     }
     let err = run_err(
-        agnas().args(["bench", "loader", "--eval", "--size", "30", "--resize", "20", "--data"]).arg(dir.path()),
+        agnas().args(["bench", "loader", "--eval", "--image-size", "30", "--resize", "20", "--data"]).arg(dir.path()),
     );
-    assert!(err.contains("--size 30 must not exceed --resize 20"), "{err}");
+    assert!(err.contains("--image-size 30 must not exceed --resize 20"), "{err}");
 }
 
 /// `agnas params --space nb201` counts the benchmark's evaluation network as the table does (`params_mb`, CIFAR-10).

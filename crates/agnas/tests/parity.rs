@@ -9,7 +9,7 @@ use agnas::nn::ops::{
 use agnas::nn::{Node, SeAttention};
 use agnas::space::darts;
 use agnas::space::nb201::supernet::mixed_op;
-use agnas::space::nb201::{Arch, Nb201Config, Nb201Network, Nb201NetworkConfig, Nb201Supernet};
+use agnas::space::nb201::{Arch, Combine, Nb201Config, Nb201Network, Nb201NetworkConfig, Nb201Supernet};
 use agnas::train::settings::{to_channels_last, vars_to_channels_last};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -163,7 +163,7 @@ fn se_attention() {
 fn mixed_op_nb201() {
     let f = Fixture::load("mixed_op_nb201");
     let vs = VarStore::new(Device::Cpu);
-    let cfg = Nb201Config { channels: 8, cells_per_stage: 1, ..Nb201Config::default() };
+    let cfg = Nb201Config { channels: 8, cells_per_stage: 1, combine: Combine::Sum, ..Nb201Config::default() };
     let op = mixed_op(vs.root(), 8, &cfg);
     f.load_params(&vs);
     let x = f.get("x").set_requires_grad(true);
@@ -194,7 +194,7 @@ fn nb201_supernet_forward_backward() {
 fn nb201_supernet_case(channels_last: bool) {
     let f = Fixture::load("nb201_supernet");
     let vs = VarStore::new(Device::Cpu);
-    let cfg = Nb201Config { channels: 8, cells_per_stage: 1, ..Nb201Config::default() };
+    let cfg = Nb201Config { channels: 8, cells_per_stage: 1, combine: Combine::Sum, ..Nb201Config::default() };
     let net = Nb201Supernet::new(&vs.root(), &cfg, 3, 10);
     f.load_params(&vs);
     if channels_last {

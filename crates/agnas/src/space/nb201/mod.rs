@@ -244,7 +244,8 @@ impl Space for Nb201 {
     fn search_preset(preset: Preset) -> SearchConfig<Self> {
         let base = SearchConfig::<Self>::preset_base(preset);
         match preset {
-            Preset::Paper => base,
+            // The paper's depth needs the mean (`Combine`).
+            Preset::Paper => SearchConfig { supernet: Nb201Config { combine: Combine::Mean, ..base.supernet }, ..base },
             // Wide and shallow learns far faster in a short budget than narrow and deep at the same step time
             // (C=16, N=1: 53 % supernet accuracy after 10 epochs; C=8, N=2: 24 %).
             Preset::Embedded => SearchConfig {

@@ -93,7 +93,7 @@ fn resolve_in(choice: DistChoice, env: &HashMap<String, String>) -> Result<Optio
 /// The first convention the environment follows: torchrun's, then Open MPI's or PMI's, then Slurm's.
 fn membership(env: &HashMap<String, String>) -> Result<Option<Membership>> {
     let conventions: [(&'static str, &str, &str, &[&str]); 4] = [
-        ("torchrun", "RANK", "WORLD_SIZE", &["LOCAL_RANK"]),
+        ("RANK and WORLD_SIZE (torchrun, agnas launch)", "RANK", "WORLD_SIZE", &["LOCAL_RANK"]),
         ("mpirun", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", &["OMPI_COMM_WORLD_LOCAL_RANK"]),
         ("mpirun", "PMI_RANK", "PMI_SIZE", &["MPI_LOCALRANKID", "PMI_LOCAL_RANK"]),
         ("srun", "SLURM_PROCID", "SLURM_NTASKS", &["SLURM_LOCALID"]),

@@ -185,6 +185,16 @@ fn a_failed_start_leaves_nothing_that_blocks_the_rerun() {
     );
     assert!(err.contains("no class folders"), "{err}");
     assert!(!out.exists(), "the failed start removed the folder it created");
+    // The random baseline claims its folder before its first candidate reads the images: released as well.
+    let err = run_err(
+        agnas()
+            .args(["baseline", "random", "--preset", "smoke", "--threads", "1", "--budget-minutes", "1", "--data"])
+            .arg(&empty)
+            .arg("--out")
+            .arg(&out),
+    );
+    assert!(err.contains("no class folders"), "{err}");
+    assert!(!out.exists(), "the baseline's failed start removed the folder it created");
     // One class folder trains to a loss of zero and ranks nothing: refused, and released too.
     let one = dir.path().join("one");
     std::fs::create_dir_all(one.join("cat")).unwrap();

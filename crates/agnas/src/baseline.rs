@@ -145,7 +145,7 @@ pub fn launch<S: Space>(recipe: &Recipe, budget_of: Option<&Path>, launch: Launc
 
 /// Runs (or resumes) a random search; returns what it also writes to `<out>/result.json`.
 pub fn random<S: Space>(start: Start<BaselineConfig<S>>, progress: ProgressMode) -> Result<BaselineResult> {
-    let (cfg, out) = open(start)?;
+    let (cfg, out, claimed) = open(start)?;
     let log = out.join("candidates.jsonl");
     let mut done = read_candidates(&log)?;
     let budget = cfg.budget_minutes * 60.0;
@@ -156,7 +156,15 @@ pub fn random<S: Space>(start: Start<BaselineConfig<S>>, progress: ProgressMode)
         if capped || (!done.is_empty() && spent + mean > budget) {
             break;
         }
-        let candidate = train_candidate::<S>(&cfg, &out, done.len(), progress)?;
+        let candidate = match train_candidate::<S>(&cfg, &out, done.len(), progress) {
+            Ok(candidate) => candidate,
+            Err(e) => {
+                if let (true, Some(created)) = (done.is_empty(), claimed) {
+                    release_unstarted(&out, created);
+                }
+                return Err(e);
+            }
+        };
         tracing::info!(
             "candidate {}: {} validation accuracy {:.2} % ({:.0} s)",
             candidate.index,
@@ -227,13 +235,14 @@ pub fn budget_of<S: Space>(run: &Path, data: &DataConfig, seed: u64) -> Result<f
     Ok(result.train_seconds)
 }
 
-/// The configuration and folder of a new run (claimed) or of one being resumed (read back).
-fn open<S: Space>(start: Start<BaselineConfig<S>>) -> Result<(BaselineConfig<S>, PathBuf)> {
+/// The configuration and folder of a new run (claimed: whether the claim created the folder) or of one being
+/// resumed (read back).
+fn open<S: Space>(start: Start<BaselineConfig<S>>) -> Result<(BaselineConfig<S>, PathBuf, Option<bool>)> {
     match start {
         Start::New { config, out } => {
             config.validate()?;
-            report::claim_run_folder(&out, &toml::to_string_pretty(&config)?)?;
-            Ok((config, out))
+            let created = report::claim_run_folder(&out, &toml::to_string_pretty(&config)?)?;
+            Ok((config, out, Some(created)))
         }
         Start::Resume { dir, machine } => {
             let path = dir.join(CONFIG_FILE);
@@ -241,9 +250,21 @@ fn open<S: Space>(start: Start<BaselineConfig<S>>) -> Result<(BaselineConfig<S>,
             let config: BaselineConfig<S> =
                 toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
             config.validate().with_context(|| format!("{}", path.display()))?;
-            Ok((crate::config::layered(config, None, &machine)?, dir))
+            Ok((crate::config::layered(config, None, &machine)?, dir, None))
         }
     }
+}
+
+/// Undoes the claim of a new random search whose first candidate failed to start (no images, no GPU: the retrain
+/// released its own folder), so that nothing blocks the rerun. A candidate that began training stays, for --resume.
+fn release_unstarted(out: &Path, created: bool) {
+    let candidates = out.join("candidates");
+    if candidates.join(format!("{:04}", 0)).exists() {
+        return;
+    }
+    let _ = std::fs::remove_file(genotype_path(out, 0));
+    let _ = std::fs::remove_dir(&candidates);
+    report::release_run_folder(out, created);
 }
 
 fn read_candidates(path: &Path) -> Result<Vec<Candidate>> {

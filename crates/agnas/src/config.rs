@@ -105,7 +105,7 @@ pub struct SearchConfig<S: SpaceSections> {
     pub space: String,
     pub seed: u64,
     pub device: DeviceChoice,
-    /// CPU threads for libtorch (0 = libtorch's default).
+    /// CPU threads for libtorch (0 = the cores not busy when the run starts).
     pub threads: usize,
     pub memory_format: MemoryFormat,
     pub data: DataConfig,
@@ -316,8 +316,8 @@ pub const RUN_SETTINGS: &[Setting] = &[
         "threads",
         "threads",
         Kind::Int,
-        "CPU threads for libtorch (0 = libtorch's default; a resumed run may change it, though another count sums \
-         floats in another order).",
+        "CPU threads for libtorch (0 = the cores not busy when the run starts; give a number for bit-identical \
+         reruns, since another count sums floats in another order; a resumed run may change it).",
     )
     .resumable(),
     Setting::new(

@@ -190,8 +190,16 @@ impl<C: RunConfig> Run<C> {
              train.micro_batches {micro}",
             dist.world()
         );
-        if config.threads() > 0 {
-            tch::set_num_threads(config.threads() as i32);
+        let threads = match config.threads() {
+            0 if dist.world() == 1 => super::settings::default_threads(),
+            0 => None,
+            given => Some(given),
+        };
+        if let Some(threads) = threads {
+            tch::set_num_threads(threads as i32);
+            if config.threads() == 0 {
+                tracing::info!("{threads} CPU thread(s): the cores not busy at the start (--threads sets it)");
+            }
         }
         let device = dist.device(config.device().resolve()?);
         let parts = data::open_parts(config.data(), config.seed())?;

@@ -65,6 +65,44 @@ impl MemoryFormat {
     }
 }
 
+/// The threads a run takes when none are given: the cores that are not busy now. libtorch's OpenMP threads spin
+/// while they wait for each other, so a thread on a core that another process holds stalls every parallel region
+/// (BENCHMARKS.md: the NB201 step 1.15 s idle with 2 threads, 8–11 s beside one busy process, 2.2 s with 1 thread).
+/// Processes at a positive nice level yield the core and do not count; `OMP_NUM_THREADS` (set by launchers for
+/// their ranks) is left to libtorch.
+pub fn default_threads() -> Option<usize> {
+    if std::env::var_os("OMP_NUM_THREADS").is_some() {
+        return None;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let busy = busy_cores(std::time::Duration::from_millis(200))?;
+    Some(cores.saturating_sub(busy.round() as usize).clamp(1, cores))
+}
+
+/// How many cores other processes keep busy (not counting niced ones), from two samples of /proc/stat.
+fn busy_cores(over: std::time::Duration) -> Option<f64> {
+    let sample = || std::fs::read_to_string("/proc/stat").ok();
+    let before = sample()?;
+    std::thread::sleep(over);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    busy_between(&before, &sample()?, cores)
+}
+
+/// The busy cores between two readings of /proc/stat: of its first line's jiffies (user nice system idle iowait irq
+/// softirq steal), all but nice, idle and iowait.
+fn busy_between(before: &str, after: &str, cores: usize) -> Option<f64> {
+    let jiffies = |stat: &str| -> Option<(u64, u64)> {
+        let fields: Vec<u64> =
+            stat.lines().next()?.split_whitespace().skip(1).map(|f| f.parse().ok()).collect::<Option<_>>()?;
+        let total: u64 = fields.iter().take(8).sum();
+        let free = fields.get(1)? + fields.get(3)? + fields.get(4)?;
+        Some((total, total - free))
+    };
+    let ((total0, busy0), (total1, busy1)) = (jiffies(before)?, jiffies(after)?);
+    let elapsed = total1.checked_sub(total0).filter(|&t| t > 0)? as f64;
+    Some(cores as f64 * busy1.saturating_sub(busy0) as f64 / elapsed)
+}
+
 /// The same values with channels-last strides (NHWC in memory, NCHW in shape): libtorch's CPU convolutions,
 /// BN and pools run much faster on it for the narrow layers of cell supernets. tch has no memory-format
 /// argument, so the layout is made by permuting to NHWC, compacting, and permuting the view back.
@@ -227,6 +265,21 @@ impl TrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One core of two busy in user and system time reads as one; niced work and idle time do not count; an
+    /// unreadable line gives nothing.
+    #[test]
+    fn busy_cores_leave_out_niced_and_idle_time() {
+        let before = "cpu  100 50 20 1000 5 0 0 0 0 0\ncpu0 ...";
+        // 200 jiffies on 2 cores: 80 user + 20 system busy, 60 nice, 40 idle.
+        let after = "cpu  180 110 40 1040 5 0 0 0 0 0\n";
+        assert_eq!(busy_between(before, after, 2), Some(1.0));
+        assert_eq!(busy_between(before, "intr 1 2\n", 2), None);
+        assert_eq!(busy_between(before, before, 2), None);
+        let threads = default_threads();
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert!(threads.is_none_or(|t| (1..=cores).contains(&t)), "{threads:?} of {cores}");
+    }
 
     #[test]
     fn memory_format_resolves_per_device_and_rejects_unknown_values() {

@@ -104,12 +104,26 @@ impl Confidence {
             ));
         }
         if self.parameter_free_share > max_parameter_free {
-            w.push(format!(
-                "{:.0} % of the chosen operations have no parameters (more than {:.0} %): the search may have \
-                 collapsed to skip connections and pooling",
-                100.0 * self.parameter_free_share,
-                100.0 * max_parameter_free
-            ));
+            // A budget that rules out the attention's pick (a negative margin) for a parameter-free one chose it,
+            // not the search.
+            let ops: usize = self.decisions.iter().map(|d| d.decision.ops).sum();
+            let forced: usize =
+                self.decisions.iter().filter(|d| d.decision.margin < 0.0).map(|d| d.decision.parameter_free).sum();
+            let share = 100.0 * self.parameter_free_share;
+            let chosen_by_attention = (self.parameter_free_share * ops as f64 - forced as f64) / ops.max(1) as f64;
+            w.push(if forced > 0 && chosen_by_attention <= max_parameter_free {
+                format!(
+                    "{share:.0} % of the chosen operations have no parameters, {forced} of them because the budget \
+                     rules out the attention's pick (the attention alone picked {:.0} %)",
+                    100.0 * chosen_by_attention.max(0.0)
+                )
+            } else {
+                format!(
+                    "{share:.0} % of the chosen operations have no parameters (more than {:.0} %): the search may \
+                     have collapsed to skip connections and pooling",
+                    100.0 * max_parameter_free
+                )
+            });
         }
         w
     }
@@ -339,6 +353,25 @@ mod tests {
 
     fn template() -> Importances {
         Importances { axes: vec!["point".into(), "op".into()], shape: vec![2, 2], values: vec![0.0; 4], mask: None }
+    }
+
+    /// Skips that a budget forced (a negative margin) are not read as the search's collapse.
+    #[test]
+    fn a_budget_forced_skip_is_no_collapse() {
+        let forced = Decision { margin: -3.0, ..decision("layer 1", "skip", vec![]) };
+        let decisions = [decision("layer 0", "skip", vec![]), forced, decision("layer 2", "conv", vec![])];
+        let c = Confidence {
+            batches: 1,
+            resamples: 0,
+            architecture: None,
+            decisions: decisions.into_iter().map(|decision| Assessed { decision, confidence: None }).collect(),
+            parameter_free_share: 2.0 / 3.0,
+            min_confidence: 0.9,
+            unsure: vec![],
+        };
+        let w = c.warnings(0.5);
+        assert!(w[0].contains("1 of them because the budget") && w[0].contains("alone picked 33 %"), "{w:?}");
+        assert!(c.warnings(0.2)[0].contains("collapsed"), "the attention's own picks exceed the share too");
     }
 
     #[test]

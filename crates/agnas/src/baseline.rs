@@ -258,12 +258,11 @@ fn open<S: Space>(start: Start<BaselineConfig<S>>) -> Result<(BaselineConfig<S>,
 /// Undoes the claim of a new random search whose first candidate failed to start (no images, no GPU: the retrain
 /// released its own folder), so that nothing blocks the rerun. A candidate that began training stays, for --resume.
 fn release_unstarted(out: &Path, created: bool) {
-    let candidates = out.join("candidates");
-    if candidates.join(format!("{:04}", 0)).exists() {
+    if candidate_dir(out, 0).exists() {
         return;
     }
     let _ = std::fs::remove_file(genotype_path(out, 0));
-    let _ = std::fs::remove_dir(&candidates);
+    let _ = std::fs::remove_dir(out.join("candidates"));
     report::release_run_folder(out, created);
 }
 
@@ -276,6 +275,11 @@ fn read_candidates(path: &Path) -> Result<Vec<Candidate>> {
         .enumerate()
         .map(|(i, line)| serde_json::from_str(line).with_context(|| format!("{} line {}", path.display(), i + 1)))
         .collect()
+}
+
+/// The retrain folder of candidate `index`.
+fn candidate_dir(out: &Path, index: usize) -> PathBuf {
+    out.join("candidates").join(format!("{index:04}"))
 }
 
 fn genotype_path(out: &Path, index: usize) -> PathBuf {
@@ -295,7 +299,7 @@ fn train_candidate<S: Space>(
     let spec = genotype_path(out, index);
     std::fs::create_dir_all(spec.parent().expect("inside the run folder"))?;
     write_json(&spec, &genotype)?;
-    let dir = out.join("candidates").join(format!("{index:04}"));
+    let dir = candidate_dir(out, index);
     let start = if dir.join(CONFIG_FILE).exists() {
         Start::Resume { dir, machine: crate::config::machine_of(&cfg.candidate)? }
     } else {

@@ -75,16 +75,15 @@ pub fn default_threads() -> Option<usize> {
         return None;
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let busy = busy_cores(std::time::Duration::from_millis(200))?;
+    let busy = busy_cores(cores, std::time::Duration::from_millis(200))?;
     Some(cores.saturating_sub(busy.round() as usize).clamp(1, cores))
 }
 
 /// How many cores other processes keep busy (not counting niced ones), from two samples of /proc/stat.
-fn busy_cores(over: std::time::Duration) -> Option<f64> {
+fn busy_cores(cores: usize, over: std::time::Duration) -> Option<f64> {
     let sample = || std::fs::read_to_string("/proc/stat").ok();
     let before = sample()?;
     std::thread::sleep(over);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     busy_between(&before, &sample()?, cores)
 }
 

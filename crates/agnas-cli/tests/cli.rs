@@ -41,6 +41,16 @@ fn smoke_search_writes_a_complete_run_folder() {
         assert!(row["train_loss"].as_f64().unwrap().is_finite());
     }
     assert!(rows[1]["heldout_acc"].as_f64().is_some(), "the last epoch runs the held-out pass");
+    // The same rows as TensorBoard events (their encoding is checked against PyTorch's writer in the library).
+    let events: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("events.out.tfevents."))
+        .collect();
+    assert_eq!(events.len(), 1, "one event file per session of a run");
+    let events = std::fs::read(&events[0]).unwrap();
+    let count = |tag: &str| events.windows(tag.len()).filter(|w| *w == tag.as_bytes()).count();
+    assert_eq!((count("train_loss"), count("heldout_acc")), (2, 1), "a scalar per number of each row");
 
     let importances = json(&out.join("importances.json"));
     let last = &importances.as_array().unwrap()[1]["heldout"]["values"];

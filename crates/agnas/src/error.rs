@@ -119,7 +119,7 @@ pub enum Error {
     #[error(transparent)]
     Image(#[from] image::ImageError),
     #[error(transparent)]
-    Onnx(#[from] protobuf::Error),
+    Protobuf(#[from] protobuf::Error),
     #[error(transparent)]
     Fmt(#[from] std::fmt::Error),
     #[error(transparent)]

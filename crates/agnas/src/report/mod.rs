@@ -4,10 +4,12 @@ pub mod curves;
 pub mod heatmap;
 pub mod progress;
 pub mod svg;
+pub mod tensorboard;
 
 pub use progress::Progress;
 
 use crate::error::{Context, Result};
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -68,6 +70,27 @@ pub fn write_jsonl<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<()> {
         text.push('\n');
     }
     atomic_write(path, text.as_bytes())
+}
+
+/// Numbers of `result.json` and `metrics.jsonl` that identify or configure a run rather than measure it.
+const NOT_METRICS: [&str; 4] = ["seed", "index", "min_confidence", "resamples"];
+
+/// The numbers of `v` outside lists under their dotted paths, leaving out [`NOT_METRICS`].
+pub fn numbers(v: &serde_json::Value, prefix: &str, out: &mut BTreeMap<String, f64>) {
+    if let Some(map) = v.as_object() {
+        for (key, value) in map {
+            if NOT_METRICS.contains(&key.as_str()) {
+                continue;
+            }
+            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            match value.as_f64() {
+                Some(x) => {
+                    out.insert(path, x);
+                }
+                None => numbers(value, &path, out),
+            }
+        }
+    }
 }
 
 /// Writes named tensors as safetensors, in name order, from host copies: safetensors stores only contiguous CPU

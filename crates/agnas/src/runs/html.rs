@@ -87,7 +87,7 @@ impl History {
                 let v: serde_json::Value = serde_json::from_str(line)
                     .with_context(|| format!("{} line {}: not JSON", path.display(), i + 1))?;
                 let mut numbers = BTreeMap::new();
-                super::numbers(&v, "", &mut numbers);
+                crate::report::numbers(&v, "", &mut numbers);
                 Ok(numbers)
             })
             .collect::<Result<_>>()?;

@@ -4,6 +4,7 @@ pub mod html;
 
 use crate::config::{self, Recipe};
 use crate::error::{ensure, Context, Result};
+use crate::report;
 use crate::search::{self, SearchResult};
 use crate::space::{Benchmark, GenotypeFormat, Space};
 use crate::train::{Begin, Finished, Launch, RunConfig};
@@ -163,7 +164,7 @@ pub fn compare<S: Space>(dirs: &[PathBuf]) -> Result<Comparison> {
         .zip(&results)
         .map(|(dir, r)| {
             let mut metrics = BTreeMap::new();
-            numbers(r, "", &mut metrics);
+            report::numbers(r, "", &mut metrics);
             RunRow { dir: dir.clone(), arch: r["arch"].as_str().unwrap_or("").to_string(), metrics }
         })
         .collect();
@@ -194,27 +195,6 @@ fn read_result(dir: &Path) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading {} (has the run finished?)", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-}
-
-/// Numbers of `result.json` that identify or configure a run rather than measure it.
-const NOT_METRICS: [&str; 4] = ["seed", "index", "min_confidence", "resamples"];
-
-/// The numbers of `v` outside lists under their dotted paths, leaving out [`NOT_METRICS`].
-fn numbers(v: &serde_json::Value, prefix: &str, out: &mut BTreeMap<String, f64>) {
-    if let Some(map) = v.as_object() {
-        for (key, value) in map {
-            if NOT_METRICS.contains(&key.as_str()) {
-                continue;
-            }
-            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
-            match value.as_f64() {
-                Some(x) => {
-                    out.insert(path, x);
-                }
-                None => numbers(value, &path, out),
-            }
-        }
-    }
 }
 
 fn stats(runs: &[RunRow]) -> Vec<Stat> {
@@ -369,7 +349,7 @@ mod tests {
     fn numbers_flatten_objects_but_not_lists_or_identifiers() {
         let v = serde_json::json!({"a": 1.5, "seed": 3, "b": {"c": 2, "index": 7, "d": [1, 2]}, "e": "x"});
         let mut out = BTreeMap::new();
-        numbers(&v, "", &mut out);
+        report::numbers(&v, "", &mut out);
         assert_eq!(out.into_iter().collect::<Vec<_>>(), [("a".to_string(), 1.5), ("b.c".to_string(), 2.0)]);
     }
 

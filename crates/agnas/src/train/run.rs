@@ -13,6 +13,7 @@ use crate::data::loader::{Batch, Loader, LoaderConfig, Shard};
 use crate::data::{self, DataConfig, Dataset, Normalization};
 use crate::dist::Dist;
 use crate::error::{Context, Result};
+use crate::report::tensorboard::{self, EventWriter};
 use crate::report::{self, progress::ProgressMode, write_jsonl, Progress, CONFIG_FILE};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -472,6 +473,7 @@ impl<'a> Trainer<'a> {
             stop_after: self.stop_after_steps,
         };
         let epochs = self.train.epochs;
+        let mut events = None;
         while state.epoch < epochs && !job.done(&state.extra) {
             let epoch = state.epoch;
             let first_lr = self.schedule.lr(epoch, 0, steps);
@@ -528,6 +530,11 @@ impl<'a> Trainer<'a> {
             totals = Totals::new(self.device);
             if self.dist.is_root() {
                 write_jsonl(&self.out.join("metrics.jsonl"), &state.metrics)?;
+                let events = match &mut events {
+                    Some(writer) => writer,
+                    None => events.insert(EventWriter::create(self.out, tensorboard::now())?),
+                };
+                events.row(state.epoch as i64, &state.metrics[state.metrics.len() - 1])?;
             }
             self.save(&state, &totals, job)?;
         }

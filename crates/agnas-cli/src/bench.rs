@@ -10,7 +10,7 @@ use agnas::dist::{Dist, DistChoice};
 use agnas::registry::{self, SupernetBench};
 use agnas::space::SpaceName;
 use agnas::train::{cross_entropy, Sgd};
-use agnas::train::{DeviceChoice, MemoryFormat};
+use agnas::train::{DeviceChoice, MemoryFormat, Precision};
 use anyhow::{ensure, Context, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -119,6 +119,9 @@ pub struct StepArgs {
     /// batch, so that loading (and real-data numerics) is part of the timed step.
     #[arg(long)]
     loader: bool,
+    /// Activations' type, as for `search`: fp32 or bf16 (mixed precision, fp32 weights).
+    #[arg(long, value_parser = crate::parse_named::<Precision>, default_value = "fp32")]
+    precision: Precision,
     /// Only the forward and the loss (the autograd graph is built, then dropped): to profile the forward alone.
     #[arg(long)]
     forward_only: bool,
@@ -279,6 +282,7 @@ fn step(a: &StepArgs) -> Result<()> {
         tch::set_num_threads(a.threads as i32);
     }
     let cfg = registry::space(a.space).supernet_bench(&a.shape.given)?;
+    a.precision.check(a.device.resolve()?)?;
     let dist = Dist::connect(a.dist, a.device.resolve()?, Duration::from_secs(300))?;
     let device = dist.device(a.device.resolve()?);
     let world = dist.world() as i64;
@@ -311,6 +315,7 @@ fn step(a: &StepArgs) -> Result<()> {
             }
             None => (x.shallow_clone(), y.shallow_clone()),
         };
+        let x = x.to_kind(a.precision.kind());
         // The parts of `agnas::search::train_step`, timed one by one.
         let loss = cross_entropy(&supernet.forward_t(&x, true).logits, &y, cfg.train.label_smoothing);
         let forward_ms = lap(&mut t, device);
@@ -360,6 +365,7 @@ fn step(a: &StepArgs) -> Result<()> {
     }
     let rest = serde_json::json!({
         "channels_last": a.memory_format.is_channels_last(device),
+        "precision": a.precision,
         "loader": a.loader,
         "forward_only": a.forward_only,
         "steps": a.steps,

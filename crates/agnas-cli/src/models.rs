@@ -15,7 +15,7 @@ use agnas::registry::{self, AnySpace, Configuration};
 use agnas::report::{self, progress::ProgressMode};
 use agnas::retrain::{self, Images, NetworkOf, NetworkSource, Weights};
 use agnas::space::SpaceName;
-use agnas::train::{DeviceChoice, MemoryFormat};
+use agnas::train::{DeviceChoice, MemoryFormat, Precision};
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -147,6 +147,9 @@ pub struct EvalArgs {
     /// Memory layout: auto (channels-last on the CPU), channels_last or contiguous.
     #[arg(long, value_parser = parse_named::<MemoryFormat>, default_value = "auto")]
     memory_format: MemoryFormat,
+    /// Activations' type: fp32, or bf16 (the weights stay fp32).
+    #[arg(long, value_parser = parse_named::<Precision>, default_value = "fp32")]
+    precision: Precision,
 }
 
 pub fn eval(a: &EvalArgs) -> Result<()> {
@@ -165,6 +168,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         tch::set_num_threads(a.threads as i32);
     }
     let device = a.device.resolve()?;
+    a.precision.check(device)?;
     let split = match a.split {
         SplitArg::Train => Split::Train,
         SplitArg::Test => Split::Test,
@@ -207,7 +211,14 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         shard: Shard::default(),
     };
     let loader = Loader::new(set.clone(), (0..set.len()).collect(), config);
-    let m = retrain::evaluate(network.net.as_ref(), &loader, device, &Dist::single(), ProgressMode::Auto, "eval")?;
+    let m = retrain::evaluate(
+        network.net.as_ref(),
+        &loader,
+        (device, a.precision.kind()),
+        &Dist::single(),
+        ProgressMode::Auto,
+        "eval",
+    )?;
     outln!("{}", serde_json::to_string_pretty(&m)?);
     Ok(())
 }

@@ -147,6 +147,7 @@ const BEHAVIOUR: &[(&str, &[&str], &str)] = &[
     (RUNS, &["budget_of"], "a search's time as the budget: confidence.rs random_baseline_takes_the_budget_of_a_search"),
     ("eval", &["run", "data", "format", "split", "space", "genotype", "batch_size"], "darts.rs, spaces.rs, cli.rs"),
     ("eval", &["resize", "crop", "device", "threads", "memory_format"], "the evaluation pass: cli.rs, spaces.rs"),
+    ("eval", &["precision"], "spaces.rs: bf16 scores within its rounding of fp32"),
     (NETWORKS, &["run", "to", "out", "force", "batch_size", "fold_bn", "seed"], "export_report.rs"),
     (NETWORKS, &["space", "genotype", "num_classes", "image_size"], "spaces.rs, proxyless.rs, darts.rs"),
     ("genotype show", &["genotype", "to", "space"], "darts.rs, spaces.rs"),
@@ -160,7 +161,7 @@ const BEHAVIOUR: &[(&str, &[&str], &str)] = &[
         &["space", "steps", "warmup", "iters", "batch_size", "image_size", "channels", "loader", "forward_only"],
         "printed in the timing line: cli.rs bench_…",
     ),
-    (BENCH, &["dist", "threads", "device", "memory_format"], "printed in the timing line: cli.rs bench_…"),
+    (BENCH, &["dist", "threads", "device", "memory_format", "precision"], "printed in the timing line: cli.rs bench_…"),
     (
         "bench loader",
         &["data", "image_size", "eval", "resize", "workers", "batch_size", "batches"],

@@ -151,6 +151,29 @@ fn resume_after_a_stop_mid_epoch_is_bit_identical() {
     assert_eq!(outcome(&crashed), outcome(&straight));
 }
 
+/// A bf16 run keeps fp32 weights, optimizer state and sums in its checkpoints, so it resumes in fp32; fp16 is refused.
+#[test]
+fn a_bf16_run_checkpoints_fp32_and_resumes_in_fp32() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let err = run_err(smoke(&out, RESUME_FLAGS).args(["--precision", "bf16", "--stop-after-steps", "11"]));
+    assert!(err.contains("stopped after 11 steps"), "{err}");
+    assert!(std::fs::read_to_string(out.join("config.toml")).unwrap().contains("precision = \"bf16\""));
+    let latest = std::fs::read_to_string(out.join("checkpoints/latest")).unwrap();
+    for file in ["weights", "optimizer", "accumulators"] {
+        let bytes = std::fs::read(out.join("checkpoints").join(latest.trim()).join(format!("{file}.safetensors")));
+        let bytes = bytes.unwrap();
+        let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header = std::str::from_utf8(&bytes[8..8 + header_len]).unwrap();
+        assert!(!header.contains("BF16"), "{file}: {header}");
+    }
+    run_ok(agnas().args(["search", "--resume"]).arg(&out).args(["--precision", "fp32"]));
+    assert!(json(&out.join("result.json"))["arch"].is_string());
+
+    let err = run_err(&mut smoke(&dir.path().join("half"), &["--precision", "fp16"]));
+    assert!(err.contains("fp16") && err.contains("bf16"), "{err}");
+}
+
 #[test]
 fn resume_after_kill_9_is_bit_identical() {
     let dir = tempfile::tempdir().unwrap();
@@ -449,8 +472,9 @@ fn eval_of_a_missing_checkpoint_says_it_does_not_exist() {
 fn bench_prints_step_and_block_timings() {
     let out = run_ok(
         agnas().args(
-            "bench step --space nb201 --channels 4 --cells-per-stage 1 --steps 1 --warmup 0 --batch-size 2 --threads 1"
-                .split(' '),
+            "bench step --space nb201 --channels 4 --cells-per-stage 1 --steps 1 --warmup 0 --batch-size 2 --threads 1 \
+             --precision bf16"
+                .split_whitespace(),
         ),
     );
     let step: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -458,6 +482,7 @@ fn bench_prints_step_and_block_timings() {
         assert!(step[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {step}");
     }
     assert_eq!(step["channels_last"], true, "auto is channels-last on the CPU");
+    assert_eq!(step["precision"], "bf16");
     let out = run_ok(agnas().args(
         "bench blocks --space darts --channels 4 --iters 1 --warmup 0 --batch-size 2 --threads 1 --memory-format contiguous"
             .split(' '),

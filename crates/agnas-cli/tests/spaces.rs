@@ -102,6 +102,17 @@ fn pipeline(space: &str, dir: &Path) {
         agnas().args(["eval", "--threads", "1", "--batch-size", "32", "--run"]).arg(&train).arg("--data").arg(&data),
     ));
     assert_eq!(eval, result["test"], "{space}: eval of the saved weights gives the run's own test numbers");
+    // In bf16 (fp32 weights, bf16 maps) the same images score within bf16's rounding of that.
+    let low = stdout_json(run_ok(
+        agnas()
+            .args(["eval", "--threads", "1", "--batch-size", "32", "--precision", "bf16", "--run"])
+            .arg(&train)
+            .arg("--data")
+            .arg(&data),
+    ));
+    let (loss, low_loss) = (eval["loss"].as_f64().unwrap(), low["loss"].as_f64().unwrap());
+    assert!((low_loss - loss).abs() <= 0.02 * loss, "{space}: bf16 loss {low_loss} against {loss}");
+    assert_eq!(low["images"], eval["images"]);
 }
 
 /// The choices a derived genotype is made of, written as the space's decisions name them.

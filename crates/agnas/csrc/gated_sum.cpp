@@ -36,30 +36,51 @@ Isa isa() {
   return chosen;
 }
 
-template <typename T>
-const Kernels<T>& kernels();
+template <typename T, typename G>
+const Kernels<T, G>& kernels();
 
-template <>
-const Kernels<float>& kernels<float>() {
-  switch (isa()) {
-    case Isa::Avx512:
-      return agnas_gated::AVX512::kernels_f32;
-    case Isa::Avx2:
-      return agnas_gated::AVX2::kernels_f32;
+#define AGNAS_GATED_PICK(T, G, name)              \
+  template <>                                     \
+  const Kernels<T, G>& kernels<T, G>() {          \
+    switch (isa()) {                              \
+      case Isa::Avx512:                           \
+        return agnas_gated::AVX512::name;         \
+      case Isa::Avx2:                             \
+        return agnas_gated::AVX2::name;           \
+      default:                                    \
+        return agnas_gated::DEFAULT::name;        \
+    }                                             \
+  }
+AGNAS_GATED_PICK(float, float, kernels_f32)
+AGNAS_GATED_PICK(double, double, kernels_f64)
+AGNAS_GATED_PICK(c10::BFloat16, float, kernels_bf16)
+#undef AGNAS_GATED_PICK
+
+// The gates' type for maps of type `maps` (the type the sums are taken in); undefined where no kernel takes them.
+std::optional<at::ScalarType> gate_type(at::ScalarType maps) {
+  switch (maps) {
+    case at::kFloat:
+    case at::kDouble:
+      return maps;
+    case at::kBFloat16:
+      return at::kFloat;
     default:
-      return agnas_gated::DEFAULT::kernels_f32;
+      return std::nullopt;
   }
 }
 
-template <>
-const Kernels<double>& kernels<double>() {
-  switch (isa()) {
-    case Isa::Avx512:
-      return agnas_gated::AVX512::kernels_f64;
-    case Isa::Avx2:
-      return agnas_gated::AVX2::kernels_f64;
+// Calls `f(T{}, G{})` with the map and gate types of maps of type `maps` (one that `gate_type` takes).
+template <typename F>
+void dispatch(at::ScalarType maps, F&& f) {
+  switch (maps) {
+    case at::kFloat:
+      return f(float{}, float{});
+    case at::kDouble:
+      return f(double{}, double{});
+    case at::kBFloat16:
+      return f(c10::BFloat16{}, float{});
     default:
-      return agnas_gated::DEFAULT::kernels_f64;
+      TORCH_CHECK(false, "agnas_gated_sum: no kernel for ", maps);
   }
 }
 
@@ -103,10 +124,11 @@ struct GatedSum : public torch::autograd::Function<GatedSum> {
     }
     const Shape s = shape_of(ys[0], channels_last);
     at::Tensor out = at::empty(ys[0].sizes(), ys[0].options().memory_format(format(channels_last)));
-    AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "agnas_gated_sum", [&] {
-      const scalar_t* b = base.has_value() ? base->const_data_ptr<scalar_t>() : nullptr;
-      kernels<scalar_t>().forward(s, b, pointers<scalar_t>(values).data(), pointers<scalar_t>(gs).data(), n,
-                                  out.mutable_data_ptr<scalar_t>());
+    dispatch(out.scalar_type(), [&](auto map_tag, auto gate_tag) {
+      using T = decltype(map_tag);
+      using G = decltype(gate_tag);
+      const T* b = base.has_value() ? base->const_data_ptr<T>() : nullptr;
+      kernels<T, G>().forward(s, b, pointers<T>(values).data(), pointers<G>(gs).data(), n, out.mutable_data_ptr<T>());
     });
     std::vector<at::Tensor> saved = values;
     saved.insert(saved.end(), gs.begin(), gs.end());
@@ -146,10 +168,11 @@ struct GatedSum : public torch::autograd::Function<GatedSum> {
       }
     }
     const Shape s = shape_of(ys[0], channels_last);
-    AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "agnas_gated_sum_backward", [&] {
-      kernels<scalar_t>().backward(s, g.const_data_ptr<scalar_t>(), pointers<scalar_t>(ys).data(),
-                                   pointers<scalar_t>(gs).data(), n, mutable_pointers<scalar_t>(grad_ys).data(),
-                                   mutable_pointers<scalar_t>(grad_gs).data());
+    dispatch(ys[0].scalar_type(), [&](auto map_tag, auto gate_tag) {
+      using T = decltype(map_tag);
+      using G = decltype(gate_tag);
+      kernels<T, G>().backward(s, g.const_data_ptr<T>(), pointers<T>(ys).data(), pointers<G>(gs).data(), n,
+                               mutable_pointers<T>(grad_ys).data(), mutable_pointers<G>(grad_gs).data());
     });
     for (int k = 0; k < n; ++k) {
       out[1 + k] = grad_ys[k];
@@ -159,13 +182,36 @@ struct GatedSum : public torch::autograd::Function<GatedSum> {
   }
 };
 
-// Whether the kernels take these operands, and in which layout: CPU, fp32 or fp64 throughout, every (B, C, H, W)
-// operand of one size and all NCHW- or all channels-last-contiguous, gates (B, C).
+// The sum over the pixels of a reduced-precision (B, C, H, W) map, for the SE squeeze: ATen's own sum forward, and a
+// backward that writes the broadcast gradient out in the map's layout. Autograd adds it to the map's other gradient
+// (the gated sum's), and adding a dense bf16 tensor runs about 3× faster than adding the broadcast view that `sum`'s
+// own backward gives (ATen's bf16 loop over a broadcast operand pays per run of C channels, which is short here).
+struct PixelSum : public torch::autograd::Function<PixelSum> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x) {
+    ctx->saved_data["sizes"] = x.sizes().vec();
+    ctx->saved_data["channels_last"] = x.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
+    return at::sum(x, {2, 3}, false, x.scalar_type());
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const std::vector<int64_t> sizes = ctx->saved_data["sizes"].toIntVector();
+    const bool channels_last = ctx->saved_data["channels_last"].toBool();
+    if (!grads[0].defined()) {
+      return {at::Tensor()};
+    }
+    return {grads[0].view({sizes[0], sizes[1], 1, 1}).expand(sizes).contiguous(format(channels_last))};
+  }
+};
+
+// Whether the kernels take these operands, and in which layout: CPU, maps all fp32, fp64 or bf16 with gates of
+// `gate_type` (fp32 for bf16 maps), every (B, C, H, W) operand of one size and all NCHW- or all
+// channels-last-contiguous, gates (B, C).
 std::optional<bool> layout_taken(const at::Tensor* base, const std::vector<at::Tensor>& ys,
                                  const std::vector<at::Tensor>& gates) {
   const at::Tensor& first = ys[0];
   const auto dtype = first.scalar_type();
-  if (first.dim() != 4 || !first.device().is_cpu() || (dtype != at::kFloat && dtype != at::kDouble)) {
+  const std::optional<at::ScalarType> gate_dtype = gate_type(dtype);
+  if (first.dim() != 4 || !first.device().is_cpu() || !gate_dtype.has_value()) {
     return std::nullopt;
   }
   std::vector<const at::Tensor*> big;
@@ -181,7 +227,7 @@ std::optional<bool> layout_taken(const at::Tensor* base, const std::vector<at::T
     }
   }
   for (const auto& g : gates) {
-    if (!g.device().is_cpu() || g.scalar_type() != dtype || g.dim() != 2 || g.size(0) != first.size(0) ||
+    if (!g.device().is_cpu() || g.scalar_type() != *gate_dtype || g.dim() != 2 || g.size(0) != first.size(0) ||
         g.size(1) != first.size(1)) {
       return std::nullopt;
     }
@@ -206,6 +252,21 @@ char* copy_message(const std::string& message) {
   return out;
 }
 
+// Returns what `body` returns; 1, with a malloc'd *err, if libtorch threw.
+template <typename F>
+int guarded(char** err, F&& body) {
+  try {
+    return body();
+  } catch (const c10::Error& e) {
+    *err = copy_message(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    *err = copy_message(e.what());
+  } catch (...) {
+    *err = copy_message("unknown C++ exception");
+  }
+  return 1;
+}
+
 }  // namespace
 
 extern "C" {
@@ -214,11 +275,21 @@ void agnas_gated_sum_free_message(char* message) {
   std::free(message);
 }
 
+// Sets *out to the sum over the pixels of the (B, C, H, W) map *x (PixelSum) and returns 0; returns 1 with a
+// malloc'd *err if libtorch threw.
+int agnas_pixel_sum(const at::Tensor* x, at::Tensor** out, char** err) {
+  return guarded(err, [&] {
+    TORCH_CHECK(x->dim() == 4, "agnas_pixel_sum: a (B, C, H, W) map, not ", x->sizes());
+    *out = new at::Tensor(PixelSum::apply(*x));
+    return 0;
+  });
+}
+
 // Sets *out to a new tensor base + Σₖ gates[k] ⊙ ys[k] (base may be null) and returns 0; returns 2, touching
 // nothing, where the kernels do not take the operands; returns 1 with a malloc'd *err if libtorch threw.
 int agnas_gated_sum(const at::Tensor* base, const at::Tensor* const* ys, const at::Tensor* const* gates, int n,
                     at::Tensor** out, char** err) {
-  try {
+  return guarded(err, [&] {
     if (n < 1 || n > agnas_gated::kMaxTerms) {
       return 2;
     }
@@ -235,14 +306,7 @@ int agnas_gated_sum(const at::Tensor* base, const at::Tensor* const* ys, const a
     const std::optional<at::Tensor> b = base != nullptr ? std::optional<at::Tensor>(*base) : std::nullopt;
     *out = new at::Tensor(GatedSum::apply(b, at::TensorList(values), at::TensorList(gs), *channels_last));
     return 0;
-  } catch (const c10::Error& e) {
-    *err = copy_message(e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    *err = copy_message(e.what());
-  } catch (...) {
-    *err = copy_message("unknown C++ exception");
-  }
-  return 1;
+  });
 }
 
 }  // extern "C"

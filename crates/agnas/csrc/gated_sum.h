@@ -2,6 +2,8 @@
 // picks one at run time, as ATen's own dispatch does, so that one binary runs on any x86-64 CPU.
 #pragma once
 
+#include <c10/util/BFloat16.h>
+
 #include <cstdint>
 
 namespace agnas_gated {
@@ -17,17 +19,20 @@ struct Shape {
 
 // The kernels of one instruction set: `out = base + Σₖ gₖ ⊙ yₖ` (without `base` when it is null), and its backward,
 // which writes `grad ⊙ gₖ` into every non-null `grad_ys[k]` and `Σ_hw grad ⊙ yₖ` into every non-null `grad_gs[k]`.
-template <typename T>
+// The gates (and their gradients) are of type G, which is also the type every sum is taken in: T itself for fp32
+// and fp64, fp32 for bf16 maps, so that a mixed-precision run rounds each output once.
+template <typename T, typename G = T>
 struct Kernels {
-  void (*forward)(const Shape&, const T* base, const T* const* ys, const T* const* gs, int n, T* out);
-  void (*backward)(const Shape&, const T* grad, const T* const* ys, const T* const* gs, int n, T* const* grad_ys,
-                   T* const* grad_gs);
+  void (*forward)(const Shape&, const T* base, const T* const* ys, const G* const* gs, int n, T* out);
+  void (*backward)(const Shape&, const T* grad, const T* const* ys, const G* const* gs, int n, T* const* grad_ys,
+                   G* const* grad_gs);
 };
 
-#define AGNAS_GATED_DECLARE(cap)           \
-  namespace cap {                          \
-  extern const Kernels<float> kernels_f32; \
-  extern const Kernels<double> kernels_f64; \
+#define AGNAS_GATED_DECLARE(cap)                             \
+  namespace cap {                                            \
+  extern const Kernels<float> kernels_f32;                   \
+  extern const Kernels<double> kernels_f64;                  \
+  extern const Kernels<c10::BFloat16, float> kernels_bf16;   \
   }
 AGNAS_GATED_DECLARE(DEFAULT)
 AGNAS_GATED_DECLARE(AVX2)

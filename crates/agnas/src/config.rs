@@ -2,7 +2,7 @@
 //! `config.toml`. The sections a space owns (`[supernet]`, `[derive]`, `[network]`) have its own types.
 use crate::data::{DataConfig, DataFormat};
 use crate::error::{ensure, Result};
-use crate::train::{DeviceChoice, MemoryFormat, RunConfig, TrainConfig};
+use crate::train::{DeviceChoice, MemoryFormat, Precision, RunConfig, TrainConfig};
 use crate::Error;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use settings::{named_kind, Kind};
@@ -108,6 +108,9 @@ pub struct SearchConfig<S: SpaceSections> {
     /// CPU threads for libtorch (0 = the cores not busy when the run starts).
     pub threads: usize,
     pub memory_format: MemoryFormat,
+    /// The activations' type (runs written before it existed computed in fp32).
+    #[serde(default)]
+    pub precision: Precision,
     pub data: DataConfig,
     pub train: TrainConfig,
     pub importance: ImportanceConfig,
@@ -126,6 +129,8 @@ pub struct RetrainConfig<S: SpaceSections> {
     pub device: DeviceChoice,
     pub threads: usize,
     pub memory_format: MemoryFormat,
+    #[serde(default)]
+    pub precision: Precision,
     /// Training images; `data.split` is the share that trains, the rest is the validation split (1 = none).
     pub data: DataConfig,
     /// Test images evaluated once, after the last epoch (e.g. CIFAR-10's test batch).
@@ -195,6 +200,7 @@ impl<S: SpaceSections> SearchConfig<S> {
             device: DeviceChoice::Auto,
             threads: 0,
             memory_format: MemoryFormat::Auto,
+            precision: Precision::Fp32,
             data: DataConfig::default(),
             train: TrainConfig::default(),
             importance: ImportanceConfig::default(),
@@ -254,6 +260,7 @@ impl<S: SpaceSections> RetrainConfig<S> {
             device: DeviceChoice::Auto,
             threads: 0,
             memory_format: MemoryFormat::Auto,
+            precision: Precision::Fp32,
             data: DataConfig { split: 1.0, ..DataConfig::default() },
             test_data: None,
             test_format: DataFormat::Auto,
@@ -293,6 +300,9 @@ macro_rules! run_config {
             fn memory_format(&self) -> MemoryFormat {
                 self.memory_format
             }
+            fn precision(&self) -> Precision {
+                self.precision
+            }
             fn data(&self) -> &DataConfig {
                 &self.data
             }
@@ -326,6 +336,14 @@ pub const RUN_SETTINGS: &[Setting] = &[
         named_kind::<MemoryFormat>(),
         "Memory layout: auto (channels-last on the CPU), channels_last or contiguous.",
     ),
+    Setting::new(
+        "precision",
+        "precision",
+        named_kind::<Precision>(),
+        "Activations' type: fp32, or bf16 (mixed precision: weights, optimizer state, checkpoints, losses and \
+         importances stay fp32; a resumed run may change it).",
+    )
+    .resumable(),
     Setting::new("data.format", "format", named_kind::<DataFormat>(), "Format of --data (default: guessed)."),
     Setting::new("data.per_class", "per-class", Kind::Int, "Images per class to use (balanced subset; 0 = all)."),
     Setting::new("data.workers", "workers", Kind::Int, "Data loading threads (a resumed run may change them).")

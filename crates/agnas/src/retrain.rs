@@ -16,7 +16,7 @@ use crate::train::{
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::nn::VarStore;
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// What `agnas eval` needs to rebuild a retrained network: written as `model.json` beside `weights.safetensors`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -114,12 +114,12 @@ pub type RetrainRun<S> = Launched<RetrainConfig<S>>;
 pub fn evaluate(
     net: &dyn EvalNetwork,
     loader: &Loader,
-    device: Device,
+    on: (Device, Kind),
     dist: &Dist,
     mode: ProgressMode,
     label: &str,
 ) -> Result<EvalMetrics> {
-    Ok(train::evaluate(loader, 0, device, dist, mode, label, |x| net.logits(x))?.into())
+    Ok(train::evaluate(loader, 0, on, dist, mode, label, |x| net.logits(x))?.into())
 }
 
 /// The retrain's part of the training loop: the network's own loss, the validation pass.
@@ -128,7 +128,7 @@ struct RetrainJob<'a> {
     train: &'a TrainConfig,
     net: &'a dyn EvalNetwork,
     valid: Option<&'a Loader>,
-    device: Device,
+    on: (Device, Kind),
     dist: &'a Dist,
     progress: ProgressMode,
 }
@@ -155,7 +155,7 @@ impl Job for RetrainJob<'_> {
 
     fn end_epoch(&mut self, end: &EpochEnd, _: &mut ()) -> Result<EpochMetrics> {
         let valid = match self.valid {
-            Some(l) => Some(evaluate(self.net, l, self.device, self.dist, self.progress, "validation")?),
+            Some(l) => Some(evaluate(self.net, l, self.on, self.dist, self.progress, "validation")?),
             None => None,
         };
         let train = end.train;
@@ -276,7 +276,7 @@ pub fn run<S: Space>(retrain: RetrainRun<S>) -> Result<RetrainResult> {
         train: &cfg.train,
         net: net.as_ref(),
         valid: valid_loader.as_ref(),
-        device: run.device,
+        on: (run.device, run.kind),
         dist: &run.dist,
         progress,
     };
@@ -296,7 +296,7 @@ pub fn run<S: Space>(retrain: RetrainRun<S>) -> Result<RetrainResult> {
             );
             let idx = (0..test_set.len()).collect();
             let l = run.loader_over(test_set, idx, cfg.eval_batch_size, Augment::none());
-            Some(evaluate(net.as_ref(), &l, run.device, &run.dist, progress, "test")?)
+            Some(evaluate(net.as_ref(), &l, (run.device, run.kind), &run.dist, progress, "test")?)
         }
         None => None,
     };

@@ -103,6 +103,7 @@ struct SearchJob<'a, S: Space> {
     decider: Decider,
     out: &'a Path,
     device: Device,
+    kind: Kind,
     dist: &'a Dist,
     progress: ProgressMode,
     /// Σ of the importances over this epoch's training steps.
@@ -212,7 +213,7 @@ impl<S: Space> SearchJob<'_, S> {
     /// A held-out pass over `loader`: its importances, their per-batch rows (written to the run folder), the
     /// decisions' confidence and their rank correlation with the previous pass.
     fn pass(&self, loader: &Loader, epoch: usize, extra: &SearchHistory) -> Result<Pass> {
-        let heldout = heldout_pass(self.supernet, loader, epoch, self.device, self.dist, self.progress)?;
+        let heldout = heldout_pass(self.supernet, loader, epoch, (self.device, self.kind), self.dist, self.progress)?;
         let importances = heldout_importances::<S>(&self.cfg.supernet, &heldout)?;
         if self.dist.is_root() {
             crate::report::write_tensors([("importance", &heldout.batches)], &self.out.join(HELDOUT_BATCHES_FILE))?;
@@ -534,6 +535,7 @@ pub fn run<S: Space>(search: SearchRun<S>) -> Result<SearchResult> {
         decider: S::decider(&cfg.supernet, &cfg.derive)?,
         out: &run.out,
         device: run.device,
+        kind: run.kind,
         dist: &run.dist,
         progress,
         importance: None,
@@ -623,13 +625,13 @@ fn heldout_pass(
     supernet: &dyn Supernet,
     loader: &Loader,
     epoch: usize,
-    device: Device,
+    on: (Device, Kind),
     dist: &Dist,
     mode: ProgressMode,
 ) -> Result<HeldOut> {
     let mut importance = None;
     let mut batches = Vec::new();
-    let means = evaluate(loader, epoch, device, dist, mode, "held-out pass", |x| {
+    let means = evaluate(loader, epoch, on, dist, mode, "held-out pass", |x| {
         let output = supernet.forward_t(x, false);
         add_importance(&mut importance, &output.importance);
         batches.push(output.importance.to_kind(Kind::Double));

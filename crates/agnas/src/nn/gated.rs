@@ -28,7 +28,33 @@ extern "C" {
         out: *mut *mut c_void,
         err: *mut *mut c_char,
     ) -> c_int;
+    fn agnas_pixel_sum(x: *const c_void, out: *mut *mut c_void, err: *mut *mut c_char) -> c_int;
     fn agnas_gated_sum_free_message(message: *mut c_char);
+}
+
+/// Calls a function of the bridge that sets a new tensor and returns 0, or returns 2 where it does not take its
+/// operands (`None`), or 1 with a message where libtorch threw (a panic, as tch's wrappers of libtorch ops do).
+fn bridge(what: &str, call: impl FnOnce(*mut *mut c_void, *mut *mut c_char) -> c_int) -> Option<Tensor> {
+    let (mut out, mut err) = (std::ptr::null_mut(), std::ptr::null_mut());
+    match call(&mut out, &mut err) {
+        0 => Some(unsafe { Tensor::from_ptr(out.cast()) }),
+        2 => None,
+        _ => {
+            let message = if err.is_null() {
+                "unknown error".to_string()
+            } else {
+                let text = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
+                unsafe { agnas_gated_sum_free_message(err) };
+                text
+            };
+            panic!("{what} failed: {message}")
+        }
+    }
+}
+
+/// tch's tensor handle is a `torch::Tensor*`, which the bridge takes as `at::Tensor*`.
+fn raw(t: &Tensor) -> *const c_void {
+    t.as_ptr() as *const c_void
 }
 
 /// How a gated sum is computed.
@@ -58,29 +84,12 @@ impl Kernel {
 /// `base + Σₖ gₖ ⊙ yₖ` for `terms` (yₖ of shape (B, C, H, W), gₖ of shape (B, C)) by the fused autograd function;
 /// `None` where its kernels do not take the operands.
 fn fused(base: Option<&Tensor>, terms: &[(&Tensor, Tensor)]) -> Option<Tensor> {
-    // tch's tensor handle is a `torch::Tensor*`, which the bridge takes as `at::Tensor*`.
-    let raw = |t: &Tensor| t.as_ptr() as *const c_void;
     let ys: Vec<*const c_void> = terms.iter().map(|(y, _)| raw(y)).collect();
     let gates: Vec<*const c_void> = terms.iter().map(|(_, g)| raw(g)).collect();
-    let (mut out, mut err) = (std::ptr::null_mut(), std::ptr::null_mut());
     let base = base.map_or(std::ptr::null(), raw);
-    let status =
-        unsafe { agnas_gated_sum(base, ys.as_ptr(), gates.as_ptr(), terms.len() as c_int, &mut out, &mut err) };
-    match status {
-        0 => Some(unsafe { Tensor::from_ptr(out.cast()) }),
-        2 => None,
-        _ => {
-            let message = if err.is_null() {
-                "unknown error".to_string()
-            } else {
-                let text = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
-                unsafe { agnas_gated_sum_free_message(err) };
-                text
-            };
-            // What the composed ops' tch wrappers do with a libtorch error.
-            panic!("the fused gated sum failed: {message}")
-        }
-    }
+    bridge("the fused gated sum", |out, err| unsafe {
+        agnas_gated_sum(base, ys.as_ptr(), gates.as_ptr(), terms.len() as c_int, out, err)
+    })
 }
 
 /// Adds `Σₖ gₖ ⊙ yₖ` for `terms` into `sum` (which it creates when `None`).
@@ -91,23 +100,39 @@ fn gated_sum(terms: &[(&Tensor, Tensor)], sum: &mut Option<Tensor>, kernel: Kern
             return;
         }
     }
+    // The sum is taken in the gates' type and rounded once to the maps' (bf16 maps with fp32 gates in a mixed-precision
+    // run, as the fused kernel does); where the types agree the casts are no-ops.
+    let Some((first, first_gate)) = terms.first() else { return };
+    let (map_kind, sum_kind) = (first.kind(), first_gate.kind());
+    let mut acc = sum.take().map(|s| s.to_kind(sum_kind));
     for (out, gate) in terms {
-        let gate = gate.unsqueeze(-1).unsqueeze(-1);
-        match sum {
+        let (out, gate) = (out.to_kind(sum_kind), gate.unsqueeze(-1).unsqueeze(-1));
+        match &mut acc {
             Some(s) => {
-                let _ = s.addcmul_(out, &gate);
+                let _ = s.addcmul_(&out, &gate);
             }
-            None => *sum = Some(*out * gate),
+            None => acc = Some(out * gate),
         }
     }
+    *sum = acc.map(|s| s.to_kind(map_kind));
 }
 
 /// Global average pooling (B, C, H, W) → (B, C), as a sum and a division of the small result: the backward then
 /// broadcasts the gradient as a view instead of writing a full-size tensor (`mean`'s backward divides a full-size
-/// expanded gradient).
+/// expanded gradient). Reduced-precision maps are summed in their own type (ATen accumulates in fp32 and rounds the
+/// sum once, as PyTorch's autocast runs an SE module's `adaptive_avg_pool2d`) and the small result goes to fp32 for
+/// the attention: a sum that outputs fp32 would give its backward as a full-size cast in NCHW order. Their sum is
+/// the bridge's, whose backward writes the broadcast gradient out densely (`PixelSum` in csrc/gated_sum.cpp).
 pub fn squeeze(xs: &Tensor) -> Tensor {
     let size = xs.size();
-    xs.sum_dim_intlist([2i64, 3].as_slice(), false, xs.kind()) / (size[2] * size[3]) as f64
+    let compute = super::compute_kind(xs.kind());
+    let sum = if compute == xs.kind() {
+        xs.sum_dim_intlist([2i64, 3].as_slice(), false, xs.kind())
+    } else {
+        bridge("the pixel sum", |out, err| unsafe { agnas_pixel_sum(raw(xs), out, err) })
+            .expect("the pixel sum takes every map")
+    };
+    sum.to_kind(compute) / (size[2] * size[3]) as f64
 }
 
 /// A candidate's branch output with its squeeze; `None` for a branch of zeros (`none`, or an identity whose output
@@ -214,14 +239,16 @@ mod tests {
     }
 
     /// The fused sum against the composed ops on the same leaves: forward values and the gradients of the outputs
-    /// and of the base bit for bit; the gates' gradients (other summation order) within `gate_tol` relative.
+    /// and of the base bit for bit; the gates' gradients (other summation order) within `gate_tol` relative. Maps of
+    /// `kind` take gates of its compute kind (fp32 for bf16).
     fn check(kind: Kind, channels_last: bool, size: [i64; 4], n: usize, with_base: bool, gate_tol: f64) {
         let [b, c, _, _] = size;
         let opts = (kind, Device::Cpu);
+        let gate_opts = (crate::nn::compute_kind(kind), Device::Cpu);
         let layout = |t: Tensor| if channels_last { to_channels_last(&t) } else { t };
         let ys: Vec<Tensor> = (0..n).map(|_| leaf(layout(Tensor::randn(size, opts)))).collect();
         // The gates as the decision points make them: views of one (B, K, C) tensor.
-        let all_gates = leaf(Tensor::rand([b, n as i64, c], opts));
+        let all_gates = leaf(Tensor::rand([b, n as i64, c], gate_opts));
         let base = with_base.then(|| leaf(layout(Tensor::randn(size, opts))));
         let w = layout(Tensor::randn(size, opts));
         let run = |kernel: Kernel| {
@@ -268,7 +295,30 @@ mod tests {
             ] {
                 check(Kind::Double, channels_last, size, n, with_base, 1e-15);
                 check(Kind::Float, channels_last, size, n, with_base, 1e-6);
+                check(Kind::BFloat16, channels_last, size, n, with_base, 1e-5);
             }
+        }
+    }
+
+    /// A bf16 map's squeeze is ATen's bf16 sum over the pixels, in fp32, divided by their count; its gradient is the
+    /// broadcast one, written out in the map's layout.
+    #[test]
+    fn reduced_precision_squeeze_is_the_sum_with_a_dense_gradient() {
+        tch::manual_seed(3);
+        for channels_last in [false, true] {
+            let x = Tensor::randn([3, 5, 4, 6], (Kind::Float, Device::Cpu)).to_kind(Kind::BFloat16);
+            let x = leaf(if channels_last { to_channels_last(&x) } else { x });
+            let squeezed = squeeze(&x);
+            let want =
+                x.detach().sum_dim_intlist([2i64, 3].as_slice(), false, Kind::BFloat16).to_kind(Kind::Float) / 24.0;
+            assert_eq!(squeezed.kind(), Kind::Float);
+            assert!(squeezed.equal(&want), "channels_last={channels_last}");
+            let w = Tensor::randn([3, 5], (Kind::Float, Device::Cpu));
+            let grad = &grads(&squeezed, &w, &[&x])[0];
+            let want = (&w / 24.0).to_kind(Kind::BFloat16).view([3, 5, 1, 1]).expand_as(&x);
+            assert!(grad.equal(&want), "channels_last={channels_last}");
+            assert_eq!(grad.is_contiguous(), !channels_last, "dense in the map's layout");
+            assert_eq!(grad.stride(), x.stride());
         }
     }
 

@@ -56,8 +56,10 @@ impl Deref for Conv2d {
 }
 
 impl Module for Conv2d {
+    /// In the type of `xs`: a mixed-precision run keeps fp32 weights and convolves bf16 maps with bf16 copies of them,
+    /// whose gradients autograd adds to the fp32 weights' (PyTorch's autocast).
     fn forward(&self, xs: &Tensor) -> Tensor {
-        let y = if self.needs_subsample(xs) { self.forward_subsampled(xs) } else { self.0.forward(xs) };
+        let y = if self.needs_subsample(xs) { self.forward_subsampled(xs) } else { self.convolve(xs, self.1.stride) };
         record(&y, self.0.ws.size()[1..].iter().product());
         y
     }
@@ -81,8 +83,18 @@ impl Conv2d {
     /// subsample, which a stride-1 kernel computes.
     fn forward_subsampled(&self, xs: &Tensor) -> Tensor {
         let s = self.1.stride;
-        let sub = xs.slice(2, 0, None, s).slice(3, 0, None, s);
-        sub.conv2d(&self.0.ws, self.0.bs.as_ref(), [1, 1], [0, 0], [1, 1], self.1.groups)
+        self.convolve(&xs.slice(2, 0, None, s).slice(3, 0, None, s), 1)
+    }
+
+    /// Grouped (depthwise) convolutions of reduced-precision maps run in the weights' type: oneDNN's bf16 backward
+    /// for them is its im2col GEMM here, which made the ProxylessNAS step 1.7× slower than fp32 (BENCHMARKS.md).
+    fn convolve(&self, xs: &Tensor, stride: i64) -> Tensor {
+        let spec = &self.1;
+        let kind = if spec.groups > 1 { self.0.ws.kind() } else { xs.kind() };
+        let (ws, bs) = (self.0.ws.to_kind(kind), self.0.bs.as_ref().map(|b| b.to_kind(kind)));
+        let y =
+            xs.to_kind(kind).conv2d(&ws, bs.as_ref(), [stride; 2], [spec.padding; 2], [spec.dilation; 2], spec.groups);
+        y.to_kind(xs.kind())
     }
 }
 
@@ -98,8 +110,10 @@ impl Deref for Linear {
 }
 
 impl Module for Linear {
+    /// In the weights' type (fp32): the layers are small, and they end in a loss or the attention's gates, both kept
+    /// in fp32 by a mixed-precision run.
     fn forward(&self, xs: &Tensor) -> Tensor {
-        let y = self.0.forward(xs);
+        let y = self.0.forward(&xs.to_kind(self.0.ws.kind()));
         record(&y, self.0.ws.size()[1]);
         y
     }

@@ -14,3 +14,11 @@ pub use gated::GatedSum;
 pub use graph::{Export, Graph, Layer, Value};
 pub use mixed::{Candidate, MixedOp, MixedOutput, Node, Shared};
 pub use ops::AfterRelu;
+
+/// The type sums over maps of type `kind` are taken in: fp32 for the reduced-precision types, else `kind` itself.
+pub fn compute_kind(kind: tch::Kind) -> tch::Kind {
+    match kind {
+        tch::Kind::BFloat16 | tch::Kind::Half => tch::Kind::Float,
+        other => other,
+    }
+}

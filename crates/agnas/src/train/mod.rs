@@ -16,4 +16,4 @@ pub use run::{
     StepContext, Trainer,
 };
 pub use schedule::StepSchedule;
-pub use settings::{ClipBy, DecayRule, DeviceChoice, MemoryFormat, ScheduleKind, TrainConfig};
+pub use settings::{ClipBy, DecayRule, DeviceChoice, MemoryFormat, Precision, ScheduleKind, TrainConfig};

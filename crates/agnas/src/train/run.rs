@@ -6,7 +6,7 @@
 //! and its end-of-epoch work; what it does after the last epoch is its own code.
 use super::checkpoint::Checkpoints;
 use super::optim::{LrSchedule, Sgd};
-use super::{DeviceChoice, Means, MemoryFormat, StepSchedule, Totals, TrainConfig};
+use super::{DeviceChoice, Means, MemoryFormat, Precision, StepSchedule, Totals, TrainConfig};
 use crate::config::Overrides;
 use crate::data::augment::{Augment, Transform};
 use crate::data::loader::{Batch, Loader, LoaderConfig, Shard};
@@ -19,7 +19,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
-use tch::{nn::VarStore, Device, Tensor};
+use tch::{nn::VarStore, Device, Kind, Tensor};
 
 /// How a run begins: a new run with its configuration, or the continuation of the run in a folder, which keeps the
 /// configuration it was started with.
@@ -120,6 +120,7 @@ pub trait RunConfig: Serialize + DeserializeOwned {
     /// CPU threads for libtorch (0 = libtorch's default).
     fn threads(&self) -> usize;
     fn memory_format(&self) -> MemoryFormat;
+    fn precision(&self) -> Precision;
     fn data(&self) -> &DataConfig;
     fn train(&self) -> &TrainConfig;
     /// Rejects impossible values, naming the field.
@@ -141,6 +142,8 @@ pub struct Run<C> {
     pub out: PathBuf,
     pub resumed: bool,
     pub device: Device,
+    /// The type the networks compute their activations in: the batches are given to them in it.
+    pub kind: Kind,
     /// The ranks training together (one process: a single rank).
     pub dist: Dist,
     /// The training images.
@@ -203,6 +206,7 @@ impl<C: RunConfig> Run<C> {
             }
         }
         let device = dist.device(config.device().resolve()?);
+        config.precision().check(device)?;
         let parts = data::open_parts(config.data(), config.seed())?;
         // One class trains to a loss of zero and ranks nothing: a folder of one class folder is a mistake.
         crate::error::ensure!(
@@ -228,6 +232,7 @@ impl<C: RunConfig> Run<C> {
             None => Normalization::for_dataset(parts.train.as_ref()),
         };
         Ok(Run {
+            kind: config.precision().kind(),
             normalization,
             in_channels: first.channels as i64,
             num_classes: parts.train.num_classes() as i64,
@@ -422,6 +427,7 @@ impl<E, X: Default> Default for History<E, X> {
 pub struct Trainer<'a> {
     out: &'a Path,
     device: Device,
+    kind: Kind,
     dist: Dist,
     train: &'a TrainConfig,
     pub vs: VarStore,
@@ -438,6 +444,7 @@ impl<'a> Trainer<'a> {
         Trainer {
             out: &run.out,
             device: run.device,
+            kind: run.kind,
             dist: run.dist.clone(),
             train: run.config.train(),
             vs,
@@ -481,7 +488,7 @@ impl<'a> Trainer<'a> {
             let mut progress = Progress::start(self.progress, format!("epoch {}/{epochs}", epoch + 1), steps as u64);
             for batch in loader.epoch(epoch as u64, state.step) {
                 let Batch { x, y, .. } = batch?;
-                let (x, y) = (x.to_device(self.device), y.to_device(self.device));
+                let (x, y) = (x.to_device(self.device).to_kind(self.kind), y.to_device(self.device));
                 let lr = self.schedule.lr(epoch, state.step, steps);
                 let micro = self.train.micro_batches;
                 for (k, (x, y)) in x.chunk(micro as i64, 0).iter().zip(y.chunk(micro as i64, 0).iter()).enumerate() {
@@ -598,12 +605,13 @@ impl<'a> Trainer<'a> {
     }
 }
 
-/// Forward of a whole data set without gradients; `forward` returns the logits. Loss and accuracy sums stay on the
-/// device until the end, where they are summed over the ranks (each ran its part of every batch).
+/// Forward of a whole data set without gradients, given to `forward` on `device` in `kind`; `forward` returns the
+/// logits. Loss and accuracy sums stay on the device until the end, where they are summed over the ranks (each ran
+/// its part of every batch).
 pub fn evaluate(
     loader: &Loader,
     epoch: usize,
-    device: Device,
+    (device, kind): (Device, Kind),
     dist: &Dist,
     mode: ProgressMode,
     label: &str,
@@ -614,7 +622,7 @@ pub fn evaluate(
     tch::no_grad(|| -> Result<()> {
         for (i, batch) in loader.epoch(epoch as u64, 0).enumerate() {
             let Batch { x, y, .. } = batch?;
-            let (x, y) = (x.to_device(device), y.to_device(device));
+            let (x, y) = (x.to_device(device).to_kind(kind), y.to_device(device));
             let logits = forward(&x);
             if y.size()[0] > 0 {
                 totals.add(&logits, &logits.cross_entropy_for_logits(&y), &y);
@@ -653,6 +661,9 @@ mod tests {
         }
         fn memory_format(&self) -> MemoryFormat {
             MemoryFormat::Contiguous
+        }
+        fn precision(&self) -> Precision {
+            Precision::Fp32
         }
         fn data(&self) -> &DataConfig {
             &self.data

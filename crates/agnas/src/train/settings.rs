@@ -65,6 +65,48 @@ impl MemoryFormat {
     }
 }
 
+/// The type a run computes its activations in (`--precision`), with the semantics of PyTorch's automatic mixed
+/// precision: the weights, the optimizer's state, the checkpoints, the losses and the attention's gates and
+/// importance sums stay fp32, so that a run resumes under another precision. Convolutions and batch norms take and
+/// give the low type, and so do the fused gated sums, so that the maps stay in it from op to op; the sums inside
+/// them are taken in fp32.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, strum::EnumString, strum::VariantNames,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Precision {
+    #[default]
+    #[strum(to_string = "fp32", serialize = "float32")]
+    Fp32,
+    #[strum(to_string = "bf16", serialize = "bfloat16")]
+    Bf16,
+    #[strum(to_string = "fp16", serialize = "float16", serialize = "half")]
+    Fp16,
+}
+
+impl Precision {
+    /// The activations' type.
+    pub fn kind(self) -> tch::Kind {
+        match self {
+            Precision::Fp32 => tch::Kind::Float,
+            Precision::Bf16 => tch::Kind::BFloat16,
+            Precision::Fp16 => tch::Kind::Half,
+        }
+    }
+
+    /// Rejects what this build cannot run on `device`.
+    pub fn check(self, device: tch::Device) -> Result<()> {
+        ensure!(
+            self != Precision::Fp16,
+            "precision = \"fp16\" needs CUDA with dynamic loss scaling, which agnas has not run on a GPU yet{}: use \
+             bf16 (the same range as fp32, so no loss scaling)",
+            if device.is_cuda() { "" } else { " (and this run is on the CPU)" }
+        );
+        Ok(())
+    }
+}
+
 /// The threads a run takes when none are given: the cores that are not busy now. libtorch's OpenMP threads spin
 /// while they wait for each other, so a thread on a core that another process holds stalls every parallel region
 /// (BENCHMARKS.md: the NB201 step 1.15 s idle with 2 threads, 8–11 s beside one busy process, 2.2 s with 1 thread).

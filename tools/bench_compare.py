@@ -374,7 +374,8 @@ def main(argv=None):
     # proxyless: both layouts (the CPU default `auto` is channels-last)
     rust_runs = ([("rust (tch) contiguous", ["--memory-format", "contiguous"]),
                   ("rust (tch) channels-last", ["--memory-format", "channels_last"])]
-                 if proxyless else [("rust (tch)", [])])
+                 if proxyless else [("rust (tch) fp32", ["--precision", "fp32"])])
+    rust_runs.append(("rust (tch) bf16", ["--precision", "bf16"]))
     missing = not os.path.isfile(binary) or not os.access(binary, os.X_OK)
     if missing:
         msg = (f"Rust binary not found or not executable at {binary}; build it with "
@@ -395,6 +396,11 @@ def main(argv=None):
                 cmd = [python, ref, "--space", args.space, "--layout", layout,
                        "--style", style] + common
                 variants.append((label, cmd, extra_env))
+            # PyTorch's own mixed precision (autocast bf16), in both layouts of its official code.
+            for layout in ("nchw", "channels_last"):
+                cmd = [python, ref, "--space", args.space, "--layout", layout, "--style", "official",
+                       "--amp", "bf16"] + common
+                variants.append((f"{prefix} {layout}/official + autocast bf16", cmd, None))
 
     runs = {label: [] for label, _c, _e in variants}  # label -> [(result, error, other processes' CPU share)]
     for r in range(max(1, args.rounds)):

@@ -109,6 +109,8 @@ def parse_args(argv=None):
     ap.add_argument("--image-size", type=int, default=32)
     ap.add_argument("--width-mult", type=float, default=1.0, help="proxyless: channel multiplier")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--amp", default="none", choices=["none", "bf16"],
+                    help="automatic mixed precision: the forward and the loss under torch.autocast in bf16")
     ap.add_argument("--blocks", action="store_true",
                     help="time forward/backward of the building blocks instead of a train step")
     ap.add_argument("--iters", type=int, default=10, help="--blocks: timed iterations per block")
@@ -401,8 +403,9 @@ def main(argv=None):
 
     def step(laps):
         opt.zero_grad(set_to_none=True)
-        logits, _importance = model(x)
-        loss = loss_fn(logits, labels)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp == "bf16"):
+            logits, _importance = model(x)
+            loss = loss_fn(logits, labels)
         laps.append(now())
         loss.backward()
         laps.append(now())
@@ -440,6 +443,7 @@ def main(argv=None):
                   final_loss=round(float(loss.item()), 6))
     if args.space == "darts":
         result["layers"] = args.layers
+    result["amp"] = args.amp
     if device.type == "cuda":
         result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     print(json.dumps(result), flush=True)

@@ -35,7 +35,8 @@ lint: setup
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # Train-step time of a supernet (SPACE=nb201, darts or proxyless), agnas in fp32 and bf16, against the PyTorch
-# references in fp32 and under autocast bf16, same machine, same run. proxyless runs at width 0.5, 64 px, batch 32 unless BENCH_ARGS says otherwise, e.g.
+# references in fp32 and under autocast bf16, same machine, same run. proxyless runs at width 0.5, 64 px, batch 32
+# unless BENCH_ARGS says otherwise, e.g.
 # BENCH_ARGS="--width-mult 1.0 --image-size 224 --batch-size 8"; BENCH_ARGS="--also-python PY" adds another torch.
 SPACE ?= nb201
 BENCH_ARGS ?=

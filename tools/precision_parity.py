@@ -32,7 +32,8 @@ def spearman(a, b):
     ra, rb = ranks(a), ranks(b)
     ma, mb = statistics.fmean(ra), statistics.fmean(rb)
     cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
-    return cov / (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
+    spread = (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
+    return cov / spread if spread > 0 else float("nan")
 
 
 def flat(v):
@@ -71,12 +72,14 @@ def main():
                 base = (result, values)
             rho = spearman(values, base[1]) if base is not None else float("nan")
             test = result.get("bench201", {}).get("c10_test", float("nan"))
-            conf = result["confidence"]["architecture"]
+            confidence = result.get("confidence") or {}
+            conf = confidence.get("architecture", float("nan"))
             arch = result["arch"].replace("|", "\\|")  # the arch string's bars inside a table cell
             print(f"| {seed} | {mode} | `{arch}` | {test:.2f} | {100 * result['heldout_acc']:.2f} | "
                   f"{conf:.3f} | {rho:.4f} | {result['train_seconds']:.0f} |")
             if base is not None and mode != reference:
-                for d_ref, d in zip(base[0]["confidence"]["decisions"], result["confidence"]["decisions"]):
+                decisions = zip((base[0].get("confidence") or {}).get("decisions", []), confidence.get("decisions", []))
+                for d_ref, d in decisions:
                     if d_ref["confidence"] >= 0.9 and d_ref["choice"] != d["choice"]:
                         changed.append((seed, mode, d_ref["point"], d_ref["choice"], d_ref["confidence"],
                                         d["choice"], d["confidence"]))

@@ -112,6 +112,7 @@ fn pipeline(space: &str, dir: &Path) {
     ));
     let (loss, low_loss) = (eval["loss"].as_f64().unwrap(), low["loss"].as_f64().unwrap());
     assert!((low_loss - loss).abs() <= 0.02 * loss, "{space}: bf16 loss {low_loss} against {loss}");
+    assert_ne!(low_loss, loss, "{space}: the evaluation ran in bf16");
     assert_eq!(low["images"], eval["images"]);
 }
 

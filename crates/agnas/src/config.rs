@@ -129,6 +129,7 @@ pub struct RetrainConfig<S: SpaceSections> {
     pub device: DeviceChoice,
     pub threads: usize,
     pub memory_format: MemoryFormat,
+    /// The activations' type (runs written before it existed computed in fp32).
     #[serde(default)]
     pub precision: Precision,
     /// Training images; `data.split` is the share that trains, the rest is the validation split (1 = none).

@@ -7,10 +7,11 @@
 //! the per-candidate products nor a per-decision sum exist as tensors.
 //!
 //! The sum itself is one fused libtorch autograd function (`csrc/gated_sum.cpp`) where its CPU kernels take the
-//! operands (fp32 or fp64, all NCHW or all channels-last): its forward and backward each read every operand once,
-//! where the composed ops (`mul`, then `addcmul_` per term) make three full-size passes per term in the backward.
-//! Elsewhere (CUDA, bf16, mixed layouts) the composed ops run. Both give the same forward values and the same
-//! gradients of the candidates' outputs, bit for bit; the gates' gradients are sums over the pixels taken in another
+//! operands (fp32 or fp64 throughout, or bf16 maps with fp32 gates; all NCHW or all channels-last): its forward and
+//! backward each read every operand once, where the composed ops (`mul`, then `addcmul_` per term) make three
+//! full-size passes per term in the backward. Elsewhere (CUDA, mixed layouts) the composed ops run, summing in the
+//! gates' type as the kernels do. Both give the same forward values and the same gradients of the candidates' outputs,
+//! bit for bit; the gates' gradients are sums over the pixels taken in another
 //! order, so they differ in the last bits. `AGNAS_GATED_SUM=composed` runs the composed ops everywhere: the
 //! reference path, and the exact numbers of runs made before the fused kernel.
 use super::attention::SeAttention;

@@ -148,6 +148,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn numbers_flatten_objects_but_not_lists_or_identifiers() {
+        let v = serde_json::json!({"a": 1.5, "seed": 3, "b": {"c": 2, "index": 7, "d": [1, 2]}, "e": "x"});
+        let mut out = BTreeMap::new();
+        numbers(&v, "", &mut out);
+        assert_eq!(out.into_iter().collect::<Vec<_>>(), [("a".to_string(), 1.5), ("b.c".to_string(), 2.0)]);
+    }
+
+    #[test]
     fn failed_write_keeps_the_old_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.json");

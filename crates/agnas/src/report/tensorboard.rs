@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The name TensorBoard's own writer records in the file-version event.
+/// The writer named in the file-version event's source metadata (PyTorch's names its own module there).
 const WRITER: &str = "agnas";
 
 /// Appends events to one file of a run folder; each session of a run (a resume) starts a file of its own, as

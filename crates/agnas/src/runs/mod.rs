@@ -346,14 +346,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_flatten_objects_but_not_lists_or_identifiers() {
-        let v = serde_json::json!({"a": 1.5, "seed": 3, "b": {"c": 2, "index": 7, "d": [1, 2]}, "e": "x"});
-        let mut out = BTreeMap::new();
-        report::numbers(&v, "", &mut out);
-        assert_eq!(out.into_iter().collect::<Vec<_>>(), [("a".to_string(), 1.5), ("b.c".to_string(), 2.0)]);
-    }
-
-    #[test]
     fn stats_use_the_sample_deviation() {
         let row = |v: f64| RunRow { dir: PathBuf::new(), arch: String::new(), metrics: [("m".into(), v)].into() };
         let s = &stats(&[row(1.0), row(2.0), row(3.0), row(4.0)])[0];

@@ -537,15 +537,22 @@ impl<'a> Trainer<'a> {
             totals = Totals::new(self.device);
             if self.dist.is_root() {
                 write_jsonl(&self.out.join("metrics.jsonl"), &state.metrics)?;
-                let events = match &mut events {
-                    Some(writer) => writer,
-                    None => events.insert(EventWriter::create(self.out, tensorboard::now())?),
-                };
-                events.row(state.epoch as i64, &state.metrics[state.metrics.len() - 1])?;
             }
             self.save(&state, &totals, job)?;
+            self.log_row(&mut events, &state)?;
         }
         Ok(state)
+    }
+
+    /// Rank 0 appends the epoch's row to this session's TensorBoard file (created with the first row). After the
+    /// checkpoint: an epoch that a resumed run redoes was never logged, since the event files are append-only.
+    fn log_row<E: Serialize, X>(&self, events: &mut Option<EventWriter>, state: &History<E, X>) -> Result<()> {
+        let Some(row) = state.metrics.last().filter(|_| self.dist.is_root()) else { return Ok(()) };
+        let events = match events {
+            Some(writer) => writer,
+            None => events.insert(EventWriter::create(self.out, tensorboard::now())?),
+        };
+        events.row(state.epoch as i64, row)
     }
 
     /// The trainer's and the job's running sums (handles to them).

@@ -56,32 +56,30 @@ AGNAS_GATED_PICK(double, double, kernels_f64)
 AGNAS_GATED_PICK(c10::BFloat16, float, kernels_bf16)
 #undef AGNAS_GATED_PICK
 
-// The gates' type for maps of type `maps` (the type the sums are taken in); undefined where no kernel takes them.
-std::optional<at::ScalarType> gate_type(at::ScalarType maps) {
+// The one table of what the kernels take: calls `f(T{}, G{})` with the map and gate types (the gates' type is the
+// one the sums are taken in) for maps of type `maps` and returns true, or returns false where no kernel takes them.
+template <typename F>
+bool dispatch(at::ScalarType maps, F&& f) {
   switch (maps) {
     case at::kFloat:
+      f(float{}, float{});
+      return true;
     case at::kDouble:
-      return maps;
+      f(double{}, double{});
+      return true;
     case at::kBFloat16:
-      return at::kFloat;
+      f(c10::BFloat16{}, float{});
+      return true;
     default:
-      return std::nullopt;
+      return false;
   }
 }
 
-// Calls `f(T{}, G{})` with the map and gate types of maps of type `maps` (one that `gate_type` takes).
-template <typename F>
-void dispatch(at::ScalarType maps, F&& f) {
-  switch (maps) {
-    case at::kFloat:
-      return f(float{}, float{});
-    case at::kDouble:
-      return f(double{}, double{});
-    case at::kBFloat16:
-      return f(c10::BFloat16{}, float{});
-    default:
-      TORCH_CHECK(false, "agnas_gated_sum: no kernel for ", maps);
-  }
+// The gates' type for maps of type `maps`; undefined where no kernel takes them.
+std::optional<at::ScalarType> gate_type(at::ScalarType maps) {
+  std::optional<at::ScalarType> gates;
+  dispatch(maps, [&](auto, auto gate_tag) { gates = c10::CppTypeToScalarType<decltype(gate_tag)>::value; });
+  return gates;
 }
 
 at::MemoryFormat format(bool channels_last) {
@@ -124,12 +122,13 @@ struct GatedSum : public torch::autograd::Function<GatedSum> {
     }
     const Shape s = shape_of(ys[0], channels_last);
     at::Tensor out = at::empty(ys[0].sizes(), ys[0].options().memory_format(format(channels_last)));
-    dispatch(out.scalar_type(), [&](auto map_tag, auto gate_tag) {
+    const bool taken = dispatch(out.scalar_type(), [&](auto map_tag, auto gate_tag) {
       using T = decltype(map_tag);
       using G = decltype(gate_tag);
       const T* b = base.has_value() ? base->const_data_ptr<T>() : nullptr;
       kernels<T, G>().forward(s, b, pointers<T>(values).data(), pointers<G>(gs).data(), n, out.mutable_data_ptr<T>());
     });
+    TORCH_CHECK(taken, "agnas_gated_sum: no kernel for ", out.scalar_type());
     std::vector<at::Tensor> saved = values;
     saved.insert(saved.end(), gs.begin(), gs.end());
     ctx->save_for_backward(saved);
@@ -168,12 +167,13 @@ struct GatedSum : public torch::autograd::Function<GatedSum> {
       }
     }
     const Shape s = shape_of(ys[0], channels_last);
-    dispatch(ys[0].scalar_type(), [&](auto map_tag, auto gate_tag) {
+    const bool taken = dispatch(ys[0].scalar_type(), [&](auto map_tag, auto gate_tag) {
       using T = decltype(map_tag);
       using G = decltype(gate_tag);
       kernels<T, G>().backward(s, g.const_data_ptr<T>(), pointers<T>(ys).data(), pointers<G>(gs).data(), n,
                                mutable_pointers<T>(grad_ys).data(), mutable_pointers<G>(grad_gs).data());
     });
+    TORCH_CHECK(taken, "agnas_gated_sum: no kernel for ", ys[0].scalar_type());
     for (int k = 0; k < n; ++k) {
       out[1 + k] = grad_ys[k];
       out[1 + n + k] = grad_gs[k];
